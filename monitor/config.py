@@ -1,0 +1,158 @@
+"""Settings: the TOML file, then MONITOR_* environment variables, then command-line flags.
+
+This is the one place that knows every setting. Relative paths in the file are resolved
+against the file's own directory, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = "config.example.toml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: str | int | float | timedelta) -> timedelta:
+    """'90s', '15m', '6h', '7d' or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 6h, 7d)")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+class FeedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str
+    outlet: str | None = None
+    interval: timedelta = timedelta(minutes=10)
+
+    _d = field_validator("interval", mode="before")(parse_duration)
+
+
+class ChannelConfig(BaseModel):
+    """Where alerts go: an Apprise URL given inline, by environment variable, or by file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+    tags: list[str] = Field(default_factory=lambda: ["all"])
+    format: str = "text"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChannelConfig:
+        given = [x for x in (self.url, self.url_env, self.url_file) if x]
+        if len(given) != 1:
+            raise ValueError(f"channel {self.name!r}: give exactly one of url, url_env, url_file")
+        return self
+
+    def resolve_url(self) -> str | None:
+        """The Apprise URL, or None when its secret source is not set on this machine."""
+        if self.url:
+            return self.url
+        if self.url_env:
+            return os.environ.get(self.url_env) or None
+        assert self.url_file is not None
+        try:
+            return self.url_file.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MONITOR_", extra="forbid", env_nested_delimiter="__"
+    )
+
+    db: str = "sqlite:///monitor.db"
+    rules_dir: Path = Path("rules")
+    log_level: str = "INFO"
+    log_format: str = "plain"
+    deliver_interval: timedelta = timedelta(seconds=2)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+    _d = field_validator("deliver_interval", mode="before")(parse_duration)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags (init) beat the environment, which beats the file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+class ConfigError(ValueError):
+    """The config file or an override is invalid; the message names the file."""
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (or $MONITOR_CONFIG), apply env and flag overrides, resolve paths."""
+    chosen = path or os.environ.get("MONITOR_CONFIG")
+    config_path = Path(chosen) if chosen else None
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    if config_path is not None and not config_path.is_file():
+        raise ConfigError(f"{config_path}: no such config file")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_path})
+
+    try:
+        settings: Settings = FileSettings(**flags)
+    except Exception as exc:  # pydantic and TOML errors alike
+        raise ConfigError(f"{config_path or 'settings'}: {exc}") from exc
+    base = config_path.resolve().parent if config_path else Path.cwd()
+    return _resolve_paths(settings, base, flags)
+
+
+def _resolve_paths(settings: Settings, base: Path, flags: dict[str, Any]) -> Settings:
+    rules_dir = settings.rules_dir if settings.rules_dir.is_absolute() else base / settings.rules_dir
+    db = settings.db
+    if "db" not in flags and db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
+        rel = db.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            db = f"sqlite:///{(base / rel).resolve()}"
+    feeds = [f.model_copy(update={"url": resolve_location(f.url, base)}) for f in settings.feeds]
+    channels = [
+        c.model_copy(update={"url_file": base / c.url_file})
+        if c.url_file and not c.url_file.is_absolute()
+        else c
+        for c in settings.channels
+    ]
+    return settings.model_copy(
+        update={"rules_dir": rules_dir, "db": db, "feeds": feeds, "channels": channels}
+    )
+
+
+def resolve_location(url: str, base: Path) -> str:
+    """A feed location as a URL: http(s) and file URLs stay, bare paths become file:// URLs."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        return url
+    path = Path(url)
+    return (path if path.is_absolute() else base / path).resolve().as_uri()
