@@ -1,0 +1,226 @@
+"""The ingest path, left to right: feed -> items -> page -> text -> facts -> event log.
+
+Each article's events are appended in one transaction, after the network work is done, so a
+crash leaves either all of an article or none of it. Every key is derived from what was read
+(guid or URL, content hash), so reading the same article again appends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
+
+from monitor.config import FeedConfig
+from monitor.events import (
+    ArticleDiscovered,
+    ArticleExtracted,
+    ArticleFailed,
+    ArticleFetched,
+    ArticleRef,
+    FactReported,
+    FeedFailed,
+    FeedPolled,
+)
+from monitor.extract.normalize import normalize
+from monitor.extract.text import ArticleText, TextError, article_text
+from monitor.sources.feeds import FeedError, FeedItem, parse_feed
+from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch
+from monitor.store.log import EventStore, NewEvent
+from monitor.watches import Watch
+
+log = logging.getLogger(__name__)
+
+MAX_FETCH_FAILURES = 3
+
+
+class IngestResult(BaseModel):
+    article_id: str
+    url: str
+    status: str  # "extracted", "failed", "skipped"
+    facts: int = 0
+    new_events: int = 0
+    reason: str | None = None
+
+
+def poll_feed(
+    store: EventStore,
+    feed: FeedConfig,
+    *,
+    limits: FetchLimits | None = None,
+    client: httpx.Client | None = None,
+) -> list[FeedItem]:
+    """Fetch and parse one feed; the outcome is recorded either way, for feed health."""
+    try:
+        doc = fetch(feed.url, limits=limits, client=client)
+        items = parse_feed(doc, feed.name, feed.outlet)
+    except (FetchError, FeedError) as exc:
+        store.append([NewEvent(stream=f"feed:{feed.name}", data=FeedFailed(feed=feed.name, url=feed.url, reason=str(exc)))])
+        log.warning("feed %s failed: %s", feed.name, exc)
+        return []
+    history = store.read_stream(f"feed:{feed.name}")
+    recovering = bool(history) and history[-1].type == "FeedFailed"
+    # An unchanged feed adds nothing to the log; the first success after a failure always does.
+    key = f"polled:{feed.name}:{doc.content_hash}" + (f":after:{history[-1].seq}" if recovering else "")
+    known = sum(1 for i in items if _is_known(store, i.article_id))
+    store.append(
+        [
+            NewEvent(
+                stream=f"feed:{feed.name}",
+                data=FeedPolled(feed=feed.name, url=feed.url, items=len(items), new_items=len(items) - known),
+                idempotency_key=key,
+            )
+        ]
+    )
+    return items
+
+
+def _is_known(store: EventStore, article_id: str) -> bool:
+    return any(e.type in ("ArticleExtracted",) for e in store.read_stream(f"article:{article_id}"))
+
+
+def ingest_item(
+    store: EventStore,
+    item: FeedItem,
+    watches: Sequence[Watch],
+    *,
+    limits: FetchLimits | None = None,
+    client: httpx.Client | None = None,
+) -> IngestResult:
+    """Fetch, extract and normalize one article, then append all its events at once."""
+    stream = f"article:{item.article_id}"
+    history = store.read_stream(stream)
+    if any(e.type == "ArticleExtracted" for e in history):
+        return IngestResult(article_id=item.article_id, url=item.url, status="skipped", reason="already extracted")
+    failures = [e for e in history if e.type == "ArticleFailed"]
+    if len(failures) >= MAX_FETCH_FAILURES or any(
+        isinstance(e.data, ArticleFailed) and e.data.stage != "fetch" for e in failures
+    ):
+        return IngestResult(article_id=item.article_id, url=item.url, status="skipped", reason="failed before")
+    discovered = _discovered(item)
+    try:
+        page = fetch(item.url, limits=limits, client=client)
+    except FetchError as exc:
+        return _fail(store, item, [discovered], "fetch", str(exc), len(failures))
+    fetched = _fetched(item, page)
+    try:
+        text = article_text(page.body, url=page.final_url, content_type=page.content_type)
+    except TextError as exc:
+        return _fail(store, item, [discovered, fetched], "extract", str(exc), len(failures))
+    events = [discovered, fetched, *_extracted(item, text, watches)]
+    result = store.append(events)
+    facts = sum(1 for e in events if isinstance(e.data, FactReported))
+    log.info("article %s: %d facts (%s)", item.url, facts, item.outlet or item.feed)
+    return IngestResult(
+        article_id=item.article_id,
+        url=item.url,
+        status="extracted",
+        facts=facts,
+        new_events=len(result.new),
+    )
+
+
+def _discovered(item: FeedItem) -> NewEvent:
+    return NewEvent(
+        stream=f"article:{item.article_id}",
+        data=ArticleDiscovered(
+            article_id=item.article_id,
+            feed=item.feed,
+            url=item.url,
+            guid=item.guid,
+            title=item.title,
+            outlet=item.outlet,
+            published=item.published,
+        ),
+        idempotency_key=f"discovered:{item.article_id}",
+        occurred_at=item.published,
+    )
+
+
+def _fetched(item: FeedItem, page: Fetched) -> NewEvent:
+    return NewEvent(
+        stream=f"article:{item.article_id}",
+        data=ArticleFetched(
+            article_id=item.article_id,
+            url=item.url,
+            final_url=page.final_url,
+            status=page.status,
+            content_type=page.content_type,
+            content_hash=page.content_hash,
+            size=len(page.body),
+        ),
+        idempotency_key=f"fetched:{item.article_id}:{page.content_hash}",
+        occurred_at=item.published,
+    )
+
+
+def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> list[NewEvent]:
+    relevant = [w for w in watches if w.is_relevant(text.text)]
+    published = item.published or text.published
+    stream = f"article:{item.article_id}"
+    out = [
+        NewEvent(
+            stream=stream,
+            data=ArticleExtracted(
+                article_id=item.article_id,
+                url=item.url,
+                title=item.title or text.title,
+                text=text.text,
+                text_hash=text.text_hash,
+                language=text.language,
+                published=published,
+                watches=[w.id for w in relevant],
+            ),
+            idempotency_key=f"extracted:{item.article_id}:{text.text_hash}",
+            occurred_at=published,
+        )
+    ]
+    ref = ArticleRef(
+        article_id=item.article_id,
+        url=item.url,
+        outlet=item.outlet,
+        title=item.title or text.title,
+        published=published,
+    )
+    for watch in relevant:
+        for index, fact in enumerate(normalize(text.text, watch)):
+            out.append(
+                NewEvent(
+                    stream=stream,
+                    data=FactReported(watch=watch.id, article=ref, fact=fact),
+                    # Keyed on the text, not the URL: the same story syndicated under another
+                    # address adds no facts a second time.
+                    idempotency_key=f"fact:{watch.id}:{text.text_hash}:{index}:{fact.type}",
+                    occurred_at=published,
+                )
+            )
+    return out
+
+
+def _fail(
+    store: EventStore, item: FeedItem, events: list[NewEvent], stage: str, reason: str, previous: int
+) -> IngestResult:
+    failed = NewEvent(
+        stream=f"article:{item.article_id}",
+        data=ArticleFailed(article_id=item.article_id, url=item.url, stage=stage, reason=reason),
+        idempotency_key=f"failed:{item.article_id}:{stage}:{previous + 1}",
+        occurred_at=item.published,
+    )
+    result = store.append([*events, failed])
+    log.warning("article %s failed at %s: %s", item.url, stage, reason)
+    return IngestResult(
+        article_id=item.article_id,
+        url=item.url,
+        status="failed",
+        reason=reason,
+        new_events=len(result.new),
+    )
+
+
+def item_for_file(path: Path) -> FeedItem:
+    """An article file given directly (no feed): its URL is its file:// location."""
+    url = path.resolve().as_uri()
+    return FeedItem(feed="file", url=url, guid=url, title=path.stem)
