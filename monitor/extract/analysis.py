@@ -1,0 +1,336 @@
+"""One sentence, prepared for the fact rules: tokens, actor roles, counts and the speaker.
+
+Every rule module works on the same `Sentence`: a token list in which actor names and counts
+are single tokens, plus a "signature" string (one item per token, words lower-cased, actors
+as E<i>, counts as N<i>) so that rules can be regexes over tokens rather than characters.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+from monitor.extract.gazetteer import Mention
+from monitor.extract.numbers import Quantity
+
+
+def words(text: str) -> list[str]:
+    """A word list written as one string: keeps the lexicons compact and readable."""
+    return text.split()
+
+
+_WORD = re.compile(r"['’]s\b|[A-Za-z]+(?:(?:-|['’](?!s\b))[A-Za-z]+)*|\d+(?:[.,]\d+)*|\S")
+MONTHS = frozenset(
+    words(
+        "january february march april may june july august september october november december "
+        "jan feb mar apr jun jul aug sep sept oct nov dec"
+    )
+)
+_LOC_PREPS = frozenset(
+    words(
+        "in at near into inside outside across throughout toward towards through via within around"
+    )
+)
+_SPEECH = frozenset(
+    words(
+        "said says say told announced reported reports claimed claims claim stated added "
+        "confirmed confirms denied denies insisted alleged alleges accused charge charged "
+        "acknowledged declared noted warned"
+    )
+)
+_SPEAKER_NOUNS = frozenset(
+    words(
+        "ministry minister officials official spokesman spokeswoman spokesperson army military "
+        "forces government authorities sources source president command office agency media "
+        "commander chief governor mayor police service services department secretary ombudsman "
+        "statement defense defence foreign interior press mod general leader leaders prime and of "
+        "the for its his her their air force navy aide adviser advisor envoy"
+    )
+)
+
+
+@dataclass(slots=True)
+class Token:
+    """One token: kind E (actor), N (count), W (word) or P (punctuation)."""
+
+    kind: str
+    text: str  # lower-cased for words; the sig item for E/N
+    start: int  # absolute offsets into the article text
+    end: int
+    ref: int = -1  # index into Sentence.mentions / Sentence.quantities
+
+
+@dataclass(slots=True)
+class Sentence:
+    """A sentence with its tokens and the roles of the actors it names."""
+
+    text: str  # the article text (not just this sentence)
+    start: int
+    end: int
+    index: int
+    mentions: list[Mention]
+    quantities: list[Quantity]
+    tokens: list[Token] = field(default_factory=list)
+    sig: str = ""
+    offsets: list[int] = field(default_factory=list)
+    location: set[int] = field(default_factory=set)  # mention indices used as places
+    modifier: set[int] = field(default_factory=set)  # mention indices that only qualify
+    accuser: set[int] = field(default_factory=set)  # "allegations from France and Iran"
+    speaker: str | None = None
+    speaker_code: str | None = None
+    speaker_end: int = -1  # token index after the speaker phrase (-1: none)
+    actor_tokens: list[int] = field(default_factory=list)  # indices of E tokens
+    memo: dict = field(default_factory=dict)  # per-sentence results shared by rule modules
+
+    @property
+    def quote(self) -> str:
+        return self.text[self.start : self.end]
+
+    def token_at(self, sig_pos: int) -> int:
+        """The token index at a position of the signature string."""
+        return max(0, bisect.bisect_right(self.offsets, sig_pos) - 1)
+
+    def words(self, i: int, j: int) -> str:
+        return " ".join(t.text for t in self.tokens[max(0, i) : max(0, j)])
+
+    def mention(self, token: Token) -> Mention:
+        return self.mentions[token.ref]
+
+    def is_actor_token(self, i: int) -> bool:
+        """An E token that names an actor in this sentence (not a place or a modifier)."""
+        t = self.tokens[i]
+        return (
+            t.kind == "E"
+            and self.mentions[t.ref].is_actor
+            and t.ref not in self.location
+            and t.ref not in self.modifier
+        )
+
+
+def build_sentence(
+    text: str,
+    start: int,
+    end: int,
+    index: int,
+    mentions: list[Mention],
+    quantities: list[Quantity],
+) -> Sentence:
+    """Tokenise one sentence and work out the roles of its actor names and its speaker."""
+    sent = Sentence(text, start, end, index, mentions, quantities)
+    _tokenise(sent)
+    _mark_roles(sent)
+    _find_speaker(sent)
+    return sent
+
+
+def _tokenise(sent: Sentence) -> None:
+    spans: list[tuple[int, int, str, int]] = [
+        (m.start, m.end, "E", i) for i, m in enumerate(sent.mentions)
+    ]
+    taken = [(m.start, m.end) for m in sent.mentions]
+    for i, q in enumerate(sent.quantities):
+        if not any(s < q.end and q.start < e for s, e in taken):
+            spans.append((q.start, q.end, "N", i))
+    spans.sort()
+    tokens: list[Token] = []
+    cursor = sent.start
+    text = sent.text
+    for s, e, kind, ref in spans:
+        if s > cursor:
+            _plain_tokens(text, cursor, s, tokens)
+        tokens.append(Token(kind, f"{kind}{ref}", s, e, ref))
+        cursor = e
+    _plain_tokens(text, cursor, sent.end, tokens)
+    sent.tokens = tokens
+    pos = 0
+    offsets: list[int] = []
+    for t in tokens:
+        offsets.append(pos)
+        pos += len(t.text) + 1
+    sent.offsets = offsets
+    sent.sig = " ".join(t.text for t in tokens)
+    sent.actor_tokens = [k for k, t in enumerate(tokens) if t.kind == "E"]
+
+
+def _plain_tokens(text: str, start: int, end: int, out: list[Token]) -> None:
+    """Words and punctuation between actor names and counts (a hot loop: kept flat)."""
+    append = out.append
+    punct = _PUNCT_MAP
+    for m in _WORD.finditer(text, start, end):
+        word = m.group()
+        first = word[0]
+        if first.isalnum():
+            low = word.lower()
+            append(Token("W", low.replace("’", "'") if "’" in low else low, m.start(), m.end()))
+        elif len(word) == 2:
+            append(Token("W", "'s", m.start(), m.end()))
+        else:
+            append(Token("P", punct.get(word, word), m.start(), m.end()))
+
+
+_PUNCT_MAP = {"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-"}
+
+
+_ACCUSATIONS = frozenset(
+    words(
+        "allegations allegation accusations accusation claims claim charges reports criticism "
+        "condemnation calls call appeals pressure"
+    )
+)
+_PLACE_ADJECTIVES = frozenset(
+    words(
+        "the southern northern eastern western central south north east west neighbouring "
+        "neighboring occupied war-torn rebel-held government-held upper lower greater"
+    )
+)
+_HEAD_FOLLOWERS = frozenset(
+    words(
+        "and or to on as for where which that after before with while when from in at by since "
+        "during near over under into amid until who whose"
+    )
+)
+
+
+def _prev_word(sent: Sentence, i: int) -> str:
+    j = i - 1
+    while j >= 0 and sent.tokens[j].text in _PLACE_ADJECTIVES | {'"'}:
+        j -= 1
+    return sent.tokens[j].text if j >= 0 else ""
+
+
+def _mark_roles(sent: Sentence) -> None:
+    """Places ("in Riga, Latvia") and modifiers ("Russian paramilitary group Wagner",
+    "Armenian Cypriots", "Russia's RIA agency") are names but not actors here."""
+    toks = sent.tokens
+    last_loc_token = -10
+    accusing = -10
+    for i, t in enumerate(toks):
+        if (
+            t.kind == "W"
+            and t.text in ("from", "by")
+            and i > 0
+            and toks[i - 1].text in _ACCUSATIONS
+        ):
+            accusing = i
+        if t.kind == "W" and t.text in ("that", "of", ".", ";") and accusing >= 0:
+            accusing = -10
+        if t.kind != "E":
+            continue
+        if 0 <= accusing < i:
+            sent.accuser.add(t.ref)
+        m = sent.mentions[t.ref]
+        prev = _prev_word(sent, i)
+        nxt = toks[i + 1].text if i + 1 < len(toks) else ""
+        nxt2 = toks[i + 2].text if i + 2 < len(toks) else ""
+        heads = nxt in _HEAD_FOLLOWERS or not nxt or toks[i + 1].kind in ("P", "E", "N")
+        if (prev in _LOC_PREPS and heads) or (prev == "," and last_loc_token == i - 2):
+            sent.location.add(t.ref)
+            last_loc_token = i
+            continue
+        if nxt in ("capital", "state", "border", "time", "airspace", "territory", "soil") or (
+            nxt == "'s" and nxt2 in ("capital", "airspace", "territory", "soil")
+        ):
+            sent.location.add(t.ref)
+            continue
+        if m.form in ("adj", "people", "name") and _qualifies_following_org(sent, i):
+            sent.modifier.add(t.ref)
+            continue
+        if m.form in ("adj", "people") and i > 0 and toks[i - 1].kind == "E":
+            before = sent.mentions[toks[i - 1].ref]
+            if before.form == "adj":
+                sent.modifier.add(t.ref)  # a diaspora ("Armenian Cypriots")
+
+
+def _qualifies_following_org(sent: Sentence, i: int) -> bool:
+    """Whether the name at token i only qualifies an organisation named right after it."""
+    for j in range(i + 1, min(i + 5, len(sent.tokens))):
+        t = sent.tokens[j]
+        if t.kind == "E":
+            m = sent.mentions[t.ref]
+            return m.kind in ("group", "media", "ngo", "igo") and not m.party
+        if t.kind == "P" and t.text not in ("'s", "-"):
+            return False
+    return False
+
+
+def _find_speaker(sent: Sentence) -> None:
+    toks = sent.tokens
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t.text == "according" and i + 1 < n and toks[i + 1].text == "to":
+            j = i + 2
+            k = j
+            while k < n and toks[k].text not in (",", ".", ";", "on", "in", "that", "who"):
+                k += 1
+            _set_speaker(sent, j, k)
+            if sent.speaker:
+                return
+    for i, t in enumerate(toks):
+        if t.text == "quoted":
+            k = i + 1
+            while k < n and toks[k].text not in ("as", ",", "."):
+                k += 1
+            _set_speaker(sent, i + 1, k)
+            if sent.speaker:
+                return
+    for i, t in enumerate(toks):
+        if t.kind == "W" and t.text in _SPEECH:
+            j = i
+            while j > 0 and (_speaker_like(sent, j - 1) or _modifier_gap(sent, j - 1)):
+                j -= 1
+            if j < i:
+                _set_speaker(sent, j, i)
+                if sent.speaker:
+                    return
+            k = 0
+            while k < i and _speaker_like(sent, k):
+                k += 1
+            if k > 0:
+                _set_speaker(sent, 0, k, need_actor=True)
+                if sent.speaker:
+                    return
+            return
+
+
+def _modifier_gap(sent: Sentence, i: int) -> bool:
+    """A lower-case modifier inside a speaker phrase ("Yemen's health ministry"): a word
+    with a possessive, a name or a capitalised word right before it."""
+    t = sent.tokens[i]
+    if t.kind != "W" or t.text in ("that", "but", "and", "which", "who", "as", "it", "they"):
+        return False
+    return i > 0 and (sent.tokens[i - 1].text == "'s" or sent.tokens[i - 1].kind == "E")
+
+
+def _speaker_like(sent: Sentence, i: int) -> bool:
+    t = sent.tokens[i]
+    if t.kind == "E":
+        return True
+    if t.kind == "P":
+        return t.text in ("'s", "-", "(", ")")
+    if t.kind != "W":
+        return False
+    raw = sent.text[t.start : t.end]
+    return t.text in _SPEAKER_NOUNS or t.text == "'s" or raw[:1].isupper()
+
+
+def _set_speaker(sent: Sentence, i: int, j: int, need_actor: bool = False) -> None:
+    toks = sent.tokens
+    while i < j and toks[i].text in ("the", "and", "of", "'s", ",", '"'):
+        i += 1
+    while j > i and toks[j - 1].text in ("the", "and", "of", ",", "'s", '"', "("):
+        j -= 1
+    if j <= i:
+        return
+    has_name = any(
+        t.kind == "E" or (not need_actor and sent.text[t.start : t.start + 1].isupper())
+        for t in toks[i:j]
+    )
+    if not has_name:
+        return
+    sent.speaker = sent.text[toks[i].start : toks[j - 1].end]
+    sent.speaker_end = j
+    for t in toks[i:j]:
+        if t.kind == "E" and sent.mentions[t.ref].is_actor:
+            sent.speaker_code = sent.mentions[t.ref].code
+            break

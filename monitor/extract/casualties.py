@@ -1,0 +1,1139 @@
+"""Casualty reports: who was killed, wounded, missing or captured, how many, and how sure.
+
+Each count in a sentence is read as a small noun phrase ("at least 84 servicemen", "dozens of
+its soldiers", "46") and linked to an outcome by three rules, strongest first: an outcome noun
+right after it ("14 dead", "10 civilian injuries"), an outcome verb right before it ("killed
+10 militants", "injuring ten others"), or an outcome participle later in the same clause
+("Nine civilians, including four women, were killed"). Totals, increments and earlier wars
+are recognised from cue words around the count (see CONVENTIONS.md for their meaning).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from monitor.extract.analysis import MONTHS, Sentence, Token, words
+from monitor.extract.gazetteer import trie_pattern
+
+CIVILIAN = "civilian"
+MILITARY = "military"
+UNKNOWN = "unknown"
+
+_PLURAL_NOUNS: dict[str, str] = {
+    **dict.fromkeys(
+        words(
+            "civilians villagers residents children women men boys girls farmers students "
+            "worshippers passengers pedestrians journalists reporters workers doctors medics "
+            "patients refugees migrants shepherds pastoralists teachers sailors infants babies "
+            "teenagers youths herders traders fishermen miners pilgrims protesters protestors "
+            "demonstrators voters"
+        ),
+        CIVILIAN,
+    ),
+    **dict.fromkeys(
+        words(
+            "soldiers servicemen troops fighters rebels militants insurgents jihadists terrorists "
+            "gunmen militiamen militias combatants personnel officers policemen police guards "
+            "commanders pilots peacekeepers operatives members marines paratroopers recruits "
+            "conscripts mercenaries elements cadres guerrillas crew airmen gendarmes agents "
+            "militia forces army servicemembers seamen attackers assailants suspects traffickers "
+            "criminals robbers bandits poachers kidnappers gangsters cultists vigilantes herdsmen "
+            "tribesmen clansmen maoists naxals loggers smugglers pirates"
+        ),
+        MILITARY,
+    ),
+    **dict.fromkeys(
+        words(
+            "people persons individuals others victims bodies corpses lives hostages prisoners "
+            "captives abductees pows detainees them whom citizens nationals locals inmates "
+            "bystanders relatives"
+        ),
+        UNKNOWN,
+    ),
+}
+_SINGULAR_NOUNS: dict[str, str] = {
+    **dict.fromkeys(
+        words(
+            "civilian villager resident child woman man boy girl farmer student worshipper "
+            "passenger pedestrian journalist reporter worker doctor medic nurse patient refugee "
+            "shepherd pastoralist teacher sailor infant baby teenager youth herder trader "
+            "fisherman businessman shopkeeper activist imam priest politician mayor councillor "
+            "judge lawyer employee motorist toddler adolescent elder driver photographer"
+        ),
+        CIVILIAN,
+    ),
+    **dict.fromkeys(
+        words(
+            "soldier serviceman fighter rebel militant insurgent jihadist gunman militiaman "
+            "combatant officer policeman policewoman guard commander pilot peacekeeper operative "
+            "marine paratrooper conscript mercenary guerrilla airman gendarme agent sergeant "
+            "captain lieutenant colonel general attacker assailant bomber"
+        ),
+        MILITARY,
+    ),
+    **dict.fromkeys(
+        ["person", "individual", "victim", "member", "leader", "official", "body"], UNKNOWN
+    ),
+}
+# Nouns that carry their outcome: "bodies" are dead, "hostages" are captured.
+_INHERENT = {
+    **dict.fromkeys(["bodies", "corpses", "body", "lives"], "killed"),
+    **dict.fromkeys(
+        ["hostages", "prisoners", "captives", "abductees", "pows", "detainees"], "captured"
+    ),
+}
+_OUTCOME_WORDS: dict[str, str] = {
+    **dict.fromkeys(
+        words(
+            "killed dead died die dies slain perished murdered executed massacred beheaded "
+            "eliminated deceased lynched assassinated succumbed lost"
+        ),
+        "killed",
+    ),
+    **dict.fromkeys(["wounded", "injured", "hurt"], "wounded"),
+    "missing": "missing",
+    **dict.fromkeys(
+        words("captured abducted kidnapped detained hostage prisoner prisoners captive custody"),
+        "captured",
+    ),
+}
+_OUTCOME_NOUNS: dict[str, str] = {
+    **dict.fromkeys(
+        ["deaths", "death", "fatalities", "fatality", "dead", "killed", "bodies", "lives"], "killed"
+    ),
+    **dict.fromkeys(["injuries", "injured", "wounded"], "wounded"),
+    "missing": "missing",
+    **dict.fromkeys(["hostages", "prisoners", "captives", "abductees", "pows"], "captured"),
+    "casualties": "casualties",
+}
+_VERBS_BEFORE: dict[str, str] = {
+    **dict.fromkeys(
+        words(
+            "killed killing kill kills dead lost losing lose loses executed executing murdered "
+            "murdering massacred massacring beheaded beheading slaughtered eliminated eliminating "
+            "neutralized neutralised neutralizing"
+        ),
+        "killed",
+    ),
+    **dict.fromkeys(
+        ["wounded", "wounding", "wound", "wounds", "injured", "injuring", "injure", "injures"],
+        "wounded",
+    ),
+    **dict.fromkeys(
+        words(
+            "captured capturing capture captures abducted abducting abduct kidnapped kidnapping "
+            "kidnap detained detaining detain"
+        ),
+        "captured",
+    ),
+}
+_OF_NOUNS = {
+    **dict.fromkeys(
+        ["deaths", "death", "bodies", "body", "lives", "killing", "killings", "remains", "corpses"],
+        "killed",
+    ),
+    **dict.fromkeys(["abduction", "abductions", "kidnapping"], "captured"),
+}
+_AUX = frozenset(
+    words(
+        "were was have has had been be are is being reportedly also all both later allegedly "
+        "reported believed feared confirmed thought presumed to remain remained remains still now "
+        "since then subsequently eventually among those considered listed declared presumed "
+        "officially initially"
+    )
+)
+_CLAUSE_STOP = frozenset(
+    [".", ";", ":", "but", "while", "whereas", "after", "before", "when", "as", "because"]
+)
+_FUNCTION = frozenset(
+    words(
+        "and or in on at by from with for to the a an that which who were was is are have has had "
+        "been be said says told after before during when while as than into"
+    )
+)
+_QUALIFIERS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("at", "least"), "at_least"),
+    (("more", "than"), "at_least"),
+    (("upwards", "of"), "at_least"),
+    (("in", "excess", "of"), "at_least"),
+    (("no", "fewer", "than"), "at_least"),
+    (("no", "less", "than"), "at_least"),
+    (("over",), "at_least"),
+    (("surpassed",), "at_least"),
+    (("exceeded",), "at_least"),
+    (("an", "estimated"), "about"),
+    (("estimated",), "about"),
+    (("about",), "about"),
+    (("around",), "about"),
+    (("some",), "about"),
+    (("roughly",), "about"),
+    (("nearly",), "about"),
+    (("almost",), "about"),
+    (("approximately",), "about"),
+    (("close", "to"), "about"),
+    (("up", "to"), "about"),
+    (("as", "many", "as"), "about"),
+)
+_INCREMENT_BEFORE = (("another",), ("an", "additional"), ("additional",), ("a", "further"))
+_UNIT_AFTER = frozenset(
+    words(
+        "percent % per km kilometres kilometers miles mile square sq metres meters feet tons "
+        "tonnes kg kilograms pounds barrels hours hour days day weeks week months month years "
+        "year minutes seconds dollars euros am pm a.m p.m"
+    )
+)
+
+_TOTAL_BEFORE = re.compile(
+    r"(?:toll|total|tally|number|figure|count)\b.{0,130}?\b(?:to|at|of|is|was|"
+    r"reached|hit|surpassed|exceeded|passed|as|be|stands at|stood at|now) "
+    r"(?:(?:at least|more than|over|about|some|around|nearly|almost|roughly|an estimated) )?$"
+)
+_BRINGING = re.compile(r"\b(?:bringing|raising|pushing|taking) (?:it )?to $")
+_TOTAL_OF = re.compile(r"\b(?:a total of|total of|in all|altogether) $")
+_INCREASE = re.compile(
+    r"\b(?:increased|rose|risen|grew|climbed|jumped|went up|gone up|increase|rise) by (N\d+)"
+    r"(?: to| , (?:bringing|raising|taking) (?:the |its )?(?:total|toll|tally|number)"
+    r"(?: \w+){0,4} to) (?:(?:at least|more than|over|about|some|nearly) )?(N\d+)"
+)
+_CUMULATIVE_CUES = re.compile(
+    r"\b(?:since|so far|to date|in total|overall|as of|this year|this month|this week|"
+    r"over the (?:past|last|previous)|in the (?:past|last)|has claimed|have claimed|"
+    r"(?:days|weeks|months|years) of (?:fighting|clashes|conflict|war|violence|hostilities)|"
+    r"death toll|total|cumulative|(?:war|conflict|fighting|insurgency|violence|hostilities|"
+    r"offensive|invasion|clashes) (?:\w+ ){0,8}?(?:has|have) (?:so far )?(?:killed|left|"
+    r"claimed))\b"
+)
+_HISTORICAL_CUES = re.compile(
+    r"\b(?:last year|years ago|decades ago|(?:in|of|during) (?:the )?(?:late |early |mid )?"
+    r"(?:(?:" + "|".join(sorted(MONTHS)) + r") )?N\d+(?: s)?|"
+    r"previous war|earlier war|last war)\b"
+)
+_DECADE = re.compile(r"\b(?:19|20)\d0s\b")
+_LUMPED = re.compile(
+    r"^(?:killed|dead|wounded|injured)(?: ,)? (?:and|or|,) (?:killed|dead|wounded|injured)"
+)
+
+
+@dataclass(slots=True)
+class Report:
+    """One casualty figure as read from one sentence (before passage-level merging)."""
+
+    sentence: Sentence
+    token: int
+    outcome: str
+    count: int | None
+    qualifier: str
+    acled: int | None
+    category: str
+    party: str | None
+    cumulative: bool
+    increment: int | None = None
+    historical: bool = False
+    subset: bool = False
+    definite: bool = False  # "the victim": refers back to a figure given elsewhere
+    claimed: bool = False
+
+
+# --- helpers over tokens ----------------------------------------------------------------------
+
+
+def _text(sent: Sentence, i: int) -> str:
+    return sent.tokens[i].text if 0 <= i < len(sent.tokens) else ""
+
+
+def _ends_with(sent: Sentence, i: int, words: tuple[str, ...]) -> bool:
+    """Whether the tokens ending just before index i spell `words`."""
+    n = len(words)
+    if i - n < 0:
+        return False
+    return tuple(t.text for t in sent.tokens[i - n : i]) == words
+
+
+def _qualifier(sent: Sentence, i: int) -> tuple[str, int]:
+    """The qualifier before the count at token i, and the index where the phrase starts."""
+    found, start = "exact", i
+    for phrase, qual in _QUALIFIERS:
+        if _ends_with(sent, i, phrase):
+            found, start = qual, i - len(phrase)
+            break
+    if found != "exact":
+        for phrase, qual in _QUALIFIERS:  # "at least some 1,000": the outer qualifier wins
+            if qual == "at_least" and _ends_with(sent, start, phrase):
+                return qual, start - len(phrase)
+    if _text(sent, i - 1) == "between" and _text(sent, i + 1) in ("and", "to"):
+        return "at_least", i - 1
+    if (
+        _text(sent, i + 1) in ("to", "-")
+        and sent.tokens[min(i + 2, len(sent.tokens) - 1)].kind == "N"
+    ):
+        return "at_least", start
+    return found, start
+
+
+def _is_excluded_number(sent: Sentence, i: int) -> bool:
+    """Dates, times, years and measurements are not counts of people."""
+    tok = sent.tokens[i]
+    q = sent.quantities[tok.ref]
+    raw = sent.text[tok.start : tok.end]
+    prev, nxt = _text(sent, i - 1), _text(sent, i + 1)
+    if prev in MONTHS or nxt in MONTHS or nxt in _UNIT_AFTER or nxt == ":" or prev == ":":
+        return True
+    if prev in ("$", "€", "£", "no", "number", "no.", "page", "article", "resolution"):
+        return True
+    if q.vague is None and not q.is_word and re.fullmatch(r"(?:19|20)\d\d", raw):
+        return _person_after(sent, i) is None
+    return False
+
+
+def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
+    """The person noun heading the phrase after token i: (index, category), or None."""
+    toks = sent.tokens
+    free = 0
+    single = toks[i].kind == "N" and sent.quantities[toks[i].ref].value == 1
+    j = i + 1
+    while j < len(toks) and j <= i + 12:
+        t = toks[j]
+        if t.kind == "E":
+            m = sent.mentions[t.ref]
+            if m.form == "people":
+                return j, UNKNOWN
+            j += 1
+            continue
+        if t.kind == "N":
+            return None
+        if t.kind == "P":
+            if t.text in ("-", "'s", '"', "(", ")", "/", "&"):
+                j += 1
+                continue
+            return None
+        w = t.text
+        if single and w in _SINGULAR_NOUNS:
+            return j, _SINGULAR_NOUNS[w]
+        if sent.text[t.start : t.start + 1].isupper() and w not in _PLURAL_NOUNS:
+            j += 1
+            continue
+        if w in _PLURAL_NOUNS:
+            if w == "police" and _text(sent, j + 1) in ("officers", "personnel", "men"):
+                j += 1
+                continue
+            return j, _PLURAL_NOUNS[w]
+        if w in ("of", "the", "its", "their", "his", "her", "our", "other", "more", "whom"):
+            j += 1
+            continue
+        if w in _FUNCTION or w in _OUTCOME_WORDS or w in _OUTCOME_NOUNS or w in _AUX:
+            return None
+        if not sent.text[t.start : t.start + 1].isupper():
+            free += 1
+        if free > 3:
+            return None
+        j += 1
+    return None
+
+
+def _category_in(sent: Sentence, i: int, j: int, default: str) -> str:
+    words = {t.text for t in sent.tokens[i:j]}
+    if "civilian" in words or "civilians" in words:
+        return CIVILIAN
+    if words & {"military", "army", "security", "police", "militia", "armed"}:
+        return MILITARY
+    return default
+
+
+def _party_in(sent: Sentence, i: int, j: int) -> str | None:
+    """The actor qualifying a noun phrase: "Armenian soldiers", "its servicemen"."""
+    found: str | None = None
+    for k in range(i, j + 1):
+        t = sent.tokens[k] if k < len(sent.tokens) else None
+        if t is None:
+            break
+        if t.kind == "E" and sent.mentions[t.ref].is_actor and t.ref not in sent.location:
+            found = sent.mentions[t.ref].code
+        elif t.text in ("its", "our", "their", "his") and found is None:
+            found = sent.speaker_code
+    return found
+
+
+def _party_after(sent: Sentence, j: int) -> str | None:
+    """An actor given after the noun: "of the Armenian Air Force", "on its side"."""
+    toks = sent.tokens
+    k = j + 1
+    if k < len(toks) and toks[k].text in ("of", "from") and k + 1 < len(toks):
+        k2 = k + 1 + (toks[k + 1].text == "the")
+        if k2 < len(toks) and sent.is_actor_token(k2):
+            return sent.mentions[toks[k2].ref].code
+    m = re.search(r"\bon (?:the |its |their )?(?:(E\d+) )?(?:[\w-]+ )?(?:'s )?side\b", sent.sig)
+    if m:
+        if m.group(1):
+            return sent.mentions[int(m.group(1)[1:])].code
+        if re.match(r"on (?:its|their) side", m.group(0)):
+            return sent.speaker_code
+    return None
+
+
+# --- outcome linking ----------------------------------------------------------------------------
+
+
+def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
+    """An outcome noun or participle right after the phrase ending at token j."""
+    k = j + 1
+    while _text(sent, k) in (
+        '"',
+        "'",
+        "civilian",
+        "military",
+        "other",
+        "more",
+        "confirmed",
+        "reported",
+        "additional",
+        "further",
+        "new",
+    ):
+        k += 1
+    w = _text(sent, k)
+    if w in _OUTCOME_NOUNS:
+        return _OUTCOME_NOUNS[w], k
+    if w in ("killed", "died", "dead", "wounded", "injured", "missing"):
+        return _OUTCOME_WORDS[w], k
+    return None
+
+
+def _outcome_before(sent: Sentence, start: int) -> str | None:
+    """An outcome verb right before the phrase: "killed at least 10", "deaths of four"."""
+    k = start - 1
+    if (
+        _text(sent, k) in ("were", "are")
+        and _text(sent, k - 1) in ("victims", "dead", "killed", "deceased", "fatalities")
+        and _text(sent, k - 3) == "among"
+    ):
+        return "killed"
+    while k >= 0 and sent.tokens[k].text in (
+        "also",
+        "reportedly",
+        "allegedly",
+        "a",
+        "total",
+        "of",
+        "the",
+        "all",
+    ):
+        if sent.tokens[k].text == "of" and _text(sent, k - 1) in _OF_NOUNS:
+            return _OF_NOUNS[_text(sent, k - 1)]
+        if sent.tokens[k].text == "of" and _text(sent, k - 1) != "total":
+            return None
+        k -= 1
+    w = _text(sent, k)
+    if w in _VERBS_BEFORE:
+        if w == "dead" and _text(sent, k - 1) != "shot":
+            return None
+        return _VERBS_BEFORE[w]
+    if w == "of" and _text(sent, k - 1) in _OF_NOUNS:
+        return _OF_NOUNS[_text(sent, k - 1)]
+    return None
+
+
+def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[str, int] | None:
+    """An outcome participle later in the clause; `strict` allows only auxiliaries between."""
+    toks = sent.tokens
+    k = j + 1
+    limit = min(len(toks), j + (6 if strict else 22))
+    while k < limit:
+        t = toks[k]
+        w = t.text
+        if w in _OUTCOME_WORDS:
+            if w == "lost" and _text(sent, k + 2) not in ("lives", "life"):
+                return None
+            if _active_use(sent, k):
+                return None
+            if w in ("hostage", "prisoner", "prisoners", "captive", "custody") and not (
+                _text(sent, k - 1) in ("taken", "held", "into", "in", "as", "a", "took")
+                or _text(sent, k - 2) in ("taken", "held", "took")
+            ):
+                return None
+            return _OUTCOME_WORDS[w], k
+        if w in _CLAUSE_STOP and not (w == "as" and _text(sent, k + 1) == "well"):
+            return None
+        if w == "shot" and _text(sent, k - 1) not in _AUX:
+            return None
+        if w in _STOP_VERBS:
+            return None
+        if w == "(":
+            close = next(
+                (x for x in range(k + 1, min(k + 14, len(toks))) if toks[x].text == ")"), None
+            )
+            k = (close if close is not None else k) + 1
+            continue
+        if strict and w == "including":
+            aux = next(
+                (
+                    x
+                    for x in range(k + 1, min(k + 12, len(toks)))
+                    if toks[x].text in ("were", "was", "are", "have", "had")
+                ),
+                None,
+            )
+            if aux is None:
+                return None
+            k = aux
+            continue
+        if strict:
+            if w == ",":
+                close = next(
+                    (x for x in range(k + 1, min(k + 8, len(toks))) if toks[x].text == ","), None
+                )
+                k = (close if close is not None else k) + 1
+                continue
+            if w in _AUX or (t.kind == "P" and w in ('"', "'")):
+                k += 1
+                continue
+            return None
+        if t.kind == "N":
+            prev = _text(sent, k - 1)
+            if prev not in ("including", "among", "and", ",", "of", "some", "about", "least", "as"):
+                return None
+        if (
+            t.kind == "W"
+            and w.endswith("ed")
+            and w not in _AUX
+            and w
+            not in (
+                "armed",
+                "based",
+                "backed",
+                "led",
+                "linked",
+                "affiliated",
+                "aged",
+                "alleged",
+                "suspected",
+                "unidentified",
+                "reported",
+                "stationed",
+                "deployed",
+                "named",
+            )
+        ):
+            return None
+        if w in ("said", "says", "told", "say", "fled", "are", "were") and k > j + 1:
+            if w in ("are", "were"):
+                k += 1
+                continue
+            return None
+        k += 1
+    return None
+
+
+_STOP_VERBS = frozenset(
+    words(
+        "broke fled stole went came took threw ran gave told set sent began fought struck made "
+        "kept brought left stormed opened fired arrested seized burnt raided attacked ambushed "
+        "clashed targeted entered abandoned retreated looted torched"
+    )
+)
+_OBJECT_START = frozenset(
+    ["a", "an", "the", "his", "her", "their", "its", "one", "two", "both", "him", "them"]
+)
+
+
+def _active_use(sent: Sentence, k: int) -> bool:
+    """ "Gunmen killed a civilian": the outcome verb has an object, so the phrase before it
+    is the perpetrator, not the victim."""
+    if sent.tokens[k].text not in _VERBS_BEFORE or _text(sent, k - 1) in _AUX:
+        return False
+    nxt = sent.tokens[k + 1] if k + 1 < len(sent.tokens) else None
+    return nxt is not None and (nxt.kind in ("N", "E") or nxt.text in _OBJECT_START)
+
+
+def _is_casualties_death(sent: Sentence, context_death: bool) -> bool:
+    """ "Casualties" reads as deaths only when the text speaks of deaths and not of wounds."""
+    sig = sent.sig
+    if re.search(r"\b(?:injur|wound|hurt)", sig):
+        return False
+    return context_death or bool(re.search(r"\b(?:death|dead|killed|died|fatalit)", sig))
+
+
+# --- reading one count --------------------------------------------------------------------------
+
+
+def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool) -> Report | None:
+    tok = sent.tokens[i]
+    q = sent.quantities[tok.ref]
+    if _is_excluded_number(sent, i) or _is_range_end(sent, i):
+        return None
+    qualifier, start = _qualifier(sent, i)
+    if q.vague is not None:
+        qualifier = "vague"
+    if (
+        qualifier == "at_least"
+        and _text(sent, i + 1) in ("and", "to", "-")
+        and i + 2 < len(sent.tokens)
+        and sent.tokens[i + 2].kind == "N"
+    ):
+        i_phrase = i + 2  # "between 200 and 400 people": the phrase follows the upper bound
+    else:
+        i_phrase = i
+    noun = _person_after(sent, i_phrase)
+    end = noun[0] if noun else _name_run(sent, i_phrase)
+    category = noun[1] if noun else UNKNOWN
+    partitive = noun is not None and sent.words(i + 1, end + 1).startswith(
+        ("of the ", "of them", "of those", "of these", "of whom")
+    )
+    subset = (
+        _text(sent, start - 1) in ("including", "among", "(")
+        or _ends_with(sent, start, ("among", "them"))
+        or _ends_with(sent, start, ("of", "whom"))
+        or (partitive and previous is not None)
+    )
+    coordinated = _text(sent, start - 1) in ("and", "alongside", "with") or _ends_with(
+        sent, start, ("as", "well", "as")
+    )
+    if coordinated and previous is not None and previous.subset and previous.sentence is sent:
+        subset = True  # "including one policeman and four army personnel"
+    outcome = _link_outcome(sent, i, start, end, noun)
+    if outcome == "lumped":
+        return None
+    if (
+        outcome is None
+        and (subset or coordinated)
+        and previous is not None
+        and previous.sentence is sent
+        and _bare_count(sent, end)
+        and not (coordinated and _text(sent, start - 1) == "with")
+    ):
+        outcome = previous.outcome
+    if outcome is None:
+        return None
+    if outcome == "casualties":
+        if not _is_casualties_death(sent, death_ctx):
+            return None
+        outcome = "killed"
+    category = _category_in(sent, start, end + 2, category)
+    party = _party_in(sent, start, end) or _party_after(sent, end)
+    generic = noun is None or sent.tokens[end].text in ("others", "people", "them", "whom")
+    if generic and previous is not None and (noun is None or category == UNKNOWN):
+        if category == UNKNOWN and (noun is None or sent.tokens[end].text in ("others", "them")):
+            category = previous.category
+        party = party or previous.party
+    if _text(sent, start - 1) in ("lost", "losing") and party is None:
+        party = _subject_party(sent, start - 1)
+    increment = any(_ends_with(sent, start, w) for w in _INCREMENT_BEFORE) or (
+        _text(sent, i + 1) == "more"
+    )
+    return Report(
+        sentence=sent,
+        token=i,
+        outcome=outcome,
+        count=q.value,
+        qualifier=qualifier,
+        acled=q.acled,
+        category=category,
+        party=party,
+        cumulative=False,
+        increment=q.value if increment else None,
+        subset=subset,
+    )
+
+
+def _link_outcome(
+    sent: Sentence, i: int, start: int, end: int, noun: tuple[int, str] | None
+) -> str | None:
+    """The outcome of the count at token i, strongest cue first; "lumped" for "killed and
+    wounded" read together."""
+    before = _outcome_before(sent, start)
+    if before is not None and _text(sent, start - 1) in ("of", "the"):
+        return before  # "the bodies of the eleven missing soldiers"
+    direct = _outcome_direct(sent, end)
+    if direct:
+        return "lumped" if _LUMPED.match(sent.words(direct[1], direct[1] + 3)) else direct[0]
+    if before is not None:
+        if noun is None and _counts_a_thing(sent, end):
+            return None  # "killed 15 livestock": a count of something else
+        return before
+    if noun is None and _text(sent, i + 1) == "of":
+        return None  # "one of the attackers' cars", not a count of people
+    fwd = _outcome_forward(sent, end, strict=noun is None)
+    if fwd:
+        return "lumped" if _LUMPED.match(sent.words(fwd[1], fwd[1] + 3)) else fwd[0]
+    if noun and sent.tokens[noun[0]].text in _INHERENT:
+        return _INHERENT[sent.tokens[noun[0]].text]
+    return None
+
+
+def _name_run(sent: Sentence, i: int) -> int:
+    """The end of a short run of names after a bare count ("One Mayi Mayi", "3 Fulani"), so
+    that "was killed" after it still reads as the count's outcome."""
+    j = i
+    for k in range(i + 1, min(i + 4, len(sent.tokens))):
+        t = sent.tokens[k]
+        raw = sent.text[t.start : t.start + 1]
+        if t.kind == "E" or (t.kind == "W" and raw.isupper() and t.text not in _FUNCTION):
+            j = k
+        else:
+            break
+    return j
+
+
+def _counts_a_thing(sent: Sentence, end: int) -> bool:
+    """Whether a lower-case noun that names no people follows the count ("15 livestock")."""
+    if end + 1 >= len(sent.tokens) or _bare_count(sent, end):
+        return False
+    t = sent.tokens[end + 1]
+    raw = sent.text[t.start : t.start + 1]
+    return t.kind == "W" and raw.islower() and t.text not in _AUX and t.text not in _FUNCTION
+
+
+def _bare_count(sent: Sentence, end: int) -> bool:
+    """Whether a count stands alone, so that it shares the outcome of the phrase it is
+    coordinated with ("14 killed and 46 wounded", "and 3 from Al Tilan")."""
+    nxt = _text(sent, end + 1)
+    return nxt in ("", ",", ".", ";", "and", "others", "from", "in", "on", "at", ")")
+
+
+def _is_range_end(sent: Sentence, i: int) -> bool:
+    """The upper bound of "between 2 and 4" or "2 to 4" is not a report of its own."""
+    prev = _text(sent, i - 1)
+    return (
+        prev in ("and", "to", "-")
+        and i >= 2
+        and sent.tokens[i - 2].kind == "N"
+        and (prev != "and" or _text(sent, i - 3) == "between")
+    )
+
+
+def _subject_party(sent: Sentence, verb: int) -> str | None:
+    """The actor that "lost" soldiers: the subject before the verb, or the speaker for "it"."""
+    for k in range(verb - 1, max(-1, verb - 6), -1):
+        t = sent.tokens[k]
+        if t.kind == "E" and sent.mentions[t.ref].is_actor:
+            return sent.mentions[t.ref].code
+        if t.text in ("it", "they", "we"):
+            return sent.speaker_code
+    return None
+
+
+_PASSIVE_OUT = {
+    "killed": r"(?:(?:\w+ and (?:later )?)?(?:shot (?:dead|and killed|to death|and died)|killed|"
+    r"found (?:dead|killed)|stabbed to death|"
+    r"beaten to death|hacked to death|burn(?:ed|t) (?:to death|alive)|stoned to death|"
+    r"tortured to death|lynched|executed|assassinated|murdered|beheaded|slain|"
+    r"fatally (?:shot|wounded|injured|stabbed|assaulted|attacked)|among (?:those|the) "
+    r"(?:killed|dead)))",
+    "wounded": r"(?:wounded|injured|hurt|shot and (?:wounded|injured))",
+    "captured": r"(?:abducted|kidnapped|detained|captured|taken (?:hostage|captive|prisoner))",
+    "missing": r"(?:missing|reported missing)",
+}
+_ACTIVE_OUT = {
+    "killed": r"(?:killed|killing|kills|assassinated|assassinating|murdered|murdering|executed|"
+    r"fatally (?:shot|stabbed|wounded|injured)|shot and killed|"
+    r"executing|beheaded|beheading|lynched|shot dead|shot and killed|stabbed to death|"
+    r"beat to death|beaten to death|hacked to death)",
+    "wounded": r"(?:wounded|wounding|injured|injuring)",
+    "captured": r"(?:kidnapped|kidnapping|abducted|abducting|captured|capturing)",
+}
+_ADVERBS = r"(?:(?:reportedly|allegedly|also|later|then|subsequently|eventually|initially) )*"
+_NP = r"(?P<np>(?:\S+ ){0,7}?)"
+_SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    [
+        (
+            out,
+            re.compile(
+                rf"\b(?P<det>a|an|the|another) {_NP}(?:, (?:\S+ ){{1,5}}?, )?"
+                rf"(?:who |that )?(?:was|has been|"
+                rf"had been|is|got|were) {_ADVERBS}{pat}\b"
+            ),
+        )
+        for out, pat in _PASSIVE_OUT.items()
+    ]
+    + [
+        (
+            "killed",
+            re.compile(
+                rf"\b(?P<det>a|an|the|another) {_NP}(?:who |that )?{_ADVERBS}"
+                r"(?:died|dies|succumbed|was dead)\b"
+            ),
+        ),
+        (
+            "killed",
+            re.compile(
+                r"\b(?:death|killing|murder|assassination|lynching) of "
+                r"(?P<det>a|an|the|another) (?P<np>)"
+            ),
+        ),
+        ("killed", re.compile(r"\b(?:killing|killed|shot) (?P<det>him|her)(?: dead)?\b(?P<np>)")),
+        ("killed", re.compile(r"\b(?:body|corpse|remains) of (?P<det>a|an|the|another) (?P<np>)")),
+        (
+            "killed",
+            re.compile(
+                r"\b(?:stabbed|beat|beaten|shot|hacked|burned|burnt|stoned|tortured|"
+                r"clubbed|strangled) (?P<det>a|an|the|another) "
+                r"(?P<np>(?:\S+ ){0,5}?)to death\b"
+            ),
+        ),
+    ]
+    + [
+        (out, re.compile(rf"\b{pat} (?P<det>a|an|the|another) (?P<np>)"))
+        for out, pat in _ACTIVE_OUT.items()
+    ]
+)
+_NP_STOP = frozenset(
+    words(
+        ", . ; : and or but was were is are has had have who that which by with after while when "
+        "during as than"
+    )
+)
+_NOT_PERSON = frozenset(
+    words(
+        "family group number total convoy vehicle car truck bus house home building checkpoint "
+        "position base post village town city camp patrol attack explosion drone plane aircraft "
+        "helicopter tank mine bomb device shell rocket missile ship boat vessel clash clashes "
+        "fight fighting battle operation raid protest demonstration mob crowd series few handful "
+        "lot couple dozen"
+    )
+)
+
+
+def _singulars(sent: Sentence) -> list[Report]:
+    """ "A civilian was killed", "killed a drug suspect", "the pilot was detained", "died":
+    one person, whatever the noun (the class of people is open)."""
+    out: list[Report] = []
+    taken: set[int] = set()
+    for outcome, rx in _SINGLE_PATTERNS:
+        for m in rx.finditer(sent.sig):
+            det_tok = sent.token_at(m.start("det"))
+            if det_tok in taken:
+                continue
+            np_tokens = sent.tokens[det_tok + 1 : det_tok + 1 + len(m.group("np").split())]
+            if m.group("np") == "":
+                np_tokens = _np_after(sent, det_tok + 1)
+            if not _single_person(np_tokens):
+                continue
+            taken.add(det_tok)
+            det = m.group("det")
+            category = next(
+                (_SINGULAR_NOUNS[t.text] for t in np_tokens if t.text in _SINGULAR_NOUNS), UNKNOWN
+            )
+            out.append(
+                Report(
+                    sentence=sent,
+                    token=det_tok,
+                    outcome=outcome,
+                    count=1,
+                    qualifier="exact",
+                    acled=None,
+                    category=category,
+                    party=_party_in(sent, det_tok, det_tok + len(np_tokens)),
+                    cumulative=False,
+                    subset=_text(sent, det_tok - 1) in ("including",)
+                    or (
+                        _text(sent, det_tok - 1) == "and"
+                        and "including" in sent.words(det_tok - 6, det_tok)
+                    ),
+                    definite=det in ("the", "him", "her"),
+                )
+            )
+    return out
+
+
+def _np_after(sent: Sentence, k: int) -> list[Token]:
+    out: list[Token] = []
+    while k < len(sent.tokens) and len(out) < 6:
+        t = sent.tokens[k]
+        if t.text in _NP_STOP or t.text in ("in", "on", "at", "near", "from", "of", "to", "for"):
+            break
+        out.append(t)
+        k += 1
+    return out
+
+
+def _single_person(np_tokens: list[Token]) -> bool:
+    """Whether a phrase after "a"/"the" can name one person (no count, no plural people,
+    no object such as "a vehicle")."""
+    if not np_tokens and np_tokens is not None:
+        return True
+    for t in np_tokens:
+        if t.kind == "N" or t.text in _NP_STOP:
+            return False
+        if t.text in _PLURAL_NOUNS and t.text not in ("police", "militia", "army", "crew"):
+            return False
+    words_only = [t for t in np_tokens if t.kind == "W"]
+    return not (words_only and words_only[-1].text in _NOT_PERSON)
+
+
+def _both(sent: Sentence) -> list[Report]:
+    """ "Both victims died", "both pilots were captured": two people."""
+    out: list[Report] = []
+    for i, t in enumerate(sent.tokens):
+        if t.text != "both":
+            continue
+        noun = _person_after(sent, i)
+        if noun is None or sent.tokens[noun[0]].text in ("sides", "countries"):
+            continue
+        fwd = _outcome_forward(sent, noun[0], strict=False)
+        if fwd is None:
+            continue
+        out.append(
+            Report(sent, i, fwd[0], 2, "exact", None, noun[1], _party_in(sent, i, noun[0]), False)
+        )
+    return out
+
+
+# --- totals, increments, earlier wars ---------------------------------------------------------
+
+
+def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], set[int]]:
+    """ "The number killed increased by 36, bringing the total to 963": one total with its
+    increment riding on it."""
+    out: list[Report] = []
+    used: set[int] = set()
+    for m in _INCREASE.finditer(sent.sig):
+        inc_ref, tot_ref = int(m.group(1)[1:]), int(m.group(2)[1:])
+        inc_tok = _token_of_ref(sent, "N", inc_ref)
+        tot_tok = _token_of_ref(sent, "N", tot_ref)
+        if inc_tok is None or tot_tok is None:
+            continue
+        outcome = _sentence_outcome(sent, death_ctx)
+        if outcome is None:
+            continue
+        qualifier, _ = _qualifier(sent, tot_tok)
+        noun_party = _party_in(sent, 0, tot_tok)
+        category = _sentence_category(sent)
+        out.append(
+            Report(
+                sentence=sent,
+                token=tot_tok,
+                outcome=outcome,
+                count=sent.quantities[tot_ref].value,
+                qualifier=qualifier,
+                acled=None,
+                category=category,
+                party=noun_party,
+                cumulative=True,
+                increment=sent.quantities[inc_ref].value,
+            )
+        )
+        used.update((inc_tok, tot_tok))
+    return out, used
+
+
+def _token_of_ref(sent: Sentence, kind: str, ref: int) -> int | None:
+    for i, t in enumerate(sent.tokens):
+        if t.kind == kind and t.ref == ref:
+            return i
+    return None
+
+
+def _sentence_outcome(sent: Sentence, death_ctx: bool) -> str | None:
+    sig = sent.sig
+    if re.search(r"\b(?:killed|dead|death|deaths|died|fatalities|lives)\b", sig):
+        return "killed"
+    if re.search(r"\b(?:wounded|injured|injuries)\b", sig):
+        return "wounded"
+    if re.search(r"\bmissing\b", sig):
+        return "missing"
+    if "casualties" in sig and death_ctx:
+        return "killed"
+    return None
+
+
+def _sentence_category(sent: Sentence) -> str:
+    for t in sent.tokens:
+        if t.text in _PLURAL_NOUNS and _PLURAL_NOUNS[t.text] != UNKNOWN:
+            return _PLURAL_NOUNS[t.text]
+    return UNKNOWN
+
+
+def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Report]:
+    """ "The death toll rose to 28", "bringing to 13 the number of soldiers who have died"."""
+    out: list[Report] = []
+    for i, t in enumerate(sent.tokens):
+        if t.kind != "N" or i in used or _is_excluded_number(sent, i):
+            continue
+        q = sent.quantities[t.ref]
+        qualifier, start = _qualifier(sent, i)
+        before = sent.sig[: sent.offsets[i]]
+        after = sent.sig[sent.offsets[i] :]
+        window = before[-170:]
+        if not (
+            _TOTAL_BEFORE.search(window)
+            or (_BRINGING.search(window) and re.match(r"N\d+ the (?:number|toll|total)", after))
+        ):
+            continue
+        if not re.search(
+            r"\b(?:toll|dead|death|deaths|killed|died|wounded|injured|casualties|"
+            r"fatalities|missing|lives|victims|abductees|hostages|captives|"
+            r"detainees)\b",
+            sent.sig,
+        ):
+            continue
+        outcome = _toll_outcome(before, after, sent, death_ctx)
+        if outcome is None:
+            continue
+        if q.vague is not None:
+            qualifier = "vague"
+        out.append(
+            Report(
+                sentence=sent,
+                token=i,
+                outcome=outcome,
+                count=q.value,
+                qualifier=qualifier,
+                acled=q.acled,
+                category=_sentence_category(sent) if "death toll" not in before[-60:] else UNKNOWN,
+                party=_party_in(sent, max(0, start - 12), i),
+                cumulative=True,
+            )
+        )
+        used.add(i)
+    return out
+
+
+def _toll_outcome(before: str, after: str, sent: Sentence, death_ctx: bool) -> str | None:
+    tail = before[-90:] + " " + after[:60]
+    if re.search(r"\b(?:wounded|injured|injuries)\b", tail) and not re.search(
+        r"\bdeath toll\b", before[-90:]
+    ):
+        return "wounded"
+    if re.search(r"\b(?:death toll|dead|deaths|killed|died|fatalities|lives|toll)\b", tail):
+        return "killed"
+    if re.search(r"\babductees|hostages|captives\b", tail):
+        return "captured"
+    if "missing" in tail:
+        return "missing"
+    if "casualties" in tail and death_ctx:
+        return "killed"
+    return None
+
+
+def _mark_cumulative(sent: Sentence, reports: list[Report]) -> None:
+    """Sentence cues: "since", "so far", "pushing the toll to"; or an earlier war."""
+    sig = sent.sig
+    has_total = any(r.cumulative for r in reports)
+    cue = bool(_CUMULATIVE_CUES.search(sig))
+    historical = not re.search(r"\bsince\b", sig) and (
+        bool(_DECADE.search(sent.quote))
+        or (bool(_HISTORICAL_CUES.search(sig)) and _historical_year(sent))
+    )
+    for r in reports:
+        if historical:
+            r.historical = True
+            r.cumulative = True
+            continue
+        if r.increment is not None and not r.cumulative:
+            continue
+        if cue and not has_total:
+            r.cumulative = True
+
+
+def _historical_year(sent: Sentence) -> bool:
+    """A year or decade cue counts only when it is not the date of this very report."""
+    sig = sent.sig
+    if re.search(r"\b(?:last year|years ago|decades ago|previous war|earlier war|last war)\b", sig):
+        return True
+    for m in re.finditer(r"\b(?:in|of|during) (?:the )?(?:late |early |mid )?(?:\w+ )?N(\d+)", sig):
+        q = sent.quantities[int(m.group(1))]
+        if q.value is not None and 1900 <= q.value <= 2100:
+            return True
+    return False
+
+
+# --- passage level ------------------------------------------------------------------------------
+
+
+_ANY_OUTCOME = re.compile(
+    r"\b(?:"
+    + trie_pattern(
+        words(
+            "kill dead die death wound injur hurt abduct kidnap detain captur missing body bodies "
+            "corpse execut murder assassin behead lynch slain succumb shot casualt fatalit toll "
+            "lives hostage prisoner captive pows victim lost eliminat neutrali massacr slaughter "
+            "perish"
+        )
+    )
+    + ")"
+)
+
+
+def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
+    """Every casualty report in one sentence, in token order."""
+    if not _ANY_OUTCOME.search(sent.sig):
+        return []
+    reports, used = _increase_reports(sent, death_ctx)
+    reports += _total_reports(sent, death_ctx, used)
+    previous: Report | None = None
+    for i, t in enumerate(sent.tokens):
+        if t.kind != "N" or i in used:
+            continue
+        r = _read_count(sent, i, previous, death_ctx)
+        if r is not None:
+            reports.append(r)
+            previous = r
+    taken = {r.token for r in reports}
+    reports += [r for r in _singulars(sent) + _both(sent) if r.token not in taken]
+    reports.sort(key=lambda r: r.token)
+    claimed = bool(re.search(r"\bclaim(?:s|ed)?\b", sent.sig))
+    for r in reports:
+        r.claimed = claimed
+    _mark_cumulative(sent, reports)
+    return reports
+
+
+def merge_passage(reports: list[Report]) -> list[Report]:
+    """One report per distinct figure; totals whose parts are listed become cumulative."""
+    out: list[Report] = []
+    seen: dict[tuple, Report] = {}
+    has_other = {r.outcome for r in reports if not r.definite}
+    increments = {(r.outcome, r.increment) for r in reports if r.increment is not None}
+    for r in reports:
+        if r.increment is None and (r.outcome, r.count) in increments:
+            continue
+        if r.definite and r.count == 1 and r.outcome in has_other:
+            continue
+        vague = r.qualifier == "vague"
+        key = (r.outcome, r.count, r.historical, vague, r.category if vague else "")
+        first = seen.get(key)
+        if first is not None and (first.party is None or r.party is None or first.party == r.party):
+            if first.party is None and r.party is not None:
+                first.party = r.party
+            continue
+        seen[key] = r
+        out.append(r)
+    _summary_totals(out)
+    _totals_of_parts(out)
+    return out
+
+
+_SUMMARY = re.compile(r"^N\d+ (?:fatalities|fatality|deaths|dead|killed|people killed)\b")
+
+
+def _summary_totals(reports: list[Report]) -> None:
+    """A closing "3 fatalities." sums up the passage: the figures before it are its parts."""
+    for r in reports:
+        if r.count is None or not _SUMMARY.match(r.sentence.sig) or r.sentence.sig.count(" N") > 2:
+            continue
+        for other in reports:
+            if (
+                other is not r
+                and other.outcome == r.outcome
+                and not other.cumulative
+                and other.sentence.index < r.sentence.index
+                and (other.count or 0) <= r.count
+            ):
+                other.subset = True
+
+
+def _totals_of_parts(reports: list[Report]) -> None:
+    """A figure equal to the sum of two or more other figures is their total."""
+    by_outcome: dict[str, list[Report]] = {}
+    for r in reports:
+        if r.count is not None and not r.cumulative and not r.historical and not r.subset:
+            by_outcome.setdefault(r.outcome, []).append(r)
+    for group in by_outcome.values():
+        for r in group:
+            parts = [p for p in group if p is not r and p.increment is None]
+            if len(parts) >= 2 and sum(p.count or 0 for p in parts) == r.count:
+                r.cumulative = True
+
+
+def tokens_text(tokens: list[Token]) -> str:
+    return " ".join(t.text for t in tokens)

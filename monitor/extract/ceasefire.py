@@ -1,0 +1,225 @@
+"""Ceasefires: called for, proposed, agreed, violated or collapsed, and who brokered them.
+
+A sentence yields ceasefire facts only when it names a ceasefire (truce, cessation of
+hostilities) and a status cue sits within a few tokens of that name; each cue family maps to
+one status (CONVENTIONS.md). Brokers come from brokering phrases ("Russian-brokered",
+"mediated by Qatar and Egypt", "with the help of China's facilitation").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from monitor.extract.analysis import Sentence
+
+_TRIGGER = re.compile(
+    r"\b(?:ceasefires?|cease-fires?|truces?|cessation of (?:all )?(?:hostilities|fire)|"
+    r"cease (?:the )?(?:hostilities|fire)|armistice|pause in (?:the )?(?:fighting|hostilities))\b"
+)
+_STATUS_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "called_for",
+        re.compile(
+            r"\b(?:call(?:s|ed|ing)? (?:\S+ ){0,3}?for|call(?:s|ed|ing)? to|urg(?:e|ed|es|ing)|"
+            r"appeal(?:s|ed)?|demand(?:s|ed|ing)?|push(?:ed|ing)? for|press(?:ed|ing)? for|"
+            r"plea)\b"
+        ),
+    ),
+    (
+        "proposed",
+        re.compile(
+            r"\b(?:propos(?:e|ed|es|al|als|ing)|offer(?:s|ed)?|unilateral(?:ly)?|declared?|"
+            r"announc(?:ed|es|ement)|order(?:ed|s))\b"
+        ),
+    ),
+    (
+        "agreed",
+        re.compile(
+            r"\b(?:agreed?|agreeing|agreement|signed|reached|took effect|(?:came|come|comes|"
+            r"coming|went|go|goes) into (?:effect|force)|enter(?:ed|s)? into force|"
+            r"will enter into force|in effect|brokered|mediated|established|joined|"
+            r"decided to cease|started|began|accepted|(?:ceasefire|cease-fire|truce) "
+            r"(?:\S+ )?(?:holds|held|is holding|was holding))\b"
+        ),
+    ),
+    (
+        "violated",
+        re.compile(
+            r"\b(?:violat(?:e|ed|es|ing|ion|ions)|breach(?:ed|es|ing)?|broken|"
+            r"broke(?! (?:out|down|away))|not (?:been )?respected|flout(?:ed|ing)?)\b"
+        ),
+    ),
+    (
+        "collapsed",
+        re.compile(
+            r"\b(?:collaps(?:e|ed|es|ing)|failed|failure|shattered|broke down|break down|"
+            r"breakdown|ended|unravel(?:l?ed)?|fell apart|crumbled)\b"
+        ),
+    ),
+)
+_DESPITE = re.compile(
+    r"\bdespite (?:a |the |an )?(?:(?!calls?\b)\S+ ){0,4}?(?:ceasefire|cease-fire|truce)"
+)
+_NEGATED = re.compile(r"\b(?:no (?:violations?|breach(?:es)?)|without (?:any )?violations?)\b")
+_BROKER_SUFFIX = re.compile(r"\b(E\d+) - (?:brokered|mediated|sponsored|facilitated|negotiated)\b")
+_BROKER_BY = re.compile(
+    r"\b(?:brokered|mediated|facilitated|negotiated|sponsored|proposed|announced|declared|"
+    r"offered|ordered|guaranteed) (?:\S+ ){0,6}?by\b|\bmediation of\b|\bmediators? (?:\S+ ){0,3}?"
+    r"(?:including|such as|from)\b|\bmediators?\b , (?:including|such as)\b|\bauspices of\b|"
+    r"\bhelp of\b|\bfacilitation (?:of|by)\b|\bintermediar(?:y|ies)\b"
+)
+_BROKER_SUBJECT = re.compile(
+    r"\b(E\d+) (?:'s )?(?:has |had |have )?(?:\S+ ){0,2}?(?:brokered|mediated|facilitated|"
+    r"announced|proposed|offered|declared|ordered|mediation|facilitation)\b"
+)
+_COUNT = re.compile(r"\b(N\d+) (?:\S+ ){0,3}?(?:ceasefires|cease-fires|truces)\b")
+_WINDOW = 14
+
+
+@dataclass(frozen=True, slots=True)
+class CeasefireHit:
+    status: str
+    broker: str | None
+    count: int | None
+    sentence: Sentence
+
+
+def _near(sent: Sentence, cue: re.Match[str], triggers: list[re.Match[str]]) -> bool:
+    ci = sent.token_at(cue.start())
+    return any(abs(sent.token_at(t.start()) - ci) <= _WINDOW for t in triggers)
+
+
+def _actor_list(sent: Sentence, start_token: int, parties: frozenset[str]) -> list[str]:
+    """Actors named in a list starting at a token: "Egypt, Qatar, and the United States"."""
+    out: list[str] = []
+    gap = 0
+    for k in range(start_token, len(sent.tokens)):
+        t = sent.tokens[k]
+        if t.text in (".", ";", ":", "to", "that", "which", "who", "after", "in", "on"):
+            break
+        if t.kind == "E":
+            if sent.is_actor_token(k) and not _possessive_modifier(sent, k):
+                code = sent.mentions[t.ref].code
+                if code not in out:
+                    out.append(code)
+            gap = 0
+            continue
+        gap += 1
+        if gap > 4:
+            break
+    return out
+
+
+def _possessive_modifier(sent: Sentence, k: int) -> bool:
+    """ "Turkey's regional rivals": Turkey only qualifies the noun that follows."""
+    return (
+        k + 2 < len(sent.tokens)
+        and sent.tokens[k + 1].text == "'s"
+        and (
+            sent.tokens[k + 2].kind == "W"
+            and sent.tokens[k + 2].text not in ("mediation", "facilitation", "help")
+        )
+    )
+
+
+def brokers(sent: Sentence, parties: frozenset[str]) -> list[str]:
+    """States or organisations credited with brokering or mediating, in text order."""
+    out: list[str] = []
+    sig = sent.sig
+    for m in _BROKER_SUFFIX.finditer(sig):
+        tok = sent.token_at(m.start())
+        if sent.is_actor_token(tok):
+            out.append(sent.mentions[sent.tokens[tok].ref].code)
+    for m in _BROKER_BY.finditer(sig):
+        out.extend(_actor_list(sent, sent.token_at(m.end()) + 1, parties))
+    for m in _BROKER_SUBJECT.finditer(sig):
+        tok = sent.token_at(m.start())
+        if sent.is_actor_token(tok):
+            out.append(sent.mentions[sent.tokens[tok].ref].code)
+    return list(dict.fromkeys(out))
+
+
+def _joint(sent: Sentence, cue: re.Match[str], parties: frozenset[str]) -> bool:
+    """Whether two or more parties are named before the announcement ("the army and the
+    alliance announced a ceasefire")."""
+    ci = sent.token_at(cue.start())
+    codes = {
+        sent.mentions[t.ref].code
+        for t in sent.tokens[max(0, ci - 12) : ci]
+        if t.kind == "E" and sent.mentions[t.ref].code in parties
+    }
+    return len(codes) >= 2
+
+
+def _proposer(sent: Sentence, cue: re.Match[str]) -> str | None:
+    """Who proposed or announced a ceasefire: "by E" after the cue, or the nearest actor
+    before it."""
+    ci = sent.token_at(cue.start())
+    after = sent.tokens[ci + 1 : ci + 8]
+    for k, t in enumerate(after):
+        if t.text == "by":
+            found = _actor_list(sent, ci + 2 + k, frozenset())
+            if found:
+                return found[0]
+    for k in range(ci - 1, max(-1, ci - 10), -1):
+        if sent.is_actor_token(k):
+            return sent.mentions[sent.tokens[k].ref].code
+    return None
+
+
+def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]:
+    sig = sent.sig
+    triggers = [t for t in _TRIGGER.finditer(sig) if not sig[: t.start()].endswith("no ")]
+    if not triggers:
+        return []
+    statuses: dict[str, re.Match[str]] = {}
+    for status, pattern in _STATUS_CUES:
+        for cue in pattern.finditer(sig):
+            if _near(sent, cue, triggers):
+                statuses.setdefault(status, cue)
+                break
+    if _DESPITE.search(sig) and "collapsed" not in statuses:
+        statuses.setdefault("violated", _DESPITE.search(sig))  # type: ignore[arg-type]
+    if _NEGATED.search(sig):
+        statuses.pop("violated", None)
+    found = brokers(sent, parties)
+    mediated = bool(re.search(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)) and bool(
+        found
+    )
+    statuses = _resolve(statuses, sent, parties, mediated)
+    if not statuses:
+        return []
+    count_m = _COUNT.search(sig)
+    count = sent.quantities[int(count_m.group(1)[1:])].value if count_m else None
+    out: list[CeasefireHit] = []
+    for status, cue in statuses.items():
+        if status == "called_for":
+            out.append(CeasefireHit(status, None, None, sent))
+            continue
+        names = found
+        if status == "proposed" and not names:
+            proposer = _proposer(sent, cue)
+            names = [proposer] if proposer else []
+        if not names:
+            out.append(CeasefireHit(status, None, count, sent))
+        for code in names:
+            out.append(CeasefireHit(status, code, count, sent))
+    return out
+
+
+def _resolve(
+    statuses: dict[str, re.Match[str]], sent: Sentence, parties: frozenset[str], mediated: bool
+) -> dict[str, re.Match[str]]:
+    """An announcement that both sides made, or one with a mediator, is an agreement; one
+    that is violated or collapsed was in force, so it is no mere proposal."""
+    sig = sent.sig
+    if "proposed" in statuses and (mediated or _joint(sent, statuses["proposed"], parties)):
+        statuses.setdefault("agreed", statuses["proposed"])
+    if "proposed" in statuses and (
+        "agreed" in statuses or "violated" in statuses or "collapsed" in statuses
+    ):
+        statuses.pop("proposed")
+    if "proposed" in statuses and sig[: statuses["proposed"].start()].endswith(" to "):
+        statuses.pop("proposed")  # "called on them to declare a truce": still an appeal
+    return statuses

@@ -1,0 +1,45 @@
+"""Diplomacy: meetings, talks, calls and recognition between named actors.
+
+Deliberately shallow: one fact per sentence that names a diplomatic act and at least one
+actor, with every actor named (places and reporters excluded) as a participant.
+"""
+
+from __future__ import annotations
+
+import re
+
+from monitor.extract.analysis import Sentence
+
+_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("recognition", re.compile(r"\brecogni[sz](?:e|ed|es|ing)\b(?! as part)")),
+    (
+        "call",
+        re.compile(
+            r"\b(?:phone call|telephone (?:call|conversation)|spoke (?:by phone |on the phone )?"
+            r"(?:with|to)|speak (?:with|to)|call with|phoned)\b"
+        ),
+    ),
+    ("meeting", re.compile(r"\b(?:met|meet|meets|meeting|summit)\b")),
+    ("talks", re.compile(r"\b(?:talks|negotiations|negotiating table)\b")),
+)
+
+
+def read_sentence(sent: Sentence) -> tuple[str, list[str]] | None:
+    """(kind, participant codes) for the first diplomatic act named in the sentence."""
+    for kind, pattern in _KINDS:
+        if pattern.search(sent.sig):
+            participants = _participants(sent)
+            if participants:
+                return kind, participants
+            return None
+    return None
+
+
+def _participants(sent: Sentence) -> list[str]:
+    out: list[str] = []
+    for k, t in enumerate(sent.tokens):
+        if t.kind == "E" and sent.is_actor_token(k):
+            code = sent.mentions[t.ref].code
+            if code not in out:
+                out.append(code)
+    return out

@@ -1,0 +1,274 @@
+"""Downings: a drone, aircraft, helicopter or missile shot down or intercepted, and by whom.
+
+The asset is the object of the downing verb: after it in the active voice ("shot down an
+Armenian drone"), before it in the passive ("a helicopter was shot down by a drone"), so the
+weapon that did the shooting is never taken for the asset. A definite "the aircraft" after an
+earlier downing refers back to it and adds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from monitor.extract.analysis import Sentence
+
+_TRIGGER = re.compile(
+    r"\b(?:shot down|shoot(?:s|ing)? down|shot (?P<pro>it|them|the \w+|(?:an? )?\w+) down|downed|"
+    r"downing(?: of)?|brought down|bring down|intercept(?:ed|s|ing|ion|ions)?|destroyed|"
+    r"destroy(?:s|ing)?)\b",
+    re.IGNORECASE,
+)
+_PASSIVE_BEFORE = re.compile(
+    r"\b(?:was|were|been|being|is|are|be|get|got|have|has|had|to have)\s+(?:\w+\s+)?$",
+    re.IGNORECASE,
+)
+_ASSETS: tuple[tuple[str, str], ...] = (
+    (
+        "drone",
+        r"drones?|UAVs?|unmanned aerial vehicles?|unmanned aircraft|quadcopters?|"
+        r"Bayraktars?|TB2s?|Shaheds?|Gerans?|Orlans?|Lancets?|Hermes(?: \d+)?|Herons?|"
+        r"Reapers?|Predators?|MQ-\d+\w*|loitering munitions?",
+    ),
+    ("helicopter", r"helicopters?|choppers?|gunships?|Mi-\d+\w*|Ka-\d+\w*|Apaches?|Black Hawks?"),
+    (
+        "missile",
+        r"(?:ballistic |cruise |surface-to-air |anti-ship )?missiles?|rockets?|"
+        r"projectiles?",
+    ),
+    (
+        "aircraft",
+        r"aircraft|airplanes?|planes?|warplanes?|jets?|fighter-bombers?|bombers?|"
+        r"Su-\d+\w*|SU-\d+\w*|Sukhoi(?:-\d+)?\w*|MiG-?\d*\w*|F-\d+\w*|A-50\w*|Il-\d+\w*|"
+        r"Tu-\d+\w*|Cessna(?: \d+)?|Alpha Jets?|Tornados?|Mirages?|Rafales?|airliners?|"
+        r"fighters?(?= of| from)|(?<=Air Force )fighters?",
+    ),
+)
+_ASSET = re.compile(
+    "|".join(f"(?P<{name}>\\b(?:{pat})\\b)" for name, pat in _ASSETS), re.IGNORECASE
+)
+_STOP = re.compile(r"[.;:]|\b(?:with|using|by|after|while|but|and claimed|rather)\b", re.IGNORECASE)
+_DENIAL = re.compile(
+    r"\b(?:denied|denies|deny|false|lie|lies|untrue|not true|fake|refuted|dismissed|rejected|"
+    r"malfunction|technical (?:problem|failure|fault|reasons)|engine failure|accident)\b",
+    re.IGNORECASE,
+)
+_OWNER_GENERIC = re.compile(
+    r"\b(?:the|its) (?:military|army|armed forces|government|air force|defen[cs]e ministry)\b|"
+    r"\bthe country['’]s armed forces\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DowningHit:
+    asset: str
+    owner: str | None
+    claimed_by: str | None
+    count: int
+    sentence: Sentence
+    definite: bool
+
+
+def _asset_kind(m: re.Match[str]) -> str:
+    return next(name for name, _ in _ASSETS if m.group(name))
+
+
+def _object_after(s: str, pos: int) -> list[re.Match[str]]:
+    stop = _STOP.search(s, pos)
+    end = min(stop.start() if stop else len(s), pos + 90)
+    found: list[re.Match[str]] = []
+    for m in _ASSET.finditer(s, pos, end):
+        if found and not re.fullmatch(
+            r"[\s\w\"“”'-]*\band\b[\s\w\"“”'-]*|[\s\"“”'-]*", s[found[-1].end() : m.start()]
+        ):
+            break
+        if found and _asset_kind(m) == _asset_kind(found[-1]) and m.start() - found[-1].end() < 3:
+            found[-1] = m  # "aircraft ... fighter jet": one noun phrase
+            continue
+        found.append(m)
+        if len(found) >= 3:
+            break
+    return _one_phrase(s, found)
+
+
+def _one_phrase(s: str, found: list[re.Match[str]]) -> list[re.Match[str]]:
+    """Merge assets of one noun phrase ("MQ-9 aircraft", "Su-25 jet"), keeping the first kind
+    that is more specific than plain "aircraft"."""
+    out: list[re.Match[str]] = []
+    for m in found:
+        if out and not re.search(r"\band\b|,", s[out[-1].end() : m.start()]):
+            if _asset_kind(out[-1]) == "aircraft" and _asset_kind(m) != "aircraft":
+                out[-1] = m
+            continue
+        out.append(m)
+    return out
+
+
+def _object_before(s: str, pos: int, lo: int) -> list[re.Match[str]]:
+    found = [m for m in _ASSET.finditer(s, max(lo, pos - 110), pos)]
+    if not found:
+        return []
+    last = found[-1]
+    group = [last]
+    for m in reversed(found[:-1]):
+        gap = s[m.end() : group[0].start()]
+        if re.fullmatch(r"[^.;]{0,60}\band\b[^.;]{0,30}", gap) and not re.search(
+            r"\b(?:by|with|from)\b", gap
+        ):
+            group.insert(0, m)
+        elif len(gap.strip()) < 3:
+            continue
+        else:
+            break
+    return _one_phrase(s, group)
+
+
+def _count_before(sent: Sentence, pos: int) -> int | None:
+    """A count right before the asset phrase: "five Indian warplanes", "some 20 drones"."""
+    for q in sent.quantities:
+        if q.end <= pos and pos - q.end <= 40 and q.value is not None and q.value < 100:
+            between = sent.text[q.end : pos]
+            if not re.search(r"[.;,]|\b(?:of|in|on|at)\b", between):
+                return q.value
+    return None
+
+
+def _mention_code_in(sent: Sentence, lo: int, hi: int) -> str | None:
+    for i, m in enumerate(sent.mentions):
+        if lo <= m.start and m.end <= hi and m.is_actor and i not in sent.location:
+            return m.code
+    return None
+
+
+def _owner(sent: Sentence, asset: re.Match[str]) -> str | None:
+    s = sent.text
+    lo = max(sent.start, asset.start() - 45)
+    head = s[lo : asset.start()]
+    cut = max(
+        head.rfind(","),
+        head.rfind(" by "),
+        head.rfind(" the "),
+        head.rfind(" a "),
+        head.rfind(" an "),
+        head.rfind("down "),
+    )
+    code = _mention_code_in(sent, lo + max(cut, 0), asset.end())
+    if code:
+        return code
+    tail = s[asset.end() : min(sent.end, asset.end() + 50)]
+    m = re.match(
+        r"\s*(?:of|from|belonging to|launched by|fired by|operated by|launched from)"
+        r"\s+(?:the\s+)?(?:its\s+)?",
+        tail,
+    )
+    if m:
+        if re.match(r"\s*(?:from|of)\s+its\b", tail):
+            return _asserter(sent, asset.start())
+        return _mention_code_in(sent, asset.end() + m.end(), asset.end() + m.end() + 40)
+    return None
+
+
+_ASSERT = re.compile(
+    r"(?:['’]s)?\s*(?:(?:officials?|ministry|defen[cs]e|foreign|forces|army|military|"
+    r"spokes(?:man|woman|person)|government|authorities|media|sources|has|have|had|also|on|"
+    r"earlier|later|today|continued|to|that|which|who|the|\w+day)\s+){0,5}?"
+    r"(?:said|says|say|claimed|claims|claiming|claim|announced|confirmed|confirming|reported|"
+    r"alleged|alleging|allege|insisted|stated|declared|released)\b",
+    re.IGNORECASE,
+)
+
+
+def _asserter(sent: Sentence, trigger_pos: int) -> str | None:
+    """Who asserts the downing: an actor right before a claim verb ("Armenia claiming that",
+    "the Azeri forces that confirmed the downing"), else the sentence's speaker."""
+    for i in range(len(sent.mentions) - 1, -1, -1):
+        m = sent.mentions[i]
+        if m.end > trigger_pos or not m.is_actor or i in sent.location:
+            continue
+        if _ASSERT.match(sent.text, m.end) and _ASSERT.match(sent.text, m.end).end() <= trigger_pos:
+            return m.code
+    return sent.speaker_code
+
+
+def _claimant(sent: Sentence, trigger_pos: int) -> str | None:
+    found = _asserter(sent, trigger_pos)
+    if found:
+        return found
+    best = None
+    for i, m in enumerate(sent.mentions):
+        if m.end <= trigger_pos and m.is_actor and i not in sent.location:
+            best = m.code
+    return best
+
+
+def read_sentence(sent: Sentence) -> list[DowningHit]:
+    s = sent.text
+    out: list[DowningHit] = []
+    for t in _TRIGGER.finditer(s, sent.start, sent.end):
+        before = s[max(sent.start, t.start() - 30) : t.start()]
+        if re.search(
+            r"\b(?:rather than|not|no|never|failed to|attempt(?:ed)? to)\s+(?:\S+\s+){0,3}$",
+            before,
+            re.IGNORECASE,
+        ):
+            continue
+        word = t.group(0).lower()
+        passive = bool(_PASSIVE_BEFORE.search(s[sent.start : t.start()])) or bool(t.group("pro"))
+        if word.startswith("downing") or (word.startswith("intercept") and not passive):
+            passive = False
+        if (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them")) or (
+            passive and not word.startswith("downing")
+        ):
+            assets = _object_before(s, t.start(), sent.start)
+        else:
+            assets = _object_after(s, t.end()) or (
+                _object_before(s, t.start(), sent.start) if word.startswith("intercept") else []
+            )
+        if word.startswith("destroy") and not passive and not assets:
+            continue
+        claimant = _claimant(sent, t.start())
+        for a in assets:
+            count = _count_before(sent, a.start()) or 1
+            head = s[max(sent.start, a.start() - 40) : a.start()].lower()
+            definite = bool(re.search(r"\bthe\s+(?:\w+\s+){0,3}$", head))
+            out.append(
+                DowningHit(
+                    _asset_kind(a), _owner(sent, a), claimant, min(count, 20), sent, definite
+                )
+            )
+    return _dedupe(out)
+
+
+def _dedupe(hits: list[DowningHit]) -> list[DowningHit]:
+    seen: set[tuple[str, str | None, int]] = set()
+    out: list[DowningHit] = []
+    for h in hits:
+        key = (h.asset, h.owner, h.count)
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
+
+
+def denied_by_owner(
+    sentences: list[Sentence], index: int, owner: str | None, claimant: str | None
+) -> bool:
+    """Whether the owner disputes the downing in this or one of the next two sentences."""
+    if owner is None or owner == claimant:
+        return False
+    for sent in sentences[index : index + 3]:
+        if not _DENIAL.search(sent.quote):
+            continue
+        if sent.speaker_code == owner:
+            return True
+        codes = {m.code for m in sent.mentions}
+        if owner in codes and re.search(
+            r"\b(?:denied|denies|deny|dismissed|rejected|refuted)\b", sent.quote
+        ):
+            return True
+        if _OWNER_GENERIC.search(sent.quote) and (
+            claimant is None or claimant not in codes or sent.speaker_code != claimant
+        ):
+            return True
+    return False

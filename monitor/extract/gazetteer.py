@@ -1,0 +1,246 @@
+"""Actor names in text: states, organisations, armed groups, and a watch's own parties.
+
+The gazetteer is data (data/*.tsv) compiled once into a trie-shaped regex, so that matching
+thousands of names costs one pass over the text. A watch's parties and aliases are matched
+first and win every overlap: "separatist" is the watch's NKR, whatever the gazetteer says.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from monitor.watches import Watch
+
+_BOUNDARY_L = r"(?<![\w])"
+_BOUNDARY_R = r"(?![\w])"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One surface form and what it names."""
+
+    code: str
+    kind: str  # state | igo | ngo | group | media | block | party
+    form: str  # name | adj | people | capital | org | alias
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """An actor name found in text, with offsets into that text."""
+
+    start: int
+    end: int
+    code: str
+    kind: str
+    form: str
+    party: bool = False
+
+    @property
+    def is_actor(self) -> bool:
+        """Media and blocked phrases are names, never actors."""
+        return self.kind not in ("media", "block")
+
+
+def _rows(name: str) -> list[list[str]]:
+    text = resources.files("monitor.extract").joinpath("data", name).read_text(encoding="utf-8")
+    return [
+        line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")
+    ]
+
+
+def _split(cell: str) -> list[str]:
+    return [] if cell.strip() in ("", "-") else [p.strip() for p in cell.split("|") if p.strip()]
+
+
+def _plural(adjective: str) -> str | None:
+    """Regular people-plurals of demonyms: Armenian -> Armenians, Pakistani -> Pakistanis."""
+    if adjective.endswith(("an", "i")) and " " not in adjective.strip("."):
+        return adjective + "s"
+    return None
+
+
+def _country_entries() -> dict[str, Entry]:
+    out: dict[str, Entry] = {}
+    for row in _rows("countries.tsv"):
+        code, names, adjectives, people, capitals = (row + ["-"] * 5)[:5]
+        for form in _split(capitals):
+            out.setdefault(form, Entry(code, "state", "capital"))
+        for form in _split(people):
+            out.setdefault(form, Entry(code, "state", "people"))
+        for form in _split(adjectives):
+            out.setdefault(form, Entry(code, "state", "adj"))
+            plural = _plural(form)
+            if plural:
+                out.setdefault(plural, Entry(code, "state", "people"))
+        for form in _split(names):
+            out[form] = Entry(code, "state", "name")
+    return out
+
+
+def _organisation_entries() -> dict[str, Entry]:
+    out: dict[str, Entry] = {}
+    for row in _rows("organisations.tsv"):
+        code, kind, names = (row + ["-"] * 3)[:3]
+        form = "name" if kind == "state" else "org"
+        for name in _split(names):
+            out[name] = Entry(code, kind, form)
+    return out
+
+
+def trie_pattern(words: list[str]) -> str:
+    """A regex matching any of `words`, shaped as a trie so that matching is one pass."""
+    trie: dict[str, dict] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, dict]) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            return "(?:" + body + ")?"
+        return body
+
+    return emit(trie)
+
+
+@cache
+def gazetteer() -> dict[str, Entry]:
+    """Every surface form of the gazetteer; organisations override clashing country forms."""
+    table = _country_entries()
+    table.update(_organisation_entries())
+    return table
+
+
+@cache
+def _gazetteer_regex() -> re.Pattern[str]:
+    return re.compile(_BOUNDARY_L + "(?:" + trie_pattern(list(gazetteer())) + ")" + _BOUNDARY_R)
+
+
+def lookup(surface: str) -> Entry | None:
+    """The entry of an exact surface form ("Turkish", "Ankara", "OSCE"), or None."""
+    return gazetteer().get(surface)
+
+
+# --- watch parties ----------------------------------------------------------------------------
+
+WatchKey = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def watch_key(watch: Watch | None) -> WatchKey:
+    """A hashable summary of a watch's names, so compiled patterns can be cached per watch."""
+    if watch is None:
+        return ()
+    return tuple(
+        (code, tuple(_party_forms(party.name, party.aliases)))
+        for code, party in sorted(watch.parties.items())
+    )
+
+
+def _party_forms(name: str, aliases: list[str]) -> list[str]:
+    """The name without its parenthetical, capitalised parenthetical parts, and the aliases."""
+    forms = [re.sub(r"\s*\(.*?\)\s*", " ", name).strip()]
+    for inner in re.findall(r"\((.*?)\)", name):
+        for part in re.split(r"[,/]", inner):
+            part = part.strip()
+            if part and part[0].isupper():
+                forms.append(part)
+    forms.extend(a.strip() for a in aliases if a.strip())
+    return [f for f in dict.fromkeys(forms) if f]
+
+
+def _form_pattern(form: str) -> str:
+    """Lower-case aliases match any case; capitalised ones only with a capital first letter
+    ("IS" must not match "is"), and aliases starting lower-case also match capitalised."""
+    escaped = re.escape(form)
+    if form[0].islower():
+        return (
+            "(?i:" + escaped + ")"
+            if form.islower()
+            else f"[{form[0]}{form[0].upper()}]" + (re.escape(form[1:]))
+        )
+    return escaped
+
+
+@cache
+def _watch_regex(key: WatchKey) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    forms: dict[str, str] = {}
+    for code, names in key:
+        for form in names:
+            forms.setdefault(form, code)
+    if not forms:
+        return None, {}
+    ordered = sorted(forms, key=len, reverse=True)
+    body = "|".join(_form_pattern(f) for f in ordered)
+    return re.compile(_BOUNDARY_L + "(?:" + body + ")" + _BOUNDARY_R), forms
+
+
+def _watch_code(forms: dict[str, str], surface: str) -> str | None:
+    if surface in forms:
+        return forms[surface]
+    low = surface.lower()
+    for form, code in forms.items():
+        if form.lower() == low:
+            return code
+    return None
+
+
+@cache
+def home_states(key: WatchKey) -> frozenset[str]:
+    """States named inside the watch's party names ("Sudanese army" -> SDN): never third
+    parties, since they are the country at war rather than an outsider."""
+    table = gazetteer()
+    found: set[str] = set()
+    regex = _gazetteer_regex()
+    for code, names in key:
+        found.add(code)
+        for form in names[:1]:  # the party's name; aliases may name its backers
+            for m in regex.finditer(form):
+                entry = table[m.group(0)]
+                if entry.kind == "state":
+                    found.add(entry.code)
+    return frozenset(found)
+
+
+def find_mentions(text: str, watch: Watch | None = None) -> list[Mention]:
+    """Actor names in `text`, non-overlapping, in order; watch names win every overlap."""
+    key = watch_key(watch)
+    parties = {code for code, _ in key}
+    candidates: list[tuple[int, int, int, Mention]] = []
+    regex, forms = _watch_regex(key)
+    if regex is not None:
+        for m in regex.finditer(text):
+            code = _watch_code(forms, m.group(0))
+            if code is not None:
+                mention = Mention(m.start(), m.end(), code, "party", "alias", party=True)
+                candidates.append((m.start(), -(m.end() - m.start()), 0, mention))
+    table = gazetteer()
+    for m in _gazetteer_regex().finditer(text):
+        entry = table[m.group(0)]
+        is_party = entry.code in parties
+        mention = Mention(m.start(), m.end(), entry.code, entry.kind, entry.form, is_party)
+        candidates.append((m.start(), -(m.end() - m.start()), 1, mention))
+    candidates.sort(key=lambda c: c[:3])
+    out: list[Mention] = []
+    taken = -1
+    for start, _, _, mention in candidates:
+        if start >= taken:
+            out.append(mention)
+            taken = mention.end
+    return out
+
+
+def resolve_actor(text: str, watch: Watch | None = None) -> str | None:
+    """The code of the first actor named in a short phrase ("Turkish officials" -> TUR)."""
+    for mention in find_mentions(text, watch):
+        if mention.is_actor:
+            return mention.code
+    return None

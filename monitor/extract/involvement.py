@@ -1,0 +1,578 @@
+"""Third parties: outside actors drawn into a watched conflict, how, and on whose side.
+
+Only actors that are not the watch's parties (nor the states those parties belong to) qualify,
+and only when a cue ties them to the war: backing ("Iran-backed", "backed by Russia and
+China"), arms ("sending missiles to"), fighters ("Syrian fighters have arrived"), troops and
+strikes, peacekeepers, mediation and aid. Places ("talks in Washington") and reporters are
+never third parties. Each rule is a regex over the sentence signature (see analysis.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+
+from monitor.extract import ceasefire
+from monitor.extract.analysis import Sentence, words
+
+_ARMS_NOUNS = (
+    r"(?:weapons?|arms|ammunition|munitions|missiles?|rockets?|drones?|bombs?|jets?|aircraft|"
+    r"tanks?|artillery|military aid|military assistance|shipments?|dual-use|himars|"
+    r"air defen[cs]e systems?|fighter jets?)"
+)
+_SUPPLY = (
+    r"(?:send(?:s|ing)?|sent|suppl(?:y|ies|ied|ying)|provid(?:e|es|ed|ing)|deliver(?:s|ed|ing|y|"
+    r"ies)?|ship(?:s|ped|ping)?|sales?|sold|sell(?:s|ing)?|transfer(?:s|red|ring)?|"
+    r"smuggl(?:e|ed|es|ing)|arming|arm|donat(?:e|ed|es|ing)|package)"
+)
+_MILITARY_NOUNS = (
+    r"(?:air ?strikes?|airstrikes?|strikes?|troops|forces|soldiers|military|jets?|warplanes?|"
+    r"fighter jets?|drones?|planes?|aircraft|air force|armed forces|special forces|navy|army|"
+    r"coalition|servicemen|f - \S+|units|artillery|marines|air defen[cs]es?|"
+    r"defen[cs]e systems?)"
+)
+_COMBAT_CUE = re.compile(
+    r"\b(?:kill\w*|struck|strikes?|fight\w*|fought|battl\w*|attack\w*|deploy\w*|shot|used|using|"
+    r"involv\w*|enter\w*|crossed|support\w*|help\w*|defen[cs]e|withdraw\w*|backing|operat\w*|"
+    r"sent|send\w*|bomb\w*|raid\w*|clash\w*|intervention|intervene\w*|secure|destroy\w*|"
+    r"intercept\w*)\b"
+)
+_DENY = re.compile(
+    r"\b(?:denied|denies|deny|dismissed|dismisses|rejected|rejects|refuted|refutes|"
+    r"(?:claims?|has|had) no knowledge)\b"
+)
+_ALLEGE = re.compile(r"\b(?:claim\w*|accus\w*|alleg\w*|charges?|charged|propaganda|suspected)\b")
+_CONFIRM_VERBS = re.compile(
+    r"\b(?:announced|announces|confirmed|confirms|acknowledged|acknowledges|said|says|agreed|"
+    r"pledged|approved)\b"
+)
+_NEGATED_ROLE = re.compile(r"\b(?:no role|rejected the idea|not (?:a |the )?(?:broker|mediator))\b")
+_HUMANITARIAN = re.compile(
+    r"\b(?:humanitarian|relief|airdrop\w*|air-drop\w*|food aid|aid convoys?|medical supplies|"
+    r"airlift|aid (?:to|for))\b"
+)
+
+
+# Peacekeeping missions named as such: naming one is naming a peacekeeping presence.
+_MISSIONS = frozenset(
+    words("UNIFIL MONUSCO UNMISS MINUSMA MINUSCA UNAMID AMISOM ATMIS EACRF SAMIDRC KFOR UNFICYP")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Involvement:
+    actor: str
+    kind: str
+    supports: str | None
+    stance: str
+    sentence: Sentence
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a watch says about who is inside the conflict."""
+
+    parties: frozenset[str]
+    home: frozenset[str]  # parties plus the states they belong to
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _matches(pattern: str, sent: Sentence) -> Iterator[re.Match[str]]:
+    """Matches of a signature pattern; patterns that start at an actor are tried at every
+    actor, so that a non-matching first actor cannot hide a later one."""
+    rx = _compiled(pattern)
+    if pattern.startswith(r"\b(E\d+)"):
+        for k in sent.actor_tokens:
+            m = rx.match(sent.sig, sent.offsets[k])
+            if m:
+                yield m
+    else:
+        yield from rx.finditer(sent.sig)
+
+
+def _ref(m: re.Match[str], group: int | str) -> int:
+    return int(m.group(group)[1:])
+
+
+def _eligible(sent: Sentence, ref: int, scope: Scope) -> str | None:
+    """The code of mention `ref` if it can be a third party here."""
+    mention = sent.mentions[ref]
+    if not mention.is_actor or ref in sent.location or ref in sent.modifier:
+        return None
+    if ref in sent.accuser:
+        return None
+    if mention.party or mention.code in scope.home:
+        return None
+    return mention.code
+
+
+def _party(sent: Sentence, ref: int, scope: Scope) -> str | None:
+    mention = sent.mentions[ref]
+    return mention.code if mention.code in scope.parties else None
+
+
+def _party_near(sent: Sentence, tok: int, scope: Scope, before: bool, span: int = 10) -> str | None:
+    rng = range(tok - 1, max(-1, tok - span), -1) if before else range(tok + 1, tok + span)
+    for k in rng:
+        if k >= len(sent.tokens):
+            break
+        t = sent.tokens[k]
+        if t.text in (".", ";") or (before and t.text == "by"):
+            break
+        if t.kind == "E":
+            code = _party(sent, t.ref, scope)
+            if code:
+                return code
+    return None
+
+
+def _supports_after(sent: Sentence, tok: int, scope: Scope) -> str | None:
+    """The side helped: "to help Azerbaijan", "in support of the federal government"."""
+    m = re.compile(
+        r"\b(?:help|support(?:ing)?|backing|defen[cs]e|alongside|behalf|for|to|with|siding)"
+        r" (?:of |with |for |to )?(?:the |a |an )?(?:\S+ ){0,3}?(E\d+)"
+    )
+    for found in m.finditer(sent.sig, sent.offsets[min(tok, len(sent.offsets) - 1)]):
+        code = _party(sent, _ref(found, 1), scope)
+        if code:
+            return code
+    return None
+
+
+def _actors_in_list(sent: Sentence, start_tok: int, scope: Scope) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    gap = 0
+    for k in range(start_tok, len(sent.tokens)):
+        t = sent.tokens[k]
+        if t.text in (".", ";", ":", "that", "which", "who", "has", "have", "had"):
+            break
+        if t.kind == "E":
+            gap = 0
+            nxt = sent.tokens[k + 1].text if k + 1 < len(sent.tokens) else ""
+            nxt2 = sent.tokens[k + 2].kind if k + 2 < len(sent.tokens) else ""
+            if nxt == "'s" and nxt2 == "W":
+                continue  # "Turkey's regional rivals, the UAE and Egypt"
+            code = _eligible(sent, t.ref, scope)
+            if code:
+                out.append((k, code))
+            continue
+        gap += 1
+        if gap > 6:
+            break
+    return out
+
+
+# --- rules: each yields (token of actor, actor code, kind, supports) -------------------------
+
+Hit = tuple[int, str, str, str | None]
+
+
+_POLITICAL_GATE = re.compile(
+    r"back|ally|allies|supporter|patron|pro -|sid(?:e|ed|es|ing) with|stand|stood|support|"
+    r"recogni|pact|alliance|armed by"
+)
+_MEDIATION_GATE = re.compile(
+    r"mediat|broker|intermediar|facilitat|guarantor|co-chair|auspices|envoy|\bmet\b|meet|host|"
+    r"talks|consultations|negotiat|ceasefire|cease-fire|truce|cessation|resolution|resolve|role"
+)
+
+
+def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    sig = sent.sig
+    if not _POLITICAL_GATE.search(sig):
+        return
+    for m in _matches(r"\b(E\d+) - backed (?:\S+ ){0,3}?(E\d+)?", sent):
+        code = _eligible(sent, _ref(m, 1), scope)
+        if code:
+            sup = _party(sent, _ref(m, 2), scope) if m.group(2) else None
+            tok = sent.token_at(m.start())
+            yield tok, code, "political", sup or _party_near(sent, tok, scope, False, 5)
+    for m in _matches(r"\b(?:backed|supported|armed) by\b|\bbacking of\b", sent):
+        tok = sent.token_at(m.start())
+        sup = _party_near(sent, tok, scope, before=True)
+        for k, code in _actors_in_list(sent, sent.token_at(m.end()) + 1, scope):
+            kind = (
+                "military"
+                if re.match(r"\S+ - led coalition", sent.sig[sent.offsets[k] :])
+                else ("political")
+            )
+            yield k, code, kind, sup
+    for m in _matches(
+        r"\b(E\d+) (?:, )?(E\d+) 's (?:\S+ ){0,2}?(?:backer|ally|allies|supporter|patron)\b", sent
+    ):
+        code = _eligible(sent, _ref(m, 1), scope)
+        if code:
+            yield sent.token_at(m.start()), code, "political", _party(sent, _ref(m, 2), scope)
+    for m in _matches(
+        r"\b(E\d+) (?:key |main |chief |staunch |close )?(?:backer|ally) (E\d+)", sent
+    ):
+        code = _eligible(sent, _ref(m, 2), scope)
+        if code:
+            yield sent.token_at(m.start(2)), code, "political", _party(sent, _ref(m, 1), scope)
+    for m in _matches(r"\bpro - (E\d+) (E\d+)", sent):
+        code = _eligible(sent, _ref(m, 2), scope)
+        if code:
+            yield sent.token_at(m.start(2)), code, "political", _party(sent, _ref(m, 1), scope)
+    for m in _matches(
+        r"\b(E\d+) (?:[^.;]{0,60}?)(?:siding|sided|sides|stand|stood|stands) (?:with|by) "
+        r"(?:its |the )?(?:\S+ ){0,2}?(E\d+)",
+        sent,
+    ):
+        code = _eligible(sent, _ref(m, 1), scope)
+        if code:
+            yield sent.token_at(m.start()), code, "political", _party(sent, _ref(m, 2), scope)
+    for m in _matches(
+        r"\b(E\d+) (?:'s )?(?:[^.;]{0,80}?)\bsupport (?:to|for) (?:the )?(E\d+)", sent
+    ):
+        code = _eligible(sent, _ref(m, 1), scope)
+        sup = _party(sent, _ref(m, 2), scope)
+        if code and sup:
+            yield sent.token_at(m.start()), code, "political", sup
+    for m in _matches(
+        r"\b(E\d+) (?:, which |, who )?(?:has |have |had |is |was )?(?:long |openly |also )?"
+        r"(?:backed|backs|supported|supports|armed|arms|sided with) (?:the )?(E\d+)",
+        sent,
+    ):
+        code = _eligible(sent, _ref(m, 1), scope)
+        sup = _party(sent, _ref(m, 2), scope)
+        if code and sup:
+            yield sent.token_at(m.start()), code, "political", sup
+    for m in _matches(
+        r"\b(E\d+) (?:\S+ ){0,4}?(?:recogni[sz]e[sd]?|military pact with|alliance with) "
+        r"(?:the )?(E\d+)",
+        sent,
+    ):
+        code = _eligible(sent, _ref(m, 1), scope)
+        sup = _party(sent, _ref(m, 2), scope)
+        if code and sup:
+            yield sent.token_at(m.start()), code, "political", sup
+
+
+def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    sig = sent.sig
+    if not _COMBAT_CUE.search(sig):
+        return
+    for m in _matches(rf"\b(E\d+) (?:'s )?(?:\S+ ){{0,3}}?{_MILITARY_NOUNS}\b", sent):
+        ref = _ref(m, 1)
+        code = _eligible(sent, ref, scope)
+        if not code or sent.mentions[ref].kind in ("igo", "ngo"):
+            continue
+        rest = sig[m.end() : m.end() + 30]
+        if "peacekeep" in rest or "peacekeep" in sig[m.start() : m.end()]:
+            continue
+        tok = sent.token_at(m.start())
+        yield tok, code, "military", _supports_after(sent, tok, scope)
+    for m in _matches(
+        r"\b(?:its|our) (?:\S+ ){0,2}?(?:troops|forces|soldiers|units|army|military)\b", sent
+    ):
+        tok = sent.token_at(m.start())
+        code = _owner_of_pronoun(sent, tok, scope)
+        if code:
+            yield tok, code, "military", _supports_after(sent, tok, scope)
+    for m in _matches(r"\b(E\d+) (?:'s )?(?:\S+ ){0,12}?involve(?:d|ment) in\b", sent):
+        code = _eligible(sent, _ref(m, 1), scope)
+        if code:
+            tok = sent.token_at(m.start())
+            yield tok, code, "military", _supports_after(sent, tok, scope)
+    for m in _matches(r"\baccused (E\d+) of (?:\S+ ){0,3}?involved\b", sent):
+        code = _eligible(sent, _ref(m, 1), scope)
+        if code:
+            yield sent.token_at(m.start(1)), code, "military", None
+
+
+def _owner_of_pronoun(sent: Sentence, tok: int, scope: Scope) -> str | None:
+    """Whose "its troops": the speaker if an outsider, else the first outside actor before."""
+    if sent.speaker_code and sent.speaker_code not in scope.home:
+        return sent.speaker_code
+    for k in range(tok):
+        t = sent.tokens[k]
+        if t.kind == "E":
+            code = _eligible(sent, t.ref, scope)
+            if code:
+                return code
+    return None
+
+
+def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    sig = sent.sig
+    if not re.search(rf"\b{_ARMS_NOUNS}\b", sig):
+        return
+    for m in _matches(rf"\b{_SUPPLY}\b", sent):
+        verb = sent.token_at(m.start())
+        actor = _subject_before(sent, verb, scope)
+        if actor is None:
+            continue
+        tok, code = actor
+        lo = sent.offsets[max(0, tok - 14)]
+        hi = sent.offsets[min(verb + 14, len(sent.offsets) - 1)]
+        if not re.search(rf"\b{_ARMS_NOUNS}\b", sig[lo:hi] if hi > lo else sig[lo:]):
+            continue
+        yield tok, code, "arms", _party_near(sent, verb, scope, before=False, span=14)
+    for m in _matches(
+        rf"\b(E\d+) (?:'s )?(?:\S+ ){{0,3}}?{_ARMS_NOUNS} (?:sales?|deliver\w*|suppl\w*|"
+        rf"shipments?)\b",
+        sent,
+    ):
+        code = _eligible(sent, _ref(m, 1), scope)
+        if code:
+            tok = sent.token_at(m.start())
+            yield tok, code, "arms", _party_near(sent, tok, scope, before=False, span=14)
+    if re.search(r"\b(?:received|receive|receives|delivered|delivery|deliveries)\b", sig):
+        for m in _matches(rf"\b(E\d+) (?:\S+ ){{0,3}}?{_ARMS_NOUNS}\b", sent):
+            ref = _ref(m, 1)
+            code = _eligible(sent, ref, scope)
+            if code and sent.mentions[ref].form == "adj":
+                tok = sent.token_at(m.start())
+                yield tok, code, "arms", _party_near(sent, tok, scope, before=True, span=14)
+
+
+def _subject_before(sent: Sentence, verb: int, scope: Scope) -> tuple[int, str] | None:
+    """The outside actor doing `verb`: the nearest eligible actor before it in the clause."""
+    for k in range(verb - 1, max(-1, verb - 14), -1):
+        t = sent.tokens[k]
+        if t.text in (".", ";", "but", "while"):
+            return None
+        if t.kind == "E":
+            prev = sent.tokens[k - 1].text if k > 0 else ""
+            nxt = sent.tokens[k + 1].text if k + 1 < len(sent.tokens) else ""
+            if prev == "-" or nxt == "-":
+                continue  # "Israel-made": the maker is not a supplier
+            code = _eligible(sent, t.ref, scope)
+            if code:
+                return k, code
+            if sent.mentions[t.ref].party:
+                return None
+    return None
+
+
+def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    sig = sent.sig
+    nouns = (
+        r"(?:mercenaries|fighters|jihadists|militants|paramilitar(?:y|ies)|contractors|volunteers)"
+    )
+    if not re.search(nouns, sig):
+        return
+    senders = re.finditer(
+        rf"\b(?:send(?:s|ing)?|sent|recruit(?:s|ed|ing)?|transferr?(?:ed|ing)?|deploy(?:s|ed|ing)?|"
+        rf"dispatch(?:ed|es|ing)?|mov(?:ed|ing)) (?:\S+ ){{0,4}}?{nouns}\b",
+        sig,
+    )
+    sent_by: list[Hit] = []
+    for m in senders:
+        verb = sent.token_at(m.start())
+        actor = _subject_before(sent, verb, scope)
+        if actor:
+            tok, code = actor
+            sent_by.append((tok, code, "fighters", _party_near(sent, verb, scope, False, 16)))
+    yield from sent_by
+    if sent_by:
+        return
+    if not re.search(
+        r"\b(?:arriv\w*|deploy\w*|sent|send\w*|recruit\w*|fight\w*|fought|join\w*|"
+        r"take part|took part|killed|being)\b",
+        sig,
+    ):
+        return
+    for m in _matches(rf"\b(E\d+) (?:\S+ ){{0,2}}?{nouns}\b", sent):
+        ref = _ref(m, 1)
+        code = _eligible(sent, ref, scope)
+        if code and sent.mentions[ref].form in ("adj", "org"):
+            tok = sent.token_at(m.start())
+            yield tok, code, "fighters", _party_near(sent, tok, scope, False, 14)
+    for m in _matches(rf"\b{nouns} from\b", sent):
+        start = sent.token_at(m.end()) + 1
+        for k in range(start, min(start + 6, len(sent.tokens))):
+            t = sent.tokens[k]
+            if t.kind == "E" and sent.mentions[t.ref].kind == "group":
+                code = _eligible(sent, t.ref, scope)
+                if code:
+                    yield k, code, "fighters", None
+
+
+def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    sig = sent.sig
+    for k, t in enumerate(sent.tokens):
+        if t.kind == "E" and sent.text[t.start : t.end].upper() in _MISSIONS:
+            code = _eligible(sent, t.ref, scope)
+            if code:
+                yield k, code, "peacekeeping", None
+    if "peacekeep" not in sig:
+        return
+    pats = (
+        r"\b(E\d+) (?:\( E\d+ \) )?(?:\S+ ){0,5}?peacekeep\w*",
+        r"\bpeacekeep\w* (?:\S+ ){0,3}?(?:of|from) (?:the )?(E\d+)",
+    )
+    for pat in pats:
+        for m in _matches(pat, sent):
+            ref = _ref(m, 1)
+            code = _eligible(sent, ref, scope)
+            if code:
+                yield sent.token_at(m.start(1)), code, "peacekeeping", None
+
+
+def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    sig = sent.sig
+    if not _MEDIATION_GATE.search(sig) or _NEGATED_ROLE.search(sig):
+        return
+    if ceasefire._TRIGGER.search(sig) or re.search(
+        r"\b(?:talks|negotiations|deal|meeting|consultations|agreement|accord)\b", sig
+    ):
+        for code in ceasefire.brokers(sent, scope.parties):
+            if code not in scope.home:
+                tok = _first_token_of(sent, code)
+                if tok is not None and sent.is_actor_token(tok):
+                    yield tok, code, "mediation", None
+    pats = (
+        r"\b(E\d+) (?:\S+ ){0,3}?(?:acted|acting|act|served|serving|serves|playing) (?:as )?"
+        r"(?:an? |the )?(?:same )?(?:intermediary|mediator|broker|guarantor|host|role)",
+        r"\b(E\d+) (?:\S+ ){0,2}?(?:envoy|mediators?) , (?:\S+ )?mediator",
+        r"\b(E\d+) (?:\S+ ){0,10}?(?:to mediate|mediat(?:ed|es|ing)|to find a resolution|"
+        r"to resolve)",
+    )
+    for pat in pats:
+        for m in _matches(pat, sent):
+            code = _eligible(sent, _ref(m, 1), scope)
+            if code:
+                yield sent.token_at(m.start(1)), code, "mediation", None
+    for m in _matches(r"\b(?:co-chairs?|co-chair(?:ed)?|guarantor countries|guarantors)\b", sent):
+        tok = sent.token_at(m.start())
+        for k in range(max(0, tok - 12), tok):
+            t = sent.tokens[k]
+            if t.kind == "E":
+                code = _eligible(sent, t.ref, scope)
+                if code and sent.mentions[t.ref].kind == "state":
+                    yield k, code, "mediation", None
+        for k, code in _actors_in_list(sent, tok + 1, scope):
+            if sent.mentions[sent.tokens[k].ref].kind == "state":
+                yield k, code, "mediation", None
+    yield from _meeting(sent, scope)
+
+
+def _meeting(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    """An outsider meeting both sides ("Pompeo met the ministers of Armenia and Azerbaijan")."""
+    sig = sent.sig
+    m = re.search(r"\b(?:met|meet|meets|hosted|hosts|host)\b", sig) or re.search(
+        r"\b(?:consultations|talks|negotiations) (?:between|with)\b", sig
+    )
+    if not m:
+        return
+    sides = {sent.mentions[t.ref].code for t in sent.tokens if t.kind == "E"} & scope.parties
+    if len(sides) < 2:
+        return
+    verb = sent.token_at(m.start())
+    for k in range(max(0, verb - 14), min(len(sent.tokens), verb + 14)):
+        t = sent.tokens[k]
+        if t.kind == "E":
+            code = _eligible(sent, t.ref, scope)
+            if code and sent.mentions[t.ref].kind in ("state", "igo"):
+                yield k, code, "mediation", None
+                return
+
+
+def _humanitarian(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    sig = sent.sig
+    if not _HUMANITARIAN.search(sig) or re.search(r"\bmilitary aid\b", sig):
+        return
+    sup_m = re.search(
+        r"\b(?:aid|assistance|supplies|relief|food)\b(?: \S+){0,6}? (?:for|to) (?:the )?(E\d+)",
+        sig,
+    )
+    supports = sent.mentions[_ref(sup_m, 1)].code if sup_m else None
+    for k, t in enumerate(sent.tokens):
+        if t.kind != "E":
+            continue
+        code = _eligible(sent, t.ref, scope)
+        if code and not (sup_m and t.ref == _ref(sup_m, 1)):
+            yield k, code, "humanitarian", supports
+
+
+_RULES: tuple[Callable[[Sentence, Scope], Iterator[Hit]], ...] = (
+    _political,
+    _military,
+    _arms,
+    _fighters,
+    _peacekeeping,
+    _mediation,
+    _humanitarian,
+)
+
+
+def _first_token_of(sent: Sentence, code: str) -> int | None:
+    for k, t in enumerate(sent.tokens):
+        if t.kind == "E" and sent.mentions[t.ref].code == code and sent.is_actor_token(k):
+            return k
+    return None
+
+
+# --- stance -----------------------------------------------------------------------------------
+
+
+def deniers(sent: Sentence) -> set[str]:
+    """Codes of actors that deny something in this sentence ("Turkey and Azerbaijan denied")."""
+    if "deniers" not in sent.memo:
+        sent.memo["deniers"] = _deniers(sent)
+    return sent.memo["deniers"]
+
+
+def _deniers(sent: Sentence) -> set[str]:
+    out: set[str] = set()
+    for m in _DENY.finditer(sent.sig):
+        verb = sent.token_at(m.start())
+        for k in range(verb - 1, max(-1, verb - 9), -1):
+            t = sent.tokens[k]
+            if t.text in (".", ";", "that"):
+                break
+            if t.kind == "E" and sent.mentions[t.ref].is_actor:
+                out.add(sent.mentions[t.ref].code)
+        if sent.speaker_code and sent.speaker_end >= 0 and sent.speaker_end <= verb + 1:
+            out.add(sent.speaker_code)
+    return out
+
+
+# Open kinds of involvement (backing, mediation, aid, peacekeeping) are rarely what a nearby
+# denial is about; covert kinds (troops, arms, fighters) are what actors typically deny.
+OPEN_KINDS = frozenset({"political", "mediation", "humanitarian", "peacekeeping"})
+
+
+def _stance(sent: Sentence, tok: int, code: str, supports: str | None, kind: str) -> str:
+    denial = code in deniers(sent) or (supports and supports in deniers(sent))
+    if denial and kind in OPEN_KINDS:
+        first = _DENY.search(sent.sig)
+        denial = first is not None and sent.token_at(first.start()) < tok
+    if denial:
+        return "denied"
+    if sent.speaker_code == code or (
+        supports and sent.speaker_code == supports and (re.search(r"\backnowledg\w*", sent.sig))
+    ):
+        return "confirmed"
+    if re.search(r"\b(?:our|we)\b", sent.sig) and sent.speaker_code == code:
+        return "confirmed"
+    if tok < len(sent.tokens):
+        tail = sent.words(tok + 1, tok + 8)
+        if _CONFIRM_VERBS.search(tail) and not _ALLEGE.search(sent.words(0, tok)):
+            first_actor = next((k for k in range(len(sent.tokens)) if sent.is_actor_token(k)), None)
+            if first_actor == tok:
+                return "confirmed"
+    if _ALLEGE.search(sent.sig):
+        return "alleged"
+    return "reported"
+
+
+def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:
+    if not any(_eligible(sent, sent.tokens[k].ref, scope) for k in sent.actor_tokens):
+        return []  # only the parties themselves are named: nobody else to be involved
+    out: list[Involvement] = []
+    for rule in _RULES:
+        for tok, code, kind, supports in rule(sent, scope):
+            if code in scope.home or (supports is not None and supports == code):
+                continue
+            out.append(
+                Involvement(code, kind, supports, _stance(sent, tok, code, supports, kind), sent)
+            )
+    return out

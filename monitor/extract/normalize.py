@@ -1,0 +1,248 @@
+"""Normalisation: article text in, conflict facts out (casualties, ceasefires, third parties,
+downings, diplomacy), each with the sentence it came from and who said it.
+
+Deterministic and offline: a gazetteer and lexicons as data, rules as regexes over tokens.
+The text is read once (names, counts, sentences), then each sentence goes through the rule
+modules, then passage-level steps merge repeated figures and carry denials across sentences.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from collections.abc import Sequence
+
+from monitor.events import Casualties, Ceasefire, Diplomacy, Downing, Fact, ThirdParty
+from monitor.extract import casualties, ceasefire, diplomacy, downing, involvement
+from monitor.extract.analysis import Sentence, build_sentence, words
+from monitor.extract.gazetteer import Mention, find_mentions, home_states, trie_pattern, watch_key
+from monitor.extract.numbers import Quantity, find_quantities
+from monitor.extract.sentences import split_sentences
+from monitor.watches import Watch
+
+log = logging.getLogger(__name__)
+
+_DEATH_WORDS = re.compile(r"\b(?:death|deaths|dead|killed|died|fatalit\w*|toll)\b")
+# Stems without which no rule can fire on a sentence (casualties, ceasefires, downings,
+# diplomacy, denials); third-party rules are gated on naming an outsider instead.
+_GATE = re.compile(
+    r"(?i)\b(?:"
+    + trie_pattern(
+        words(
+            "kill dead die death wound injur hurt abduct kidnap detain captur missing body bodies "
+            "corpse execut murder assassin behead lynch slain succumb shot shoot casualt fatalit "
+            "toll lives hostage prisoner captive pows victim lost eliminat neutrali massacr "
+            "slaughter perish cease truce cessation armistice pause down intercept destroy "
+            "recogni call spoke speak phone met meet summit talks negotiat deni deny dismiss "
+            "reject refut false lie"
+        )
+    )
+    + ")"
+)
+_STANCE_RANK = {"denied": 0, "confirmed": 1, "alleged": 2, "claimed": 3, "reported": 4}
+_TYPE_RANK = {"casualties": 0, "ceasefire": 1, "third_party": 2, "downing": 3, "diplomacy": 4}
+# Longer texts are cut: past this size an "article" is a dump, and the cost would be unbounded.
+MAX_TEXT = 200_000
+
+
+def normalize(text: str, watch: Watch | None = None) -> list[Fact]:
+    """Facts found in `text`, in text order. Spans are offsets into `text` itself."""
+    try:
+        return extract(text, watch)
+    except Exception:  # the contract: never raise on any input, log and yield nothing
+        log.exception("normalize failed on a %d-character text", len(text or ""))
+        return []
+
+
+def extract(text: str, watch: Watch | None = None) -> list[Fact]:
+    """`normalize` without the safety net, for tests and benchmarks that want to see errors."""
+    if not isinstance(text, str) or not text.strip():
+        return []
+    text = text[:MAX_TEXT]
+    sentences = _sentences(text, watch)
+    facts: list[Fact] = []
+    facts += _casualties(sentences, watch)
+    facts += _ceasefires(sentences, watch)
+    if watch is not None:
+        facts += _third_parties(sentences, watch)
+    facts += _downings(sentences)
+    facts += _diplomacy(sentences)
+    facts.sort(key=lambda f: (f.span[0], _TYPE_RANK[f.type]))
+    return facts
+
+
+def _sentences(text: str, watch: Watch | None) -> list[Sentence]:
+    """Every sentence, analysed only when some rule could fire on it (the cheap gate below:
+    most sentences of an article are background that no rule reads)."""
+    mentions = find_mentions(text, watch)
+    quantities = find_quantities(text)
+    m_starts = [m.start for m in mentions]
+    q_starts = [q.start for q in quantities]
+    home = home_states(watch_key(watch)) if watch is not None else frozenset()
+    out: list[Sentence] = []
+    for index, (start, end) in enumerate(split_sentences(text)):
+        ms = _within(mentions, m_starts, start, end)
+        qs = _within(quantities, q_starts, start, end)
+        outsider = watch is not None and any(
+            m.is_actor and not m.party and m.code not in home for m in ms
+        )
+        if outsider or _GATE.search(text, start, end):
+            out.append(build_sentence(text, start, end, index, ms, qs))
+        else:
+            out.append(Sentence(text, start, end, index, ms, qs))
+    return out
+
+
+def _within(
+    items: Sequence[Mention] | Sequence[Quantity], starts: list[int], start: int, end: int
+) -> list:
+    lo = bisect.bisect_left(starts, start)
+    hi = bisect.bisect_left(starts, end)
+    return [x for x in items[lo:hi] if x.end <= end]
+
+
+def _provenance(sent: Sentence) -> dict:
+    return {"quote": sent.quote, "span": (sent.start, sent.end), "attributed_to": sent.speaker}
+
+
+# --- casualties ---------------------------------------------------------------------------------
+
+
+def _casualties(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
+    reports: list[casualties.Report] = []
+    for i, sent in enumerate(sentences):
+        ctx = bool(_DEATH_WORDS.search(sent.quote.lower())) or (
+            i > 0 and bool(_DEATH_WORDS.search(sentences[i - 1].quote.lower()))
+        )
+        reports += casualties.read_sentence(sent, ctx)
+    out: list[Fact] = []
+    for r in casualties.merge_passage(reports):
+        out.append(
+            Casualties(
+                **_provenance(r.sentence),
+                stance="claimed" if r.claimed else "reported",
+                party=r.party,
+                side=watch.side_of(r.party) if watch else None,
+                category=r.category,  # type: ignore[arg-type]
+                outcome=r.outcome,  # type: ignore[arg-type]
+                count=r.count,
+                qualifier=r.qualifier,  # type: ignore[arg-type]
+                cumulative=r.cumulative,
+                increment=r.increment if r.increment != r.count else None,
+                historical=r.historical,
+                acled_count=r.acled if r.qualifier == "vague" else None,
+                subset=r.subset,
+            )
+        )
+    return out
+
+
+# --- ceasefires ---------------------------------------------------------------------------------
+
+
+def _ceasefires(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
+    parties = frozenset(watch.parties) if watch else frozenset()
+    seen: dict[tuple[str, str | None], int] = {}
+    out: list[Ceasefire] = []
+    for sent in sentences:
+        for hit in ceasefire.read_sentence(sent, parties):
+            key = (hit.status, hit.broker)
+            if key in seen:
+                prev = out[seen[key]]
+                if hit.count and (prev.count or 0) < hit.count:
+                    out[seen[key]] = prev.model_copy(update={"count": hit.count})
+                continue
+            seen[key] = len(out)
+            out.append(
+                Ceasefire(
+                    **_provenance(sent), status=hit.status, broker=hit.broker, count=hit.count
+                )
+            )
+    return list(out)
+
+
+# --- third parties --------------------------------------------------------------------------------
+
+
+def _third_parties(sentences: list[Sentence], watch: Watch) -> list[Fact]:
+    key = watch_key(watch)
+    scope = involvement.Scope(frozenset(watch.parties), home_states(key))
+    denials = [involvement.deniers(s) for s in sentences]
+    merged: dict[tuple[str, str, str | None], tuple[str, Sentence]] = {}
+    for i, sent in enumerate(sentences):
+        for hit in involvement.read_sentence(sent, scope):
+            stance = hit.stance
+            window = set().union(*denials[max(0, i - 1) : i + 3])
+            covert = hit.kind not in involvement.OPEN_KINDS
+            if covert and (hit.actor in window or (hit.supports and hit.supports in window)):
+                stance = "denied"
+            k = (hit.actor, hit.kind, hit.supports)
+            if k in merged:
+                old_stance, old_sent = merged[k]
+                if _STANCE_RANK[stance] < _STANCE_RANK[old_stance]:
+                    merged[k] = (stance, old_sent)
+                continue
+            merged[k] = (stance, sent)
+    merged = _drop_unsupported_duplicates(merged)
+    return [
+        ThirdParty(**_provenance(sent), stance=stance, actor=a, kind=kind, supports=sup)  # type: ignore[arg-type]
+        for (a, kind, sup), (stance, sent) in merged.items()
+    ]
+
+
+def _drop_unsupported_duplicates(
+    merged: dict[tuple[str, str, str | None], tuple[str, Sentence]],
+) -> dict[tuple[str, str, str | None], tuple[str, Sentence]]:
+    """(TUR, military, None) adds nothing beside (TUR, military, AZE) from the same text."""
+    out = dict(merged)
+    for (actor, kind, sup), (stance, _) in merged.items():
+        if sup is None and any(a == actor and k == kind and s for a, k, s in merged):
+            richer = next(v for (a, k, s), v in merged.items() if a == actor and k == kind and s)
+            if _STANCE_RANK[stance] >= _STANCE_RANK[richer[0]]:
+                out.pop((actor, kind, sup), None)
+    return out
+
+
+# --- downings -------------------------------------------------------------------------------------
+
+
+def _downings(sentences: list[Sentence]) -> list[Fact]:
+    out: list[Downing] = []
+    seen: dict[tuple[str, str | None, str | None], int] = {}
+    for i, sent in enumerate(sentences):
+        for hit in downing.read_sentence(sent):
+            if hit.definite and out:
+                continue
+            key = (hit.asset, hit.owner, hit.claimed_by)
+            if key in seen:
+                continue
+            seen[key] = hit.count
+            denied = downing.denied_by_owner(sentences, i, hit.owner, hit.claimed_by)
+            for _ in range(hit.count):
+                out.append(
+                    Downing(
+                        **_provenance(sent),
+                        stance="denied" if denied else "claimed" if hit.claimed_by else "reported",
+                        asset=hit.asset,  # type: ignore[arg-type]
+                        owner=hit.owner,
+                        claimed_by=hit.claimed_by,
+                        denied=denied,
+                    )
+                )
+    return list(out)
+
+
+# --- diplomacy ------------------------------------------------------------------------------------
+
+
+def _diplomacy(sentences: list[Sentence]) -> list[Fact]:
+    out: list[Fact] = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for sent in sentences:
+        found = diplomacy.read_sentence(sent)
+        if found and (found[0], tuple(found[1])) not in seen:
+            kind, participants = found
+            seen.add((kind, tuple(participants)))
+            out.append(Diplomacy(**_provenance(sent), kind=kind, participants=participants))  # type: ignore[arg-type]
+    return out
