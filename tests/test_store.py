@@ -53,7 +53,10 @@ def test_idempotency_key_makes_a_second_append_a_no_op(db_url: str) -> None:
 def test_ids_derive_from_idempotency_keys_across_databases(tmp_path) -> None:
     a = EventStore(f"sqlite:///{tmp_path / 'a.db'}")
     b = EventStore(f"sqlite:///{tmp_path / 'b.db'}")
-    assert a.append([failed(1, key="same")]).events[0].id == b.append([failed(1, key="same")]).events[0].id
+    assert (
+        a.append([failed(1, key="same")]).events[0].id
+        == b.append([failed(1, key="same")]).events[0].id
+    )
     assert a.append([failed(2)]).events[0].id != b.append([failed(2)]).events[0].id
 
 
@@ -81,7 +84,9 @@ def test_failed_transaction_leaves_no_gap(db_url: str) -> None:
 def test_read_filters_by_type_and_pages_in_batches(db_url: str) -> None:
     store = EventStore(db_url)
     store.append([failed(i) for i in range(7)])
-    store.append([NewEvent(stream="feed:f", data=FeedPolled(feed="f", url="u", items=1, new_items=1))])
+    store.append(
+        [NewEvent(stream="feed:f", data=FeedPolled(feed="f", url="u", items=1, new_items=1))]
+    )
     assert [e.seq for e in store.read(3, batch=2)] == [4, 5, 6, 7, 8]
     assert [e.type for e in store.read(types=["FeedPolled"])] == ["FeedPolled"]
     assert len(list(store.read(limit=3, batch=2))) == 3
@@ -121,3 +126,233 @@ def test_concurrent_writers_never_duplicate_or_skip(db_url: str) -> None:
     total = writers * per_writer
     assert seen == list(range(1, total + 1))
     assert store.head() == total
+
+
+def test_conflict_error_names_the_stream_and_versions(db_url: str) -> None:
+    store = EventStore(db_url)
+    store.append([failed(1), failed(2)])
+    with pytest.raises(ConcurrencyError) as err:
+        store.append([failed(3)], expected_versions={"article:a": 1})
+    assert (err.value.stream, err.value.actual, err.value.expected) == ("article:a", 2, 1)
+    # A guard on another stream than the ones written is checked too.
+    with pytest.raises(ConcurrencyError):
+        store.append([failed(3, stream="article:b")], expected_versions={"article:a": 0})
+    assert store.head() == 2
+    # Retrying a batch that was stored (same keys) is not a conflict: it returns the events.
+    first = store.append([failed(4, key="k4")], expected_versions={"article:a": 2})
+    again = store.append([failed(4, key="k4")], expected_versions={"article:a": 2})
+    assert again.events == first.events and again.created == [False]
+    store.close()
+
+
+def test_batches_share_a_correlation_id_and_effects_inherit_it(db_url: str) -> None:
+    store = EventStore(db_url)
+    batch = store.append([failed(1, key="d1"), failed(2, key="d2")]).events
+    assert {e.metadata["correlation_id"] for e in batch} == {batch[0].id}
+    caused = store.append(
+        [
+            NewEvent(
+                stream="alert:x",
+                data=FeedPolled(feed="f", url="u", items=1, new_items=1),
+                metadata={"causation_id": batch[1].id},
+            )
+        ]
+    ).events[0]
+    assert caused.metadata == {"causation_id": batch[1].id, "correlation_id": batch[0].id}
+    given = store.append(
+        [NewEvent(stream="s", data=failed(3).data, metadata={"correlation_id": "c"})]
+    )
+    assert given.events[0].metadata["correlation_id"] == "c"
+    # What append returns is what a reader gets back.
+    assert list(store.read()) == [*batch, caused, given.events[0]]
+    store.close()
+
+
+def test_a_reader_is_not_blocked_by_an_open_write_transaction(sqlite_url: str) -> None:
+    store = EventStore(sqlite_url)
+    store.append([failed(1)])
+    with store.transaction() as session:
+        store.append([failed(2)], session=session)
+        # Another connection reads the committed log while the writer holds the lock.
+        assert [e.seq for e in store.read()] == [1]
+        assert store.head() == 1
+    assert store.head() == 2
+    store.close()
+
+
+def test_postgresql_urls_without_a_driver_use_psycopg_3() -> None:
+    from monitor.store.db import make_engine
+
+    engine = make_engine("postgresql://u@127.0.0.1:1/db")
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()
+
+
+def test_sqlite_durability_setting(tmp_path) -> None:
+    from monitor.store.db import StoreError
+
+    for value, expected in (("", 2), ("?synchronous=normal", 1)):
+        store = EventStore(f"sqlite:///{tmp_path / 'd.db'}{value}")
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        store.close()
+    with pytest.raises(StoreError, match="synchronous"):
+        EventStore(f"sqlite:///{tmp_path / 'd.db'}?synchronous=off")
+
+
+WRITER = """
+import sys
+from monitor.events import ArticleFailed
+from monitor.store.log import EventStore, NewEvent
+store = EventStore(sys.argv[1])
+w, n = sys.argv[2], int(sys.argv[3])
+for i in range(n):
+    data = ArticleFailed(article_id=w, url="u", stage="fetch", reason=str(i))
+    store.append([
+        NewEvent(stream=f"article:{w}", data=data, idempotency_key=f"{w}-{i}-a"),
+        NewEvent(stream="shared", data=data, idempotency_key=f"{w}-{i}-b"),
+        NewEvent(stream="shared", data=data, idempotency_key=f"{w}-{i}-a"),  # repeated key
+    ])
+store.close()
+"""
+
+
+def test_writer_processes_never_duplicate_or_hide_a_position(db_url: str) -> None:
+    """Processes append at once while this one follows the log: every seq seen once, in order."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    store = EventStore(db_url)
+    writers, per_writer = 3, 40
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, db_url, f"w{w}", str(per_writer)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(writers)
+    ]
+    seen: list[int] = []
+    position = 0
+    while True:
+        finished = all(p.poll() is not None for p in procs)
+        for event in store.read(position, batch=7):
+            seen.append(event.seq)
+            position = event.seq
+        if finished:
+            break
+    for p in procs:
+        assert p.wait() == 0, p.stderr.read() if p.stderr else ""
+    total = writers * per_writer * 2
+    assert seen == list(range(1, total + 1))
+    shared = [e.stream_version for e in store.read_stream("shared")]
+    assert shared == list(range(1, writers * per_writer + 1))
+    store.close()
+
+
+# --- moving a log between databases -------------------------------------------------------------
+
+
+def _sample_log(store: EventStore) -> None:
+    from tests.crash_driver import article_events
+
+    for i in range(12):
+        store.append(article_events(i))
+    store.append(
+        [NewEvent(stream="feed:f", data=FeedPolled(feed="f", url="ü", items=1, new_items=1))]
+    )
+
+
+def _export(store: EventStore) -> str:
+    import io
+
+    from monitor.store.transfer import export_jsonl
+
+    out = io.StringIO()
+    export_jsonl(store, out)
+    return out.getvalue()
+
+
+def test_export_then_import_is_lossless_across_backends(db_url: str, tmp_path) -> None:
+    from monitor.store.transfer import import_jsonl
+
+    source = EventStore(f"sqlite:///{tmp_path / 'source.db'}")
+    _sample_log(source)
+    dump = _export(source)
+    target = EventStore(db_url)
+    result = import_jsonl(target, dump.splitlines())
+    assert (result.written, result.skipped, result.head) == (source.head(), 0, source.head())
+    assert _export(target) == dump  # byte for byte, positions, ids, timestamps and all
+    assert list(target.read()) == list(source.read())
+    # Appending continues the log: next position, next stream version, keys still known.
+    again = target.append([failed(1, key="discovered:a00000")])
+    assert again.created == [False]
+    new = target.append([failed(2)]).events[0]
+    assert new.seq == source.head() + 1
+    source.close()
+    target.close()
+
+
+def test_import_resumes_and_refuses_conflicts_and_gaps(db_url: str, tmp_path) -> None:
+    from monitor.store.transfer import TransferError, import_jsonl
+
+    source = EventStore(f"sqlite:///{tmp_path / 'source.db'}")
+    _sample_log(source)
+    lines = _export(source).splitlines()
+    target = EventStore(db_url)
+    import_jsonl(target, lines[:10], batch=4)
+    resumed = import_jsonl(target, lines, batch=4)  # an interrupted import run again
+    assert (resumed.written, resumed.skipped) == (len(lines) - 10, 10)
+    assert _export(target).splitlines() == lines
+
+    other = EventStore(f"sqlite:///{tmp_path / 'other.db'}")
+    other.append([failed(1)])
+    with pytest.raises(TransferError, match="line 1: position 1 holds a different event"):
+        import_jsonl(other, lines)
+    with pytest.raises(TransferError, match="would leave a gap"):
+        import_jsonl(EventStore(f"sqlite:///{tmp_path / 'gap.db'}"), lines[3:])
+    with pytest.raises(TransferError, match="line 2: not a valid event"):
+        import_jsonl(EventStore(f"sqlite:///{tmp_path / 'bad.db'}"), [lines[0], '{"seq": 2}'])
+    unknown = lines[0].replace('"schema_version": 1', '"schema_version": 9')
+    with pytest.raises(TransferError, match="newer than this program"):
+        import_jsonl(EventStore(f"sqlite:///{tmp_path / 'new.db'}"), [unknown])
+    for s in (source, target, other):
+        s.close()
+
+
+def test_events_export_and_import_commands(db_url: str, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    source = EventStore(source_url)
+    _sample_log(source)
+    cli = [sys.executable, "-m", "monitor.cli", "events"]
+    export = subprocess.run(
+        [*cli, "export", "--format", "jsonl", "--db", source_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert export.returncode == 0, export.stderr
+    assert export.stdout == _export(source)
+    path = tmp_path / "log.jsonl"
+    path.write_text(export.stdout)
+    imported = subprocess.run(
+        [*cli, "import", str(path), "--format", "jsonl", "--db", db_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert f"imported {source.head()} events" in imported.stderr
+    target = EventStore(db_url)
+    assert _export(target) == export.stdout
+    source.close()
+    target.close()

@@ -8,10 +8,14 @@ live state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel
 
 from monitor.events import (
@@ -35,6 +39,12 @@ from monitor.store.tables import (
 
 
 class Projection(Protocol):
+    """A read model: ``apply`` folds one event of ``types`` into ``tables``.
+
+    A projection may set ``version``; when it differs from the version its checkpoint was
+    written with, ``catch_up`` rebuilds it from the start (its code changed meaning).
+    """
+
     name: str
     tables: Sequence[type[SQLModel]]
     types: Sequence[str]
@@ -43,42 +53,118 @@ class Projection(Protocol):
 
 
 def checkpoint(session: Session, name: str) -> int:
-    row = session.get(Checkpoint, name)
-    return row.seq if row else 0
+    """The consumer's position, locked until the transaction ends.
+
+    The row is created if missing and then locked (``FOR UPDATE`` on PostgreSQL; SQLite's
+    write transaction already excludes other writers), so two processes catching up the same
+    consumer take turns instead of both applying the same events.
+    """
+    return _lock_checkpoint(session, name).seq
 
 
-def _save_checkpoint(session: Session, name: str, seq: int) -> None:
-    row = session.get(Checkpoint, name)
-    if row is None:
-        session.add(Checkpoint(name=name, seq=seq))
-    else:
-        row.seq = seq
-        session.add(row)
+def _lock_checkpoint(session: Session, name: str) -> Checkpoint:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(Checkpoint).values(name=name, seq=0, version=1).on_conflict_do_nothing())
+    stmt = select(Checkpoint).where(Checkpoint.name == name)
+    if dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
+
+
+def _save_checkpoint(session: Session, name: str, seq: int, version: int | None = None) -> None:
+    row = session.get(Checkpoint, name) or Checkpoint(name=name)
+    row.seq = seq
+    if version is not None:
+        row.version = version
+    session.add(row)
 
 
 def catch_up(store: EventStore, projection: Projection, batch: int = 500) -> int:
-    """Apply every event after the checkpoint, a batch per transaction; returns events applied."""
+    """Apply the projection's events after its checkpoint, a batch per transaction.
+
+    Each batch reads only the projection's event types up to the log head as seen at the start
+    of its transaction; the checkpoint then moves to that head (or to the last event read when
+    the batch was full). Returns how many events were applied.
+    """
+    version = getattr(projection, "version", 1)
     applied = 0
     while True:
         with store.transaction() as session:
-            start = checkpoint(session, projection.name)
-            events = list(store.read(start, limit=batch, session=session))
-            if not events:
+            row = _lock_checkpoint(session, projection.name)
+            start = row.seq
+            if row.version != version:
+                if start > 0:
+                    _clear(session, projection)
+                    start = 0
+                _save_checkpoint(session, projection.name, 0, version)
+            head = store.head(session)
+            if head <= start:
                 return applied
+            events = list(
+                store.read(
+                    start,
+                    types=projection.types,
+                    until=head,
+                    limit=batch,
+                    session=session,
+                    batch=batch,
+                )
+            )
             for event in events:
-                if event.type in projection.types:
-                    projection.apply(session, event)
-            _save_checkpoint(session, projection.name, events[-1].seq)
+                projection.apply(session, event)
+            end = events[-1].seq if len(events) == batch else head
+            _save_checkpoint(session, projection.name, end)
             applied += len(events)
 
 
+def _clear(session: Session, projection: Projection) -> None:
+    for table in projection.tables:
+        session.execute(delete(table))
+    session.execute(delete(Checkpoint).where(Checkpoint.name == projection.name))
+    session.flush()
+    session.expunge_all()
+
+
 def rebuild(store: EventStore, projection: Projection) -> int:
-    """Drop the projection's state and checkpoint, then replay the log from the start."""
+    """Drop the projection's state and checkpoint, then replay the log from the start.
+
+    The drop commits before the replay; a crash half-way leaves a consistent, partly replayed
+    projection whose next ``catch_up`` finishes the job.
+    """
     with store.transaction() as session:
-        for table in projection.tables:
-            session.execute(delete(table))
-        session.execute(delete(Checkpoint).where(Checkpoint.name == projection.name))
+        _lock_checkpoint(session, projection.name)
+        _clear(session, projection)
     return catch_up(store, projection)
+
+
+def dump_state(store: EventStore, projections: Sequence[Projection]) -> str:
+    """Every row of the projections' tables and their checkpoints, as canonical JSON lines.
+
+    Rows are ordered by primary key and timestamps rendered in UTC, so two databases (or one
+    before and after a rebuild) hold the same state exactly when the dumps are equal.
+    """
+    lines: list[str] = []
+    with store.read_session() as session:
+        for projection in projections:
+            for model in projection.tables:
+                table = model.__table__  # type: ignore[attr-defined]
+                stmt = select(table).order_by(*table.primary_key.columns)
+                for values in session.execute(stmt).mappings():
+                    row = {k: _canonical(v) for k, v in values.items()}
+                    lines.append(json.dumps([table.name, row], sort_keys=True))
+            seq = session.execute(
+                select(Checkpoint.seq).where(Checkpoint.name == projection.name)
+            ).scalar()
+            lines.append(json.dumps(["checkpoint", projection.name, seq]))
+    return "\n".join(lines) + "\n"
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    return value
 
 
 class ConflictState:
@@ -121,7 +207,9 @@ class ConflictState:
             session.add(row)
 
     @staticmethod
-    def _casualties(session: Session, watch: str, fact: Casualties, event_id: str, when) -> None:
+    def _casualties(
+        session: Session, watch: str, fact: Casualties, event_id: str, when: datetime | None
+    ) -> None:
         if not fact.cumulative or fact.historical or fact.count is None:
             return
         key = (watch, fact.side or "-", fact.category, fact.outcome)

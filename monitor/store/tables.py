@@ -9,14 +9,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# Log positions are 64-bit. On SQLite the column must stay plain INTEGER: only
+# ``INTEGER PRIMARY KEY`` is the rowid alias (already 64-bit), BIGINT would add a second index.
+Position = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _json(nullable: bool = False, name: str | None = None) -> Any:
     if name:
         return Field(default_factory=dict, sa_column=Column(name, JSON, nullable=nullable))
     return Field(default_factory=dict, sa_column=Column(JSON, nullable=nullable))
+
+
+def _seq(*, primary_key: bool = False, index: bool = False) -> Any:
+    default = ... if primary_key else 0
+    return Field(
+        default=default,
+        sa_column=Column(
+            Position,
+            primary_key=primary_key,
+            autoincrement=False,
+            nullable=False,
+            index=index or None,
+        ),
+    )
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
@@ -33,7 +51,7 @@ class EventRow(SQLModel, table=True):
         Index("ix_events_type_seq", "type", "seq"),
     )
 
-    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = _seq(primary_key=True)
     id: str = Field(unique=True, max_length=36)
     stream: str = Field(max_length=200)
     stream_version: int
@@ -52,7 +70,7 @@ class LogHead(SQLModel, table=True):
     __tablename__ = "log_head"
 
     id: int = Field(default=1, primary_key=True)
-    seq: int = 0
+    seq: int = _seq()
 
 
 class Checkpoint(SQLModel, table=True):
@@ -61,7 +79,7 @@ class Checkpoint(SQLModel, table=True):
     __tablename__ = "checkpoints"
 
     name: str = Field(primary_key=True, max_length=100)
-    seq: int = 0
+    seq: int = _seq()
     version: int = 1
 
 
@@ -119,7 +137,7 @@ class AlertState(SQLModel, table=True):
     __tablename__ = "proj_alerts"
 
     alert_id: str = Field(primary_key=True, max_length=36)
-    seq: int = Field(index=True)
+    seq: int = _seq(index=True)
     rule: str = Field(max_length=200)
     severity: str = Field(max_length=20)
     watch: str | None = Field(default=None, max_length=100)
@@ -139,10 +157,19 @@ class RuleState(SQLModel, table=True):
 
 
 class OutboxRow(SQLModel, table=True):
-    """One pending delivery of one alert to one channel."""
+    """One pending delivery of one alert to one channel (or, ``kind="report"``, one health
+    report about the given-up delivery in row ``ref``; its ``alert_id`` is then the report's id).
+
+    ``attempts`` counts claims and is the fencing token: a worker records its attempt only
+    while the row still carries the number it claimed. ``sent_at`` and ``message_id`` feed
+    grouping and rate limits; ``requeued_at`` restarts the maximum age after a manual retry.
+    """
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("alert_id", "channel", name="uq_outbox_alert_channel"),)
+    __table_args__ = (
+        UniqueConstraint("alert_id", "channel", name="uq_outbox_alert_channel"),
+        Index("ix_outbox_channel_sent_at", "channel", "sent_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     alert_id: str = Field(max_length=36, index=True)
@@ -153,3 +180,41 @@ class OutboxRow(SQLModel, table=True):
     lease_until: datetime | None = _ts()
     last_error: str | None = None
     created_at: datetime = _ts(nullable=False)
+    kind: str = Field(default="alert", max_length=20, sa_column_kwargs={"server_default": "alert"})
+    ref: int | None = None
+    lease_owner: str | None = Field(default=None, max_length=200)
+    message_id: str | None = Field(default=None, max_length=64)
+    last_attempt_at: datetime | None = _ts()
+    sent_at: datetime | None = _ts()
+    requeued_at: datetime | None = _ts()
+
+
+class FeedLease(SQLModel, table=True):
+    """The shared polling schedule of every replica: one row per feed.
+
+    A replica polls a feed only while it holds the row's lease (``owner``, ``lease_until``),
+    claimed when ``next_due`` has passed. ``version`` goes up on every claim and release and
+    fences the result: a replica whose lease expired cannot write its outcome over the next
+    holder's. The row also remembers what polite fetching needs (validators for conditional
+    GET, failures for backoff) and what health needs (last success, failing since, silence).
+    """
+
+    __tablename__ = "feed_leases"
+
+    feed: str = Field(primary_key=True, max_length=200)
+    owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = _ts()
+    version: int = 0
+    next_due: datetime = _ts(nullable=False)
+    etag: str | None = Field(default=None, max_length=500)
+    last_modified: str | None = Field(default=None, max_length=100)
+    last_polled_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    last_new_at: datetime | None = _ts()
+    last_items: int = 0
+    consecutive_failures: int = 0
+    failing_since: datetime | None = _ts()
+    last_error: str | None = None
+    last_error_kind: str | None = Field(default=None, max_length=40)
+    polled_by: str | None = Field(default=None, max_length=200)
+    health_alert: str | None = Field(default=None, max_length=300)
