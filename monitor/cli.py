@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
 
+from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
 from monitor.events import AlertRaised
@@ -29,7 +31,7 @@ from monitor.sources.fetch import FetchError, fetch
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
-from monitor.store.tables import AlertState, Checkpoint, FeedHealth, OutboxRow
+from monitor.store.tables import AlertState, Checkpoint, FeedHealth
 from monitor.watches import WatchError, load_watch, load_watches
 
 log = logging.getLogger("monitor")
@@ -93,28 +95,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
     fmt(p)
 
-    p = command("events", cmd_events, "read the event log")
-    p.add_argument("action", choices=["list", "show"])
-    p.add_argument("id", nargs="?", help="event id (show)")
+    p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
+    p.add_argument("action", choices=["list", "show", "export", "import"])
+    p.add_argument(
+        "id", nargs="?", help="event id (show); JSONL file (export, import; default: stdout, stdin)"
+    )
     p.add_argument("--after", type=int, default=0, help="only events with seq above this")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
     p.add_argument("--limit", type=int, default=None)
     config_args(p)
     fmt(p)
 
-    p = command("alerts", cmd_alerts, "alerts raised and their delivery state")
-    p.add_argument("action", choices=["list"])
+    p = command("alerts", cmd_alerts_main, "alerts raised and their delivery state; explain one")
+    p.add_argument("action", choices=["list", "explain", "retry"])
+    p.add_argument("id", nargs="?", help="alert id or a unique prefix (explain, retry)")
+    p.add_argument("--channel", help="retry: only the delivery to this channel")
+    p.add_argument("--rules", type=Path, help="rules directory, to say whether a rule changed")
     config_args(p)
     fmt(p)
 
-    p = command("rules", cmd_rules, "validate rule and watch files")
-    p.add_argument("action", choices=["check"])
-    p.add_argument("dir", type=Path, nargs="?", default=Path("rules"))
+    p = command("notify", cmd_notify, "send a test message; print each target's result")
+    p.add_argument("action", choices=["test"])
+    p.add_argument("channels", nargs="*", metavar="CHANNEL", help="channel names (default: all)")
+    p.add_argument("--notify", action="append", default=[], metavar="URL",
+                   help="also test this Apprise URL (repeatable)")
+    config_args(p)
+    fmt(p)
+
+    p = command("rules", cmd_rules_main, "validate, unit-test, backtest and explain rules")
+    p.add_argument("action", choices=["check", "test", "backtest", "explain"])
+    p.add_argument("dir", nargs="*", metavar="PATH",
+                   help="check: rules dir; test: test files or dirs; explain: the rule id")
+    p.add_argument("--rules", type=Path, help="backtest/explain: rules dir (default: config's)")
+    p.add_argument("--against", type=Path, help="backtest: compare with the rules of this dir")
+    p.add_argument("--since", help="backtest: report alerts from this time (ISO, or 7d ago)")
+    p.add_argument("--until", help="backtest: evaluate events up to this time (ISO, or 1d ago)")
+    p.add_argument("--event", help="explain: the event id (or unique prefix) to explain")
+    config_args(p)
+    fmt(p)
+
+    p = command("silence", cmd_silence, "mute matching alerts for a while (stored as events)")
+    p.add_argument("action", choices=["add", "list", "expire"])
+    p.add_argument("id", nargs="?", help="silence id or unique prefix (expire)")
+    p.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
+                   help="label matcher: =, !=, =~, !~ (repeatable; all must match)")
+    p.add_argument("--for", dest="duration", default="2h", help="how long (e.g. 6h, 1d12h)")
+    p.add_argument("--comment", default="")
+    p.add_argument("--author", default=os.environ.get("USER"))
+    p.add_argument("--all", action="store_true", help="list: include expired silences")
+    config_args(p)
+    fmt(p)
 
     p = command("rebuild", cmd_rebuild, "drop the projections and replay them from the log")
     config_args(p)
 
+    p = command("db", cmd_db, "database schema: apply pending migrations, or show the revision")
+    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument("--revision", default="head", help="target revision (upgrade; default: head)")
+    config_args(p)
+
     p = command("status", cmd_status, "feeds, lag, outbox and last errors")
+    config_args(p)
+    fmt(p)
+
+    p = command("poll", cmd_poll, "poll one feed now: through the running daemon, else alone")
+    p.add_argument("feed", metavar="FEED", help="the feed's name in the config")
+    p.add_argument("--alone", action="store_true", help="poll here even if a daemon runs")
     config_args(p)
     fmt(p)
     return parser
@@ -147,7 +193,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
-    return Daemon(settings, extra_notify=args.notify).run()
+    daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    code = daemon.run()
+    if daemon.abandoned:
+        # A poll outlived the stop timeout: its thread would hold up interpreter exit, and its
+        # lease is already released and fenced, so leave without waiting for it.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -264,6 +318,8 @@ def open_store(args: argparse.Namespace) -> EventStore:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    if args.action in ("export", "import"):
+        return cmd_events_transfer(args)
     store = open_store(args)
     try:
         if args.action == "show":
@@ -288,20 +344,21 @@ def cmd_events(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
+        from monitor.notify.admin import delivery_states
+
         with store.session() as session:
             alerts = list(session.execute(select(AlertState).order_by(AlertState.seq)).scalars())
-            rows = list(session.execute(select(OutboxRow)).scalars())
-        deliveries: dict[str, list[OutboxRow]] = {}
-        for row in rows:
-            deliveries.setdefault(row.alert_id, []).append(row)
+        deliveries = delivery_states(store)
         table = Table("alert", "rule", "severity", "title", "deliveries")
         for alert in alerts:
-            states = {r.channel: r.status for r in deliveries.get(alert.alert_id, [])}
+            found = deliveries.get(alert.alert_id, [])
+            states = {d.channel: d.status for d in found}
             if args.format == "jsonl":
-                emit({**alert.model_dump(mode="json"), "deliveries": states})
+                detail = [d.model_dump(mode="json") for d in found]
+                emit({**alert.model_dump(mode="json"), "deliveries": states, "delivery": detail})
             else:
                 table.add_row(alert.alert_id[:8], alert.rule, alert.severity, alert.title,
-                              ", ".join(f"{c}:{s}" for c, s in states.items()) or "-")
+                              ", ".join(d.describe() for d in found) or "-")
         if args.format == "text":
             Console().print(table)
         return 0
@@ -350,32 +407,285 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """The shared database's view (feeds, lag, outbox), plus what a local daemon says."""
+    from monitor.observability import ask_daemon, status_snapshot
+
+    settings = settings_from(args)
+    store = EventStore(settings.db)
+    try:
+        status = status_snapshot(store, settings.feeds)
+    finally:
+        store.close()
+    answer = ask_daemon(settings.http_listen, "GET", "/healthz")
+    status["daemon"] = answer[1] if answer and isinstance(answer[1], dict) else None
+    if args.format == "jsonl":
+        emit(status)
+        return 0
+    console = Console()
+    daemon = status["daemon"]
+    if daemon:
+        state = "ready" if daemon.get("ready") else "not ready"
+        replica = daemon.get("replica")
+        console.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
+    else:
+        console.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
+    outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
+    last = status["last_poll"] or "-"
+    console.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
+    console.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
+    table = Table(
+        "feed", "last poll", "last success", "next due", "by", "fails", "items", "last error"
+    )
+    for f in status["feeds"]:
+        table.add_row(
+            f["feed"],
+            _clock(f["last_poll"]),
+            _clock(f["last_success"]),
+            _clock(f["next_due"]),
+            f["leased_by"] or f["polled_by"] or "-",
+            str(f["consecutive_failures"]),
+            str(f["last_items"]),
+            (f["last_error"] or "")[:80],
+        )
+    console.print(table)
+    return 0
+
+
+def _clock(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else "-"
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    """Poll one feed now. A running daemon (at ``http_listen``) does it on its own schedule's
+    terms; with none answering, or ``--alone``, this process polls under the feed's lease."""
+    from monitor.observability import ask_daemon
+
+    settings = settings_from(args)
+    feed = next((f for f in settings.feeds if f.name == args.feed), None)
+    if feed is None:
+        known = ", ".join(f.name for f in settings.feeds) or "none"
+        raise UsageError(f"no feed named {args.feed!r} in the configuration (feeds: {known})")
+    answer = None if args.alone else ask_daemon(settings.http_listen, "POST", f"/poll/{feed.name}")
+    if answer is not None:
+        code, body = answer
+        message = body.get("message", body) if isinstance(body, dict) else body
+        if args.format == "jsonl":
+            emit({"feed": feed.name, "via": "daemon", "status": code, "message": message})
+        else:
+            print(message)
+        return 0 if code < 300 else 1
+    runtime = Runtime(settings)
+    try:
+        runtime.leases.ensure([feed])
+        run = runtime.run_feed(feed, force=True)
+        if run is None:
+            print(f"monitor: another replica is polling {feed.name} now", file=sys.stderr)
+            return 1
+        alerts = runtime.advance()
+        runtime.deliver()
+    finally:
+        runtime.close()
+    o = run.outcome
+    row = {
+        "feed": feed.name,
+        "via": "alone",
+        "ok": o.ok,
+        "not_modified": o.not_modified,
+        "items": o.items,
+        "new_items": o.new_items,
+        "extracted": sum(1 for r in run.results if r.status == "extracted"),
+        "alerts": len(alerts),
+        "error": o.error,
+    }
+    if args.format == "jsonl":
+        emit(row)
+    elif o.ok:
+        print(
+            f"{feed.name}: "
+            + ("not modified" if o.not_modified else f"{o.items} items, {o.new_items} new")
+            + f", {row['extracted']} extracted, {len(alerts)} alerts"
+        )
+    else:
+        print(f"{feed.name}: failed: {o.error}")
+    return 0 if o.ok else 1
+
+
+# --- db, events export/import (logic in monitor/store/migrate.py and transfer.py) ---------------
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from monitor.store import migrate
+    from monitor.store.db import make_engine, redact
+
+    url = settings_from(args).db
+    engine = make_engine(url)
+    try:
+        if args.action == "upgrade":
+            before = migrate.current_revision(engine)
+            after = migrate.upgrade(engine, args.revision)
+            print(f"{redact(url)}: schema {before or 'empty'} -> {after}", file=sys.stderr)
+        else:
+            print(migrate.current_revision(engine) or "empty")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def cmd_events_transfer(args: argparse.Namespace) -> int:
+    from monitor.store.transfer import export_jsonl, import_jsonl
+
     store = open_store(args)
     try:
-        head = store.head()
-        with store.session() as session:
-            checkpoints = {c.name: c.seq for c in session.execute(select(Checkpoint)).scalars()}
-            feeds = list(session.execute(select(FeedHealth)).scalars())
-            pending = len(list(session.execute(select(OutboxRow.id).where(OutboxRow.status == "pending")).scalars()))
-        status = {
-            "head": head,
-            "lag": {name: head - seq for name, seq in checkpoints.items()},
-            "outbox_pending": pending,
-            "feeds": [f.model_dump(mode="json") for f in feeds],
-        }
-        if args.format == "jsonl":
-            emit(status)
+        path = Path(args.id) if args.id and args.id != "-" else None
+        if args.action == "export":
+            if path is None:
+                result = export_jsonl(store, sys.stdout, after=args.after)
+            else:
+                with path.open("w", encoding="utf-8") as out:
+                    result = export_jsonl(store, out, after=args.after)
+            print(f"exported {result.written} events (last seq {result.head})", file=sys.stderr)
         else:
-            console = Console()
-            console.print(f"log head: {head}; outbox pending: {pending}")
-            console.print("lag: " + ", ".join(f"{k}={v}" for k, v in status["lag"].items()))
-            table = Table("feed", "last success", "failures", "last error")
-            for f in feeds:
-                table.add_row(f.feed, str(f.last_success or "-"), str(f.consecutive_failures), f.last_error or "")
-            console.print(table)
+            if path is not None and not path.exists():
+                raise UsageError(f"{path}: no such file")
+            with path.open(encoding="utf-8") if path else sys.stdin as lines:
+                result = import_jsonl(store, lines)
+            print(
+                f"imported {result.written} events, {result.skipped} already present "
+                f"(head {result.head})",
+                file=sys.stderr,
+            )
         return 0
     finally:
         store.close()
+
+
+
+# --- rules test/backtest/explain, alerts explain, silence (logic in monitor/alerting/commands.py)
+
+
+def cmd_rules_main(args: argparse.Namespace) -> int:
+    from monitor.alerting import commands
+
+    if args.action == "check":
+        args.dir = Path(args.dir[0]) if args.dir else Path("rules")
+        return cmd_rules(args)
+    if args.action == "test":
+        paths = [Path(p) for p in args.dir] or [Path("rules/tests")]
+        return commands.rules_test(paths, sys.stdout, sys.stderr)
+    if args.action == "explain" and (len(args.dir) != 1 or not args.event):
+        raise UsageError("usage: monitor rules explain RULE --event EVENT_ID")
+    rules = commands.load_alert_rules(args.rules or settings_from(args).rules_dir)
+    store = open_store(args)
+    try:
+        if args.action == "explain":
+            rule_id, out, err = args.dir[0], sys.stdout, sys.stderr
+            return commands.rules_explain(store, rules, rule_id, args.event, out, err)
+        now = datetime.now(UTC)
+        try:
+            since = parse_when(args.since, now) if args.since else None
+            until = parse_when(args.until, now) if args.until else None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        against = commands.load_alert_rules(args.against) if args.against else None
+        return commands.rules_backtest(
+            store, rules, against=against, since=since, until=until, fmt=args.format, out=sys.stdout
+        )
+    finally:
+        store.close()
+
+
+def cmd_alerts_main(args: argparse.Namespace) -> int:
+    from monitor.alerting import commands
+
+    if args.action == "retry":
+        return cmd_alerts_retry(args)
+    if args.action != "explain":
+        return cmd_alerts(args)
+    if not args.id:
+        raise UsageError("usage: monitor alerts explain ALERT_ID")
+    rules_dir = args.rules or settings_from(args).rules_dir
+    try:
+        rules = commands.load_alert_rules(rules_dir)
+    except RuleError:
+        rules = None  # explaining needs only the log; the rule check is a bonus
+    store = open_store(args)
+    try:
+        return commands.alerts_explain(store, args.id, rules, sys.stdout, sys.stderr)
+    finally:
+        store.close()
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from monitor.alerting import commands
+
+    store = open_store(args)
+    now = datetime.now(UTC)  # a silence is an operator action: it starts on the wall clock
+    try:
+        if args.action == "add":
+            return commands.silence_add(
+                store, args.match, args.duration, now=now, comment=args.comment,
+                author=args.author, fmt=args.format, out=sys.stdout, err=sys.stderr,
+            )
+        if args.action == "list":
+            return commands.silence_list(
+                store, now=now, include_expired=args.all, fmt=args.format, out=sys.stdout
+            )
+        if not args.id:
+            raise UsageError("usage: monitor silence expire SILENCE_ID")
+        return commands.silence_expire(store, args.id, now=now, out=sys.stdout, err=sys.stderr)
+    finally:
+        store.close()
+
+
+
+# --- notify test, alerts retry (logic in monitor/notify/admin.py) ------------------------------
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from monitor.notify.admin import send_test_messages
+    from monitor.notify.channels import build_channels
+
+    settings = settings_from(args)
+    channels, warnings = build_channels(settings.channels, args.notify)
+    for warning in warnings:
+        log.warning(warning)
+    known = {c.name for c in channels}
+    unknown = [n for n in args.channels if n not in known]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise UsageError(f"unknown channel {names} (known: {sorted(known)})")
+    chosen = [c for c in channels if not args.channels or c.name in args.channels]
+    if not chosen:
+        raise UsageError("no channel to test: configure [[channels]] or give --notify URL")
+    results = send_test_messages(chosen)
+    for r in results:
+        if args.format == "jsonl":
+            emit(r.model_dump(mode="json"))
+        else:
+            outcome = f"ok ({r.latency_ms} ms)" if r.ok else f"FAILED: {r.error}"
+            print(f"{r.channel}\t{r.target}\t{outcome}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_alerts_retry(args: argparse.Namespace) -> int:
+    from monitor.notify.admin import RequeueError, requeue
+
+    if not args.id:
+        raise UsageError("usage: monitor alerts retry ALERT_ID [--channel NAME]")
+    store = open_store(args)
+    try:
+        try:
+            states = requeue(store, args.id, args.channel)
+        except RequeueError as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    for state in states:
+        if args.format == "jsonl":
+            emit({"id": args.id, **state.model_dump(mode="json")})
+        else:
+            print(f"re-queued {args.id} to {state.channel} (after {state.attempts} attempts)")
+    return 0
 
 
 if __name__ == "__main__":

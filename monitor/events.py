@@ -7,10 +7,11 @@ which version of each payload is current, and ``upcast`` lifts older stored payl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 # --- conflict facts: what the extractor finds in one sentence --------------------------------
 
@@ -51,6 +52,9 @@ class Casualties(FactBase):
     increment: Annotated[int, Field(ge=0)] | None = None
     historical: bool = False
     acled_count: Annotated[int, Field(ge=0)] | None = None
+    # A part of another figure in the same text ("including 29 civilians"): summing tolls
+    # must skip it.
+    subset: bool = False
 
 
 class Ceasefire(FactBase):
@@ -134,11 +138,25 @@ class ArticleExtracted(_Frozen):
 
 
 class ArticleFailed(_Frozen):
+    """An article could not be processed. Schema v2 records whether a retry can help.
+
+    v1 had no ``retryable``: readers had to know that only fetch failures are worth retrying.
+    v2 stores that judgement with the fact; a writer that does not state it gets the v1 rule.
+    """
+
     type: Literal["ArticleFailed"] = "ArticleFailed"
     article_id: str
     url: str
     stage: Literal["fetch", "extract", "normalize"]
     reason: str
+    retryable: bool
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_retryable(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("retryable") is None:
+            return {**data, "retryable": data.get("stage") == "fetch"}
+        return data
 
 
 class FactReported(_Frozen):
@@ -188,6 +206,14 @@ class AlertRaised(_Frozen):
     evidence: list[Evidence] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    # Optional additions (defaults keep older stored alerts valid): "resolved" notices from
+    # transition rules, a longer text and HTML body, the event that triggered the alert and
+    # why the rule fired, so that `monitor alerts explain` needs no re-evaluation.
+    status: Literal["firing", "resolved"] = "firing"
+    body: str = ""
+    body_html: str | None = None
+    trigger_event_id: str | None = None
+    explanation: list[str] = Field(default_factory=list)
 
 
 class AlertSuppressed(_Frozen):
@@ -196,6 +222,47 @@ class AlertSuppressed(_Frozen):
     dedup_key: str
     reason: str
     trigger_event_id: str
+    # Optional additions: which noise control acted (cooldown, silence, inhibited,
+    # hold_cancelled, hold_unconfirmed), the id the alert would have had, and its title.
+    kind: str | None = None
+    alert_id: str | None = None
+    title: str | None = None
+
+
+class SilenceMatcher(_Frozen):
+    """One label test of a silence, Alertmanager style: ``=``, ``!=``, ``=~``, ``!~``."""
+
+    name: str
+    op: Literal["=", "!=", "=~", "!~"] = "="
+    value: str
+
+
+class SilenceAdded(_Frozen):
+    """An operator mutes alerts whose labels match, from ``starts_at`` until ``ends_at``."""
+
+    type: Literal["SilenceAdded"] = "SilenceAdded"
+    silence_id: str
+    matchers: list[SilenceMatcher]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str | None = None
+    comment: str = ""
+
+
+class SilenceExpired(_Frozen):
+    """An operator ends a silence early."""
+
+    type: Literal["SilenceExpired"] = "SilenceExpired"
+    silence_id: str
+    expired_at: datetime
+
+
+class RulesTicked(_Frozen):
+    """The daemon's clock, recorded so that rule holds resolved without a later event replay
+    the same way: rule evaluation only ever sees time through the log."""
+
+    type: Literal["RulesTicked"] = "RulesTicked"
+    at: datetime
 
 
 class DeliveryAttempted(_Frozen):
@@ -206,6 +273,27 @@ class DeliveryAttempted(_Frozen):
     outcome: Literal["delivered", "failed", "given_up"]
     latency_ms: int | None = None
     error: str | None = None
+    # Optional additions (defaults keep older stored events valid). ``attempt`` counts claims,
+    # so an attempt number with no event is a worker that died mid-delivery. ``message_id`` is
+    # the message sent; alerts grouped into one message share it and list each other in
+    # ``group``. ``superseded``: the worker's lease had expired and a newer claim owned the row,
+    # so this attempt did not change its state. ``reports_on``: this delivery was the health
+    # report about the given-up delivery to that channel. ``target``: the redacted URL.
+    message_id: str | None = None
+    group: list[str] = Field(default_factory=list)
+    superseded: bool = False
+    reports_on: str | None = None
+    target: str | None = None
+
+
+class DeliveryRequeued(_Frozen):
+    """An operator put a delivery back in the queue (``monitor alerts retry``)."""
+
+    type: Literal["DeliveryRequeued"] = "DeliveryRequeued"
+    alert_id: str
+    channel: str
+    previous_status: str
+    attempts: int
 
 
 EventData = Annotated[
@@ -220,39 +308,78 @@ EventData = Annotated[
         AlertRaised,
         AlertSuppressed,
         DeliveryAttempted,
+        DeliveryRequeued,
+        SilenceAdded,
+        SilenceExpired,
+        RulesTicked,
     ],
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[EventData] = TypeAdapter(EventData)
 
-# Current schema version of each payload type; bump it and add an upcaster when a payload
-# changes shape, so that old logs keep reading.
+# Current schema version of each payload type; bump it and register an upcaster for the old
+# version when a payload changes shape, so that old logs keep reading.
 SCHEMA_VERSIONS: dict[str, int] = {
-    name: 1
-    for name in (
-        "ArticleDiscovered",
-        "ArticleFetched",
-        "ArticleExtracted",
-        "ArticleFailed",
-        "FactReported",
-        "FeedPolled",
-        "FeedFailed",
-        "AlertRaised",
-        "AlertSuppressed",
-        "DeliveryAttempted",
-    )
+    "ArticleDiscovered": 1,
+    "ArticleFetched": 1,
+    "ArticleExtracted": 1,
+    "ArticleFailed": 2,
+    "FactReported": 1,
+    "FeedPolled": 1,
+    "FeedFailed": 1,
+    "AlertRaised": 1,
+    "AlertSuppressed": 1,
+    "DeliveryAttempted": 1,
+    "DeliveryRequeued": 1,
+    "SilenceAdded": 1,
+    "SilenceExpired": 1,
+    "RulesTicked": 1,
 }
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+# (type, from_version) -> function lifting a stored payload of that version by one version.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcaster(type_: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register ``fn`` as the step from ``from_version`` to ``from_version + 1`` of ``type_``."""
+
+    def register(fn: Upcaster) -> Upcaster:
+        key = (type_, from_version)
+        if key in UPCASTERS:
+            raise ValueError(f"two upcasters for {type_} v{from_version}")
+        UPCASTERS[key] = fn
+        return fn
+
+    return register
+
+
+@upcaster("ArticleFailed", 1)
+def _article_failed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # v1 writers retried fetch failures only (network errors, 5xx); any later stage failed
+    # on the content itself, which does not change on a second try.
+    return {**data, "retryable": data.get("stage") == "fetch"}
 
 
 def upcast(type_: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
-    """Lift a stored payload of an older schema version to the current one."""
+    """Lift a stored payload of an older schema version to the current one, step by step."""
     current = SCHEMA_VERSIONS.get(type_)
     if current is None:
         raise ValueError(f"unknown event type {type_!r}")
     if version > current:
         raise ValueError(f"{type_} v{version} is newer than this program (v{current})")
+    if version < 1:
+        raise ValueError(f"{type_} v{version}: schema versions start at 1")
+    while version < current:
+        step = UPCASTERS.get((type_, version))
+        if step is None:
+            raise ValueError(f"no upcaster from {type_} v{version} to v{version + 1}")
+        data = step(dict(data))
+        version += 1
     return {**data, "type": type_}
 
 
 def parse_event_data(type_: str, version: int, data: dict[str, Any]) -> EventData:
+    """The only way a stored payload comes back out: upcast, then validated by its model."""
     return EVENT_ADAPTER.validate_python(upcast(type_, version, data))

@@ -18,9 +18,13 @@ from tests.conftest import RULES
 T0 = datetime(2021, 3, 1, 12, tzinfo=UTC)
 
 
-def fact_event(fact, *, hours: float = 0, watch: str = "w", n: int = 0, outlet: str = "Outlet A") -> NewEvent:
+def fact_event(
+    fact, *, hours: float = 0, watch: str = "w", n: int = 0, outlet: str = "Outlet A"
+) -> NewEvent:
     when = T0 + timedelta(hours=hours)
-    ref = ArticleRef(article_id=f"a{n}", url=f"http://news.example/{n}", outlet=outlet, published=when)
+    ref = ArticleRef(
+        article_id=f"a{n}", url=f"http://news.example/{n}", outlet=outlet, published=when
+    )
     return NewEvent(
         stream=f"article:a{n}",
         data=FactReported(watch=watch, article=ref, fact=fact),
@@ -89,7 +93,9 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
 # --- evaluation ---------------------------------------------------------------------------------
 
 
-def evaluate(tmp_path: Path, rules_yaml: str, events: list[NewEvent], routes=()) -> tuple[EventStore, list]:
+def evaluate(
+    tmp_path: Path, rules_yaml: str, events: list[NewEvent], routes=()
+) -> tuple[EventStore, list]:
     write(tmp_path, "rules.yaml", rules_yaml)
     store = EventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
     store.append(events)
@@ -108,11 +114,19 @@ min_percent: 50
 
 
 def test_jump_fires_on_a_large_rise_with_previous_and_current(tmp_path: Path) -> None:
-    events = [fact_event(killed(80), n=1), fact_event(killed(100), hours=1, n=2), fact_event(killed(400), hours=2, n=3)]
+    events = [
+        fact_event(killed(80), n=1),
+        fact_event(killed(100), hours=1, n=2),
+        fact_event(killed(400), hours=2, n=3),
+    ]
     _, alerts = evaluate(tmp_path, JUMP, events)
     assert len(alerts) == 1
     alert = alerts[0]
-    assert (alert.data["previous"], alert.data["current"], alert.data["side"]) == (100, 400, "north")
+    assert (alert.data["previous"], alert.data["current"], alert.data["side"]) == (
+        100,
+        400,
+        "north",
+    )
     assert [e.quote for e in alert.evidence] == ["The toll rose to 100.", "The toll rose to 400."]
 
 
@@ -148,7 +162,11 @@ def test_new_value_fires_once_per_actor_and_watch(tmp_path: Path) -> None:
         fact_event(third("TUR"), hours=3, n=4, watch="other"),
     ]
     _, alerts = evaluate(tmp_path, NEW_VALUE, events)
-    assert [(a.watch, a.data["value"]) for a in alerts] == [("w", "TUR"), ("w", "RUS"), ("other", "TUR")]
+    assert [(a.watch, a.data["value"]) for a in alerts] == [
+        ("w", "TUR"),
+        ("w", "RUS"),
+        ("other", "TUR"),
+    ]
 
 
 MATCH = """
@@ -181,11 +199,18 @@ def test_match_with_cooldown_records_suppressions(tmp_path: Path) -> None:
 
 
 def test_alerts_route_to_channels_by_tag_and_replay_never_requeues(tmp_path: Path) -> None:
-    routes = [Route(name="desk", tags=["all"]), Route(name="ops", tags=["ops"]), Route(name="cli", tags=["*"])]
+    routes = [
+        Route(name="desk", tags=["all"]),
+        Route(name="ops", tags=["ops"]),
+        Route(name="cli", tags=["*"]),
+    ]
     store, alerts = evaluate(tmp_path, MATCH, [fact_event(ceasefire("collapsed"), n=1)], routes)
     assert alerts[0].channels == ["desk", "cli"]
     with store.session() as session:
-        assert sorted(r.channel for r in session.execute(select(OutboxRow)).scalars()) == ["cli", "desk"]
+        assert sorted(r.channel for r in session.execute(select(OutboxRow)).scalars()) == [
+            "cli",
+            "desk",
+        ]
     # A fresh evaluator over the same log (state dropped) raises nothing new and queues nothing.
     with store.transaction() as session:
         session.execute(delete(RuleState))

@@ -1,8 +1,11 @@
-"""Alert rules: typed YAML files, validated with errors that name file, line and field.
+"""Alert rules: typed YAML files, validated with errors that name file, line, column and field.
 
 A rule selects facts (``event`` plus ``where`` filters, scoped to ``watches``) and says when
 they are worth telling someone: ``match`` (every time), ``new_value`` (the first time a value
-is seen), ``jump`` (a cumulative series rises by at least N or P%).
+is seen), ``jump`` (a cumulative series rises by at least N or P%), ``transition`` (a state
+moves from A to B, and back), ``frequency`` (N events in a window) and ``corroborated`` (k
+distinct outlets within a window). Noise control (dedup key, cooldown, ``for`` holds,
+inhibition) is declared on the rule too; silences are operator events in the log.
 """
 
 from __future__ import annotations
@@ -11,64 +14,147 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from jinja2 import TemplateSyntaxError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from monitor.alerting.templates import compile_template
 from monitor.config import parse_duration
+from monitor.events import ArticleRef, Casualties, Ceasefire, Diplomacy, Downing, ThirdParty
 
 FactType = Literal["casualties", "ceasefire", "third_party", "downing", "diplomacy"]
 Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 Scalar = str | int | float | bool | None
 
+FACT_MODELS: dict[str, type[BaseModel]] = {
+    "casualties": Casualties,
+    "ceasefire": Ceasefire,
+    "third_party": ThirdParty,
+    "downing": Downing,
+    "diplomacy": Diplomacy,
+}
 
-class Condition(BaseModel):
-    """A filter on one fact field; a bare scalar in YAML means ``equals``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def known_fields(event: str) -> set[str]:
+    """Field paths a rule on ``event`` facts can name: the fact's, plus watch and article."""
+    fact = set(FACT_MODELS[event].model_fields)
+    article = {f"article.{name}" for name in ArticleRef.model_fields}
+    return fact | article | {"watch", "outlet", "article"}
 
-    equals: Scalar = None
-    not_equals: Scalar = None
-    in_: list[Scalar] | None = Field(default=None, alias="in")
-    not_in: list[Scalar] | None = None
-    regex: str | None = None
-    gte: float | None = None
-    gt: float | None = None
-    lte: float | None = None
-    lt: float | None = None
-    exists: bool | None = None
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            re.compile(value)
-        return value
+Predicate = Callable[[Any], bool]
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
+_SPAN_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
-    def test(self, value: Any) -> bool:
-        fields = self.model_fields_set
-        checks = (
-            ("exists", lambda: (value is not None) == self.exists),
-            ("equals", lambda: value == self.equals),
-            ("not_equals", lambda: value != self.not_equals),
-            ("in_", lambda: value in (self.in_ or [])),
-            ("not_in", lambda: value not in (self.not_in or [])),
-            ("regex", lambda: value is not None and re.search(self.regex or "", str(value)) is not None),
-            ("gte", lambda: _num(value) is not None and _num(value) >= self.gte),
-            ("gt", lambda: _num(value) is not None and _num(value) > self.gt),
-            ("lte", lambda: _num(value) is not None and _num(value) <= self.lte),
-            ("lt", lambda: _num(value) is not None and _num(value) < self.lt),
-        )
-        return all(check() for name, check in checks if name in fields)
+
+def parse_span(value: Any) -> timedelta:
+    """A duration: ``90s``, ``6h``, ``7d``, compound ``1d4h30m`` (Prometheus style), or seconds."""
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        parts = _SPAN.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return timedelta(seconds=sum(float(n) * _SPAN_UNITS[u] for n, u in parts))
+    return parse_duration(value)
 
 
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+class Condition(BaseModel):
+    """A filter on one fact field; a bare scalar in YAML means ``equals``. All tests given
+    must hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    equals: Scalar = None
+    not_equals: Scalar = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    not_in: list[Scalar] | None = None
+    regex: str | None = None
+    not_regex: str | None = None
+    contains: Scalar = None
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+    exists: bool | None = None
+
+    _tests: list[tuple[str, Predicate]] = PrivateAttr(default_factory=list)
+
+    @field_validator("regex", "not_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    def model_post_init(self, _context: Any) -> None:
+        # Compiled once: conditions run for every rule on every event.
+        self._tests = [(name, self._predicate(name)) for name in sorted(self.model_fields_set)]
+
+    def _predicate(self, name: str) -> Predicate:
+        v = getattr(self, name)
+        if name == "exists":
+            return lambda x: (x is not None) == v
+        if name == "equals":
+            return lambda x: x == v
+        if name == "not_equals":
+            return lambda x: x != v
+        if name == "in_":
+            return lambda x: x in v
+        if name == "not_in":
+            return lambda x: x not in v
+        if name in ("regex", "not_regex"):
+            pattern = re.compile(v)
+            want = name == "regex"
+            return lambda x: (x is not None and pattern.search(str(x)) is not None) == want
+        if name == "contains":
+            return lambda x: isinstance(x, list | tuple | str) and v in x
+        ops: dict[str, Callable[[float, float], bool]] = {
+            "gte": float.__ge__,
+            "gt": float.__gt__,
+            "lte": float.__le__,
+            "lt": float.__lt__,
+        }
+        op = ops[name]
+        return lambda x: (n := _num(x)) is not None and op(n, float(v))
+
+    def test(self, value: Any) -> bool:
+        return all(check(value) for _, check in self._tests)
+
+    def predicates(self) -> list[Predicate]:
+        return [check for _, check in self._tests]
+
+    def failing(self, value: Any) -> str | None:
+        """The first test that fails, as text for explanations; None when all pass."""
+        for name, check in self._tests:
+            if not check(value):
+                return f"{name.rstrip('_')} {getattr(self, name)!r}"
+        return None
+
+
+def _fields_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
 
 
 class RuleBase(BaseModel):
@@ -82,48 +168,172 @@ class RuleBase(BaseModel):
     where: dict[str, Condition] = Field(default_factory=dict)
     dedup_key: str | None = None
     cooldown: timedelta = timedelta(0)
+    hold: timedelta = Field(default=timedelta(0), alias="for")
+    confirm_outlets: int = Field(default=1, ge=1)
+    cancel_if: dict[str, Condition] = Field(default_factory=dict)
+    cancel_same: list[str] = Field(default_factory=list)
+    inhibit_key: str | None = None
+    inhibit_for: timedelta = timedelta(days=1)
     channels: list[str] = Field(default_factory=lambda: ["all"])
     labels: dict[str, str] = Field(default_factory=dict)
     title: str | None = None
     summary: str | None = None
+    body: str | None = None
+    body_html: str | None = None
 
-    @field_validator("where", mode="before")
+    @field_validator("where", "cancel_if", mode="before")
     @classmethod
     def _scalars_mean_equals(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: v if isinstance(v, dict) else {"equals": v} for k, v in value.items()}
         return value
 
-    _cooldown = field_validator("cooldown", mode="before")(parse_duration)
+    _durations = field_validator("cooldown", "hold", "inhibit_for", mode="before")(parse_span)
+
+    @field_validator("dedup_key", "inhibit_key", "title", "summary", "body", "body_html")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compile_template(value, html=False)
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"template syntax error: {exc.message}") from exc
+        return value
+
+    def field_references(self) -> dict[str, list[str]]:
+        """Fact fields this rule names, by rule key: checked at load time so that a typo
+        is an error instead of a rule that silently never fires."""
+        return {
+            "where": list(self.where),
+            "cancel_if": list(self.cancel_if),
+            "cancel_same": self.cancel_same,
+        }
 
     def applies_to(self, watch: str) -> bool:
         return self.watches is None or watch in self.watches
 
     def digest(self) -> str:
-        """A hash of the rule's meaning, stored with each alert it raises."""
+        """A hash of the rule's meaning (its validated text), stored with each alert it raises:
+        reformatting or comments do not change it, any change of behaviour does."""
         text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class MatchRule(RuleBase):
+    """Every selected fact is worth an alert (noise control still applies)."""
+
     type: Literal["match"]
 
 
 class NewValueRule(RuleBase):
+    """The first time ``value`` is seen per ``per`` group (e.g. a new outside actor)."""
+
     type: Literal["new_value"]
     value: str
     per: list[str] = Field(default_factory=lambda: ["watch"])
 
+    _list = field_validator("per", mode="before")(_fields_list)
+
+    def field_references(self) -> dict[str, list[str]]:
+        return {**super().field_references(), "value": [self.value], "per": self.per}
+
 
 class JumpRule(RuleBase):
+    """A cumulative figure of one series rises by at least ``min_increase`` or ``min_percent``
+    over the highest earlier figure of the same series."""
+
     type: Literal["jump"]
     value: str = "count"
     series: list[str] = Field(default_factory=lambda: ["watch", "side", "category", "outcome"])
     min_increase: int | None = Field(default=None, ge=1)
     min_percent: float | None = Field(default=None, gt=0)
 
+    _list = field_validator("series", mode="before")(_fields_list)
 
-Rule = Annotated[Union[MatchRule, NewValueRule, JumpRule], Field(discriminator="type")]
+    @model_validator(mode="after")
+    def _a_threshold(self) -> JumpRule:
+        if self.min_increase is None and self.min_percent is None:
+            raise ValueError("give min_increase, min_percent or both")
+        return self
+
+    def field_references(self) -> dict[str, list[str]]:
+        return {**super().field_references(), "value": [self.value], "series": self.series}
+
+
+class TransitionRule(RuleBase):
+    """A state (``field``, per ``key``) moves from one of ``from`` to one of ``to``; when it
+    later moves back out of ``to`` (into ``resolve_to``, by default ``from``), a resolved
+    notice follows, as Alertmanager sends for an alert that stops firing."""
+
+    type: Literal["transition"]
+    field: str = "status"
+    key: list[str] = Field(default_factory=lambda: ["watch"])
+    from_: list[Scalar] | None = Field(default=None, alias="from")
+    to: list[Scalar] = Field(min_length=1)
+    resolve: bool = True
+    resolve_to: list[Scalar] | None = None
+
+    _list = field_validator("key", mode="before")(_fields_list)
+    _to = field_validator("to", "from_", "resolve_to", mode="before")(_fields_list)
+
+    def field_references(self) -> dict[str, list[str]]:
+        return {**super().field_references(), "field": [self.field], "key": self.key}
+
+    def resolves_on(self, state: Any) -> bool:
+        if self.resolve_to is not None:
+            return state in self.resolve_to
+        if self.from_ is not None:
+            return state in self.from_
+        return state not in self.to
+
+
+class FrequencyRule(RuleBase):
+    """At least ``threshold`` selected facts within ``window`` (event time), per group."""
+
+    type: Literal["frequency"]
+    threshold: int = Field(ge=1)
+    window: timedelta
+    group_by: list[str] = Field(default_factory=lambda: ["watch"])
+
+    _window = field_validator("window", mode="before")(parse_span)
+    _list = field_validator("group_by", mode="before")(_fields_list)
+
+    def field_references(self) -> dict[str, list[str]]:
+        return {**super().field_references(), "group_by": self.group_by}
+
+
+class CorroboratedRule(RuleBase):
+    """The same fact (same ``key`` values) reported by ``min_outlets`` distinct outlets within
+    ``window``: one outlet repeating itself is not corroboration."""
+
+    type: Literal["corroborated"]
+    min_outlets: int = Field(default=2, ge=2)
+    window: timedelta = timedelta(days=1)
+    key: list[str] = Field(default_factory=lambda: ["watch"])
+    outlet_field: str = "outlet"
+
+    _window = field_validator("window", mode="before")(parse_span)
+    _list = field_validator("key", mode="before")(_fields_list)
+
+    def field_references(self) -> dict[str, list[str]]:
+        return {**super().field_references(), "key": self.key, "outlet_field": [self.outlet_field]}
+
+
+RULE_MODELS: tuple[type[RuleBase], ...] = (
+    MatchRule,
+    NewValueRule,
+    JumpRule,
+    TransitionRule,
+    FrequencyRule,
+    CorroboratedRule,
+)
+Rule = Annotated[
+    MatchRule | NewValueRule | JumpRule | TransitionRule | FrequencyRule | CorroboratedRule,
+    Field(discriminator="type"),
+]
+RULE_TYPES: tuple[str, ...] = tuple(
+    m.model_fields["type"].annotation.__args__[0] for m in RULE_MODELS
+)  # type: ignore[union-attr]
 
 
 class RuleFile(BaseModel):
@@ -143,88 +353,174 @@ class RuleError(ValueError):
 class RuleSet(BaseModel):
     rules: list[Rule]
     digest: str
+    sources: dict[str, str] = Field(default_factory=dict)
 
     def by_id(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
+    def only(self, rule_ids: set[str]) -> RuleSet:
+        """The subset with these ids (for explaining or benchmarking one rule)."""
+        rules = [r for r in self.rules if r.id in rule_ids]
+        return make_ruleset(rules, {i: s for i, s in self.sources.items() if i in rule_ids})
+
+
+def make_ruleset(rules: list[Any], sources: dict[str, str] | None = None) -> RuleSet:
+    digest = hashlib.sha256("".join(r.digest() for r in rules).encode()).hexdigest()[:16]
+    return RuleSet(rules=rules, digest=digest, sources=sources or {})
+
 
 def load_rules(directory: Path) -> RuleSet:
     """Every ``*.yaml`` under ``directory``; raises RuleError listing every problem found."""
+    return load_rule_paths(sorted(directory.glob("*.y*ml")), where=directory)
+
+
+def load_rule_paths(paths: list[Path], where: Path | str = "rules") -> RuleSet:
+    """The rules of several files as one set; ids must be unique across them."""
     problems: list[str] = []
     rules: list[Rule] = []
-    for path in sorted(directory.glob("*.y*ml")):
+    sources: dict[str, str] = {}
+    for path in paths:
         try:
-            rules.extend(load_rule_file(path))
+            loaded = load_rule_file(path)
         except RuleError as exc:
             problems.extend(exc.problems)
+            continue
+        rules.extend(loaded)
+        sources.update({r.id: str(path) for r in loaded})
     seen: dict[str, int] = {}
     for rule in rules:
         seen[rule.id] = seen.get(rule.id, 0) + 1
-    problems.extend(f"{directory}: rule id {i!r} is defined {n} times" for i, n in seen.items() if n > 1)
+    problems.extend(
+        f"{where}: rule id {i!r} is defined {n} times" for i, n in seen.items() if n > 1
+    )
     if problems:
         raise RuleError(problems)
-    digest = hashlib.sha256("".join(r.digest() for r in rules).encode()).hexdigest()[:16]
-    return RuleSet(rules=rules, digest=digest)
+    return make_ruleset(rules, sources)
 
 
 def load_rule_file(path: Path) -> list[Rule]:
+    node, raw = read_yaml(path)
+    if raw is None:
+        raise RuleError([f"{path}:1:1: (top level): the file is empty"])
+    single = isinstance(raw, dict) and "rules" not in raw
+    try:
+        rules = RuleFile.model_validate({"rules": [raw]} if single else raw).rules
+    except ValidationError as exc:
+        strip = 2 if single else 0
+        raise RuleError([describe(path, node, err, strip=strip) for err in exc.errors()]) from exc
+    problems = [
+        f"{path}:{line}:{col}: {field}: {message}"
+        for i, rule in enumerate(rules)
+        for field, message, loc in unknown_fields(rule)
+        for line, col in [position(node, loc if single else ["rules", i, *loc])]
+    ]
+    if problems:
+        raise RuleError(problems)
+    return rules
+
+
+def unknown_fields(rule: RuleBase) -> list[tuple[str, str, list[Any]]]:
+    """Fact fields a rule names that its event type lacks: a typo in ``where`` would
+    otherwise make a rule that silently never fires."""
+    known = known_fields(rule.event)
+    found = []
+    for group, names in rule.field_references().items():
+        raw = getattr(rule, group, None)
+        for index, name in enumerate(names):
+            if name in known:
+                continue
+            loc: list[Any] = [group, name] if isinstance(raw, dict) else [group]
+            if isinstance(raw, list):
+                loc.append(index)
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            field = ".".join(str(p) for p in loc)
+            found.append((field, f"{rule.event} facts have no field {name!r}{hint}", loc))
+    return found
+
+
+def read_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
+    """The composed node tree (for positions) and the plain data of a YAML file."""
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        return yaml.compose(text), yaml.safe_load(text)
     except OSError as exc:
         raise RuleError([f"{path}: {exc.strerror or exc}"]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise RuleError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
-    single = isinstance(raw, dict) and "rules" not in raw
-    try:
-        return RuleFile.model_validate({"rules": [raw]} if single else raw).rules
-    except ValidationError as exc:
-        raise RuleError([_describe(path, node, err, single) for err in exc.errors()]) from exc
 
 
-_RULE_TYPES = ("match", "new_value", "jump")
-_KNOWN_KEYS = {
-    name
-    for model in (MatchRule, NewValueRule, JumpRule)
-    for name in model.model_fields
-} | {"in"}
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return sorted((f.alias or name) for name, f in model.model_fields.items())
 
 
-def _describe(path: Path, node: yaml.Node | None, err: Any, single: bool) -> str:
-    loc = [p for p in err["loc"] if p not in _RULE_TYPES]
-    if single:
-        loc = loc[2:]
-    line, col = _position(node, loc)
+_CONDITION_KEYS = _keys_of(Condition)
+_RULE_KEYS = {m.model_fields["type"].annotation.__args__[0]: _keys_of(m) for m in RULE_MODELS}  # type: ignore[union-attr]
+_ALL_RULE_KEYS = sorted({k for keys in _RULE_KEYS.values() for k in keys})
+
+
+def describe(path: Path, node: yaml.Node | None, err: Any, strip: int = 0) -> str:
+    """One pydantic error as ``file:line:col: field.path: message; did you mean ...?``."""
+    raw_loc = list(err["loc"])[strip:]
+    rule_type = next((p for p in raw_loc if p in _RULE_KEYS), None)
+    loc = [p for p in raw_loc if not (p in _RULE_KEYS and p == rule_type)]
+    loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+    line, col = position(node, loc, value=err["type"] != "extra_forbidden")
     field = ".".join(str(p) for p in loc) or "(top level)"
     message = err["msg"]
     if err["type"] == "extra_forbidden" and loc:
-        close = difflib.get_close_matches(str(loc[-1]), sorted(_KNOWN_KEYS), n=1)
+        in_condition = len(loc) >= 2 and loc[-3:-2] and loc[-3] in ("where", "cancel_if")
+        candidates = (
+            _CONDITION_KEYS
+            if in_condition
+            else _RULE_KEYS.get(str(rule_type), _ALL_RULE_KEYS)
+            if rule_type
+            else _ALL_RULE_KEYS
+        )
+        close = difflib.get_close_matches(str(loc[-1]), candidates, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+    elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        got = str((err.get("ctx") or {}).get("tag", ""))
+        close = difflib.get_close_matches(got, RULE_TYPES, n=1)
+        message = f"unknown rule type {got!r}; one of {', '.join(RULE_TYPES)}" if got else message
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        if field == "(top level)" or not field.endswith("type"):
+            field = f"{field}.type" if loc else "type"
+            line, col = position(node, [*loc, "type"], value=True)
+    elif err["type"] == "literal_error":
+        got = str(err.get("input"))
+        expected = re.findall(r"'([^']+)'", (err.get("ctx") or {}).get("expected", ""))
+        close = difflib.get_close_matches(got, expected, n=1)
         if close:
             message += f"; did you mean {close[0]!r}?"
     return f"{path}:{line}:{col}: {field}: {message}"
 
 
-def _position(node: yaml.Node | None, loc: list[Any]) -> tuple[int, int]:
-    """Walk the composed YAML tree along a pydantic error location to the nearest node."""
+def position(node: yaml.Node | None, loc: list[Any], *, value: bool = False) -> tuple[int, int]:
+    """Walk the composed YAML tree along a pydantic error location to the nearest node: the
+    key for an unknown key, the value when ``value`` (a bad value is pointed at itself)."""
     if node is None:
         return 1, 1
     best = node
-    for part in loc:
-        child = _child(best, part)
+    for i, part in enumerate(loc):
+        child = _child(best, part, last=i == len(loc) - 1, value=value)
         if child is None:
             break
         best = child
     return best.start_mark.line + 1, best.start_mark.column + 1
 
 
-def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
+def _child(node: yaml.Node, part: Any, *, last: bool, value: bool) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
+        for key, item in node.value:
             if key.value == str(part):
-                return key if not isinstance(value, yaml.MappingNode | yaml.SequenceNode) else value
+                if last:
+                    return item if value else key
+                return item if isinstance(item, yaml.MappingNode | yaml.SequenceNode) else key
         return None
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
         return node.value[part]

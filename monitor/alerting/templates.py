@@ -2,24 +2,57 @@
 
 Templates come from rule files (trusted by the operator) and run in Jinja2's sandbox, so even
 a careless template cannot reach Python internals; quotes from articles are passed as values,
-never compiled. HTML output is autoescaped.
+never compiled. HTML bodies are autoescaped. Every rule type has default templates, so a rule
+file needs none.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_TITLES = {
-    "match": "{{ rule.id }}: {{ fact.type }} in {{ watch }}",
+    "match": "{{ watch }}: {{ rule.description or rule.id }}",
     "new_value": "{{ watch }}: new {{ rule.value }} {{ data.value }}",
     "jump": "{{ watch }}: {{ data.series }} rose from {{ data.previous }} to {{ data.current }}",
+    "transition": (
+        "{{ watch }}: {{ rule.field }} {{ data.previous or 'unknown' }} -> {{ data.current }}"
+    ),
+    "frequency": "{{ watch }}: {{ data.count }} {{ rule.event }} reports within {{ data.window }}",
+    "corroborated": "{{ watch }}: {{ rule.event }} reported by {{ data.outlets | length }} outlets",
 }
+RESOLVED_TITLE = "RESOLVED {{ watch }}: {{ rule.field }} back to {{ data.current }}"
 
-DEFAULT_SUMMARY = '{{ quote }} ({{ outlet or url }})'
+DEFAULT_SUMMARY = "{{ quote }} ({{ outlet or article.url }})"
+
+# A plain-text body: evidence quotes, links, and the figures when the rule has them.
+DEFAULT_BODY = """\
+{% if data.previous is defined and data.current is defined %}
+{{ data.previous }} -> {{ data.current }}
+{%- if data.increase is defined %} (+{{ data.increase }}
+{%- if data.percent is not none %}, {{ data.percent }}%{% endif %}){% endif %}
+
+{% endif %}
+{% for e in evidence %}
+> {{ e.quote }}
+  {{ e.outlet or '' }} {{ e.url }}{% if e.published %} ({{ e.published }}){% endif %}
+
+{% endfor %}
+rule {{ rule.id }} ({{ rule.type }}, {{ rule.severity }})"""
+
+DEFAULT_BODY_HTML = """\
+{% if data.previous is defined and data.current is defined %}
+<p><b>{{ data.previous }}</b> &rarr; <b>{{ data.current }}</b></p>
+{% endif %}
+{% for e in evidence %}
+<blockquote>{{ e.quote }}</blockquote>
+<p><a href="{{ e.url }}">{{ e.outlet or e.url }}</a>
+{%- if e.published %} {{ e.published }}{% endif %}</p>
+{% endfor %}
+<p><small>rule {{ rule.id }} ({{ rule.type }}, {{ rule.severity }})</small></p>"""
 
 
 @cache
@@ -27,9 +60,15 @@ def _env(html: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(autoescape=html, undefined=StrictUndefined, trim_blocks=True)
 
 
+@lru_cache(maxsize=4096)
+def compile_template(template: str, *, html: bool = False) -> Template:
+    """Parse once: the same few templates render for every alert."""
+    return _env(html).from_string(template)
+
+
 def render(template: str, context: dict[str, Any], *, html: bool = False) -> str:
     """Render a trusted template against untrusted values; errors name the template."""
     try:
-        return _env(html).from_string(template).render(**context).strip()
+        return compile_template(template, html=html).render(**context).strip()
     except TemplateError as exc:
         raise ValueError(f"template {template!r}: {exc}") from exc

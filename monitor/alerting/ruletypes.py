@@ -1,0 +1,315 @@
+"""One small class per rule type (ElastAlert2's ``ruletypes.py`` shape).
+
+Each receives one selected fact at a time with the rule's own memory and returns a
+``Verdict``: fire or not, the data and evidence for the alert, and a sentence saying why, so
+that ``monitor rules explain`` can show the reasoning for a miss as well as a hit. Noise
+control (dedup, cooldown, holds, silences, inhibition) is not their business: the evaluator
+applies it to every type the same way. Time is the fact's event time, never the wall clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from monitor.alerting.rules import (
+    CorroboratedRule,
+    FrequencyRule,
+    JumpRule,
+    MatchRule,
+    NewValueRule,
+    RuleBase,
+    TransitionRule,
+)
+from monitor.events import Evidence
+
+
+class Memory(Protocol):
+    """Per-rule key/value state (JSON values); the evaluator decides where it lives."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+    def put(self, key: str, value: dict[str, Any]) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass
+class Observed:
+    """A selected fact as the rule types see it: fields, event time, evidence."""
+
+    event_id: str
+    time: datetime
+    ctx: dict[str, Any]
+    evidence: Evidence
+
+
+@dataclass
+class Verdict:
+    fire: bool
+    why: str
+    data: dict[str, Any] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+    status: str = "firing"
+    # A non-firing fact that restates what an earlier hit said (the same collapse, the same
+    # figure): it confirms an alert still held by ``for``, e.g. as a second outlet.
+    restates: bool = False
+
+
+def lookup(ctx: dict[str, Any], path: str) -> Any:
+    value: Any = ctx
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def group_key(ctx: dict[str, Any], fields: list[str]) -> str:
+    return "|".join(str(lookup(ctx, f)) for f in fields)
+
+
+_SKIP = {"quote", "span", "article", "type"}
+
+
+def fact_data(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The fact's own fields for the alert's ``data`` (no quote: that is evidence)."""
+    return {k: v for k, v in ctx.items() if k not in _SKIP}
+
+
+def fmt_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _ev(raw: dict[str, Any]) -> Evidence:
+    return Evidence.model_validate(raw)
+
+
+def _dump(evidence: Evidence) -> dict[str, Any]:
+    return evidence.model_dump(mode="json")
+
+
+class RuleType:
+    """Base: ``check`` one fact; ``still_true`` re-checks a held alert when its hold ends."""
+
+    def __init__(self, rule: RuleBase) -> None:
+        self.rule = rule
+
+    def check(self, seen: Observed, memory: Memory) -> Verdict:
+        raise NotImplementedError
+
+    def still_true(self, data: dict[str, Any], memory: Memory) -> str | None:
+        """None when the held alert should still fire; else the reason it should not."""
+        return None
+
+
+class Match(RuleType):
+    rule: MatchRule
+
+    def check(self, seen: Observed, memory: Memory) -> Verdict:
+        return Verdict(True, "every selected fact fires", fact_data(seen.ctx), [seen.evidence])
+
+
+class NewValue(RuleType):
+    rule: NewValueRule
+
+    def check(self, seen: Observed, memory: Memory) -> Verdict:
+        value = lookup(seen.ctx, self.rule.value)
+        if value is None:
+            return Verdict(False, f"{self.rule.value} is empty")
+        group = group_key(seen.ctx, self.rule.per)
+        key = f"seen:{group}|{value}"
+        first = memory.get(key)
+        data = {**fact_data(seen.ctx), "value": value}
+        if first is not None:
+            why = f"{self.rule.value}={value!r} already seen ({first['event_id']})"
+            return Verdict(False, why, data, restates=True)
+        memory.put(key, {"event_id": seen.event_id})
+        why = f"{self.rule.value}={value!r} seen for the first time per {'+'.join(self.rule.per)}"
+        return Verdict(True, why, data, [seen.evidence])
+
+
+class Jump(RuleType):
+    rule: JumpRule
+
+    def check(self, seen: Observed, memory: Memory) -> Verdict:
+        rule = self.rule
+        current = lookup(seen.ctx, rule.value)
+        if not isinstance(current, int | float) or isinstance(current, bool):
+            return Verdict(False, f"{rule.value} is not a number ({current!r})")
+        name = group_key(seen.ctx, rule.series)
+        key = f"series:{name}"
+        previous = memory.get(key)
+        # The series remembers its highest figure: a lower report later is a competing claim,
+        # and must not make the old figure look like a fresh jump.
+        if previous is None or current > previous["value"]:
+            memory.put(key, {"value": current, "evidence": _dump(seen.evidence)})
+        if previous is None:
+            return Verdict(False, f"first figure of series {name}: {current}")
+        before = previous["value"]
+        rise = current - before
+        percent = (rise / before * 100) if before else None
+        data = {
+            **fact_data(seen.ctx),
+            "series": " ".join(str(lookup(seen.ctx, f)) for f in rule.series if f != "watch"),
+            "previous": before,
+            "current": current,
+            "increase": rise,
+            "percent": round(percent, 1) if percent is not None else None,
+            "min_increase": rule.min_increase,
+            "min_percent": rule.min_percent,
+        }
+        pct = f"{percent:.1f}%" if percent is not None else "n/a %"
+        figures = f"series {name}: {before} -> {current} (+{rise}, {pct})"
+        thresholds = f"min_increase {rule.min_increase}, min_percent {rule.min_percent}"
+        big_enough = (rule.min_increase is not None and rise >= rule.min_increase) or (
+            rule.min_percent is not None and percent is not None and percent >= rule.min_percent
+        )
+        if rise <= 0 or not big_enough:
+            return Verdict(False, f"{figures} is below {thresholds}", data, restates=rise == 0)
+        evidence = [_ev(previous["evidence"]), seen.evidence]
+        return Verdict(True, f"{figures} meets {thresholds}", data, evidence)
+
+
+class Transition(RuleType):
+    rule: TransitionRule
+
+    def check(self, seen: Observed, memory: Memory) -> Verdict:
+        rule = self.rule
+        name = group_key(seen.ctx, rule.key)
+        key = f"state:{name}"
+        state = memory.get(key) or {}
+        before, now = state.get("value"), lookup(seen.ctx, rule.field)
+        firing = bool(state.get("firing"))
+        data = {
+            **fact_data(seen.ctx),
+            "previous": before,
+            "current": now,
+            "key": name,
+        }
+        evidence = (
+            [_ev(state["evidence"]), seen.evidence] if "evidence" in state else [seen.evidence]
+        )
+        record = {"value": now, "evidence": _dump(seen.evidence), "firing": firing}
+        moved = f"{rule.field} {before!r} -> {now!r} for {name}"
+        if now in rule.to:
+            entered = before not in rule.to and (rule.from_ is None or before in rule.from_)
+            if entered:
+                memory.put(key, {**record, "firing": True})
+                return Verdict(True, f"{moved} enters {rule.to}", data, evidence)
+            memory.put(key, record)
+            already = before in rule.to
+            why = "already in" if already else f"not from {rule.from_}:"
+            return Verdict(False, f"{moved}: {why} {rule.to}", data, restates=already)
+        memory.put(key, {**record, "firing": False})
+        if firing and rule.resolve and rule.resolves_on(now):
+            return Verdict(True, f"{moved} leaves {rule.to}: resolved", data, evidence, "resolved")
+        return Verdict(False, f"{moved} does not enter {rule.to}", data)
+
+    def still_true(self, data: dict[str, Any], memory: Memory) -> str | None:
+        state = memory.get(f"state:{data.get('key')}") or {}
+        if state.get("value") not in self.rule.to:
+            return f"{self.rule.field} moved on to {state.get('value')!r} during the hold"
+        return None
+
+
+class Frequency(RuleType):
+    rule: FrequencyRule
+
+    def check(self, seen: Observed, memory: Memory) -> Verdict:
+        rule = self.rule
+        name = group_key(seen.ctx, rule.group_by)
+        key = f"window:{name}"
+        hits = (memory.get(key) or {}).get("hits", [])
+        hits.append([seen.time.isoformat(), _dump(seen.evidence)])
+        hits.sort(key=lambda h: h[0])
+        latest = datetime.fromisoformat(hits[-1][0])
+        hits = [h for h in hits if datetime.fromisoformat(h[0]) > latest - rule.window]
+        start = seen.time - rule.window
+        inside = [h for h in hits if start < datetime.fromisoformat(h[0]) <= seen.time]
+        window = fmt_duration(rule.window)
+        data = {
+            **fact_data(seen.ctx),
+            "count": len(inside),
+            "threshold": rule.threshold,
+            "window": window,
+            "group": name,
+        }
+        counted = f"{len(inside)} facts for {name} within {window}"
+        if len(inside) < rule.threshold:
+            memory.put(key, {"hits": hits})
+            return Verdict(False, f"{counted}, below {rule.threshold}", data)
+        # ElastAlert's frequency rule: a match empties the window, the next needs N new facts.
+        memory.put(key, {"hits": [h for h in hits if h not in inside]})
+        evidence = [_ev(h[1]) for h in inside[-10:]]
+        return Verdict(True, f"{counted} reaches {rule.threshold}", data, evidence)
+
+
+def outlet_of(ctx: dict[str, Any], field_name: str) -> str:
+    """The outlet named on the article, else the site's host: two URLs of one site are one
+    outlet."""
+    value = lookup(ctx, field_name)
+    if value:
+        return str(value)
+    return urlsplit(str(lookup(ctx, "article.url") or "")).hostname or "unknown"
+
+
+class Corroborated(RuleType):
+    rule: CorroboratedRule
+
+    def check(self, seen: Observed, memory: Memory) -> Verdict:
+        rule = self.rule
+        name = group_key(seen.ctx, rule.key)
+        key = f"reports:{name}"
+        state = memory.get(key) or {"reports": [], "fired_at": None}
+        outlet = outlet_of(seen.ctx, rule.outlet_field)
+        reports = [r for r in state["reports"] if _near(r[0], seen.time, 2 * rule.window)]
+        reports.append([seen.time.isoformat(), outlet, _dump(seen.evidence)])
+        near = [r for r in reports if _near(r[0], seen.time, rule.window)]
+        first_by_outlet: dict[str, list[Any]] = {}
+        for report in sorted(near, key=lambda r: r[0]):
+            first_by_outlet.setdefault(report[1], report)
+        outlets = sorted(first_by_outlet)
+        window = fmt_duration(rule.window)
+        data = {
+            **fact_data(seen.ctx),
+            "outlets": outlets,
+            "min_outlets": rule.min_outlets,
+            "window": window,
+            "key": name,
+        }
+        fired = state.get("fired_at")
+        counted = (
+            f"{len(outlets)} distinct outlets for {name} within {window} ({', '.join(outlets)})"
+        )
+        if len(outlets) < rule.min_outlets:
+            memory.put(key, {"reports": reports, "fired_at": fired})
+            return Verdict(False, f"{counted}, below {rule.min_outlets}", data)
+        if fired is not None and _near(fired, seen.time, rule.window):
+            memory.put(key, {"reports": reports, "fired_at": fired})
+            return Verdict(False, f"{counted}: corroboration already reported at {fired}", data)
+        memory.put(key, {"reports": reports, "fired_at": seen.time.isoformat()})
+        evidence = [_ev(r[2]) for r in first_by_outlet.values()]
+        return Verdict(True, f"{counted} reaches {rule.min_outlets}", data, evidence)
+
+
+def _near(iso: str, when: datetime, window: timedelta) -> bool:
+    return abs(datetime.fromisoformat(iso) - when) <= window
+
+
+RULE_TYPES: dict[str, type[RuleType]] = {
+    "match": Match,
+    "new_value": NewValue,
+    "jump": Jump,
+    "transition": Transition,
+    "frequency": Frequency,
+    "corroborated": Corroborated,
+}
+
+
+def rule_type_for(rule: RuleBase) -> RuleType:
+    return RULE_TYPES[rule.type](rule)  # type: ignore[attr-defined]

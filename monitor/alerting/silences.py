@@ -1,0 +1,225 @@
+"""Silences: an operator mutes matching alerts for a while (Alertmanager's silences).
+
+A silence is an event in the log (``SilenceAdded``, ``SilenceExpired``), never a row edited in
+place: the evaluator reads them in log order like any other input, so a backtest over the
+same log silences the same alerts. Matchers test alert labels (``rule``, ``severity``,
+``watch``, ``dedup_key``, ``status``, ``type``, ``event`` and the rule's own labels) with
+``=``, ``!=``, ``=~`` and ``!~`` (regexes match the whole value, as in Alertmanager).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from monitor.events import SilenceAdded, SilenceExpired, SilenceMatcher
+from monitor.store.log import EventStore, NewEvent
+
+if TYPE_CHECKING:
+    from monitor.alerting.evaluator import State
+
+GLOBAL = "~evaluator"
+KEY = "silences"
+_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+class SilenceError(ValueError):
+    """A silence that cannot be added or expired (bad matcher, unknown id)."""
+
+
+def parse_matcher(text: str) -> SilenceMatcher:
+    """``rule=ceasefire-collapse``, ``severity!=info``, ``watch=~nagorno.*``."""
+    m = _MATCHER.match(text)
+    if not m:
+        raise SilenceError(f"not a matcher: {text!r} (use name=value, !=, =~ or !~)")
+    name, op, value = m.groups()
+    value = value.strip("\"'")
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise SilenceError(f"{text!r}: not a valid regular expression: {exc}") from exc
+    return SilenceMatcher(name=name, op=op, value=value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Silence:
+    silence_id: str
+    matchers: tuple[SilenceMatcher, ...]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str = ""
+    created_by: str | None = None
+
+    def active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(_test(m, labels.get(m.name, "")) for m in self.matchers)
+
+    def describe(self) -> str:
+        text = ",".join(f"{m.name}{m.op}{m.value}" for m in self.matchers)
+        note = f" ({self.comment})" if self.comment else ""
+        return f"silence {self.silence_id} [{text}] until {self.ends_at.isoformat()}{note}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "silence_id": self.silence_id,
+            "matchers": [m.model_dump() for m in self.matchers],
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "comment": self.comment,
+            "created_by": self.created_by,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Silence:
+        return cls(
+            silence_id=raw["silence_id"],
+            matchers=tuple(SilenceMatcher.model_validate(m) for m in raw["matchers"]),
+            starts_at=datetime.fromisoformat(raw["starts_at"]),
+            ends_at=datetime.fromisoformat(raw["ends_at"]),
+            comment=raw.get("comment", ""),
+            created_by=raw.get("created_by"),
+        )
+
+
+def _test(m: SilenceMatcher, value: str) -> bool:
+    if m.op == "=":
+        return value == m.value
+    if m.op == "!=":
+        return value != m.value
+    hit = re.fullmatch(m.value, value) is not None
+    return hit if m.op == "=~" else not hit
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def silence_state(state: State, data: SilenceAdded | SilenceExpired) -> None:
+    """Fold a silence event into the evaluator's state."""
+    table = state.get(GLOBAL, KEY) or {}
+    if isinstance(data, SilenceAdded):
+        silence = Silence(
+            data.silence_id,
+            tuple(data.matchers),
+            _utc(data.starts_at),
+            _utc(data.ends_at),
+            data.comment,
+            data.created_by,
+        )
+        table[data.silence_id] = silence.to_json()
+    elif data.silence_id in table:
+        raw = table[data.silence_id]
+        ends = min(datetime.fromisoformat(raw["ends_at"]), _utc(data.expired_at))
+        table[data.silence_id] = {**raw, "ends_at": ends.isoformat()}
+    state.put(GLOBAL, KEY, table)
+
+
+def active_silences(state: State, at: datetime) -> list[Silence]:
+    table = state.get(GLOBAL, KEY) or {}
+    silences = (Silence.from_json(raw) for _, raw in sorted(table.items()))
+    return [s for s in silences if s.active(at)]
+
+
+# --- operator commands (the CLI's `monitor silence ...`) ------------------------------------
+
+
+def add_silence(
+    store: EventStore,
+    matchers: list[str],
+    duration: timedelta,
+    *,
+    now: datetime,
+    comment: str = "",
+    created_by: str | None = None,
+) -> SilenceAdded:
+    """Append a silence starting ``now``; the id is new each time (an operator's action)."""
+    if not matchers:
+        raise SilenceError("a silence needs at least one --match")
+    if duration <= timedelta(0):
+        raise SilenceError("a silence needs a positive duration")
+    parsed = [parse_matcher(m) for m in matchers]
+    silence_id = str(uuid.uuid4())
+    data = SilenceAdded(
+        silence_id=silence_id,
+        matchers=parsed,
+        starts_at=_utc(now),
+        ends_at=_utc(now) + duration,
+        created_by=created_by,
+        comment=comment,
+    )
+    store.append(
+        [
+            NewEvent(
+                stream=f"silence:{silence_id}",
+                data=data,
+                idempotency_key=f"silence:{silence_id}",
+                occurred_at=_utc(now),
+            )
+        ]
+    )
+    return data
+
+
+def list_silences(
+    store: EventStore, *, now: datetime, include_expired: bool = False
+) -> list[dict[str, Any]]:
+    """Every silence in the log with its state at ``now`` (active, pending or expired)."""
+    table: dict[str, Silence] = {}
+    for event in store.read(types=["SilenceAdded", "SilenceExpired"]):
+        data = event.data
+        if isinstance(data, SilenceAdded):
+            table[data.silence_id] = Silence(
+                data.silence_id,
+                tuple(data.matchers),
+                _utc(data.starts_at),
+                _utc(data.ends_at),
+                data.comment,
+                data.created_by,
+            )
+        elif isinstance(data, SilenceExpired) and data.silence_id in table:
+            old = table[data.silence_id]
+            ends = min(old.ends_at, _utc(data.expired_at))
+            table[data.silence_id] = Silence(
+                old.silence_id, old.matchers, old.starts_at, ends, old.comment, old.created_by
+            )
+    now = _utc(now)
+    rows = []
+    for silence in table.values():
+        status = (
+            "active" if silence.active(now) else "pending" if now < silence.starts_at else "expired"
+        )
+        if status == "expired" and not include_expired:
+            continue
+        rows.append({**silence.to_json(), "status": status})
+    return rows
+
+
+def expire_silence(store: EventStore, silence_id: str, *, now: datetime) -> SilenceExpired:
+    """End a silence now; a prefix of the id is enough when it is unambiguous."""
+    known = [
+        e.data.silence_id
+        for e in store.read(types=["SilenceAdded"])
+        if isinstance(e.data, SilenceAdded)
+    ]
+    found = [s for s in known if s.startswith(silence_id)]
+    if len(found) != 1:
+        what = "no silence" if not found else f"{len(found)} silences"
+        raise SilenceError(f"{what} with id {silence_id!r}")
+    data = SilenceExpired(silence_id=found[0], expired_at=_utc(now))
+    store.append(
+        [
+            NewEvent(
+                stream=f"silence:{found[0]}",
+                data=data,
+                idempotency_key=f"silence-expired:{found[0]}",
+                occurred_at=_utc(now),
+            )
+        ]
+    )
+    return data
