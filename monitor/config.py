@@ -10,7 +10,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -44,21 +44,74 @@ class FeedConfig(BaseModel):
     url: str
     outlet: str | None = None
     interval: timedelta = timedelta(minutes=10)
+    # Random delay added to each scheduled poll (default: a tenth of the interval), so that
+    # feeds of one host and replicas of one cluster do not poll in lockstep.
+    jitter: timedelta | None = None
+    # How long the feed may publish nothing new before a "source health" alert says it went
+    # silent (off when unset). A failing feed alerts after this long, or 3 intervals if unset.
+    expected_period: timedelta | None = None
 
     _d = field_validator("interval", mode="before")(parse_duration)
+    _o = field_validator("jitter", "expected_period", mode="before")(
+        lambda v: None if v is None else parse_duration(v)
+    )
+
+    def jitter_seconds(self) -> float:
+        if self.jitter is not None:
+            return max(0.0, self.jitter.total_seconds())
+        return self.interval.total_seconds() / 10
+
+    def failure_period(self) -> timedelta:
+        """How long the feed may keep failing before a source health alert is raised."""
+        return self.expected_period or 3 * self.interval
+
+
+class RateLimit(BaseModel):
+    """At most ``count`` messages per ``per`` on one channel; written ``"10/1h"`` or ``"5/m"``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: int = Field(ge=1)
+    per: timedelta
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            count, sep, per = value.partition("/")
+            if not sep or not count.strip().isdigit():
+                raise ValueError(f"not a rate limit: {value!r} (use e.g. 10/1h or 5/m)")
+            per = per.strip()
+            return {"count": int(count), "per": f"1{per}" if per.isalpha() else per}
+        return value
+
+    _d = field_validator("per", mode="before")(parse_duration)
 
 
 class ChannelConfig(BaseModel):
-    """Where alerts go: an Apprise URL given inline, by environment variable, or by file."""
+    """Where alerts go: an Apprise URL given inline, by environment variable, or by file.
+
+    ``group_wait`` and ``group_interval`` batch alerts Alertmanager style: the first alert queued
+    for the channel waits ``group_wait`` for company, and a channel that just sent waits
+    ``group_interval`` before the next message; whatever is queued by then goes out as one
+    message. ``rate_limit`` caps messages per period. A ``health`` channel is told once about
+    each delivery that was given up.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    url: str | None = None
+    url: str | None = Field(default=None, repr=False)  # may hold a password or token
     url_env: str | None = None
     url_file: Path | None = None
     tags: list[str] = Field(default_factory=lambda: ["all"])
-    format: str = "text"
+    format: Literal["text", "markdown", "html"] = "text"
+    rate_limit: RateLimit | None = None
+    group_wait: timedelta = timedelta(0)
+    group_interval: timedelta = timedelta(0)
+    health: bool = False
+
+    _d = field_validator("group_wait", "group_interval", mode="before")(parse_duration)
 
     @model_validator(mode="after")
     def _one_source(self) -> ChannelConfig:
@@ -80,6 +133,26 @@ class ChannelConfig(BaseModel):
             return None
 
 
+class FetchConfig(BaseModel):
+    """HTTP politeness and limits (``[fetch]`` in the file, ``MONITOR_FETCH__*`` in the env)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect_timeout: timedelta = timedelta(seconds=10)
+    read_timeout: timedelta = timedelta(seconds=20)
+    total_timeout: timedelta = timedelta(seconds=60)
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(default=5, ge=0)
+    per_host: int = Field(default=2, ge=1)
+    user_agent: str | None = None
+    # Failing feeds back off exponentially (interval x 2^(failures-1)) up to this.
+    max_backoff: timedelta = timedelta(hours=6)
+
+    _d = field_validator(
+        "connect_timeout", "read_timeout", "total_timeout", "max_backoff", mode="before"
+    )(parse_duration)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONITOR_", extra="forbid", env_nested_delimiter="__"
@@ -92,8 +165,27 @@ class Settings(BaseSettings):
     deliver_interval: timedelta = timedelta(seconds=2)
     feeds: list[FeedConfig] = Field(default_factory=list)
     channels: list[ChannelConfig] = Field(default_factory=list)
+    # --- the daemon (monitor/daemon.py): health endpoint, replicas, shutdown, fetching -----
+    # host:port of /healthz, /metrics and POST /poll/FEED; loopback only unless changed. "" = off.
+    http_listen: str = "127.0.0.1:9311"
+    # This process's name in lease tables and logs; default host:pid.
+    replica_id: str | None = None
+    # A feed being polled is leased for this long (renewed as the poll goes on); a replica that
+    # dies mid-poll holds its feed at most this long.
+    lease_period: timedelta = timedelta(minutes=2)
+    health_check_interval: timedelta = timedelta(seconds=30)
+    # SIGTERM: time allowed for in-flight polls and the last outbox flush before exiting.
+    stop_timeout: timedelta = timedelta(seconds=8)
+    poll_workers: int = Field(default=4, ge=1)
+    fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
 
-    _d = field_validator("deliver_interval", mode="before")(parse_duration)
+    _d = field_validator(
+        "deliver_interval",
+        "lease_period",
+        "health_check_interval",
+        "stop_timeout",
+        mode="before",
+    )(parse_duration)
 
     @classmethod
     def settings_customise_sources(

@@ -1,8 +1,15 @@
-"""The long-running service: APScheduler 3 jobs, signals, and systemd notifications.
+"""The long-running service: APScheduler 3 jobs, leases, signals, systemd, health endpoint.
 
-Each feed is one interval job (jitter, one instance at a time, coalesced, immediate first run);
-delivery is one more job. SIGTERM and SIGINT stop intake, let running jobs finish, flush the
-outbox once more and exit 0; SIGHUP reloads rules and keeps the old ones when the new are bad.
+Each feed is one interval job (jitter, one instance at a time, coalesced, a misfire grace of
+half the interval, first run at start-up). APScheduler 3 cannot share a job store between
+processes, so every replica schedules every feed and each run first claims the feed's lease
+(``monitor.leases``): whoever comes first after the feed is due polls it, the others skip.
+Service jobs evaluate rules and deliver the outbox, check source health, and beat the
+heartbeat that the systemd watchdog ping depends on.
+
+Signals: SIGTERM/SIGINT stop intake, let in-flight polls end after their current article,
+flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config file, rules
+and watches, keeping the running ones when anything new is invalid.
 """
 
 from __future__ import annotations
@@ -12,20 +19,28 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.alerting.rules import RuleError
 from monitor.config import FeedConfig, Settings
-from monitor.runtime import Runtime
-from monitor.watches import WatchError
+from monitor.leases import SqliteReplicaLock
+from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
+from monitor.runtime import FeedRun, Runtime
+from monitor.store.db import is_sqlite, redact
 
 log = logging.getLogger(__name__)
+
+SERVICE = "service"  # executor for rule evaluation, delivery and health checks
+HEARTBEAT = "heartbeat"  # its own thread: a wedged service executor must not look alive
 
 
 def sd_notify(message: str) -> bool:
@@ -49,71 +64,151 @@ def watchdog_interval() -> float | None:
     """Half of systemd's WatchdogSec, in seconds, when the watchdog is on for this process."""
     usec = os.environ.get("WATCHDOG_USEC")
     pid = os.environ.get("WATCHDOG_PID")
-    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
+    if not usec or not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2_000_000
 
 
+def feed_trigger(feed: FeedConfig) -> IntervalTrigger:
+    return IntervalTrigger(
+        seconds=feed.interval.total_seconds(), jitter=feed.jitter_seconds() or None, timezone=UTC
+    )
+
+
 class Daemon:
-    def __init__(self, settings: Settings, *, extra_notify: Sequence[str] = ()) -> None:
-        self.settings = settings
-        self.runtime = Runtime(settings, extra_notify=extra_notify)
+    """One replica: its scheduler, its HTTP endpoint, its share of the feeds."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        extra_notify: Sequence[str] = (),
+        load: Callable[[], Settings] | None = None,
+    ) -> None:
+        self.load = load
+        self.replica_lock = SqliteReplicaLock(settings.db) if is_sqlite(settings.db) else None
+        if self.replica_lock is not None:
+            self.replica_lock.acquire()  # ReplicaLockError: a second daemon on this SQLite file
+        self.metrics = Metrics()
+        self.runtime = Runtime(settings, extra_notify=extra_notify, metrics=self.metrics)
+        self.metrics.watch_database(self.runtime.store, lambda: self.runtime.settings.feeds)
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
+        self.ready = False
+        self.abandoned = False  # polls still running when the stop timeout ran out
+        self.server: ObservabilityServer | None = None
+        self._inflight = 0
+        self._idle = threading.Condition()
+        self._heartbeat = time.monotonic()
+        self._status = ""
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=settings.poll_workers),
+                SERVICE: ThreadPoolExecutor(max_workers=2),
+                HEARTBEAT: ThreadPoolExecutor(max_workers=1),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=UTC,
         )
 
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    # --- life cycle ------------------------------------------------------------------------
+
     def run(self) -> int:
         self._install_signals()
-        now = datetime.now(UTC)
-        for feed in self.settings.feeds:
-            self.scheduler.add_job(
-                self._poll_job,
-                IntervalTrigger(seconds=feed.interval.total_seconds(), jitter=_jitter(feed)),
-                args=[feed],
-                id=f"feed:{feed.name}",
-                name=f"poll {feed.name}",
-                next_run_time=now,
-            )
+        settings = self.settings
+        self.runtime.leases.ensure(settings.feeds)
+        self._start_server()
+        self._schedule_feeds()
         self.scheduler.add_job(
             self._deliver_job,
-            IntervalTrigger(seconds=self.settings.deliver_interval.total_seconds()),
+            IntervalTrigger(seconds=settings.deliver_interval.total_seconds(), timezone=UTC),
             id="deliver",
-            name="deliver outbox",
+            name="evaluate rules, deliver outbox",
+            executor=SERVICE,
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.add_job(
+            self._health_job,
+            IntervalTrigger(seconds=settings.health_check_interval.total_seconds(), timezone=UTC),
+            id="health",
+            name="source health",
+            executor=SERVICE,
+        )
+        watchdog = watchdog_interval()
+        self.scheduler.add_job(
+            self._beat,
+            IntervalTrigger(seconds=min(watchdog or 5.0, 5.0), timezone=UTC),
+            id="heartbeat",
+            executor=HEARTBEAT,
         )
         self.scheduler.start()
+        self.ready = True
+        self.metrics.ready.set(1)
         log.info(
-            "monitor running: %d feeds, %d watches, %d rules, %d channels",
-            len(self.settings.feeds),
+            "monitor running as replica %s on %s: %d feeds, %d watches, %d rules, %d channels",
+            self.runtime.replica_id,
+            redact(settings.db),
+            len(settings.feeds),
             len(self.runtime.watches),
             len(self.runtime.rules.rules),
             len(self.runtime.channels),
         )
-        sd_notify("READY=1\nSTATUS=polling feeds")
-        watchdog = watchdog_interval()
-        tick = min(1.0, watchdog or 1.0)
-        while not self.stopping.is_set():
-            self.stopping.wait(timeout=tick)
-            if watchdog:
-                sd_notify("WATCHDOG=1")
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
-                self._reload()
+        sd_notify(f"READY=1\nSTATUS=polling {len(settings.feeds)} feeds")
+        self._loop(watchdog)
         return self._shutdown()
 
+    def _loop(self, watchdog: float | None) -> None:
+        tick = min(1.0, watchdog or 1.0)
+        next_ping = time.monotonic()
+        while not self.stopping.is_set():
+            self.stopping.wait(timeout=tick)
+            now = time.monotonic()
+            if watchdog and now >= next_ping:
+                # Only a scheduler whose heartbeat job still runs counts as alive.
+                if self.scheduler.running and now - self._heartbeat < 3 * max(watchdog, 5.0):
+                    sd_notify("WATCHDOG=1")
+                else:
+                    log.error("scheduler heartbeat is stale: not pinging the watchdog")
+                next_ping = now + watchdog
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+
     def _shutdown(self) -> int:
-        sd_notify("STOPPING=1\nSTATUS=stopping")
-        log.info("stopping: finishing running jobs")
-        self.scheduler.shutdown(wait=True)
+        deadline = time.monotonic() + self.settings.stop_timeout.total_seconds()
+        sd_notify("STOPPING=1\nSTATUS=stopping: finishing in-flight polls")
+        log.info("stopping: no new polls; waiting for the ones in flight")
+        self.ready = False
+        self.metrics.ready.set(0)
+        self.scheduler.shutdown(wait=False)
+        flush_reserve = min(3.0, self.settings.stop_timeout.total_seconds() / 3)
+        with self._idle:
+            self._idle.wait_for(
+                lambda: self._inflight == 0, max(0.0, deadline - flush_reserve - time.monotonic())
+            )
+            self.abandoned = self._inflight > 0
+        if self.abandoned:
+            log.warning("%d polls still running at the stop deadline: abandoned", self._inflight)
+        released = self.runtime.leases.release_all()
+        if released:
+            log.info("released %d feed leases for other replicas", released)
         try:
+            sd_notify("STATUS=stopping: flushing the outbox")
             self.runtime.advance()
-            while self.runtime.deliver():
+            while time.monotonic() < deadline and self.runtime.deliver():
                 pass
-        finally:
+        except Exception:
+            log.exception("final outbox flush failed")
+        if self.server is not None:
+            self.server.stop()
+        if not self.abandoned:
             self.runtime.close()
+        if self.replica_lock is not None:
+            self.replica_lock.release()
         log.info("stopped")
         return 0
 
@@ -129,32 +224,178 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
 
-    def _reload(self) -> None:
-        try:
-            self.runtime.reload_rules()
-        except (RuleError, WatchError) as exc:
-            log.error("reload failed, keeping the previous rules:\n%s", exc)
-            return
-        log.info("reloaded %d rules", len(self.runtime.rules.rules))
+    # --- configuration -----------------------------------------------------------------------
 
-    def _poll_job(self, feed: FeedConfig) -> None:
-        if self.stopping.is_set():
-            return
+    def reload(self) -> bool:
+        """Re-read config, rules and watches; on any error keep the running ones and say why."""
+        sd_notify("RELOADING=1\nSTATUS=reloading configuration")
         try:
-            alerts = self.runtime.poll_and_ingest(feed)
+            settings = self.load() if self.load else self.settings
+            restart = self.runtime.reload(settings)
+        except Exception as exc:  # config, rules, watches, channels: all or nothing
+            log.error("reload failed, keeping the running configuration and rules:\n%s", exc)
+            sd_notify("READY=1\nSTATUS=reload failed; running on the previous configuration")
+            return False
+        logging.getLogger().setLevel(self.settings.log_level.upper())
+        self._schedule_feeds()
+        if restart:
+            log.warning("changed settings take effect after a restart: %s", ", ".join(restart))
+        log.info(
+            "reloaded: %d feeds, %d watches, %d rules, %d channels",
+            len(self.settings.feeds),
+            len(self.runtime.watches),
+            len(self.runtime.rules.rules),
+            len(self.runtime.channels),
+        )
+        sd_notify(f"READY=1\nSTATUS=polling {len(self.settings.feeds)} feeds (reloaded)")
+        return True
+
+    def _schedule_feeds(self) -> None:
+        """One job per configured feed: new feeds start now, changed ones are rescheduled."""
+        wanted = {f"feed:{f.name}": f for f in self.settings.feeds}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("feed:") and job.id not in wanted:
+                job.remove()
+        for job_id, feed in wanted.items():
+            job = self.scheduler.get_job(job_id)
+            grace = max(1, int(feed.interval.total_seconds() / 2))
+            if job is None:
+                self.scheduler.add_job(
+                    self._poll_job,
+                    feed_trigger(feed),
+                    args=[feed.name],
+                    id=job_id,
+                    name=f"poll {feed.name}",
+                    misfire_grace_time=grace,
+                    next_run_time=datetime.now(UTC),
+                )
+            elif str(job.trigger) != str(feed_trigger(feed)):
+                job.modify(misfire_grace_time=grace)
+                job.reschedule(feed_trigger(feed))
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        with self._idle:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    def _poll_job(self, name: str, force: bool = False) -> FeedRun | None:
+        if self.stopping.is_set():
+            return None
+        feed = next((f for f in self.settings.feeds if f.name == name), None)
+        if feed is None:
+            return None
+        try:
+            with self._in_flight():
+                run = self.runtime.run_feed(feed, force=force, stopping=self.stopping.is_set)
+                if run is None:
+                    return None  # not due, or another replica has it
+                self._report(run)
+                if any(r.new_events for r in run.results) and not self.stopping.is_set():
+                    for alert in self.runtime.advance():
+                        log.info("alert raised: %s [%s]", alert.title, alert.rule)
+                    self.runtime.deliver()
+                return run
         except Exception:  # one bad poll must never take the daemon down
-            log.exception("poll of %s failed", feed.name)
-            return
-        for alert in alerts:
-            log.info("alert raised: %s [%s]", alert.title, alert.rule)
+            log.exception("poll of %s failed", name)
+            return None
+
+    def _report(self, run: FeedRun) -> None:
+        o = run.outcome
+        if not o.ok:
+            what = f"failed ({o.error_kind})"
+        elif o.not_modified:
+            what = "not modified"
+        else:
+            extracted = sum(1 for r in run.results if r.status == "extracted")
+            what = f"{o.items} items, {o.new_items} new, {extracted} extracted"
+        quiet = o.ok and not o.new_items  # an unchanged feed every few minutes is not news
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "polled %s: %s%s",
+            run.feed,
+            what,
+            "" if run.recorded else " (lease lost)",
+        )
+        status = f"STATUS=last poll {run.feed} at {datetime.now(UTC):%H:%M:%S}Z: {what}"
+        if status != self._status:
+            self._status = status
+            sd_notify(status)
 
     def _deliver_job(self) -> None:
         try:
+            for alert in self.runtime.advance(now=datetime.now(UTC)):
+                log.info("alert raised: %s [%s]", alert.title, alert.rule)
             self.runtime.deliver()
         except Exception:
-            log.exception("delivery run failed")
+            log.exception("rule evaluation or delivery failed")
 
+    def _health_job(self) -> None:
+        try:
+            self.runtime.check_health()
+        except Exception:
+            log.exception("source health check failed")
 
-def _jitter(feed: FeedConfig) -> float:
-    """Up to a tenth of the interval, so feeds of one host are not polled in lockstep."""
-    return max(0.0, feed.interval.total_seconds() / 10)
+    def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
+
+    # --- HTTP endpoint -----------------------------------------------------------------------
+
+    def _start_server(self) -> None:
+        listen = self.settings.http_listen
+        if not listen:
+            return
+        endpoints = Endpoints(self.metrics, self.health, self.request_poll)
+        try:
+            self.server = ObservabilityServer(listen, endpoints).start()
+        except (OSError, ValueError) as exc:
+            # Health and metrics are not worth refusing to poll over; say so loudly.
+            log.error("cannot serve /healthz and /metrics on %s: %s", listen, exc)
+            return
+        log.info("serving /healthz and /metrics on http://%s", self.server.address)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        payload: dict[str, Any] = {
+            "replica": self.runtime.replica_id,
+            "ready": self.ready and not self.stopping.is_set(),
+        }
+        try:
+            snap = status_snapshot(self.runtime.store, self.settings.feeds)
+        except Exception as exc:
+            payload.update(ready=False, database=f"error: {type(exc).__name__}")
+            return False, payload
+        payload.update(
+            database="ok",
+            lag=snap["lag"],
+            max_lag=max(snap["lag"].values(), default=0),
+            last_poll=snap["last_poll"],
+            outbox_pending=snap["outbox_pending"],
+            feeds={
+                f["feed"]: {
+                    k: f[k]
+                    for k in ("last_poll", "last_success", "consecutive_failures", "last_error")
+                }
+                for f in snap["feeds"]
+            },
+        )
+        return bool(payload["ready"]), payload
+
+    def request_poll(self, name: str) -> tuple[int, str]:
+        """``monitor poll FEED`` through the daemon: the feed becomes due and its job runs now."""
+        if self.stopping.is_set():
+            return 503, "stopping"
+        if not any(f.name == name for f in self.settings.feeds):
+            return 404, f"no feed named {name!r} in the configuration"
+        self.runtime.leases.request(name)
+        try:
+            self.scheduler.modify_job(f"feed:{name}", next_run_time=datetime.now(UTC))
+        except JobLookupError:
+            return 404, f"no job for feed {name!r}"
+        return 202, f"poll of {name} requested from replica {self.runtime.replica_id}"

@@ -1,27 +1,36 @@
 """The assembled pipeline: settings, store, watches, rules and channels, wired once.
 
 Both the daemon and ``monitor replay`` drive the same object, so a replay exercises exactly
-the code path that runs in production.
+the code path that runs in production. The daemon's path adds coordination: ``run_feed``
+polls a feed only under its lease, and ``advance`` and ``check_health`` run on one replica at
+a time (a PostgreSQL advisory lock; SQLite has a single replica).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import httpx
+from pydantic import BaseModel
 
 from monitor.alerting.evaluator import Evaluator, Route
 from monitor.alerting.rules import RuleSet, load_rules
 from monitor.config import FeedConfig, Settings
 from monitor.events import AlertRaised
+from monitor.health import HealthChecker
+from monitor.leases import FeedLeases, PollOutcome, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer
+from monitor.observability import Metrics
 from monitor.pipeline import IngestResult, ingest_item, poll_feed
+from monitor.sources import polling
 from monitor.sources.feeds import FeedItem
-from monitor.sources.fetch import FetchLimits, new_client
+from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, catch_up
 from monitor.watches import Watch, load_watches
@@ -34,24 +43,65 @@ def load_rule_dirs(rules_dir: Path) -> tuple[list[Watch], RuleSet]:
     return load_watches(rules_dir / "watches"), load_rules(rules_dir / "alerts")
 
 
+def fetch_limits(settings: Settings) -> FetchLimits:
+    f = settings.fetch
+    return FetchLimits(
+        max_bytes=f.max_bytes,
+        connect_timeout=f.connect_timeout.total_seconds(),
+        read_timeout=f.read_timeout.total_seconds(),
+        total_timeout=f.total_timeout.total_seconds(),
+        max_redirects=f.max_redirects,
+        per_host=f.per_host,
+        user_agent=f.user_agent or USER_AGENT,
+    )
+
+
+class FeedRun(BaseModel):
+    """One leased poll of one feed, as the daemon and ``monitor poll`` report it."""
+
+    feed: str
+    outcome: PollOutcome
+    results: list[IngestResult] = []
+    recorded: bool = True  # False: the lease was lost, another replica owns the feed now
+
+
 class Runtime:
-    def __init__(self, settings: Settings, *, extra_notify: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        extra_notify: Sequence[str] = (),
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.extra_notify = list(extra_notify)
+        self.metrics = metrics or Metrics()
+        self.replica_id = settings.replica_id or default_replica_id()
         self.store = EventStore(settings.db)
         self.watches, self.rules = load_rule_dirs(settings.rules_dir)
         self.channels: list[Channel]
-        self.channels, warnings = build_channels(settings.channels, list(extra_notify))
+        self.channels, warnings = build_channels(settings.channels, self.extra_notify)
         for warning in warnings:
             log.warning(warning)
-        self.limits = FetchLimits()
+        self.limits = fetch_limits(settings)
         self.client: httpx.Client = new_client(self.limits)
-        self.evaluator = Evaluator(self.rules, [Route(name=c.name, tags=c.tags) for c in self.channels])
+        self._old_clients: list[httpx.Client] = []
+        self.evaluator = Evaluator(self.rules, self._routes(self.channels))
         self.deliverer = Deliverer(self.store, self.channels)
+        self.health = HealthChecker(self.store, [c.name for c in self.channels if c.health])
+        self.leases = FeedLeases(
+            self.store, self.replica_id, settings.lease_period, settings.fetch.max_backoff
+        )
         self.projections = all_projections()
         self._consumers = threading.Lock()
 
+    @staticmethod
+    def _routes(channels: Sequence[Channel]) -> list[Route]:
+        return [Route(name=c.name, tags=c.tags) for c in channels]
+
     def close(self) -> None:
-        self.client.close()
+        for client in [self.client, *self._old_clients]:
+            client.close()
         self.store.close()
 
     def reload_rules(self) -> None:
@@ -61,27 +111,138 @@ class Runtime:
             self.watches, self.rules = watches, rules
             self.evaluator = Evaluator(rules, self.evaluator.routes)
 
+    def reload(self, settings: Settings) -> list[str]:
+        """Apply new settings: rules, watches, channels, feeds, fetch limits.
+
+        Everything is loaded and validated before anything is swapped, so an error (raised to
+        the caller) leaves the running configuration whole. Returns what could not change
+        without a restart.
+        """
+        watches, rules = load_rule_dirs(settings.rules_dir)
+        channels, warnings = build_channels(settings.channels, self.extra_notify)
+        for warning in warnings:
+            log.warning(warning)
+        needs_restart = [
+            name
+            for name in ("db", "http_listen", "replica_id", "poll_workers")
+            if getattr(settings, name) != getattr(self.settings, name)
+        ]
+        kept = {name: getattr(self.settings, name) for name in needs_restart}
+        settings = settings.model_copy(update=kept)
+        with self._consumers:
+            self.watches, self.rules, self.channels = watches, rules, channels
+            self.evaluator = Evaluator(rules, self._routes(channels))
+            self.deliverer = Deliverer(self.store, channels)
+            self.health = HealthChecker(self.store, [c.name for c in channels if c.health])
+            limits = fetch_limits(settings)
+            if limits != self.limits:
+                # Polls in flight keep the old client; it is closed with the runtime.
+                self._old_clients.append(self.client)
+                self.limits, self.client = limits, new_client(limits)
+            self.leases.lease_period = settings.lease_period
+            self.leases.max_backoff = settings.fetch.max_backoff
+            self.settings = settings
+        self.leases.ensure(settings.feeds)
+        return needs_restart
+
     def poll(self, feed: FeedConfig) -> list[FeedItem]:
+        """Read a feed once, without a lease (``monitor replay`` of files)."""
         return poll_feed(self.store, feed, limits=self.limits, client=self.client)
 
     def ingest(self, item: FeedItem) -> IngestResult:
-        return ingest_item(self.store, item, self.watches, limits=self.limits, client=self.client)
+        result = ingest_item(self.store, item, self.watches, limits=self.limits, client=self.client)
+        self.metrics.events_appended.inc(result.new_events)
+        return result
 
-    def advance(self) -> list[AlertRaised]:
-        """Bring projections and rule evaluation up to the head of the log."""
-        with self._consumers:
+    def run_feed(
+        self,
+        feed: FeedConfig,
+        *,
+        force: bool = False,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> FeedRun | None:
+        """Poll ``feed`` if this replica can claim it (due and free, or ``force``d and free).
+
+        Items are ingested oldest first; the lease is renewed as the poll goes on. When asked
+        to stop, or when the lease is lost, the poll ends after the current article and is
+        recorded as incomplete, so the next poll (on any replica) fetches the feed in full.
+        Returns None when the feed was not ours to poll.
+        """
+        lease = self.leases.claim(feed, force=force)
+        if lease is None:
+            return None
+        try:
+            items, outcome = polling.poll(
+                self.store, feed, lease, limits=self.limits, client=self.client
+            )
+            self.metrics.events_appended.inc(outcome.appended)
+            results: list[IngestResult] = []
+            renewed = time.monotonic()
+            renew_every = self.leases.lease_period.total_seconds() / 3
+            for item in sorted(items, key=publication_order):
+                if stopping():
+                    outcome.complete = False
+                    break
+                if time.monotonic() - renewed > renew_every:
+                    if not self.leases.renew(lease):
+                        outcome.complete = False
+                        break
+                    renewed = time.monotonic()
+                results.append(self.ingest(item))
+        except BaseException:
+            self.leases.release(lease)
+            raise
+        recorded = self.leases.complete(lease, feed, outcome)
+        self._count(feed, outcome)
+        return FeedRun(feed=feed.name, outcome=outcome, results=results, recorded=recorded)
+
+    def _count(self, feed: FeedConfig, outcome: PollOutcome) -> None:
+        if outcome.ok:
+            label = "not_modified" if outcome.not_modified else "ok"
+        else:
+            label = "failed"
+            self.metrics.poll_errors.labels(kind=outcome.error_kind or "other").inc()
+        self.metrics.polls.labels(feed=feed.name, outcome=label).inc()
+        self.metrics.last_poll.set_to_current_time()
+
+    def advance(self, now: datetime | None = None) -> list[AlertRaised]:
+        """Bring projections and rule evaluation up to the head of the log.
+
+        With ``now`` (the daemon's periodic run), rule holds that are due by the wall clock
+        fire too (``Evaluator.tick`` records the tick in the log first). One replica at a
+        time: the others skip (the holder reads to the head, and every replica's periodic run
+        picks up what arrives after it let go).
+        """
+        with self._consumers, singleton(self.store, "advance") as mine:
+            if not mine:
+                return []
             for projection in self.projections:
                 catch_up(self.store, projection)
-            return self.evaluator.catch_up(self.store)
+            if now is None:
+                alerts = self.evaluator.catch_up(self.store)
+            else:
+                alerts = self.evaluator.tick(self.store, now)
+        self.metrics.alerts_raised.inc(len(alerts))
+        return alerts
+
+    def check_health(self) -> list[AlertRaised]:
+        """Source health alerts for the configured feeds; one replica at a time."""
+        with singleton(self.store, "health") as mine:
+            if not mine:
+                return []
+            alerts = self.health.check(self.settings.feeds)
+        self.metrics.alerts_raised.inc(len(alerts))
+        return alerts
 
     def deliver(self) -> int:
-        return self.deliverer.run_once()
+        attempts = self.deliverer.run_once()
+        self.metrics.delivery_attempts.inc(attempts)
+        return attempts
 
     def poll_and_ingest(self, feed: FeedConfig) -> list[AlertRaised]:
-        """One scheduled job: poll a feed, ingest its items oldest first, evaluate, deliver."""
-        items = sorted(self.poll(feed), key=publication_order)
-        for item in items:
-            self.ingest(item)
+        """Poll a feed now (if no other replica is polling it), then evaluate and deliver."""
+        self.leases.ensure([feed])
+        self.run_feed(feed, force=True)
         alerts = self.advance()
         self.deliver()
         return alerts

@@ -84,7 +84,9 @@ def _date_text(raw: str | None) -> datetime | None:
     if not raw:
         return None
     try:
-        value = dateparser.parse(raw, settings={"RETURN_AS_TIMEZONE_AWARE": True, "TO_TIMEZONE": "UTC"})
+        value = dateparser.parse(
+            raw, settings={"RETURN_AS_TIMEZONE_AWARE": True, "TO_TIMEZONE": "UTC"}
+        )
     except (ValueError, OverflowError, TypeError):
         return None
     return value.astimezone(UTC) if value else None

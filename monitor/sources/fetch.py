@@ -1,25 +1,66 @@
-"""Fetching bytes from file:// and http(s):// locations, with limits that protect the daemon.
+"""Fetching bytes from file:// and http(s):// locations, politely and with hard limits.
 
-A page or feed larger than ``max_bytes`` is cut off and reported as an error, never read whole
-into memory; timeouts and redirects are bounded; errors become ``FetchError`` with a reason a
-person can act on.
+Politeness: a clear User-Agent, conditional GET (``If-None-Match`` / ``If-Modified-Since``),
+gzip, at most ``per_host`` requests in flight to one host, and ``Retry-After`` reported back to
+the scheduler. Limits that protect the daemon: connect, read and total timeouts, a redirect
+limit, and a body cap applied to both the bytes on the wire and the decompressed bytes (a gzip
+bomb is cut off, never inflated whole). Every failure is a ``FetchError`` whose ``kind`` is one
+short word for metrics and whose message a person can act on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import httpx
 from pydantic import BaseModel
 
-USER_AGENT = "monitor/0.1 (conflict news monitor; +https://example.invalid/monitor)"
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("monitor")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+USER_AGENT = f"monitor/{_version()} (conflict news monitor; +https://example.invalid/monitor)"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+RETRY_AFTER_CAP = 24 * 3600.0  # a server asking for more than a day is not taken literally
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, "
+    "text/html;q=0.8, */*;q=0.5"
+)
 
 
 class FetchError(RuntimeError):
-    """The location could not be read; ``reason`` says why in one line."""
+    """The location could not be read; the message says why in one line.
+
+    ``kind`` classifies the failure for metrics (timeout, connect, http_4xx, http_5xx,
+    rate_limited, too_large, redirects, decode, file, scheme, other); ``retry_after`` is the
+    server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "other",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
 
 
 class Fetched(BaseModel):
@@ -41,7 +82,10 @@ class FetchLimits(BaseModel):
     max_bytes: int = DEFAULT_MAX_BYTES
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
+    total_timeout: float = 60.0
     max_redirects: int = 5
+    per_host: int = 2
+    user_agent: str = USER_AGENT
 
 
 def fetch(
@@ -58,7 +102,7 @@ def fetch(
         return _fetch_file(url, limits)
     if scheme in ("http", "https"):
         return _fetch_http(url, limits, client, etag, last_modified)
-    raise FetchError(f"unsupported URL scheme {scheme!r} in {url}")
+    raise FetchError(f"unsupported URL scheme {scheme!r} in {url}", kind="scheme")
 
 
 def file_path(url: str) -> Path:
@@ -70,21 +114,96 @@ def _fetch_file(url: str, limits: FetchLimits) -> Fetched:
     try:
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise FetchError(f"{path}: {size} bytes exceeds the {limits.max_bytes}-byte limit")
+            raise FetchError(
+                f"{path}: {size} bytes exceeds the {limits.max_bytes}-byte limit", kind="too_large"
+            )
         body = path.read_bytes()
     except OSError as exc:
-        raise FetchError(f"{path}: {exc.strerror or exc}") from exc
+        raise FetchError(f"{path}: {exc.strerror or exc}", kind="file") from exc
     return Fetched(url=url, final_url=url, body=body)
 
 
+class _Releasing(httpx.SyncByteStream):
+    """A response body that gives its host slot back when closed, exactly once."""
+
+    def __init__(self, inner: httpx.SyncByteStream, slot: threading.Semaphore) -> None:
+        self._inner = inner
+        self._slot: threading.Semaphore | None = slot
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._inner
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            slot, self._slot = self._slot, None
+            if slot is not None:
+                slot.release()
+
+
+class HostLimitedTransport(httpx.BaseTransport):
+    """At most ``per_host`` requests in flight to one host:port, however many feeds share it.
+
+    A slot is held from sending the request until its body is closed; waiting for a slot is
+    bounded by ``wait`` seconds and then fails like a pool timeout.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, per_host: int, wait: float) -> None:
+        self._inner = inner
+        self._per_host = max(1, per_host)
+        self._wait = wait
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def slot(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if host not in self._slots:
+                self._slots[host] = threading.BoundedSemaphore(self._per_host)
+            return self._slots[host]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = f"{request.url.host}:{request.url.port or request.url.scheme}"
+        slot = self.slot(host)
+        if not slot.acquire(timeout=self._wait):
+            raise httpx.PoolTimeout(f"{self._per_host} requests to {host} already in flight")
+        try:
+            response = self._inner.handle_request(request)
+        except BaseException:
+            slot.release()
+            raise
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _Releasing(response.stream, slot)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def new_client(limits: FetchLimits | None = None) -> httpx.Client:
+    """One client per process: connection reuse, per-host limits, our headers."""
     limits = limits or FetchLimits()
-    timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
+    timeout = httpx.Timeout(
+        min(limits.read_timeout, limits.total_timeout),
+        connect=min(limits.connect_timeout, limits.total_timeout),
+        pool=limits.total_timeout,
+    )
+    transport = HostLimitedTransport(
+        httpx.HTTPTransport(limits=httpx.Limits(max_connections=32, max_keepalive_connections=8)),
+        limits.per_host,
+        wait=limits.total_timeout,
+    )
     return httpx.Client(
         timeout=timeout,
         follow_redirects=True,
         max_redirects=limits.max_redirects,
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+        transport=transport,
+        headers={
+            "User-Agent": limits.user_agent,
+            "Accept": ACCEPT,
+            # Only what we can decode with a bound on the output: no br, no zstd.
+            "Accept-Encoding": "gzip, deflate",
+        },
     )
 
 
@@ -102,13 +221,22 @@ def _fetch_http(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    deadline = time.monotonic() + limits.total_timeout
     try:
         with client.stream("GET", url, headers=headers) as resp:
             if resp.status_code == 304:
-                return Fetched(url=url, final_url=str(resp.url), status=304, body=b"", not_modified=True)
+                return Fetched(
+                    url=url,
+                    final_url=str(resp.url),
+                    status=304,
+                    body=b"",
+                    etag=resp.headers.get("etag") or etag,
+                    last_modified=resp.headers.get("last-modified") or last_modified,
+                    not_modified=True,
+                )
             if resp.status_code >= 400:
-                raise FetchError(f"{url}: HTTP {resp.status_code}")
-            body = _read_capped(resp, limits.max_bytes, url)
+                raise _status_error(url, resp)
+            body = _read_capped(resp, limits.max_bytes, url, deadline, limits.total_timeout)
             return Fetched(
                 url=url,
                 final_url=str(resp.url),
@@ -119,9 +247,13 @@ def _fetch_http(
                 last_modified=resp.headers.get("last-modified"),
             )
     except httpx.TooManyRedirects as exc:
-        raise FetchError(f"{url}: more than {limits.max_redirects} redirects") from exc
+        raise FetchError(
+            f"{url}: more than {limits.max_redirects} redirects", kind="redirects"
+        ) from exc
     except httpx.TimeoutException as exc:
-        raise FetchError(f"{url}: timed out ({type(exc).__name__})") from exc
+        raise FetchError(f"{url}: timed out ({type(exc).__name__})", kind="timeout") from exc
+    except httpx.ConnectError as exc:
+        raise FetchError(f"{url}: cannot connect: {exc}", kind="connect") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
     finally:
@@ -129,15 +261,92 @@ def _fetch_http(
             client.close()
 
 
-def _read_capped(resp: httpx.Response, max_bytes: int, url: str) -> bytes:
+def _status_error(url: str, resp: httpx.Response) -> FetchError:
+    status = resp.status_code
+    retry_after = parse_retry_after(resp.headers.get("retry-after"))
+    kind = "rate_limited" if status == 429 else "http_5xx" if status >= 500 else "http_4xx"
+    hint = f" (retry after {retry_after:.0f} s)" if retry_after is not None else ""
+    return FetchError(
+        f"{url}: HTTP {status}{hint}", kind=kind, status=status, retry_after=retry_after
+    )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+
+
+class _Decoder:
+    """Content-Encoding undone chunk by chunk, never producing more than the cap allows."""
+
+    def __init__(self, encoding: str) -> None:
+        codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1:
+            raise FetchError(f"stacked content encodings {encoding!r}", kind="decode")
+        self.coding = codings[0] if codings else None
+        if self.coding in ("gzip", "x-gzip"):
+            self._z: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.coding == "deflate":
+            self._z = zlib.decompressobj()
+        elif self.coding is None:
+            self._z = None
+        else:
+            raise FetchError(f"unsupported content encoding {self.coding!r}", kind="decode")
+        self._first = True
+
+    def decode(self, chunk: bytes, room: int) -> tuple[bytes, bool]:
+        """(output, overflow): at most ``room + 1`` bytes; overflow when more would follow."""
+        if self._z is None:
+            return chunk, len(chunk) > room
+        try:
+            out = self._z.decompress(chunk, room + 1)
+        except zlib.error:
+            if self.coding == "deflate" and self._first:
+                # Some servers send raw deflate without the zlib header.
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._first = False
+                return self.decode(chunk, room)
+            raise
+        self._first = False
+        return out, len(out) > room or bool(self._z.unconsumed_tail)
+
+
+def _read_capped(
+    resp: httpx.Response, max_bytes: int, url: str, deadline: float, total: float
+) -> bytes:
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"{url}: {declared} bytes exceeds the {max_bytes}-byte limit")
+        raise FetchError(
+            f"{url}: {declared} bytes exceeds the {max_bytes}-byte limit", kind="too_large"
+        )
+    decoder = _Decoder(resp.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
-    total = 0
-    for chunk in resp.iter_bytes():
-        total += len(chunk)
-        if total > max_bytes:
-            raise FetchError(f"{url}: body exceeds the {max_bytes}-byte limit")
-        chunks.append(chunk)
+    wire = size = 0
+    try:
+        for raw in resp.iter_raw():
+            wire += len(raw)
+            out, overflow = decoder.decode(raw, max_bytes - size)
+            size += len(out)
+            if overflow or wire > max_bytes:
+                raise FetchError(
+                    f"{url}: body exceeds the {max_bytes}-byte limit", kind="too_large"
+                )
+            chunks.append(out)
+            if time.monotonic() > deadline:
+                raise FetchError(f"{url}: took longer than {total:g} s in total", kind="timeout")
+    except zlib.error as exc:
+        raise FetchError(f"{url}: cannot decode the body: {exc}", kind="decode") from exc
     return b"".join(chunks)

@@ -1,0 +1,153 @@
+"""Source health alerts: a feed that keeps failing, or goes silent, is itself news to someone.
+
+The check reads the shared feed schedule (``feed_leases``), so it sees every replica's polls.
+A problem is one *outage*: it starts at a time stored in the database (``failing_since``, or
+the last time the feed had something new), and the alert's id and idempotency key derive from
+the feed, the kind of problem and that start. So however many replicas run the check, and
+however often, one outage raises one alert; when the feed recovers, one "resolved" notice
+follows. Alerts take the same path as rule alerts: ``AlertRaised`` in the log and one outbox
+row per health channel (``health = true`` in the config), written in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import update
+
+from monitor.config import FeedConfig
+from monitor.events import AlertRaised
+from monitor.leases import db_now, utc
+from monitor.store.log import EventStore, NewEvent
+from monitor.store.tables import FeedLease, OutboxRow
+
+log = logging.getLogger(__name__)
+
+HEALTH_NAMESPACE = uuid.UUID("0b6f2d0e-8a1c-4d57-b3e9-5c2a7f41d6e8")
+RULE = "source-health"
+
+
+class Problem:
+    """What is wrong with one feed now, and since when (the outage's identity)."""
+
+    def __init__(self, kind: str, since: datetime, detail: str) -> None:
+        self.kind = kind
+        self.since = since
+        self.detail = detail
+
+    def key(self, feed: str) -> str:
+        return f"{RULE}:{feed}:{self.kind}:{self.since.isoformat()}"
+
+
+def problem_of(feed: FeedConfig, row: FeedLease, now: datetime) -> Problem | None:
+    """Failing for longer than the feed's failure period, or silent past its expected period."""
+    failing_since = utc(row.failing_since)
+    if row.consecutive_failures and failing_since is not None:
+        if now - failing_since >= feed.failure_period():
+            detail = f"{row.consecutive_failures} failed polls; last error: {row.last_error}"
+            return Problem("failing", failing_since, detail)
+        return None  # failing, but not for long enough: neither failing nor silent yet
+    last_new = utc(row.last_new_at)
+    period = feed.expected_period
+    if period is not None and last_new is not None and now - last_new >= period:
+        return Problem("silent", last_new, f"nothing new since {last_new:%Y-%m-%d %H:%M} UTC")
+    return None
+
+
+class HealthChecker:
+    """Raises and resolves source health alerts; run it on one replica at a time."""
+
+    def __init__(self, store: EventStore, channels: Sequence[str]) -> None:
+        """``channels``: the names of the channels marked ``health = true`` in the config."""
+        self.store = store
+        self.channels = list(channels)
+
+    def check(self, feeds: Sequence[FeedConfig]) -> list[AlertRaised]:
+        raised: list[AlertRaised] = []
+        for feed in feeds:
+            alert = self._check_feed(feed)
+            if alert is not None:
+                raised.append(alert)
+        return raised
+
+    def _check_feed(self, feed: FeedConfig) -> AlertRaised | None:
+        with self.store.transaction() as session:
+            now = db_now(session)
+            row = session.get(FeedLease, feed.name, populate_existing=True)
+            if row is None:
+                return None
+            problem = problem_of(feed, row, now)
+            open_key = row.health_alert
+            if problem is not None and open_key != problem.key(feed.name):
+                alert = self._alert(feed, problem.key(feed.name), problem, None)
+            elif problem is None and open_key:
+                alert = self._alert(feed, f"{open_key}:resolved", None, open_key)
+            else:
+                return None
+            created = self.store.append(
+                [
+                    NewEvent(
+                        stream=f"alert:{alert.alert_id}",
+                        data=alert,
+                        idempotency_key=f"alert:{alert.alert_id}",
+                        occurred_at=now,
+                    )
+                ],
+                session=session,
+            ).created[0]
+            session.execute(
+                update(FeedLease)
+                .where(FeedLease.feed == feed.name)
+                .values(health_alert=problem.key(feed.name) if problem else None)
+            )
+            if not created:
+                return None
+            for channel in alert.channels:
+                session.add(
+                    OutboxRow(
+                        alert_id=alert.alert_id,
+                        channel=channel,
+                        next_attempt_at=now,
+                        created_at=now,
+                    )
+                )
+        log.warning("source health: %s", alert.title)
+        return alert
+
+    def _alert(
+        self, feed: FeedConfig, key: str, problem: Problem | None, resolves: str | None
+    ) -> AlertRaised:
+        alert_id = str(uuid.uuid5(HEALTH_NAMESPACE, key))
+        if problem is not None:
+            verb = "is failing" if problem.kind == "failing" else "went silent"
+            title = f"Feed {feed.name} {verb}"
+            since = f"{problem.since:%Y-%m-%d %H:%M} UTC"
+            summary = f"Feed {feed.name} ({feed.url}) {verb} since {since}: {problem.detail}"
+            data = {
+                "feed": feed.name,
+                "url": feed.url,
+                "problem": problem.kind,
+                "since": problem.since.isoformat(),
+            }
+        else:
+            title = f"Feed {feed.name} recovered"
+            summary = f"Feed {feed.name} ({feed.url}) is healthy again."
+            data = {"feed": feed.name, "url": feed.url, "resolves": resolves}
+        return AlertRaised(
+            alert_id=alert_id,
+            rule=RULE,
+            rule_hash=hashlib.sha256(RULE.encode()).hexdigest()[:16],
+            severity="warning" if problem is not None else "info",
+            title=title,
+            summary=summary,
+            body=summary,
+            dedup_key=key,
+            data=data,
+            channels=list(self.channels),
+            labels={"kind": "source_health", "feed": feed.name},
+            status="firing" if problem is not None else "resolved",
+        )

@@ -1,0 +1,101 @@
+"""One scheduled poll of one feed: conditional GET, parse, and the outcome as events.
+
+This is the daemon's poll (``monitor replay`` reads files through ``pipeline.poll_feed``).
+It sends the validators remembered from the last complete poll, so an unchanged feed costs
+one ``304 Not Modified`` and appends nothing. A failure appends ``FeedFailed``; a changed
+feed, or the first success after a failure, appends ``FeedPolled``: the feed health
+projection is built from those.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from sqlalchemy import select
+
+from monitor.config import FeedConfig
+from monitor.events import FeedFailed, FeedPolled
+from monitor.leases import Lease, PollOutcome
+from monitor.sources.feeds import FeedError, FeedItem, parse_feed
+from monitor.sources.fetch import FetchError, FetchLimits, fetch
+from monitor.store.log import IN_CHUNK, EventStore, NewEvent
+from monitor.store.tables import EventRow
+
+log = logging.getLogger(__name__)
+
+
+def poll(
+    store: EventStore,
+    feed: FeedConfig,
+    lease: Lease | None,
+    *,
+    limits: FetchLimits,
+    client: httpx.Client,
+) -> tuple[list[FeedItem], PollOutcome]:
+    """Fetch and parse ``feed``; record the outcome in the log; return items and outcome."""
+    stream = f"feed:{feed.name}"
+    try:
+        doc = fetch(
+            feed.url,
+            limits=limits,
+            client=client,
+            etag=lease.etag if lease else None,
+            last_modified=lease.last_modified if lease else None,
+        )
+        items = [] if doc.not_modified else parse_feed(doc, feed.name, feed.outlet)
+    except (FetchError, FeedError) as exc:
+        kind = exc.kind if isinstance(exc, FetchError) else "parse"
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        failed = FeedFailed(feed=feed.name, url=feed.url, reason=str(exc))
+        appended = len(store.append([NewEvent(stream=stream, data=failed)]).new)
+        log.warning("feed %s failed (%s): %s", feed.name, kind, exc)
+        return [], PollOutcome(
+            ok=False, error=str(exc), error_kind=kind, retry_after=retry_after, appended=appended
+        )
+    history = store.read_stream(stream)
+    recovering = bool(history) and history[-1].type == "FeedFailed"
+    after = f":after:{history[-1].seq}" if recovering else ""
+    outcome = PollOutcome(ok=True, etag=doc.etag, last_modified=doc.last_modified)
+    if doc.not_modified:
+        outcome.not_modified = True
+        if recovering:  # a 304 after failures is a recovery, and health must see it
+            outcome.appended = store.append(
+                [
+                    NewEvent(
+                        stream=stream,
+                        data=FeedPolled(
+                            feed=feed.name, url=feed.url, items=0, new_items=0, not_modified=True
+                        ),
+                        idempotency_key=f"polled:{feed.name}:not-modified{after}",
+                    )
+                ]
+            ).created.count(True)
+        return [], outcome
+    new = len(items) - known_articles(store, [i.article_id for i in items])
+    outcome.appended = store.append(
+        [
+            NewEvent(
+                stream=stream,
+                data=FeedPolled(feed=feed.name, url=feed.url, items=len(items), new_items=new),
+                # An unchanged body adds nothing; the first success after a failure always does.
+                idempotency_key=f"polled:{feed.name}:{doc.content_hash}{after}",
+            )
+        ]
+    ).created.count(True)
+    outcome.items, outcome.new_items = len(items), new
+    return items, outcome
+
+
+def known_articles(store: EventStore, article_ids: list[str]) -> int:
+    """How many of these articles were extracted before (one query per 500)."""
+    streams = sorted({f"article:{a}" for a in article_ids})
+    found: set[str] = set()
+    with store.read_session() as session:
+        for i in range(0, len(streams), IN_CHUNK):
+            stmt = select(EventRow.stream).where(
+                EventRow.stream.in_(streams[i : i + IN_CHUNK]),
+                EventRow.type == "ArticleExtracted",
+            )
+            found.update(session.execute(stmt).scalars())
+    return len(found)

@@ -1,0 +1,219 @@
+"""Feed leases, singletons, the SQLite one-replica rule, and source health, on real databases."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from monitor.config import FeedConfig
+from monitor.events import AlertRaised
+from monitor.health import HealthChecker
+from monitor.leases import (
+    FeedLeases,
+    PollOutcome,
+    ReplicaLockError,
+    SqliteReplicaLock,
+    backoff,
+    poll_gap,
+    singleton,
+)
+from monitor.store.log import EventStore
+from monitor.store.tables import FeedLease, OutboxRow
+
+FEED = FeedConfig(name="wire", url="http://127.0.0.1:1/feed.xml", interval="60s", jitter="6s")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[EventStore]:
+    s = EventStore(db_url)
+    yield s
+    s.close()
+
+
+def shift(store: EventStore, feed: str, **deltas: timedelta) -> None:
+    """Move a lease row's times into the past, as if that much time had gone by."""
+    with store.transaction() as session:
+        row = session.get(FeedLease, feed)
+        assert row is not None
+        for column, delta in deltas.items():
+            value = getattr(row, column)
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+            setattr(row, column, value - delta)
+        session.add(row)
+
+
+def test_a_due_feed_is_claimed_once_and_due_again_after_the_gap(store: EventStore) -> None:
+    a, b = FeedLeases(store, "a"), FeedLeases(store, "b")
+    a.ensure([FEED])
+    lease = a.claim(FEED)
+    assert lease is not None and lease.owner == "a"
+    assert b.claim(FEED) is None and b.claim(FEED, force=True) is None  # held
+    assert a.complete(lease, FEED, PollOutcome(ok=True, etag='"e1"', items=3, new_items=3))
+    assert b.claim(FEED) is None  # polled just now: not due
+    [row] = b.states()
+    due = row.next_due.replace(tzinfo=UTC) - lease.claimed_at
+    assert due == poll_gap(FEED) and timedelta(seconds=48) < due < timedelta(seconds=60)
+    assert (row.etag, row.last_items, row.polled_by, row.owner) == ('"e1"', 3, "a", None)
+    shift(store, FEED.name, next_due=due)
+    again = b.claim(FEED)
+    assert again is not None and again.etag == '"e1"'  # validators travel with the lease
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: EventStore) -> None:
+    a = FeedLeases(store, "a", lease_period=timedelta(seconds=30))
+    b = FeedLeases(store, "b", lease_period=timedelta(seconds=30))
+    a.ensure([FEED])
+    stale = a.claim(FEED)
+    assert stale is not None
+    shift(store, FEED.name, lease_until=timedelta(seconds=31))
+    fresh = b.claim(FEED)
+    assert fresh is not None and fresh.version > stale.version
+    assert not a.renew(stale)
+    assert not a.complete(stale, FEED, PollOutcome(ok=True, etag='"stale"'))
+    assert b.complete(fresh, FEED, PollOutcome(ok=True, etag='"fresh"'))
+    assert b.states()[0].etag == '"fresh"'
+
+
+def test_only_one_of_many_concurrent_claimers_wins(store: EventStore) -> None:
+    FeedLeases(store, "setup").ensure([FEED])
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def claim(name: str) -> None:
+        barrier.wait()
+        if FeedLeases(store, name).claim(FEED) is not None:
+            winners.append(name)
+
+    threads = [threading.Thread(target=claim, args=(f"r{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+
+
+def test_failures_back_off_exponentially_and_retry_after_is_honoured(store: EventStore) -> None:
+    leases = FeedLeases(store, "a", max_backoff=timedelta(minutes=10))
+    leases.ensure([FEED])
+    gaps = []
+    for _ in range(5):
+        shift(store, FEED.name, next_due=timedelta(days=1))
+        lease = leases.claim(FEED)
+        assert lease is not None
+        leases.complete(lease, FEED, PollOutcome(ok=False, error="boom", error_kind="connect"))
+        row = leases.states()[0]
+        gaps.append(row.next_due.replace(tzinfo=UTC) - datetime.now(UTC))
+    assert row.consecutive_failures == 5 and row.last_error_kind == "connect"
+    assert row.failing_since is not None
+    rounded = [round(g.total_seconds() / 60, 1) for g in gaps]
+    assert rounded[0] < 1 < rounded[1] < rounded[2] < rounded[3]  # ~0.8, 1.8, 3.8, 7.8 min
+    assert gaps[4] <= timedelta(minutes=10)  # capped
+    shift(store, FEED.name, next_due=timedelta(days=1))
+    lease = leases.claim(FEED)
+    assert lease is not None
+    leases.complete(lease, FEED, PollOutcome(ok=False, error="429", retry_after=3600))
+    wait = leases.states()[0].next_due.replace(tzinfo=UTC) - datetime.now(UTC)
+    assert timedelta(minutes=59) < wait <= timedelta(hours=1)
+    assert backoff(FEED, 1, timedelta(hours=6)) == poll_gap(FEED)
+
+
+def test_an_incomplete_poll_keeps_no_validators_and_is_due_at_once(store: EventStore) -> None:
+    leases = FeedLeases(store, "a")
+    leases.ensure([FEED])
+    lease = leases.claim(FEED)
+    assert lease is not None
+    leases.complete(lease, FEED, PollOutcome(ok=True, etag='"half"', items=5, complete=False))
+    row = leases.states()[0]
+    assert row.etag is None
+    assert leases.claim(FEED) is not None
+
+
+def test_release_all_gives_back_what_this_replica_holds(store: EventStore) -> None:
+    other = FeedConfig(name="other", url="http://127.0.0.1:1/o.xml")
+    a, b = FeedLeases(store, "a"), FeedLeases(store, "b")
+    a.ensure([FEED, other])
+    held = a.claim(FEED)
+    assert held is not None and b.claim(other) is not None
+    assert a.release_all() == 1
+    assert b.claim(FEED) is not None  # due, free: taken over at once
+    assert not a.complete(held, FEED, PollOutcome(ok=True))
+
+
+@pytest.mark.postgres
+def test_singleton_is_held_by_one_process_at_a_time(postgres) -> None:  # type: ignore[no-untyped-def]
+    url = postgres.new_database()
+    one, two = EventStore(url), EventStore(url)
+    try:
+        with (
+            singleton(one, "advance") as first,
+            singleton(two, "advance") as second,
+            singleton(two, "health") as other,
+        ):
+            assert (first, second, other) == (True, False, True)
+        with singleton(two, "advance") as after:
+            assert after
+    finally:
+        one.close()
+        two.close()
+
+
+def test_sqlite_refuses_a_second_daemon_with_a_clear_message(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    first = SqliteReplicaLock(url)
+    first.acquire()
+    with pytest.raises(ReplicaLockError, match=r"SQLite supports one replica.*PostgreSQL"):
+        SqliteReplicaLock(url).acquire()
+    first.release()
+    SqliteReplicaLock(url).acquire()  # free again once the first let go
+
+
+def health_alerts(store: EventStore) -> list[AlertRaised]:
+    return [e.data for e in store.read(types=["AlertRaised"]) if isinstance(e.data, AlertRaised)]
+
+
+def test_a_failing_feed_raises_one_health_alert_per_outage_then_resolves(store: EventStore) -> None:
+    feed = FeedConfig(name="wire", url="http://x/f.xml", interval="60s", expected_period="10m")
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases.ensure([feed])
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=False, error="HTTP 503", error_kind="http_5xx"))
+    assert checker.check([feed]) == []  # failing, but not for longer than its period yet
+    shift(store, feed.name, failing_since=timedelta(minutes=11))
+    [alert] = checker.check([feed])
+    assert alert.rule == "source-health" and alert.channels == ["ops"]
+    assert "HTTP 503" in alert.summary and alert.status == "firing"
+    assert checker.check([feed]) == [] and HealthChecker(store, ["ops"]).check([feed]) == []
+    with store.read_session() as session:
+        rows = list(session.execute(select(OutboxRow)).scalars())
+    assert [(r.alert_id, r.channel) for r in rows] == [(alert.alert_id, "ops")]
+    shift(store, feed.name, next_due=timedelta(days=1))
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=True, items=1, new_items=1))
+    [resolved] = checker.check([feed])
+    assert resolved.status == "resolved" and resolved.data["resolves"] == alert.dedup_key
+    assert checker.check([feed]) == []
+    assert len(health_alerts(store)) == 2
+
+
+def test_a_silent_feed_raises_a_health_alert(store: EventStore) -> None:
+    feed = FeedConfig(name="quiet", url="http://x/q.xml", interval="60s", expected_period="1h")
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, [])
+    leases.ensure([feed])
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=True, items=4, new_items=4))
+    assert checker.check([feed]) == []
+    shift(store, feed.name, last_new_at=timedelta(hours=2))
+    [alert] = checker.check([feed])
+    assert alert.title == "Feed quiet went silent" and alert.channels == []
+    with store.transaction() as session:  # a second checker sees the same outage: nothing new
+        session.execute(update(FeedLease).values(health_alert=None))
+    assert checker.check([feed]) == []
+    assert len(health_alerts(store)) == 1
