@@ -1,127 +1,357 @@
 """The outbox worker: claim due deliveries, send each through its own channel, record the result.
 
-Rows are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer
-at a time), sent outside any transaction, then the attempt is recorded as a
-``DeliveryAttempted`` event together with the row's new state. A crash between the provider
-accepting a message and that record being stored is the only way a message is sent twice;
-every message carries its alert id so receivers can de-duplicate.
+The evaluator writes one outbox row per routed channel in the same transaction as the
+``AlertRaised`` event, so an alert is never raised without its deliveries being queued. This
+worker then, one message at a time:
+
+1. claims the next due unit (one row, or every due row of a grouped channel) in a short
+   transaction: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the transaction begins
+   ``IMMEDIATE`` and so holds the single write lock. The claim sets a lease and increments
+   ``attempts``, which doubles as the fencing token;
+2. sends outside any transaction, through Apprise, one URL at a time;
+3. records the attempt as a ``DeliveryAttempted`` event and the row's new state in one
+   transaction, but only while the row still carries the attempt number it claimed: a worker
+   whose lease expired and was overtaken records its attempt as ``superseded`` and leaves the
+   row alone.
+
+A worker that dies holding a lease leaves the row claimed until the lease expires; a worker on
+the same host (and PID namespace) releases it at once when the owner process no longer exists.
+A crash between the provider accepting a message and step 3 is the only way a message is sent
+twice; the attempt that sent the copy then has no event (attempt numbers have a gap) and every
+message names its alert ids and attempt numbers, so receivers can de-duplicate.
+
+Failed attempts are retried with exponential backoff and full jitter, capped; past the maximum
+age the delivery is given up, and each health channel gets one report about it, queued in the
+same transaction through this same outbox.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
-import time
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
+from sqlmodel import Session
 
 from monitor.events import AlertRaised, DeliveryAttempted
-from monitor.notify.channels import Channel, DeliveryError, redact, send
+from monitor.notify.channels import Channel, DeliveryError, redact, secret_scope, send
+from monitor.notify.message import Message, Section, render_group, render_report
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
 
 log = logging.getLogger(__name__)
 
+REPORT_NAMESPACE = uuid.UUID("9b7e2c51-0d8a-4f3e-b6c4-7a1e5d9f2c30")
+Clock = Callable[[], datetime]
+
 
 class RetryPolicy(BaseModel):
+    """Backoff ``base * 2**(attempt-1)`` (full jitter in its upper half), capped at ``cap``;
+    given up after ``max_age``. ``lease`` must exceed the longest send (Apprise's timeouts are
+    seconds), else a slow send can be overtaken and sent twice."""
+
     base: timedelta = timedelta(seconds=5)
     cap: timedelta = timedelta(minutes=30)
     max_age: timedelta = timedelta(hours=24)
     lease: timedelta = timedelta(minutes=2)
+    max_group: int = 50
 
     def delay(self, attempt: int, rng: random.Random) -> timedelta:
-        """Exponential backoff with full jitter, capped."""
+        """Exponential backoff with jitter, capped."""
         ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** (attempt - 1))
         return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
 
 
-def render_message(alert: AlertRaised) -> tuple[str, str]:
-    """Title and plain-text body: the summary, the figures, and every evidence quote with link."""
-    lines = [alert.summary, ""]
-    for key, value in alert.data.items():
-        lines.append(f"{key}: {value}")
-    lines.append("")
-    for ev in alert.evidence:
-        when = ev.published.date().isoformat() if ev.published else "undated"
-        lines.append(f"> {ev.quote}")
-        lines.append(f"  {ev.outlet or 'source'}, {when}: {ev.url}")
-    lines.append("")
-    lines.append(f"alert {alert.alert_id} · rule {alert.rule} · severity {alert.severity}")
-    return f"[{alert.severity.upper()}] {alert.title}", "\n".join(lines)
+@dataclass
+class Claimed:
+    """One row as claimed: ``attempt`` is the fencing token the record step must still see."""
+
+    id: int
+    alert_id: str
+    channel: str
+    attempt: int
+    kind: str
+    ref: int | None
+    age_from: datetime
+    subject_alert: str = ""  # the alert the message is about (a report's row has its own id)
+    reports_on: str | None = None
+    error: str | None = None  # a problem with this row alone (e.g. its alert is missing)
+
+
+@dataclass
+class Unit:
+    """What one message covers: one row, or the due rows of a grouped channel."""
+
+    channel: str
+    rows: list[Claimed] = field(default_factory=list)
+
+
+def worker_identity() -> str:
+    """``host|pid-namespace|pid|nonce``: enough for a peer to tell that this process died."""
+    try:
+        pidns = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        pidns = "?"
+    return f"{socket.gethostname()}|{pidns}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str, me: str) -> bool:
+    """True only when certain: same host and PID namespace, and no such live process."""
+    try:
+        host, pidns, pid_text, _nonce = owner.split("|")
+        my_host, my_pidns, my_pid, _ = me.split("|")
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != my_host or pidns != my_pidns or pidns == "?" or pid_text == my_pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a zombie is dead too, it only waits for its parent
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class Deliverer:
-    """Delivers due outbox rows; one instance per process."""
+    """Delivers due outbox rows. Safe to run in several threads and processes at once."""
 
     def __init__(
         self,
         store: EventStore,
-        channels: list[Channel],
+        channels: Sequence[Channel],
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        *,
+        clock: Clock | None = None,
+        worker: str | None = None,
+        scan: int = 200,
     ) -> None:
         self.store = store
         self.channels = {c.name: c for c in channels}
+        self.health = [c for c in channels if c.health]
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.worker = worker or worker_identity()
+        self.scan = scan
+        self._postgres = store.engine.dialect.name == "postgresql"
+
+    # --- the loop ---------------------------------------------------------------------------
 
     def run_once(self, limit: int = 50) -> int:
-        """Deliver what is due now; returns how many attempts were made."""
-        attempts = 0
-        for row_id in self._claim(limit):
-            self._deliver(row_id)
-            attempts += 1
-        return attempts
+        """Send what is due now, up to ``limit`` messages; returns how many were attempted.
+
+        A row is attempted at most once per run, so a run ends even when retries are due at once.
+        """
+        sent = 0
+        done: set[int] = set()
+        with secret_scope(self.channels.values()):
+            self.release_dead_leases()
+            while sent < limit:
+                unit, deferred = self._claim_next(done)
+                if unit is not None:
+                    done.update(r.id for r in unit.rows)
+                    self._deliver(unit)
+                    sent += 1
+                elif not deferred:
+                    break
+        return sent
 
     def pending(self) -> int:
-        with self.store.session() as session:
-            stmt = select(OutboxRow.id).where(OutboxRow.status == "pending")
-            return len(list(session.execute(stmt).scalars()))
+        with self.store.read_session() as session:
+            stmt = select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "pending")
+            return int(session.execute(stmt).scalar_one())
 
-    def _claim(self, limit: int) -> list[int]:
-        now = datetime.now(UTC)
+    def release_dead_leases(self) -> int:
+        """End the leases of processes on this host that died holding them; returns how many."""
+        now = self.clock()
+        with self.store.read_session() as session:
+            stmt = (
+                select(OutboxRow.lease_owner)
+                .where(OutboxRow.status == "pending", OutboxRow.lease_until > now)
+                .where(OutboxRow.lease_owner.is_not(None), OutboxRow.lease_owner != self.worker)
+                .distinct()
+            )
+            owners = [o for o in session.execute(stmt).scalars() if o]
+        dead = [o for o in owners if owner_is_dead(o, self.worker)]
+        if not dead:
+            return 0
+        with self.store.transaction() as session:
+            result = session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.lease_owner.in_(dead), OutboxRow.status == "pending")
+                .values(lease_until=None, lease_owner=None)
+            )
+        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        log.warning("released %d deliveries claimed by %d dead worker(s)", count, len(dead))
+        return count
+
+    # --- 1. claim ---------------------------------------------------------------------------
+
+    def _claim_next(self, skip: set[int]) -> tuple[Unit | None, bool]:
+        """Claim one unit (not among ``skip``); the flag says rows were deferred meanwhile
+        (grouping, rate limit), so the caller should look again."""
+        now = self.clock()
+        deferred: set[tuple[str, str]] = set()
         with self.store.transaction() as session:
             stmt = (
                 select(OutboxRow)
                 .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
-                .where(or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now))
-                .order_by(OutboxRow.id)
-                .limit(limit)
+                .where(or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= now))
+                .where(OutboxRow.id.not_in(sorted(skip)))
+                .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+                .limit(self.scan)
             )
-            if self.store.engine.dialect.name == "postgresql":
+            if self._postgres:
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(session.execute(stmt).scalars())
             for row in rows:
-                row.lease_until = now + self.policy.lease
-                session.add(row)
-            return [r.id for r in rows if r.id is not None]
+                if (row.channel, row.kind) in deferred:
+                    continue
+                channel = self.channels.get(row.channel)
+                members = [row]
+                if channel is not None and channel.grouped and row.kind == "alert":
+                    members = [r for r in rows if r.channel == row.channel and r.kind == "alert"]
+                    members = members[: self.policy.max_group]
+                if channel is not None:
+                    ready = self._ready_at(session, channel, members, now)
+                    if ready > now:
+                        for r in rows:
+                            if (r.channel, r.kind) == (row.channel, row.kind):
+                                r.next_attempt_at = ready
+                                session.add(r)
+                        deferred.add((row.channel, row.kind))
+                        continue
+                unit = Unit(channel=row.channel)
+                for m in members:
+                    m.attempts += 1
+                    m.lease_until = now + self.policy.lease
+                    m.lease_owner = self.worker
+                    m.last_attempt_at = now
+                    session.add(m)
+                    assert m.id is not None
+                    unit.rows.append(
+                        Claimed(
+                            id=m.id,
+                            alert_id=m.alert_id,
+                            channel=m.channel,
+                            attempt=m.attempts,
+                            kind=m.kind,
+                            ref=m.ref,
+                            age_from=_utc(m.requeued_at or m.created_at),
+                            subject_alert=m.alert_id,
+                        )
+                    )
+                return unit, bool(deferred)
+        return None, bool(deferred)
 
-    def _deliver(self, row_id: int) -> None:
-        with self.store.session() as session:
-            row = session.get(OutboxRow, row_id)
-            assert row is not None
-            alert_id, channel_name, attempt = row.alert_id, row.channel, row.attempts + 1
-            created_at = row.created_at
-        alert = self._alert(alert_id)
-        channel = self.channels.get(channel_name)
-        started = time.monotonic()
+    def _ready_at(
+        self, session: Session, channel: Channel, members: Sequence[OutboxRow], now: datetime
+    ) -> datetime:
+        """When the channel may send next: group wait and interval, then its rate limit."""
+        ready = now
+        if channel.grouped and members and members[0].kind == "alert":
+            # The group is every fresh row of the channel too, due or not: an alert queued
+            # while the group waits joins it rather than starting a wait of its own.
+            fresh = session.execute(
+                select(func.min(func.coalesce(OutboxRow.requeued_at, OutboxRow.created_at))).where(
+                    OutboxRow.channel == channel.name,
+                    OutboxRow.kind == "alert",
+                    OutboxRow.status == "pending",
+                    OutboxRow.attempts == 0,
+                )
+            ).scalar()
+            starts = [_utc(m.requeued_at or m.created_at) for m in members]
+            oldest = min([*starts, _utc(fresh)] if fresh is not None else starts)
+            ready = max(ready, oldest + channel.group_wait)
+            last = session.execute(
+                select(func.max(OutboxRow.sent_at)).where(OutboxRow.channel == channel.name)
+            ).scalar()
+            if last is not None:
+                ready = max(ready, _utc(last) + channel.group_interval)
+        limit = channel.rate_limit
+        if limit is not None:
+            stmt = (
+                select(OutboxRow.message_id, func.min(OutboxRow.sent_at))
+                .where(OutboxRow.channel == channel.name, OutboxRow.sent_at > now - limit.per)
+                .group_by(OutboxRow.message_id)
+            )
+            times = sorted(_utc(t) for _m, t in session.execute(stmt).all() if t is not None)
+            if len(times) >= limit.count:
+                ready = max(ready, times[len(times) - limit.count] + limit.per)
+        return ready
+
+    # --- 2. send ----------------------------------------------------------------------------
+
+    def _deliver(self, unit: Unit) -> None:
+        channel = self.channels.get(unit.channel)
+        message: Message | None = None
         error: str | None = None
-        if alert is None:
-            error = f"alert {alert_id} not found in the log"
-        elif channel is None:
-            error = f"channel {channel_name!r} is not configured"
+        latency: int | None = None
+        if channel is None:
+            error = f"channel {unit.channel!r} is not configured"
         else:
-            title, body = render_message(alert)
+            message = self._compose(unit)
+        if message is not None and channel is not None:
             try:
-                send(channel, title, body)
+                latency = send(channel, message)
             except DeliveryError as exc:
                 error = str(exc)
-            except Exception as exc:  # a broken plugin must not stop the worker
-                error = redact(f"{type(exc).__name__}: {exc}")
-        latency = int((time.monotonic() - started) * 1000)
-        self._record(row_id, alert_id, channel_name, attempt, created_at, latency, error)
+            except Exception as exc:  # never let one message stop the worker
+                error = redact(f"{type(exc).__name__}: {exc}", channel.secrets)
+        elif channel is not None and error is None:
+            error = "nothing to send"
+        self._record(unit, message, channel, error, latency)
+
+    def _compose(self, unit: Unit) -> Message | None:
+        """The message for a unit; rows whose alert is missing get their own error instead."""
+        sections: list[Section] = []
+        for row in unit.rows:
+            if row.kind == "report":
+                return self._compose_report(row)
+            alert = self._alert(row.alert_id)
+            if alert is None:
+                row.error = f"alert {row.alert_id} not found in the log"
+            else:
+                sections.append(Section(alert=alert, attempt=row.attempt))
+        if not sections:
+            return None
+        return render_group(sections, unit.channel)
+
+    def _compose_report(self, row: Claimed) -> Message | None:
+        with self.store.read_session() as session:
+            subject = session.get(OutboxRow, row.ref) if row.ref is not None else None
+        if subject is None:
+            row.error = f"reported delivery {row.ref} not found"
+            return None
+        row.subject_alert, row.reports_on = subject.alert_id, subject.channel
+        return render_report(
+            report_id=row.alert_id,
+            alert=self._alert(subject.alert_id),
+            alert_id=subject.alert_id,
+            channel=subject.channel,
+            attempts=subject.attempts,
+            last_error=subject.last_error,
+            queued_at=_utc(subject.requeued_at or subject.created_at),
+        )
 
     def _alert(self, alert_id: str) -> AlertRaised | None:
         for event in self.store.read_stream(f"alert:{alert_id}"):
@@ -129,52 +359,108 @@ class Deliverer:
                 return event.data
         return None
 
+    # --- 3. record --------------------------------------------------------------------------
+
     def _record(
         self,
-        row_id: int,
-        alert_id: str,
-        channel: str,
-        attempt: int,
-        created_at: datetime,
-        latency: int,
+        unit: Unit,
+        message: Message | None,
+        channel: Channel | None,
         error: str | None,
+        latency: int | None,
     ) -> None:
-        now = datetime.now(UTC)
-        created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
-        if error is None:
-            outcome = "delivered"
-        elif now - created >= self.policy.max_age:
-            outcome = "given_up"
-        else:
-            outcome = "failed"
+        now = self.clock()
+        group = message.alert_ids if message is not None and len(message.alert_ids) > 1 else []
+        target = channel.safe_url() if channel is not None else None
+        events: list[NewEvent] = []
+        notes: list[tuple[Claimed, str, str | None, bool]] = []
         with self.store.transaction() as session:
-            row = session.get(OutboxRow, row_id)
-            assert row is not None
-            row.attempts = attempt
-            row.lease_until = None
-            row.last_error = error
-            row.status = {"delivered": "delivered", "given_up": "given_up"}.get(outcome, "pending")
-            if outcome == "failed":
-                row.next_attempt_at = now + self.policy.delay(attempt, self.rng)
-            session.add(row)
-            self.store.append(
-                [
+            for row in unit.rows:
+                row_error = row.error or error
+                if row_error is None:
+                    outcome = "delivered"
+                elif now - row.age_from >= self.policy.max_age:
+                    outcome = "given_up"
+                else:
+                    outcome = "failed"
+                values: dict[str, object] = {
+                    "lease_until": None,
+                    "lease_owner": None,
+                    "last_error": row_error,
+                    "status": "pending" if outcome == "failed" else outcome,
+                }
+                if outcome == "failed":
+                    values["next_attempt_at"] = now + self.policy.delay(row.attempt, self.rng)
+                if outcome == "delivered" and message is not None:
+                    values["sent_at"] = now
+                    values["message_id"] = message.key
+                result = session.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.id == row.id,
+                        OutboxRow.attempts == row.attempt,
+                        OutboxRow.status == "pending",
+                    )
+                    .values(**values)
+                )
+                superseded = (result.rowcount or 0) == 0  # type: ignore[attr-defined]
+                if outcome == "given_up" and not superseded and row.kind == "alert":
+                    self._queue_reports(session, row, now)
+                events.append(
                     NewEvent(
-                        stream=f"alert:{alert_id}",
+                        stream=f"alert:{row.subject_alert}",
                         data=DeliveryAttempted(
-                            alert_id=alert_id,
-                            channel=channel,
-                            attempt=attempt,
+                            alert_id=row.subject_alert,
+                            channel=row.channel,
+                            attempt=row.attempt,
                             outcome=outcome,
                             latency_ms=latency,
-                            error=error,
+                            error=row_error,
+                            message_id=message.key if message is not None else None,
+                            group=group,
+                            superseded=superseded,
+                            reports_on=row.reports_on,
+                            target=target,
                         ),
+                        idempotency_key=f"delivery:{row.alert_id}:{row.channel}:{row.attempt}",
                         occurred_at=now,
                     )
-                ],
-                session=session,
+                )
+                notes.append((row, outcome, row_error, superseded))
+            self.store.append(events, session=session)
+        for row, outcome, row_error, superseded in notes:
+            self._log(row, outcome, row_error, superseded)
+
+    def _queue_reports(self, session: Session, row: Claimed, now: datetime) -> None:
+        """One report per health channel about this given-up delivery, queued atomically."""
+        report_id = str(uuid.uuid5(REPORT_NAMESPACE, f"{row.id}|{row.attempt}"))
+        for health in self.health:
+            if health.name == row.channel:
+                log.warning("health channel %s gave up itself; not reporting to it", health.name)
+                continue
+            session.add(
+                OutboxRow(
+                    alert_id=report_id,
+                    channel=health.name,
+                    kind="report",
+                    ref=row.id,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
             )
-        if error:
-            log.warning("delivery of alert %s to %s failed (attempt %d): %s", alert_id, channel, attempt, error)
+
+    @staticmethod
+    def _log(row: Claimed, outcome: str, error: str | None, superseded: bool) -> None:
+        what = f"alert {row.subject_alert} to {row.channel} (attempt {row.attempt})"
+        if row.kind == "report":
+            what = f"report on {row.subject_alert}/{row.reports_on} to {row.channel}"
+        if superseded:
+            log.warning(
+                "%s: lease lost to a newer claim; %s not recorded on the row", what, outcome
+            )
+        elif outcome == "delivered":
+            log.info("delivered %s", what)
+        elif outcome == "given_up":
+            log.error("gave up delivering %s: %s", what, error)
         else:
-            log.info("delivered alert %s to %s", alert_id, channel)
+            log.warning("delivery of %s failed: %s", what, error)
