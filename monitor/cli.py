@@ -1,4 +1,7 @@
-"""The ``monitor`` command. With ``--format jsonl`` stdout carries JSON lines only; logs go to stderr."""
+"""The ``monitor`` command.
+
+With ``--format jsonl`` stdout carries JSON lines only; logs go to stderr.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +29,11 @@ from monitor.extract.normalize import normalize
 from monitor.extract.text import TextError, article_text
 from monitor.logs import setup_logging
 from monitor.runtime import Runtime, publication_order
-from monitor.sources.feeds import FeedError, FeedItem, parse_feed
-from monitor.sources.fetch import FetchError, fetch
+from monitor.sources.feeds import FeedItem
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
-from monitor.store.tables import AlertState, Checkpoint, FeedHealth
+from monitor.store.tables import AlertState
 from monitor.watches import WatchError, load_watch, load_watches
 
 log = logging.getLogger("monitor")
@@ -67,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
         return p
@@ -81,16 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", cmd_run, "run the daemon in the foreground")
     config_args(p)
-    p.add_argument("--notify", action="append", default=[], metavar="URL", help="extra Apprise URL for every alert")
+    p.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="extra Apprise URL for every alert",
+    )
 
-    p = command("replay", cmd_replay, "ingest feeds or article files through the whole pipeline, then exit")
+    p = command(
+        "replay", cmd_replay, "ingest feeds or article files through the whole pipeline, then exit"
+    )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     config_args(p)
     p.add_argument("--rules", type=Path, help="rules directory (watches/ and alerts/)")
     p.add_argument("--notify", action="append", default=[], metavar="URL")
     fmt(p)
 
-    p = command("extract", cmd_extract, "print normalized events for text or HTML files; writes no log")
+    p = command(
+        "extract", cmd_extract, "print normalized events for text or HTML files; writes no log"
+    )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
     fmt(p)
@@ -117,15 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("notify", cmd_notify, "send a test message; print each target's result")
     p.add_argument("action", choices=["test"])
     p.add_argument("channels", nargs="*", metavar="CHANNEL", help="channel names (default: all)")
-    p.add_argument("--notify", action="append", default=[], metavar="URL",
-                   help="also test this Apprise URL (repeatable)")
+    p.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also test this Apprise URL (repeatable)",
+    )
     config_args(p)
     fmt(p)
 
     p = command("rules", cmd_rules_main, "validate, unit-test, backtest and explain rules")
     p.add_argument("action", choices=["check", "test", "backtest", "explain"])
-    p.add_argument("dir", nargs="*", metavar="PATH",
-                   help="check: rules dir; test: test files or dirs; explain: the rule id")
+    p.add_argument(
+        "dir",
+        nargs="*",
+        metavar="PATH",
+        help="check: rules dir; test: test files or dirs; explain: the rule id",
+    )
     p.add_argument("--rules", type=Path, help="backtest/explain: rules dir (default: config's)")
     p.add_argument("--against", type=Path, help="backtest: compare with the rules of this dir")
     p.add_argument("--since", help="backtest: report alerts from this time (ISO, or 7d ago)")
@@ -137,8 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("silence", cmd_silence, "mute matching alerts for a while (stored as events)")
     p.add_argument("action", choices=["add", "list", "expire"])
     p.add_argument("id", nargs="?", help="silence id or unique prefix (expire)")
-    p.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
-                   help="label matcher: =, !=, =~, !~ (repeatable; all must match)")
+    p.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="LABEL=VALUE",
+        help="label matcher: =, !=, =~, !~ (repeatable; all must match)",
+    )
     p.add_argument("--for", dest="duration", default="2h", help="how long (e.g. 6h, 1d12h)")
     p.add_argument("--comment", default="")
     p.add_argument("--author", default=os.environ.get("USER"))
@@ -271,7 +299,9 @@ def _print_alerts(alerts: list[AlertRaised]) -> None:
         console.print("no alerts raised")
         return
     for alert in alerts:
-        console.print(f"[bold]{alert.severity.upper()}[/bold] {alert.title}", markup=True, highlight=False)
+        console.print(
+            f"[bold]{alert.severity.upper()}[/bold] {alert.title}", markup=True, highlight=False
+        )
         for ev in alert.evidence:
             console.print(f"  > {ev.quote}", markup=False, highlight=False)
             console.print(f"    {ev.outlet or ''} {ev.url}", markup=False, highlight=False)
@@ -301,12 +331,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _type_of(path: Path) -> str | None:
-    return {".html": "text/html", ".htm": "text/html", ".txt": "text/plain"}.get(path.suffix.lower())
+    return {".html": "text/html", ".htm": "text/html", ".txt": "text/plain"}.get(
+        path.suffix.lower()
+    )
 
 
 def _fact_line(row: dict[str, Any]) -> str:
     skip = {"quote", "span", "file", "type"}
-    fields = " ".join(f"{k}={v}" for k, v in row.items() if k not in skip and v not in (None, False, []))
+    fields = " ".join(
+        f"{k}={v}" for k, v in row.items() if k not in skip and v not in (None, False, [])
+    )
     return f"{row['file']}:{row['span'][0]} {row['type']} {fields}\n    {row['quote']}"
 
 
@@ -335,7 +369,8 @@ def cmd_events(args: argparse.Namespace) -> int:
             if args.format == "jsonl":
                 emit(event.to_json())
             else:
-                print(f"{event.seq:>8} {event.recorded_at:%Y-%m-%d %H:%M:%S} {event.type:<18} {event.stream}")
+                when = f"{event.recorded_at:%Y-%m-%d %H:%M:%S}"
+                print(f"{event.seq:>8} {when} {event.type:<18} {event.stream}")
         return 0
     finally:
         store.close()
@@ -357,8 +392,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 detail = [d.model_dump(mode="json") for d in found]
                 emit({**alert.model_dump(mode="json"), "deliveries": states, "delivery": detail})
             else:
-                table.add_row(alert.alert_id[:8], alert.rule, alert.severity, alert.title,
-                              ", ".join(d.describe() for d in found) or "-")
+                table.add_row(
+                    alert.alert_id[:8],
+                    alert.rule,
+                    alert.severity,
+                    alert.title,
+                    ", ".join(d.describe() for d in found) or "-",
+                )
         if args.format == "text":
             Console().print(table)
         return 0
@@ -386,7 +426,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
         for rule in rules.rules:
             for w in rule.watches or []:
                 if watches and w not in known:
-                    problems.append(f"rule {rule.id!r}: unknown watch {w!r} (known: {sorted(known)})")
+                    problems.append(
+                        f"rule {rule.id!r}: unknown watch {w!r} (known: {sorted(known)})"
+                    )
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -559,7 +601,6 @@ def cmd_events_transfer(args: argparse.Namespace) -> int:
         store.close()
 
 
-
 # --- rules test/backtest/explain, alerts explain, silence (logic in monitor/alerting/commands.py)
 
 
@@ -623,8 +664,15 @@ def cmd_silence(args: argparse.Namespace) -> int:
     try:
         if args.action == "add":
             return commands.silence_add(
-                store, args.match, args.duration, now=now, comment=args.comment,
-                author=args.author, fmt=args.format, out=sys.stdout, err=sys.stderr,
+                store,
+                args.match,
+                args.duration,
+                now=now,
+                comment=args.comment,
+                author=args.author,
+                fmt=args.format,
+                out=sys.stdout,
+                err=sys.stderr,
             )
         if args.action == "list":
             return commands.silence_list(
@@ -635,7 +683,6 @@ def cmd_silence(args: argparse.Namespace) -> int:
         return commands.silence_expire(store, args.id, now=now, out=sys.stdout, err=sys.stderr)
     finally:
         store.close()
-
 
 
 # --- notify test, alerts retry (logic in monitor/notify/admin.py) ------------------------------

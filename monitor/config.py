@@ -224,7 +224,9 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
 
 
 def _resolve_paths(settings: Settings, base: Path, flags: dict[str, Any]) -> Settings:
-    rules_dir = settings.rules_dir if settings.rules_dir.is_absolute() else base / settings.rules_dir
+    rules_dir = (
+        settings.rules_dir if settings.rules_dir.is_absolute() else base / settings.rules_dir
+    )
     db = settings.db
     if "db" not in flags and db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
         rel = db.removeprefix("sqlite:///")

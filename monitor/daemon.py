@@ -31,6 +31,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.alerting.reload import Snapshot, snapshot
 from monitor.config import FeedConfig, Settings
 from monitor.leases import SqliteReplicaLock
 from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
@@ -94,6 +95,7 @@ class Daemon:
         self.metrics.watch_database(self.runtime.store, lambda: self.runtime.settings.feeds)
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
+        self._rule_files = self._rule_snapshot()  # taken with the rules the runtime loaded
         self.ready = False
         self.abandoned = False  # polls still running when the stop timeout ran out
         self.server: ObservabilityServer | None = None
@@ -174,9 +176,23 @@ class Daemon:
                 else:
                     log.error("scheduler heartbeat is stale: not pinging the watchdog")
                 next_ping = now + watchdog
+            if self._rule_files_changed():
+                log.info("rule or watch files changed: reloading")
+                self.reload_requested.set()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
+
+    def _rule_snapshot(self) -> tuple[Snapshot, Snapshot]:
+        rules_dir = self.settings.rules_dir
+        return snapshot(rules_dir / "watches"), snapshot(rules_dir / "alerts")
+
+    def _rule_files_changed(self) -> bool:
+        """Hot reload: any edit, addition or removal under rules/watches or rules/alerts."""
+        current = self._rule_snapshot()
+        changed = current != self._rule_files
+        self._rule_files = current
+        return changed
 
     def _shutdown(self) -> int:
         deadline = time.monotonic() + self.settings.stop_timeout.total_seconds()

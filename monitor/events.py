@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -86,7 +86,7 @@ class Diplomacy(FactBase):
 
 
 Fact = Annotated[
-    Union[Casualties, Ceasefire, ThirdParty, Downing, Diplomacy], Field(discriminator="type")
+    Casualties | Ceasefire | ThirdParty | Downing | Diplomacy, Field(discriminator="type")
 ]
 FACT_ADAPTER: TypeAdapter[Fact] = TypeAdapter(Fact)
 
@@ -297,22 +297,20 @@ class DeliveryRequeued(_Frozen):
 
 
 EventData = Annotated[
-    Union[
-        ArticleDiscovered,
-        ArticleFetched,
-        ArticleExtracted,
-        ArticleFailed,
-        FactReported,
-        FeedPolled,
-        FeedFailed,
-        AlertRaised,
-        AlertSuppressed,
-        DeliveryAttempted,
-        DeliveryRequeued,
-        SilenceAdded,
-        SilenceExpired,
-        RulesTicked,
-    ],
+    ArticleDiscovered
+    | ArticleFetched
+    | ArticleExtracted
+    | ArticleFailed
+    | FactReported
+    | FeedPolled
+    | FeedFailed
+    | AlertRaised
+    | AlertSuppressed
+    | DeliveryAttempted
+    | DeliveryRequeued
+    | SilenceAdded
+    | SilenceExpired
+    | RulesTicked,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[EventData] = TypeAdapter(EventData)

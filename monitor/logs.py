@@ -45,5 +45,7 @@ def setup_logging(level: str = "INFO", fmt: str = "plain") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter stays at warning unless we are debugging.
-    for name in ("apscheduler", "httpx", "trafilatura", "htmldate", "apprise"):
-        logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
+    for name in ("apscheduler", "httpx", "trafilatura", "htmldate", "apprise", "alembic"):
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+        )

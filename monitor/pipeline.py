@@ -58,19 +58,30 @@ def poll_feed(
         doc = fetch(feed.url, limits=limits, client=client)
         items = parse_feed(doc, feed.name, feed.outlet)
     except (FetchError, FeedError) as exc:
-        store.append([NewEvent(stream=f"feed:{feed.name}", data=FeedFailed(feed=feed.name, url=feed.url, reason=str(exc)))])
+        store.append(
+            [
+                NewEvent(
+                    stream=f"feed:{feed.name}",
+                    data=FeedFailed(feed=feed.name, url=feed.url, reason=str(exc)),
+                )
+            ]
+        )
         log.warning("feed %s failed: %s", feed.name, exc)
         return []
     history = store.read_stream(f"feed:{feed.name}")
     recovering = bool(history) and history[-1].type == "FeedFailed"
     # An unchanged feed adds nothing to the log; the first success after a failure always does.
-    key = f"polled:{feed.name}:{doc.content_hash}" + (f":after:{history[-1].seq}" if recovering else "")
+    key = f"polled:{feed.name}:{doc.content_hash}" + (
+        f":after:{history[-1].seq}" if recovering else ""
+    )
     known = sum(1 for i in items if _is_known(store, i.article_id))
     store.append(
         [
             NewEvent(
                 stream=f"feed:{feed.name}",
-                data=FeedPolled(feed=feed.name, url=feed.url, items=len(items), new_items=len(items) - known),
+                data=FeedPolled(
+                    feed=feed.name, url=feed.url, items=len(items), new_items=len(items) - known
+                ),
                 idempotency_key=key,
             )
         ]
@@ -94,12 +105,16 @@ def ingest_item(
     stream = f"article:{item.article_id}"
     history = store.read_stream(stream)
     if any(e.type == "ArticleExtracted" for e in history):
-        return IngestResult(article_id=item.article_id, url=item.url, status="skipped", reason="already extracted")
+        return IngestResult(
+            article_id=item.article_id, url=item.url, status="skipped", reason="already extracted"
+        )
     failures = [e for e in history if e.type == "ArticleFailed"]
     if len(failures) >= MAX_FETCH_FAILURES or any(
         isinstance(e.data, ArticleFailed) and e.data.stage != "fetch" for e in failures
     ):
-        return IngestResult(article_id=item.article_id, url=item.url, status="skipped", reason="failed before")
+        return IngestResult(
+            article_id=item.article_id, url=item.url, status="skipped", reason="failed before"
+        )
     discovered = _discovered(item)
     try:
         page = fetch(item.url, limits=limits, client=client)
@@ -201,7 +216,12 @@ def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> l
 
 
 def _fail(
-    store: EventStore, item: FeedItem, events: list[NewEvent], stage: str, reason: str, previous: int
+    store: EventStore,
+    item: FeedItem,
+    events: list[NewEvent],
+    stage: str,
+    reason: str,
+    previous: int,
 ) -> IngestResult:
     failed = NewEvent(
         stream=f"article:{item.article_id}",

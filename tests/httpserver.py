@@ -1,4 +1,4 @@
-"""A real HTTP server on 127.0.0.1 for tests: static files plus scripted routes, with a request log."""
+"""A real HTTP server on 127.0.0.1 for tests: static files, scripted routes, a request log."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ class TestServer:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                req = Request(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
+                req = Request(
+                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+                )
                 server.requests.append(req)
                 reply = server.dispatch(req)
                 self.send_response(reply.status)
@@ -77,7 +79,9 @@ class TestServer:
         if self.root is not None:
             target = (self.root / path.lstrip("/")).resolve()
             if target.is_file() and self.root.resolve() in target.parents:
-                ctype = "text/html; charset=utf-8" if target.suffix == ".html" else "application/xml"
+                ctype = (
+                    "text/html; charset=utf-8" if target.suffix == ".html" else "application/xml"
+                )
                 return Reply(200, target.read_bytes(), {"Content-Type": ctype})
         return Reply(404, b"not found")
 

@@ -24,7 +24,9 @@ def test_example_config_loads_with_seed_feeds() -> None:
     assert settings.db == f"sqlite:///{ROOT / 'var' / 'monitor.db'}"
 
 
-def test_environment_beats_file_and_flags_beat_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_beats_file_and_flags_beat_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(tmp_path, 'db = "sqlite:///file.db"\nlog_level = "INFO"\n')
     monkeypatch.setenv("MONITOR_DB", "sqlite:////env.db")
     monkeypatch.setenv("MONITOR_LOG_LEVEL", "DEBUG")
@@ -33,7 +35,9 @@ def test_environment_beats_file_and_flags_beat_environment(tmp_path: Path, monke
     assert load_settings(path, db="sqlite:////flag.db").db == "sqlite:////flag.db"
 
 
-def test_monitor_config_variable_selects_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_monitor_config_variable_selects_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MONITOR_CONFIG", str(write(tmp_path, 'log_format = "json"\n')))
     assert load_settings().log_format == "json"
 
@@ -42,7 +46,7 @@ def test_monitor_config_variable_selects_the_file(tmp_path: Path, monkeypatch: p
     ("text", "message"),
     [
         ("db = \n", "monitor.toml"),
-        ('unknown_key = 1\n', "unknown_key"),
+        ("unknown_key = 1\n", "unknown_key"),
         ('[[channels]]\nname = "x"\n', "exactly one of url, url_env, url_file"),
         ('[[feeds]]\nname = "f"\nurl = "x.xml"\ninterval = "soon"\n', "not a duration"),
     ],

@@ -232,3 +232,30 @@ def test_poll_alone_when_no_daemon_answers(tmp_path: Path, capsys: pytest.Captur
         assert cli(capsys, "status", "--config", str(config)) == 0
         out = capsys.readouterr().out
         assert "rferl" in out and "none answering" in out
+
+
+def test_editing_rule_files_reloads_them_without_a_signal(tmp_path: Path) -> None:
+    """Hot reload on file change: a broken edit is refused and logged, a good one applied."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    config = write_config(
+        tmp_path / "monitor.toml", f"sqlite:///{tmp_path / 'm.db'}", rules, free_port(), ""
+    )
+    log = tmp_path / "daemon.log"
+    proc = start(config, log)
+    try:
+        wait_for(lambda: "monitor running" in log.read_text(), 30, "start-up")
+        extra = rules / "alerts" / "zz-extra.yaml"
+        extra.write_text("id: extra\ntype: match\nevent: downing\nseverty: critical\n")
+        wait_for(lambda: "reload failed" in log.read_text(), 10, "broken edit refused")
+        assert "did you mean 'severity'" in log.read_text()
+        extra.write_text("id: extra\ntype: match\nevent: downing\nseverity: critical\n")
+        wait_for(lambda: "rules" in log.read_text().split("reload failed")[-1], 10, "reload")
+        wait_for(
+            lambda: re.search(r"reloaded: \d+ feeds, \d+ watches, 4 rules", log.read_text()),
+            10,
+            "4 rules",
+        )
+    finally:
+        code, _ = stop(proc)
+    assert code == 0, log.read_text()[-2000:]

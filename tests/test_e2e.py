@@ -23,7 +23,9 @@ from tests.httpserver import TestServer
 MONITOR = [sys.executable, "-m", "monitor.cli"]
 
 
-def run_monitor(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_monitor(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("MONITOR_CONFIG", None)
     return subprocess.run(
@@ -56,7 +58,17 @@ def test_every_line_is_an_alert_object_with_the_contract_fields(seed_alerts) -> 
     _, alerts = seed_alerts
     assert alerts
     for alert in alerts:
-        for key in ("id", "rule", "severity", "watch", "title", "summary", "dedup_key", "data", "evidence"):
+        for key in (
+            "id",
+            "rule",
+            "severity",
+            "watch",
+            "title",
+            "summary",
+            "dedup_key",
+            "data",
+            "evidence",
+        ):
             assert key in alert, key
         assert alert["evidence"]
         for ev in alert["evidence"]:
@@ -75,14 +87,17 @@ def test_ceasefire_collapse_raised_once_by_the_rferl_report(seed_alerts) -> None
 def test_casualty_jump_armenian_military_deaths_84_to_963(seed_alerts) -> None:
     _, alerts = seed_alerts
     armenian = [
-        a for a in by_rule(alerts, "casualty-jump")
+        a
+        for a in by_rule(alerts, "casualty-jump")
         if a["data"]["side"] == "armenian" and a["data"]["category"] == "military"
     ]
     assert len(armenian) == 1
     data = armenian[0]["data"]
     assert (data["previous"], data["current"], data["outcome"]) == (84, 963, "killed")
     urls = [e["url"] for e in armenian[0]["evidence"]]
-    assert urls[0].endswith("002_544d5ff0b48e60d1.html") and urls[-1].endswith("000_81398aff7cddd8a7.html")
+    assert urls[0].endswith("002_544d5ff0b48e60d1.html") and urls[-1].endswith(
+        "000_81398aff7cddd8a7.html"
+    )
 
 
 def test_third_parties_turkey_and_syria_once_and_never_a_primary_party(seed_alerts) -> None:
@@ -123,7 +138,9 @@ def test_replay_into_a_fresh_database_raises_the_same_alerts(seed_alerts, tmp_pa
 
 
 def test_article_files_are_ingested_directly(tmp_path: Path) -> None:
-    alerts = replay(f"sqlite:///{tmp_path / 'txt.db'}", *sorted(str(p) for p in SEEDS.glob("*.txt")))
+    alerts = replay(
+        f"sqlite:///{tmp_path / 'txt.db'}", *sorted(str(p) for p in SEEDS.glob("*.txt"))
+    )
     assert {a["data"].get("actor") for a in by_rule(alerts, "new-third-party")} >= {"TUR", "SYR"}
 
 
@@ -135,7 +152,8 @@ def test_daemon_polls_http_feeds_prints_alerts_and_stops_cleanly(tmp_path: Path)
             for name in ("ap", "rferl", "levant-wire")
         )
         config.write_text(
-            f'db = "sqlite:///{tmp_path / "d.db"}"\nrules_dir = "{ROOT / "rules"}"\ndeliver_interval = "1s"\n'
+            f'db = "sqlite:///{tmp_path / "d.db"}"\n'
+            f'rules_dir = "{ROOT / "rules"}"\ndeliver_interval = "1s"\n'
             f'{feeds}[[channels]]\nname = "console"\nurl = "console://"\n'
         )
         proc = subprocess.Popen(
@@ -149,9 +167,15 @@ def test_daemon_polls_http_feeds_prints_alerts_and_stops_cleanly(tmp_path: Path)
         done = False
         while time.monotonic() < deadline and not done:
             time.sleep(0.5)
-            status = run_monitor("alerts", "list", "--config", str(config), "--format", "jsonl").stdout
+            status = run_monitor(
+                "alerts", "list", "--config", str(config), "--format", "jsonl"
+            ).stdout
             rows = [json.loads(x) for x in status.splitlines()]
-            done = bool(rows) and all(r["deliveries"].get("console") == "delivered" for r in rows) and len(rows) >= 4
+            done = (
+                bool(rows)
+                and all(r["deliveries"].get("console") == "delivered" for r in rows)
+                and len(rows) >= 4
+            )
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
