@@ -34,7 +34,11 @@ class ArticleText(BaseModel):
 
 def decode(raw: bytes, declared: str | None = None) -> str:
     """Bytes to str: BOM, then the declared charset, then UTF-8, then cp1252 as last resort."""
-    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+    for bom, codec in (
+        (b"\xef\xbb\xbf", "utf-8"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
         if raw.startswith(bom):
             return raw.decode(codec, errors="replace")
     for codec in (declared, "utf-8"):
