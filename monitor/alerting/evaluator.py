@@ -58,6 +58,7 @@ from monitor.events import (
     RulesTicked,
     SilenceAdded,
     SilenceExpired,
+    as_utc,
 )
 from monitor.store.log import EventStore, NewEvent, StoredEvent
 from monitor.store.tables import Checkpoint, OutboxRow, RuleState
@@ -266,14 +267,10 @@ def event_time(event: StoredEvent) -> datetime:
     """Rule time: the article's publication, else when the fact happened, else when logged."""
     data = event.data
     if isinstance(data, FactReported) and data.article.published:
-        return _utc(data.article.published)
+        return as_utc(data.article.published)
     if isinstance(data, RulesTicked):
-        return _utc(data.at)
-    return _utc(event.occurred_at or event.recorded_at)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        return as_utc(data.at)
+    return as_utc(event.occurred_at or event.recorded_at)
 
 
 Check = tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], bool], Condition]
@@ -467,7 +464,7 @@ class Evaluator:
         if not isinstance(data, FactReported | RulesTicked):
             return []
         when = event_time(event)
-        clock = _utc(event.recorded_at)
+        clock = as_utc(event.recorded_at)
         out = self._resolve_holds(state, sink, when, clock, event.id)
         if isinstance(data, FactReported):
             out.extend(self._evaluate(event, data, state, sink, when, clock))

@@ -12,12 +12,12 @@ may fire). Nothing touches a database::
         input:
           - at: 0h
             outlet: AP
-            fact: {type: casualties, side: armenian, count: 84, cumulative: true}
+            fact: {type: casualties, side: armenian, count: 120, cumulative: true}
           - at: 24d
-            fact: {type: casualties, side: armenian, count: 963, cumulative: true}
+            fact: {type: casualties, side: armenian, count: 410, cumulative: true}
         expect:
           - rule: casualty-jump
-            data: {previous: 84, current: 963}
+            data: {previous: 120, current: 410}
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import SilenceAdded, SilenceExpired, SilenceMatcher
+from monitor.events import SilenceAdded, SilenceExpired, SilenceMatcher, as_utc
 from monitor.store.log import EventStore, NewEvent
 
 if TYPE_CHECKING:
@@ -96,10 +96,6 @@ def _test(m: SilenceMatcher, value: str) -> bool:
     return hit if m.op == "=~" else not hit
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def silence_state(state: State, data: SilenceAdded | SilenceExpired) -> None:
     """Fold a silence event into the evaluator's state."""
     table = state.get(GLOBAL, KEY) or {}
@@ -107,15 +103,15 @@ def silence_state(state: State, data: SilenceAdded | SilenceExpired) -> None:
         silence = Silence(
             data.silence_id,
             tuple(data.matchers),
-            _utc(data.starts_at),
-            _utc(data.ends_at),
+            as_utc(data.starts_at),
+            as_utc(data.ends_at),
             data.comment,
             data.created_by,
         )
         table[data.silence_id] = silence.to_json()
     elif data.silence_id in table:
         raw = table[data.silence_id]
-        ends = min(datetime.fromisoformat(raw["ends_at"]), _utc(data.expired_at))
+        ends = min(datetime.fromisoformat(raw["ends_at"]), as_utc(data.expired_at))
         table[data.silence_id] = {**raw, "ends_at": ends.isoformat()}
     state.put(GLOBAL, KEY, table)
 
@@ -148,8 +144,8 @@ def add_silence(
     data = SilenceAdded(
         silence_id=silence_id,
         matchers=parsed,
-        starts_at=_utc(now),
-        ends_at=_utc(now) + duration,
+        starts_at=as_utc(now),
+        ends_at=as_utc(now) + duration,
         created_by=created_by,
         comment=comment,
     )
@@ -159,7 +155,7 @@ def add_silence(
                 stream=f"silence:{silence_id}",
                 data=data,
                 idempotency_key=f"silence:{silence_id}",
-                occurred_at=_utc(now),
+                occurred_at=as_utc(now),
             )
         ]
     )
@@ -177,18 +173,18 @@ def list_silences(
             table[data.silence_id] = Silence(
                 data.silence_id,
                 tuple(data.matchers),
-                _utc(data.starts_at),
-                _utc(data.ends_at),
+                as_utc(data.starts_at),
+                as_utc(data.ends_at),
                 data.comment,
                 data.created_by,
             )
         elif isinstance(data, SilenceExpired) and data.silence_id in table:
             old = table[data.silence_id]
-            ends = min(old.ends_at, _utc(data.expired_at))
+            ends = min(old.ends_at, as_utc(data.expired_at))
             table[data.silence_id] = Silence(
                 old.silence_id, old.matchers, old.starts_at, ends, old.comment, old.created_by
             )
-    now = _utc(now)
+    now = as_utc(now)
     rows = []
     for silence in table.values():
         status = (
@@ -211,14 +207,14 @@ def expire_silence(store: EventStore, silence_id: str, *, now: datetime) -> Sile
     if len(found) != 1:
         what = "no silence" if not found else f"{len(found)} silences"
         raise SilenceError(f"{what} with id {silence_id!r}")
-    data = SilenceExpired(silence_id=found[0], expired_at=_utc(now))
+    data = SilenceExpired(silence_id=found[0], expired_at=as_utc(now))
     store.append(
         [
             NewEvent(
                 stream=f"silence:{found[0]}",
                 data=data,
                 idempotency_key=f"silence-expired:{found[0]}",
-                occurred_at=_utc(now),
+                occurred_at=as_utc(now),
             )
         ]
     )

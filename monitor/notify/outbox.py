@@ -41,7 +41,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
-from monitor.events import AlertRaised, DeliveryAttempted
+from monitor.events import AlertRaised, DeliveryAttempted, as_utc
 from monitor.notify.channels import Channel, DeliveryError, redact, secret_scope, send
 from monitor.notify.message import Message, Section, render_group, render_report
 from monitor.store.log import EventStore, NewEvent
@@ -124,10 +124,6 @@ def owner_is_dead(owner: str, me: str) -> bool:
         return stat.rpartition(")")[2].split()[0] == "Z"
     except (OSError, IndexError):
         return False
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class Deliverer:
@@ -256,7 +252,7 @@ class Deliverer:
                             attempt=m.attempts,
                             kind=m.kind,
                             ref=m.ref,
-                            age_from=_utc(m.requeued_at or m.created_at),
+                            age_from=as_utc(m.requeued_at or m.created_at),
                             subject_alert=m.alert_id,
                         )
                     )
@@ -279,14 +275,14 @@ class Deliverer:
                     OutboxRow.attempts == 0,
                 )
             ).scalar()
-            starts = [_utc(m.requeued_at or m.created_at) for m in members]
-            oldest = min([*starts, _utc(fresh)] if fresh is not None else starts)
+            starts = [as_utc(m.requeued_at or m.created_at) for m in members]
+            oldest = min([*starts, as_utc(fresh)] if fresh is not None else starts)
             ready = max(ready, oldest + channel.group_wait)
             last = session.execute(
                 select(func.max(OutboxRow.sent_at)).where(OutboxRow.channel == channel.name)
             ).scalar()
             if last is not None:
-                ready = max(ready, _utc(last) + channel.group_interval)
+                ready = max(ready, as_utc(last) + channel.group_interval)
         limit = channel.rate_limit
         if limit is not None:
             stmt = (
@@ -294,7 +290,7 @@ class Deliverer:
                 .where(OutboxRow.channel == channel.name, OutboxRow.sent_at > now - limit.per)
                 .group_by(OutboxRow.message_id)
             )
-            times = sorted(_utc(t) for _m, t in session.execute(stmt).all() if t is not None)
+            times = sorted(as_utc(t) for _m, t in session.execute(stmt).all() if t is not None)
             if len(times) >= limit.count:
                 ready = max(ready, times[len(times) - limit.count] + limit.per)
         return ready
@@ -350,7 +346,7 @@ class Deliverer:
             channel=subject.channel,
             attempts=subject.attempts,
             last_error=subject.last_error,
-            queued_at=_utc(subject.requeued_at or subject.created_at),
+            queued_at=as_utc(subject.requeued_at or subject.created_at),
         )
 
     def _alert(self, alert_id: str) -> AlertRaised | None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, func, insert, select, update
 from sqlmodel import Session
 
-from monitor.events import SCHEMA_VERSIONS, EventData, parse_event_data
+from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
 from monitor.store.db import READ_ONLY, make_engine
 from monitor.store.tables import EventRow, LogHead
@@ -94,12 +94,6 @@ def event_id_for(idempotency_key: str | None) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, idempotency_key))
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def to_stored(row: EventRow) -> StoredEvent:
     return StoredEvent(
         seq=row.seq,
@@ -108,8 +102,8 @@ def to_stored(row: EventRow) -> StoredEvent:
         stream_version=row.stream_version,
         type=row.type,
         schema_version=row.schema_version,
-        occurred_at=_utc(row.occurred_at),
-        recorded_at=_utc(row.recorded_at) or datetime.now(UTC),
+        occurred_at=as_utc(row.occurred_at),
+        recorded_at=as_utc(row.recorded_at),
         idempotency_key=row.idempotency_key,
         data=parse_event_data(row.type, row.schema_version, row.data),
         metadata=row.meta or {},
@@ -342,7 +336,7 @@ def _stored(
         stream_version=version,
         type=new.data.type,
         schema_version=SCHEMA_VERSIONS[new.data.type],
-        occurred_at=_utc(new.occurred_at),
+        occurred_at=as_utc(new.occurred_at),
         recorded_at=now,
         idempotency_key=new.idempotency_key,
         data=new.data,

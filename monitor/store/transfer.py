@@ -20,7 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from monitor.events import parse_event_data
+from monitor.events import as_utc, parse_event_data
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.tables import EventRow, LogHead
@@ -63,15 +63,8 @@ class TransferResult(BaseModel):
     head: int = 0
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """Stored timestamps are UTC; SQLite hands them back naive."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _iso(value: datetime | None) -> str | None:
-    aware = _aware(value)
+    aware = as_utc(value)
     return aware.isoformat() if aware else None
 
 
@@ -83,8 +76,8 @@ def _raw(row: EventRow) -> RawEvent:
         stream_version=row.stream_version,
         type=row.type,
         schema_version=row.schema_version,
-        occurred_at=_aware(row.occurred_at),
-        recorded_at=_aware(row.recorded_at),
+        occurred_at=as_utc(row.occurred_at),
+        recorded_at=as_utc(row.recorded_at),
         idempotency_key=row.idempotency_key,
         data=row.data,
         metadata=row.meta or {},
