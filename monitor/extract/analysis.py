@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from monitor.extract.gazetteer import Mention
 from monitor.extract.numbers import Quantity
+from monitor.extract.sentences import lowered
 
 
 def words(text: str) -> list[str]:
@@ -21,6 +22,9 @@ def words(text: str) -> list[str]:
 
 
 _WORD = re.compile(r"['’]s\b|[A-Za-z]+(?:(?:-|['’](?!s\b))[A-Za-z]+)*|\d+(?:[.,]\d+)*|\S")
+# Every character is either space or part of a token, so the spaces before each token and
+# the token itself tile the text.
+_SPACED_WORD = re.compile(r"(\s*)(" + _WORD.pattern + ")")
 MONTHS = frozenset(
     words(
         "january february march april may june july august september october november december "
@@ -82,6 +86,8 @@ class Sentence:
     speaker_end: int = -1  # token index after the speaker phrase (-1: none)
     actor_tokens: list[int] = field(default_factory=list)  # indices of E tokens
     memo: dict = field(default_factory=dict)  # per-sentence results shared by rule modules
+    # Rule modules whose trigger stems occur here (normalize.py): the others skip the sentence.
+    topics: frozenset[str] = frozenset()
 
     @property
     def quote(self) -> str:
@@ -115,16 +121,24 @@ def build_sentence(
     index: int,
     mentions: list[Mention],
     quantities: list[Quantity],
+    folded: str | None = None,
 ) -> Sentence:
-    """Tokenise one sentence and work out the roles of its actor names and its speaker."""
+    """Tokenise one sentence and work out the roles of its actor names and its speaker.
+    `folded` is `fold(text)`, passed in so that a passage folds its text only once."""
     sent = Sentence(text, start, end, index, mentions, quantities)
-    _tokenise(sent)
+    _tokenise(sent, fold(text) if folded is None else folded)
     _mark_roles(sent)
     _find_speaker(sent)
     return sent
 
 
-def _tokenise(sent: Sentence) -> None:
+def fold(text: str) -> str:
+    """The text as word tokens spell it: lower case, typographic apostrophes made plain,
+    every offset kept."""
+    return lowered(text).replace("’", "'")
+
+
+def _tokenise(sent: Sentence, folded: str) -> None:
     spans: list[tuple[int, int, str, int]] = [
         (m.start, m.end, "E", i) for i, m in enumerate(sent.mentions)
     ]
@@ -135,13 +149,12 @@ def _tokenise(sent: Sentence) -> None:
     spans.sort()
     tokens: list[Token] = []
     cursor = sent.start
-    text = sent.text
     for s, e, kind, ref in spans:
         if s > cursor:
-            _plain_tokens(text, cursor, s, tokens)
+            _plain_tokens(folded, cursor, s, tokens)
         tokens.append(Token(kind, f"{kind}{ref}", s, e, ref))
         cursor = e
-    _plain_tokens(text, cursor, sent.end, tokens)
+    _plain_tokens(folded, cursor, sent.end, tokens)
     sent.tokens = tokens
     pos = 0
     offsets: list[int] = []
@@ -153,20 +166,22 @@ def _tokenise(sent: Sentence) -> None:
     sent.actor_tokens = [k for k, t in enumerate(tokens) if t.kind == "E"]
 
 
-def _plain_tokens(text: str, start: int, end: int, out: list[Token]) -> None:
-    """Words and punctuation between actor names and counts (a hot loop: kept flat)."""
+def _plain_tokens(folded: str, start: int, end: int, out: list[Token]) -> None:
+    """Words and punctuation between actor names and counts, from the folded text (a hot
+    loop, kept flat: `findall` with the spaces before each token gives the offsets at a
+    fraction of the cost of match objects)."""
     append = out.append
     punct = _PUNCT_MAP
-    for m in _WORD.finditer(text, start, end):
-        word = m.group()
-        first = word[0]
-        if first.isalnum():
-            low = word.lower()
-            append(Token("W", low.replace("’", "'") if "’" in low else low, m.start(), m.end()))
+    pos = start
+    for space, word in _SPACED_WORD.findall(folded, start, end):
+        a = pos + len(space)
+        pos = a + len(word)
+        if word[0].isalnum():
+            append(Token("W", word, a, pos))
         elif len(word) == 2:
-            append(Token("W", "'s", m.start(), m.end()))
+            append(Token("W", "'s", a, pos))
         else:
-            append(Token("P", punct.get(word, word), m.start(), m.end()))
+            append(Token("P", punct.get(word, word), a, pos))
 
 
 _PUNCT_MAP = {"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-"}
@@ -192,9 +207,12 @@ _HEAD_FOLLOWERS = frozenset(
 )
 
 
+_SKIPPED_BEFORE_NAME = _PLACE_ADJECTIVES | {'"'}
+
+
 def _prev_word(sent: Sentence, i: int) -> str:
     j = i - 1
-    while j >= 0 and sent.tokens[j].text in _PLACE_ADJECTIVES | {'"'}:
+    while j >= 0 and sent.tokens[j].text in _SKIPPED_BEFORE_NAME:
         j -= 1
     return sent.tokens[j].text if j >= 0 else ""
 
@@ -249,8 +267,8 @@ def _qualifies_following_org(sent: Sentence, i: int) -> bool:
         if t.kind == "E":
             m = sent.mentions[t.ref]
             return m.kind in ("group", "media", "ngo", "igo") and not m.party
-        if t.kind == "P" and t.text not in ("'s", "-"):
-            return False
+        if (t.kind == "P" and t.text not in ("'s", "-")) or t.text in ("and", "or"):
+            return False  # "Qatar and the UN": a coordination, not a qualifier
     return False
 
 
@@ -276,11 +294,14 @@ def _find_speaker(sent: Sentence) -> None:
                 return
     for i, t in enumerate(toks):
         if t.kind == "W" and t.text in _SPEECH:
-            j = i
+            end = i  # "the UAE has flatly denied": the phrase ends before the auxiliaries
+            while end > 0 and toks[end - 1].text in _BEFORE_SPEECH:
+                end -= 1
+            j = end
             while j > 0 and (_speaker_like(sent, j - 1) or _modifier_gap(sent, j - 1)):
                 j -= 1
-            if j < i:
-                _set_speaker(sent, j, i)
+            if j < end:
+                _set_speaker(sent, j, end)
                 if sent.speaker:
                     return
             k = 0
@@ -291,6 +312,15 @@ def _find_speaker(sent: Sentence) -> None:
                 if sent.speaker:
                     return
             return
+
+
+# Auxiliaries and adverbs between a speaker and its verb: never part of the speaker's name.
+_BEFORE_SPEECH = frozenset(
+    words(
+        "has have had also again previously repeatedly flatly strongly categorically reportedly "
+        "later earlier already will would did does not publicly officially firmly"
+    )
+)
 
 
 def _modifier_gap(sent: Sentence, i: int) -> bool:
@@ -310,13 +340,18 @@ def _speaker_like(sent: Sentence, i: int) -> bool:
         return t.text in ("'s", "-", "(", ")")
     if t.kind != "W":
         return False
+    if t.text in _PRONOUNS:
+        return False  # "He said": no name to attribute to
     raw = sent.text[t.start : t.end]
     return t.text in _SPEAKER_NOUNS or t.text == "'s" or raw[:1].isupper()
 
 
+_PRONOUNS = frozenset(words("i he she it we they you"))
+
+
 def _set_speaker(sent: Sentence, i: int, j: int, need_actor: bool = False) -> None:
     toks = sent.tokens
-    while i < j and toks[i].text in ("the", "and", "of", "'s", ",", '"'):
+    while i < j and toks[i].text in ("the", "and", "of", "'s", ",", '"', "(", ")"):
         i += 1
     while j > i and toks[j - 1].text in ("the", "and", "of", ",", "'s", '"', "("):
         j -= 1

@@ -10,6 +10,7 @@ are recognised from cue words around the count (see CONVENTIONS.md for their mea
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -87,7 +88,7 @@ _OUTCOME_WORDS: dict[str, str] = {
     **dict.fromkeys(
         words(
             "killed dead died die dies slain perished murdered executed massacred beheaded "
-            "eliminated deceased lynched assassinated succumbed lost"
+            "eliminated deceased lynched assassinated succumbed lost fatally"
         ),
         "killed",
     ),
@@ -187,7 +188,8 @@ _UNIT_AFTER = frozenset(
 _TOTAL_BEFORE = re.compile(
     r"(?:toll|total|tally|number|figure|count)\b.{0,130}?\b(?:to|at|of|is|was|"
     r"reached|hit|surpassed|exceeded|passed|as|be|stands at|stood at|now) "
-    r"(?:(?:at least|more than|over|about|some|around|nearly|almost|roughly|an estimated) )?$"
+    r"(?:(?:at least|more than|over|about|some|around|nearly|almost|roughly|an estimated|"
+    r"between) )?$"
 )
 _BRINGING = re.compile(r"\b(?:bringing|raising|pushing|taking) (?:it )?to $")
 _TOTAL_OF = re.compile(r"\b(?:a total of|total of|in all|altogether) $")
@@ -245,8 +247,8 @@ def _text(sent: Sentence, i: int) -> str:
 def _ends_with(sent: Sentence, i: int, words: tuple[str, ...]) -> bool:
     """Whether the tokens ending just before index i spell `words`."""
     n = len(words)
-    if i - n < 0:
-        return False
+    if i - n < 0 or sent.tokens[i - 1].text != words[-1]:
+        return False  # the last word decides most calls: checked alone first
     return tuple(t.text for t in sent.tokens[i - n : i]) == words
 
 
@@ -776,6 +778,14 @@ _SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         for out, pat in _ACTIVE_OUT.items()
     ]
 )
+# A word that every pattern of an outcome above contains (checked first: one cheap scan).
+_SINGLE_CUES = re.compile(
+    r"\b(?:(?P<killed>kill|dead|death|die|shot (?:him|her)\b|slain|lynch|execut|assassin|"
+    r"murder|behead|fatal|burn|succumb|body|corpse|remains|stab|beat|hack|ston|tortur|club|"
+    r"strangl)|"
+    r"(?P<wounded>wound|injur|hurt)|(?P<captured>abduct|kidnap|detain|captur|taken)|"
+    r"(?P<missing>missing))"
+)
 _NP_STOP = frozenset(
     words(
         ", . ; : and or but was were is are has had have who that which by with after while when "
@@ -798,7 +808,10 @@ def _singulars(sent: Sentence) -> list[Report]:
     one person, whatever the noun (the class of people is open)."""
     out: list[Report] = []
     taken: set[int] = set()
+    outcomes = {m.lastgroup for m in _SINGLE_CUES.finditer(sent.sig)}
     for outcome, rx in _SINGLE_PATTERNS:
+        if outcome not in outcomes:
+            continue  # each pattern needs a word of its outcome: skip the costly scan
         for m in rx.finditer(sent.sig):
             det_tok = sent.token_at(m.start("det"))
             if det_tok in taken:
@@ -806,7 +819,8 @@ def _singulars(sent: Sentence) -> list[Report]:
             np_tokens = sent.tokens[det_tok + 1 : det_tok + 1 + len(m.group("np").split())]
             if m.group("np") == "":
                 np_tokens = _np_after(sent, det_tok + 1)
-            if not _single_person(np_tokens):
+            people = _people_count(np_tokens)
+            if people == 0:
                 continue
             taken.add(det_tok)
             det = m.group("det")
@@ -818,7 +832,7 @@ def _singulars(sent: Sentence) -> list[Report]:
                     sentence=sent,
                     token=det_tok,
                     outcome=outcome,
-                    count=1,
+                    count=people,
                     qualifier="exact",
                     acled=None,
                     category=category,
@@ -844,6 +858,40 @@ def _np_after(sent: Sentence, k: int) -> list[Token]:
         out.append(t)
         k += 1
     return out
+
+
+_PAIR_SECOND = frozenset(words("his her their a an another the its"))
+# Singular nouns of people beyond the categories above, for pairs ("a man and his son").
+_RELATIONS = frozenset(
+    words(
+        "brother sister son daughter father mother wife husband cousin nephew niece uncle aunt "
+        "companion friend bodyguard colleague neighbour neighbor relative aide suspect partner "
+        "grandson granddaughter grandfather grandmother"
+    )
+)
+
+
+def _people_count(np_tokens: list[Token]) -> int:
+    """How many people a phrase after "a"/"the" names: one ("a farmer"), two when two
+    people nouns are joined ("a farmer and his brother"), else none."""
+    texts = [t.text for t in np_tokens]
+    if texts.count("and") == 1:
+        k = texts.index("and")
+        first, second = texts[:k], texts[k + 2 :]
+        if (
+            first
+            and second
+            and texts[k + 1] in _PAIR_SECOND
+            and _person_noun(first[-1])
+            and _person_noun(second[-1])
+            and all(w not in _NP_STOP for w in first + second)
+        ):
+            return 2
+    return 1 if _single_person(np_tokens) else 0
+
+
+def _person_noun(word: str) -> bool:
+    return word in _SINGULAR_NOUNS or word in _RELATIONS
 
 
 def _single_person(np_tokens: list[Token]) -> bool:
@@ -1040,18 +1088,15 @@ def _historical_year(sent: Sentence) -> bool:
 # --- passage level ------------------------------------------------------------------------------
 
 
-_ANY_OUTCOME = re.compile(
-    r"\b(?:"
-    + trie_pattern(
-        words(
-            "kill dead die death wound injur hurt abduct kidnap detain captur missing body bodies "
-            "corpse execut murder assassin behead lynch slain succumb shot casualt fatalit toll "
-            "lives hostage prisoner captive pows victim lost eliminat neutrali massacr slaughter "
-            "perish"
-        )
-    )
-    + ")"
+# Word stems without which no casualty can be read: the cheap test that lets the passage
+# skip a sentence (normalize.py scans the whole text for every module's stems at once).
+TRIGGERS = words(
+    "kill dead die death wound injur hurt abduct kidnap detain captur missing body bodies "
+    "corpse execut murder assassin behead lynch slain succumb shot casualt fatal toll "
+    "lives hostage prisoner captive pows victim lost eliminat neutrali massacr slaughter "
+    "perish"
 )
+_ANY_OUTCOME = re.compile(r"\b(?:" + trie_pattern(TRIGGERS) + ")")
 
 
 def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
@@ -1070,12 +1115,35 @@ def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
             previous = r
     taken = {r.token for r in reports}
     reports += [r for r in _singulars(sent) + _both(sent) if r.token not in taken]
+    reports = [split for r in reports for split in _per_side(sent, r)]
     reports.sort(key=lambda r: r.token)
+    if not reports:
+        return reports
     claimed = bool(re.search(r"\bclaim(?:s|ed)?\b", sent.sig))
     for r in reports:
         r.claimed = claimed
     _mark_cumulative(sent, reports)
     return reports
+
+
+_EACH_SIDE = re.compile(r"^(?:\S+ ){0,4}?(?:from|on|of) (?:each|either) side\b")
+
+
+def _per_side(sent: Sentence, r: Report) -> list[Report]:
+    """ "Russia and Ukraine exchanged 115 prisoners from each side": one figure per side
+    named in the sentence, each with its party (two reports of 115)."""
+    if r.count is None or not _EACH_SIDE.match(sent.sig[sent.offsets[r.token] :]):
+        return [r]
+    codes = list(
+        dict.fromkeys(
+            sent.mentions[sent.tokens[k].ref].code
+            for k in sent.actor_tokens
+            if sent.is_actor_token(k)
+        )
+    )
+    if len(codes) < 2:
+        return [r]
+    return [dataclasses.replace(r, party=code) for code in codes[:2]]
 
 
 def merge_passage(reports: list[Report]) -> list[Report]:

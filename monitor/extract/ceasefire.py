@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from monitor.extract.analysis import Sentence
+from monitor.extract.analysis import Sentence, words
+
+# Stems every ceasefire name starts with (the passage-level prefilter, see normalize.py).
+TRIGGERS = words("cease cessation truce armistice pause")
 
 _TRIGGER = re.compile(
     r"\b(?:ceasefires?|cease-fires?|truces?|cessation of (?:all )?(?:hostilities|fire)|"
@@ -124,20 +127,47 @@ def _possessive_modifier(sent: Sentence, k: int) -> bool:
 
 
 def brokers(sent: Sentence, parties: frozenset[str]) -> list[str]:
-    """States or organisations credited with brokering or mediating, in text order."""
+    """States or organisations credited with brokering or mediating, in text order (kept in
+    the sentence's memo: the ceasefire and the third-party rules both ask)."""
+    key = ("brokers", parties)
+    if key not in sent.memo:
+        sent.memo[key] = _brokers(sent, parties)
+    return list(sent.memo[key])
+
+
+def _brokers(sent: Sentence, parties: frozenset[str]) -> list[str]:
     out: list[str] = []
     sig = sent.sig
     for m in _BROKER_SUFFIX.finditer(sig):
-        tok = sent.token_at(m.start())
-        if sent.is_actor_token(tok):
-            out.append(sent.mentions[sent.tokens[tok].ref].code)
+        out.extend(_coordinated(sent, sent.token_at(m.start())))
     for m in _BROKER_BY.finditer(sig):
         out.extend(_actor_list(sent, sent.token_at(m.end()) + 1, parties))
     for m in _BROKER_SUBJECT.finditer(sig):
-        tok = sent.token_at(m.start())
-        if sent.is_actor_token(tok):
-            out.append(sent.mentions[sent.tokens[tok].ref].code)
+        out.extend(_coordinated(sent, sent.token_at(m.start())))
     return list(dict.fromkeys(out))
+
+
+_COORDINATORS = frozenset(["and", ",", "the", "or", "both"])
+
+
+def _coordinated(sent: Sentence, tok: int) -> list[str]:
+    """The actors coordinated with the one at token `tok`, in text order: "Saudi Arabia and
+    the United States, which brokered" credits both, not only the name next to the verb."""
+    if not sent.is_actor_token(tok):
+        return []
+    lo = tok
+    while lo > 0 and (sent.tokens[lo - 1].text in _COORDINATORS or sent.is_actor_token(lo - 1)):
+        lo -= 1
+    hi = tok
+    while hi + 1 < len(sent.tokens) and (
+        sent.tokens[hi + 1].text in _COORDINATORS or sent.is_actor_token(hi + 1)
+    ):
+        hi += 1
+    return [
+        sent.mentions[sent.tokens[k].ref].code
+        for k in range(lo, hi + 1)
+        if sent.is_actor_token(k) and not _possessive_modifier(sent, k)
+    ]
 
 
 def _joint(sent: Sentence, cue: re.Match[str], parties: frozenset[str]) -> bool:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
-from monitor.extract.analysis import Sentence
+from monitor.extract.analysis import Sentence, words
+
+# Stems every diplomatic act below starts with (the passage-level prefilter, see normalize.py).
+TRIGGERS = words("recogni phone telephone spoke speak call met meet summit talks negotiat")
 
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("recognition", re.compile(r"\brecogni[sz](?:e|ed|es|ing)\b(?! as part)")),

@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from monitor.extract.analysis import Sentence
+from monitor.extract.analysis import Sentence, words
+
+# Stems every downing verb starts with (the passage-level prefilter, see normalize.py).
+TRIGGERS = words("down intercept destroy")
 
 _TRIGGER = re.compile(
     r"\b(?:shot down|shoot(?:s|ing)? down|shot (?P<pro>it|them|the \w+|(?:an? )?\w+) down|downed|"
@@ -20,9 +23,11 @@ _TRIGGER = re.compile(
     re.IGNORECASE,
 )
 _PASSIVE_BEFORE = re.compile(
-    r"\b(?:was|were|been|being|is|are|be|get|got|have|has|had|to have)\s+(?:\w+\s+)?$",
+    r"\b(?:was|were|been|being|is|are|be|get|got)\s+(?:\w+\s+)?$",
     re.IGNORECASE,
 )
+# "aircraft that Ukraine claims to have shot down": a relative clause puts the object first.
+_RELATIVE_BEFORE = re.compile(r"\b(?:that|which)\b[^.;,]{0,45}$", re.IGNORECASE)
 _ASSETS: tuple[tuple[str, str], ...] = (
     (
         "drone",
@@ -53,6 +58,8 @@ _DENIAL = re.compile(
     r"malfunction|technical (?:problem|failure|fault|reasons)|engine failure|accident)\b",
     re.IGNORECASE,
 )
+# Stems of the denials that `denied_by_owner` reads in the sentences after a downing.
+DENIAL_TRIGGERS = words("deni deny dismiss reject refut false lie")
 _OWNER_GENERIC = re.compile(
     r"\b(?:the|its) (?:military|army|armed forces|government|air force|defen[cs]e ministry)\b|"
     r"\bthe country['’]s armed forces\b",
@@ -141,9 +148,13 @@ def _mention_code_in(sent: Sentence, lo: int, hi: int) -> str | None:
     return None
 
 
-def _owner(sent: Sentence, asset: re.Match[str]) -> str | None:
+def _owner(sent: Sentence, asset: re.Match[str], floor: int) -> str | None:
+    """Whose asset: a name in its noun phrase ("an Armenian drone"), else one after it
+    ("drones launched by the RSF"). The phrase never reaches back past `floor`, the end of
+    the downing verb when the asset is its object: the subject before the verb is the
+    shooter ("the army intercepted three drones"), not the owner."""
     s = sent.text
-    lo = max(sent.start, asset.start() - 45)
+    lo = max(sent.start, floor, asset.start() - 45)
     head = s[lo : asset.start()]
     cut = max(
         head.rfind(","),
@@ -222,8 +233,11 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
         ):
             assets = _object_before(s, t.start(), sent.start)
         else:
+            object_first = word.startswith("intercept") or _RELATIVE_BEFORE.search(
+                s, max(sent.start, t.start() - 50), t.start()
+            )
             assets = _object_after(s, t.end()) or (
-                _object_before(s, t.start(), sent.start) if word.startswith("intercept") else []
+                _object_before(s, t.start(), sent.start) if object_first else []
             )
         if word.startswith("destroy") and not passive and not assets:
             continue
@@ -234,7 +248,12 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
             definite = bool(re.search(r"\bthe\s+(?:\w+\s+){0,3}$", head))
             out.append(
                 DowningHit(
-                    _asset_kind(a), _owner(sent, a), claimant, min(count, 20), sent, definite
+                    _asset_kind(a),
+                    _owner(sent, a, t.end() if a.start() >= t.end() else sent.start),
+                    claimant,
+                    min(count, 20),
+                    sent,
+                    definite,
                 )
             )
     return _dedupe(out)

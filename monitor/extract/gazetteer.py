@@ -214,27 +214,28 @@ def find_mentions(text: str, watch: Watch | None = None) -> list[Mention]:
     """Actor names in `text`, non-overlapping, in order; watch names win every overlap."""
     key = watch_key(watch)
     parties = {code for code, _ in key}
-    candidates: list[tuple[int, int, int, Mention]] = []
+    # (start, -length, priority, end, entry): Mentions are made only for the winners.
+    candidates: list[tuple[int, int, int, int, Entry]] = []
     regex, forms = _watch_regex(key)
     if regex is not None:
+        entries = {code: Entry(code, "party", "alias") for code in parties}
         for m in regex.finditer(text):
             code = _watch_code(forms, m.group(0))
             if code is not None:
-                mention = Mention(m.start(), m.end(), code, "party", "alias", party=True)
-                candidates.append((m.start(), -(m.end() - m.start()), 0, mention))
+                s, e = m.span()
+                candidates.append((s, s - e, 0, e, entries[code]))
     table = gazetteer()
     for m in _gazetteer_regex().finditer(text):
-        entry = table[m.group(0)]
-        is_party = entry.code in parties
-        mention = Mention(m.start(), m.end(), entry.code, entry.kind, entry.form, is_party)
-        candidates.append((m.start(), -(m.end() - m.start()), 1, mention))
+        s, e = m.span()
+        candidates.append((s, s - e, 1, e, table[m.group(0)]))
     candidates.sort(key=lambda c: c[:3])
     out: list[Mention] = []
     taken = -1
-    for start, _, _, mention in candidates:
+    for start, _, _, end, entry in candidates:
         if start >= taken:
-            out.append(mention)
-            taken = mention.end
+            is_party = entry.kind == "party" or entry.code in parties
+            out.append(Mention(start, end, entry.code, entry.kind, entry.form, is_party))
+            taken = end
     return out
 
 

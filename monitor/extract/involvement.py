@@ -39,6 +39,8 @@ _COMBAT_CUE = re.compile(
     r"sent|send\w*|bomb\w*|raid\w*|clash\w*|intervention|intervene\w*|secure|destroy\w*|"
     r"intercept\w*)\b"
 )
+# Stems of the denials that `deniers` reads (the passage-level prefilter, see normalize.py).
+DENIAL_TRIGGERS = words("deni deny dismiss reject refut knowledge")
 _DENY = re.compile(
     r"\b(?:denied|denies|deny|dismissed|dismisses|rejected|rejects|refuted|refutes|"
     r"(?:claims?|has|had) no knowledge)\b"
@@ -275,6 +277,8 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         code = _owner_of_pronoun(sent, tok, scope)
         if code:
             yield tok, code, "military", _supports_after(sent, tok, scope)
+    if "involve" not in sig:
+        return
     for m in _matches(r"\b(E\d+) (?:'s )?(?:\S+ ){0,12}?involve(?:d|ment) in\b", sent):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
@@ -428,18 +432,34 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 tok = _first_token_of(sent, code)
                 if tok is not None and sent.is_actor_token(tok):
                     yield tok, code, "mediation", None
+    # (word every match contains, pattern): the substring test spares most regex scans.
     pats = (
-        r"\b(E\d+) (?:\S+ ){0,3}?(?:acted|acting|act|served|serving|serves|playing) (?:as )?"
-        r"(?:an? |the )?(?:same )?(?:intermediary|mediator|broker|guarantor|host|role)",
-        r"\b(E\d+) (?:\S+ ){0,2}?(?:envoy|mediators?) , (?:\S+ )?mediator",
-        r"\b(E\d+) (?:\S+ ){0,10}?(?:to mediate|mediat(?:ed|es|ing)|to find a resolution|"
-        r"to resolve)",
+        (
+            ("act", "serv", "playing"),
+            r"\b(E\d+) (?:\S+ ){0,3}?(?:acted|acting|act|served|serving|serves|playing) (?:as )?"
+            r"(?:an? |the )?(?:same )?(?:intermediary|mediator|broker|guarantor|host|role)",
+        ),
+        (("mediator",), r"\b(E\d+) (?:\S+ ){0,2}?(?:envoy|mediators?) , (?:\S+ )?mediator"),
+        (
+            ("mediat", "resol"),
+            r"\b(E\d+) (?:\S+ ){0,10}?(?:to mediate|mediat(?:ed|es|ing)|to find a resolution|"
+            r"to resolve)",
+        ),
     )
-    for pat in pats:
+    for cues, pat in pats:
+        if not any(cue in sig for cue in cues):
+            continue
         for m in _matches(pat, sent):
             code = _eligible(sent, _ref(m, 1), scope)
             if code:
                 yield sent.token_at(m.start(1)), code, "mediation", None
+    if "co-chair" in sig or "guarantor" in sig:
+        yield from _co_chairs(sent, scope)
+    yield from _meeting(sent, scope)
+
+
+def _co_chairs(sent: Sentence, scope: Scope) -> Iterator[Hit]:
+    """States named as co-chairs or guarantors of a peace process."""
     for m in _matches(r"\b(?:co-chairs?|co-chair(?:ed)?|guarantor countries|guarantors)\b", sent):
         tok = sent.token_at(m.start())
         for k in range(max(0, tok - 12), tok):
@@ -451,19 +471,25 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         for k, code in _actors_in_list(sent, tok + 1, scope):
             if sent.mentions[sent.tokens[k].ref].kind == "state":
                 yield k, code, "mediation", None
-    yield from _meeting(sent, scope)
+
+
+_BOTH_SIDES = re.compile(
+    r"\b(?:between|with) (?:the |both |all )?(?:N\d+ |warring |rival |opposing |"
+    r"conflicting |fighting )*(?:sides|parties|factions|belligerents|camps|delegations)\b"
+)
 
 
 def _meeting(sent: Sentence, scope: Scope) -> Iterator[Hit]:
-    """An outsider meeting both sides ("Pompeo met the ministers of Armenia and Azerbaijan")."""
+    """An outsider meeting or hosting both sides ("Pompeo met the ministers of Armenia and
+    Azerbaijan", "Egypt hosted talks between the warring parties"), named or not."""
     sig = sent.sig
+    sides = {sent.mentions[sent.tokens[k].ref].code for k in sent.actor_tokens} & scope.parties
+    if len(sides) < 2 and not _BOTH_SIDES.search(sig):
+        return
     m = re.search(r"\b(?:met|meet|meets|hosted|hosts|host)\b", sig) or re.search(
         r"\b(?:consultations|talks|negotiations) (?:between|with)\b", sig
     )
     if not m:
-        return
-    sides = {sent.mentions[t.ref].code for t in sent.tokens if t.kind == "E"} & scope.parties
-    if len(sides) < 2:
         return
     verb = sent.token_at(m.start())
     for k in range(max(0, verb - 14), min(len(sent.tokens), verb + 14)):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from monitor.events import Casualties, Ceasefire, Diplomacy, Downing, Fact, ThirdParty
 from monitor.extract import casualties, ceasefire, diplomacy, downing, involvement
-from monitor.extract.analysis import Sentence, build_sentence, words
+from monitor.extract.analysis import Sentence, build_sentence, fold
 from monitor.extract.gazetteer import Mention, find_mentions, home_states, trie_pattern, watch_key
 from monitor.extract.numbers import Quantity, find_quantities
 from monitor.extract.sentences import split_sentences
@@ -24,22 +24,22 @@ from monitor.watches import Watch
 log = logging.getLogger(__name__)
 
 _DEATH_WORDS = re.compile(r"\b(?:death|deaths|dead|killed|died|fatalit\w*|toll)\b")
-# Stems without which no rule can fire on a sentence (casualties, ceasefires, downings,
-# diplomacy, denials); third-party rules are gated on naming an outsider instead.
-_GATE = re.compile(
-    r"(?i)\b(?:"
-    + trie_pattern(
-        words(
-            "kill dead die death wound injur hurt abduct kidnap detain captur missing body bodies "
-            "corpse execut murder assassin behead lynch slain succumb shot shoot casualt fatalit "
-            "toll lives hostage prisoner captive pows victim lost eliminat neutrali massacr "
-            "slaughter perish cease truce cessation armistice pause down intercept destroy "
-            "recogni call spoke speak phone met meet summit talks negotiat deni deny dismiss "
-            "reject refut false lie"
-        )
-    )
-    + ")"
-)
+# Each rule module's trigger stems: a sentence without one of a module's stems cannot yield
+# its facts, so one scan of the whole text tells which sentences each module must read and
+# which need no analysis at all. Third-party rules are gated on naming an outsider instead.
+_TOPICS: dict[str, list[str]] = {
+    "casualties": casualties.TRIGGERS,
+    "ceasefire": ceasefire.TRIGGERS,
+    "downing": downing.TRIGGERS,
+    "diplomacy": diplomacy.TRIGGERS,
+    "denial": involvement.DENIAL_TRIGGERS + downing.DENIAL_TRIGGERS,
+}
+_STEM_TOPICS: dict[str, frozenset[str]] = {
+    stem: frozenset(t for t, stems in _TOPICS.items() if stem in stems)
+    for stems in _TOPICS.values()
+    for stem in stems
+}
+_TRIGGER = re.compile(r"\b(?:" + trie_pattern(list(_STEM_TOPICS)) + ")")
 _STANCE_RANK = {"denied": 0, "confirmed": 1, "alleged": 2, "claimed": 3, "reported": 4}
 _TYPE_RANK = {"casualties": 0, "ceasefire": 1, "third_party": 2, "downing": 3, "diplomacy": 4}
 # Longer texts are cut: past this size an "article" is a dump, and the cost would be unbounded.
@@ -80,18 +80,35 @@ def _sentences(text: str, watch: Watch | None) -> list[Sentence]:
     m_starts = [m.start for m in mentions]
     q_starts = [q.start for q in quantities]
     home = home_states(watch_key(watch)) if watch is not None else frozenset()
+    spans = split_sentences(text)
+    folded = fold(text)
+    topics = _topics(folded, spans)
     out: list[Sentence] = []
-    for index, (start, end) in enumerate(split_sentences(text)):
+    for index, (start, end) in enumerate(spans):
         ms = _within(mentions, m_starts, start, end)
         qs = _within(quantities, q_starts, start, end)
         outsider = watch is not None and any(
             m.is_actor and not m.party and m.code not in home for m in ms
         )
-        if outsider or _GATE.search(text, start, end):
-            out.append(build_sentence(text, start, end, index, ms, qs))
+        if outsider or topics[index]:
+            sent = build_sentence(text, start, end, index, ms, qs, folded)
         else:
-            out.append(Sentence(text, start, end, index, ms, qs))
+            sent = Sentence(text, start, end, index, ms, qs)
+        sent.topics = topics[index]
+        out.append(sent)
     return out
+
+
+def _topics(folded: str, spans: list[tuple[int, int]]) -> list[frozenset[str]]:
+    """For each sentence, the rule modules whose trigger stems it contains (one scan of the
+    folded text)."""
+    found: list[frozenset[str]] = [frozenset()] * len(spans)
+    starts = [s for s, _ in spans]
+    for m in _TRIGGER.finditer(folded):
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if i >= 0 and m.end() <= spans[i][1]:
+            found[i] = found[i] | _STEM_TOPICS[m.group()]
+    return found
 
 
 def _within(
@@ -112,6 +129,8 @@ def _provenance(sent: Sentence) -> dict:
 def _casualties(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
     reports: list[casualties.Report] = []
     for i, sent in enumerate(sentences):
+        if "casualties" not in sent.topics:
+            continue
         ctx = bool(_DEATH_WORDS.search(sent.quote.lower())) or (
             i > 0 and bool(_DEATH_WORDS.search(sentences[i - 1].quote.lower()))
         )
@@ -146,6 +165,8 @@ def _ceasefires(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
     seen: dict[tuple[str, str | None], int] = {}
     out: list[Ceasefire] = []
     for sent in sentences:
+        if "ceasefire" not in sent.topics:
+            continue
         for hit in ceasefire.read_sentence(sent, parties):
             key = (hit.status, hit.broker)
             if key in seen:
@@ -168,7 +189,7 @@ def _ceasefires(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
 def _third_parties(sentences: list[Sentence], watch: Watch) -> list[Fact]:
     key = watch_key(watch)
     scope = involvement.Scope(frozenset(watch.parties), home_states(key))
-    denials = [involvement.deniers(s) for s in sentences]
+    denials = [involvement.deniers(s) if "denial" in s.topics else set() for s in sentences]
     merged: dict[tuple[str, str, str | None], tuple[str, Sentence]] = {}
     for i, sent in enumerate(sentences):
         for hit in involvement.read_sentence(sent, scope):
@@ -211,6 +232,8 @@ def _downings(sentences: list[Sentence]) -> list[Fact]:
     out: list[Downing] = []
     seen: dict[tuple[str, str | None, str | None], int] = {}
     for i, sent in enumerate(sentences):
+        if "downing" not in sent.topics:
+            continue
         for hit in downing.read_sentence(sent):
             if hit.definite and out:
                 continue
@@ -240,6 +263,8 @@ def _diplomacy(sentences: list[Sentence]) -> list[Fact]:
     out: list[Fact] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for sent in sentences:
+        if "diplomacy" not in sent.topics:
+            continue
         found = diplomacy.read_sentence(sent)
         if found and (found[0], tuple(found[1])) not in seen:
             kind, participants = found

@@ -67,6 +67,16 @@ def _append(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None
         out.append((start, end))
 
 
+def lowered(text: str) -> str:
+    """`text` in lower case with every offset kept: scanning lower-cased text with a
+    case-sensitive pattern is about twice as fast as an IGNORECASE scan, but a few characters
+    ("İ") grow when lowered, and those are left as they are."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) spans of the sentences of `text`, in order; paragraphs never merge."""
     spans: list[tuple[int, int]] = []
