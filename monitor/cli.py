@@ -67,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor",
-        description="Watch conflict news feeds and alert when something important changes. With --format jsonl, stdout carries JSON lines only; logs go to stderr.",
+        description=(
+            "Watch conflict news feeds and alert when something important changes. "
+            "With --format jsonl, stdout carries JSON lines only; logs go to stderr."
+        ),
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(metavar="COMMAND")

@@ -213,5 +213,6 @@ def test_example_config_runs_on_a_fresh_checkout_and_stops_on_ctrl_c(tmp_path: P
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err[-3000:]
     assert delivered >= 3, err[-3000:]
+    assert out == ""  # alerts and logs both go to stderr
     assert "=== [" in err and "Traceback" not in err
     assert "email" in err and "MONITOR_MAILTO_URL" in err  # the skipped channel is explained
