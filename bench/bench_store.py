@@ -1,12 +1,13 @@
 """Append and replay rates of the event log, on SQLite and PostgreSQL. Run by hand:
 
-    .venv/bin/python -m bench.bench_store [--events 6000] [--pg-url URL | --no-postgres]
+    .venv/bin/python -m bench.bench_store [--events 6000] [--no-postgres]
 
 Append: article-sized batches (one transaction each, as ingest does) and single events.
 Replay: reading the whole log back through the typed models (upcast + validation), and
-rebuilding every projection from zero. Without ``--pg-url`` a throwaway PostgreSQL server is
-started from the local binaries (tests/pg.py) with ``fsync`` switched back on, so both
-backends pay for durable commits.
+rebuilding every projection from zero. A throwaway PostgreSQL server is started from the
+local binaries (tests/pg.py) with ``fsync`` switched back on, so both backends pay for durable
+commits. Each figure is also given as a ratio to a baseline measured in the same run on the
+same database engine: plain SQL inserts and reads of the same rows.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import argparse
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
 
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, rebuild
+from monitor.store.tables import EventRow
 from tests.crash_driver import article_events
 
 
@@ -42,9 +46,58 @@ def timed(action: Callable[[], int]) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
-def bench(name: str, url: str, events: int) -> None:
+def baseline(url: str, batches: list[list[NewEvent]]) -> tuple[float, float]:
+    """The database's own cost, in the same run: the same rows inserted with plain SQL, one
+    transaction per article (no idempotency checks, no stream versions, no head lock), and
+    read back as raw rows (no upcasting or validation). Returns (append/s, read/s)."""
+    engine = EventStore(url).engine  # same pragmas and schema, a separate database
+    rows, seq = [], 0
+    for batch in batches:
+        chunk = []
+        for new in batch:
+            seq += 1
+            chunk.append(
+                {
+                    "seq": seq,
+                    "id": str(uuid.uuid4()),
+                    "stream": new.stream,
+                    "stream_version": seq,
+                    "type": new.data.type,
+                    "schema_version": 1,
+                    "occurred_at": new.occurred_at,
+                    "recorded_at": datetime.now(UTC),
+                    "idempotency_key": new.idempotency_key,
+                    "data": new.data.model_dump(mode="json", exclude={"type"}),
+                    "metadata": dict(new.metadata),
+                }
+            )
+        rows.append(chunk)
+    table = EventRow.__table__
+
+    def insert_all() -> int:
+        for chunk in rows:
+            with engine.begin() as conn:
+                conn.execute(table.insert(), chunk)
+        return seq
+
+    def read_all() -> int:
+        with engine.connect() as conn:
+            return len(conn.execute(table.select().order_by(table.c.seq)).fetchall())
+
+    appended, append_s = timed(insert_all)
+    read, read_s = timed(read_all)
+    engine.dispose()
+    return appended / append_s, read / read_s
+
+
+def bench(name: str, url: str, events: int, baseline_url: str) -> None:
     store = EventStore(url)
     batches = articles(events)
+    raw_append, raw_read = baseline(baseline_url, batches)
+    print(
+        f"{name:<22} {'baseline: plain SQL insert, per article':<40} {raw_append:>31.0f} events/s"
+    )
+    print(f"{name:<22} {'baseline: plain SQL read':<40} {raw_read:>31.0f} events/s")
 
     def append_batches() -> int:
         for batch in batches:
@@ -66,31 +119,32 @@ def bench(name: str, url: str, events: int) -> None:
         return store.head()
 
     size = sum(len(b) for b in batches) / len(batches)
-    for label, action in (
-        (f"append, {size:.1f} events/transaction", append_batches),
-        ("append, 1 event/transaction", append_singles),
-        ("replay: read + upcast + validate", read_all),
-        ("replay: rebuild all projections", rebuild_all),
+    for label, action, base in (
+        (f"append, {size:.1f} events/transaction", append_batches, raw_append),
+        ("append, 1 event/transaction", append_singles, raw_append),
+        ("replay: read + upcast + validate", read_all, raw_read),
+        ("replay: rebuild all projections", rebuild_all, raw_read),
     ):
         n, seconds = timed(action)
-        print(f"{name:<22} {label:<40} {n:>7} events {seconds:7.2f} s {n / seconds:>9.0f} events/s")
+        rate = n / seconds
+        print(
+            f"{name:<22} {label:<40} {n:>7} events {seconds:7.2f} s {rate:>9.0f} events/s"
+            f"  ({rate / base:.2f}x baseline)"
+        )
     store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=6000)
-    parser.add_argument("--pg-url", help="an empty PostgreSQL database to use")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         for sync in ("full", "normal"):
             url = f"sqlite:///{Path(tmp) / f'bench-{sync}.db'}?synchronous={sync}"
-            bench(f"sqlite sync={sync}", url, args.events)
+            base = f"sqlite:///{Path(tmp) / f'base-{sync}.db'}?synchronous={sync}"
+            bench(f"sqlite sync={sync}", url, args.events, base)
     if args.no_postgres:
-        return 0
-    if args.pg_url:
-        bench("postgresql", args.pg_url, args.events)
         return 0
     from tests.pg import PostgresServer, PostgresUnavailable
 
@@ -100,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"postgresql: skipped ({exc})", file=sys.stderr)
         return 0
     try:
-        url = server.new_database()
+        url, base = server.new_database(), server.new_database()
         store = EventStore(url, create=False)
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ALTER SYSTEM SET fsync = on"))
             conn.execute(text("SELECT pg_reload_conf()"))
         store.close()
-        bench("postgresql fsync=on", url, args.events)
+        bench("postgresql fsync=on", url, args.events, base)
     finally:
         server.stop()
     return 0
