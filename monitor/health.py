@@ -20,8 +20,8 @@ from datetime import datetime
 from sqlalchemy import update
 
 from monitor.config import FeedConfig
-from monitor.events import AlertRaised
-from monitor.leases import db_now, utc
+from monitor.events import AlertRaised, as_utc
+from monitor.leases import db_now
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import FeedLease, OutboxRow
 
@@ -45,13 +45,13 @@ class Problem:
 
 def problem_of(feed: FeedConfig, row: FeedLease, now: datetime) -> Problem | None:
     """Failing for longer than the feed's failure period, or silent past its expected period."""
-    failing_since = utc(row.failing_since)
+    failing_since = as_utc(row.failing_since)
     if row.consecutive_failures and failing_since is not None:
         if now - failing_since >= feed.failure_period():
             detail = f"{row.consecutive_failures} failed polls; last error: {row.last_error}"
             return Problem("failing", failing_since, detail)
         return None  # failing, but not for long enough: neither failing nor silent yet
-    last_new = utc(row.last_new_at)
+    last_new = as_utc(row.last_new_at)
     period = feed.expected_period
     if period is not None and last_new is not None and now - last_new >= period:
         return Problem("silent", last_new, f"nothing new since {last_new:%Y-%m-%d %H:%M} UTC")

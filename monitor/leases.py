@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from monitor.config import FeedConfig
+from monitor.events import as_utc
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.tables import FeedLease
@@ -44,18 +45,11 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time we store is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def db_now(session: Session) -> datetime:
     """The database's clock on PostgreSQL (one clock for all replicas), ours on SQLite."""
     if session.get_bind().dialect.name == "postgresql":
         value = session.execute(select(func.now())).scalar_one()
-        return utc(value) or datetime.now(UTC)
+        return as_utc(value) or datetime.now(UTC)
     return datetime.now(UTC)
 
 
@@ -154,10 +148,10 @@ class FeedLeases:
             row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
             if row is None:
                 return None  # unknown feed, or another replica is claiming it right now
-            held = utc(row.lease_until)
+            held = as_utc(row.lease_until)
             if held is not None and held > now:
                 return None
-            if not force and (utc(row.next_due) or now) > now:
+            if not force and (as_utc(row.next_due) or now) > now:
                 return None
             row.owner = self.owner
             row.lease_until = now + self.lease_period
@@ -217,7 +211,7 @@ class FeedLeases:
                     row.next_due = now
             else:
                 row.consecutive_failures += 1
-                row.failing_since = utc(row.failing_since) or lease.claimed_at
+                row.failing_since = as_utc(row.failing_since) or lease.claimed_at
                 row.last_error, row.last_error_kind = outcome.error, outcome.error_kind
                 due = now + backoff(feed, row.consecutive_failures, self.max_backoff)
                 if outcome.retry_after is not None:

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from monitor.config import FeedConfig
-from monitor.leases import utc
+from monitor.events import as_utc
 from monitor.store.log import EventStore
 from monitor.store.tables import Checkpoint, FeedHealth, FeedLease, OutboxRow
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def _iso(value: datetime | None) -> str | None:
-    value = utc(value)
+    value = as_utc(value)
     return value.isoformat() if value else None
 
 
