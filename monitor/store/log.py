@@ -94,20 +94,27 @@ def event_id_for(idempotency_key: str | None) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, idempotency_key))
 
 
+def row_fields(row: EventRow) -> dict[str, Any]:
+    """A stored row as plain fields, timestamps in UTC, payload as stored (not upcast)."""
+    return {
+        "seq": row.seq,
+        "id": row.id,
+        "stream": row.stream,
+        "stream_version": row.stream_version,
+        "type": row.type,
+        "schema_version": row.schema_version,
+        "occurred_at": as_utc(row.occurred_at),
+        "recorded_at": as_utc(row.recorded_at),
+        "idempotency_key": row.idempotency_key,
+        "data": row.data,
+        "metadata": row.meta or {},
+    }
+
+
 def to_stored(row: EventRow) -> StoredEvent:
-    return StoredEvent(
-        seq=row.seq,
-        id=row.id,
-        stream=row.stream,
-        stream_version=row.stream_version,
-        type=row.type,
-        schema_version=row.schema_version,
-        occurred_at=as_utc(row.occurred_at),
-        recorded_at=as_utc(row.recorded_at),
-        idempotency_key=row.idempotency_key,
-        data=parse_event_data(row.type, row.schema_version, row.data),
-        metadata=row.meta or {},
-    )
+    fields = row_fields(row)
+    fields["data"] = parse_event_data(row.type, row.schema_version, row.data)
+    return StoredEvent(**fields)
 
 
 class EventStore:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from monitor.events import as_utc, parse_event_data
 from monitor.store.db import StoreError
-from monitor.store.log import EventStore
+from monitor.store.log import EventStore, row_fields
 from monitor.store.tables import EventRow, LogHead
 
 
@@ -69,19 +69,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _raw(row: EventRow) -> RawEvent:
-    return RawEvent(
-        seq=row.seq,
-        id=row.id,
-        stream=row.stream,
-        stream_version=row.stream_version,
-        type=row.type,
-        schema_version=row.schema_version,
-        occurred_at=as_utc(row.occurred_at),
-        recorded_at=as_utc(row.recorded_at),
-        idempotency_key=row.idempotency_key,
-        data=row.data,
-        metadata=row.meta or {},
-    )
+    return RawEvent(**row_fields(row))
 
 
 def raw_events(store: EventStore, after: int = 0, batch: int = 1000) -> Iterator[RawEvent]:
