@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -74,6 +74,12 @@ def feed_trigger(feed: FeedConfig) -> IntervalTrigger:
     return IntervalTrigger(
         seconds=feed.interval.total_seconds(), jitter=feed.jitter_seconds() or None, timezone=UTC
     )
+
+
+def takeover_every(lease_period: timedelta) -> float:
+    """How often to look for feeds abandoned mid-poll: an eighth of the lease, 0.5 to 15 s, so a
+    dead replica's feed is polled again at most that long after its lease expires."""
+    return min(15.0, max(0.5, lease_period.total_seconds() / 8))
 
 
 class Daemon:
@@ -138,6 +144,13 @@ class Daemon:
             IntervalTrigger(seconds=settings.health_check_interval.total_seconds(), timezone=UTC),
             id="health",
             name="source health",
+            executor=SERVICE,
+        )
+        self.scheduler.add_job(
+            self._takeover_job,
+            IntervalTrigger(seconds=takeover_every(settings.lease_period), timezone=UTC),
+            id="takeover",
+            name="take over abandoned feeds",
             executor=SERVICE,
         )
         watchdog = watchdog_interval()
@@ -322,6 +335,23 @@ class Daemon:
         except Exception:  # one bad poll must never take the daemon down
             log.exception("poll of %s failed", name)
             return None
+
+    def _takeover_job(self) -> None:
+        """A replica that died mid-poll leaves its lease to expire; rather than wait for this
+        replica's next scheduled run of that feed (up to an interval away), run it now. Every
+        replica may try; the claim lets exactly one through."""
+        if self.stopping.is_set():
+            return
+        try:
+            feeds = self.runtime.leases.abandoned()
+        except Exception:
+            log.exception("looking for abandoned feeds failed")
+            return
+        for name in feeds:
+            try:
+                self.scheduler.modify_job(f"feed:{name}", next_run_time=datetime.now(UTC))
+            except JobLookupError:
+                continue  # a feed that is no longer configured
 
     def _report(self, run: FeedRun) -> None:
         o = run.outcome

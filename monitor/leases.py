@@ -239,6 +239,17 @@ class FeedLeases:
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
+    def abandoned(self) -> list[str]:
+        """Feeds whose poll was claimed and never completed, with the lease now expired: the
+        replica died or stalled mid-poll. Their ``next_due`` was never moved on, so whoever
+        claims them next polls at once."""
+        with self.store.read_session() as session:
+            now = db_now(session)
+            stmt = select(FeedLease.feed).where(
+                FeedLease.owner.is_not(None), FeedLease.lease_until < now
+            )
+            return list(session.execute(stmt).scalars())
+
     def request(self, feed: str) -> bool:
         """Make a feed due now (``monitor poll FEED``); False for an unknown feed."""
         with self.store.transaction() as session:

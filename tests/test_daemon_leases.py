@@ -64,6 +64,21 @@ def test_a_due_feed_is_claimed_once_and_due_again_after_the_gap(store: EventStor
     assert again is not None and again.etag == '"e1"'  # validators travel with the lease
 
 
+def test_a_poll_abandoned_mid_way_is_listed_once_its_lease_expires(store: EventStore) -> None:
+    other = FeedConfig(name="other", url="http://127.0.0.1:1/o.xml", interval="60s")
+    a = FeedLeases(store, "a", lease_period=timedelta(seconds=30))
+    a.ensure([FEED, other])
+    done = a.claim(other)
+    assert done is not None and a.complete(done, other, PollOutcome(ok=True))
+    assert a.claim(FEED) is not None  # ... and then replica "a" dies mid-poll
+    assert a.abandoned() == []  # the lease still runs
+    shift(store, FEED.name, lease_until=timedelta(seconds=31))
+    assert a.abandoned() == [FEED.name]  # completed polls never show up
+    taken = FeedLeases(store, "b").claim(FEED)
+    assert taken is not None  # due at once: the abandoned poll never moved next_due on
+    assert FeedLeases(store, "b").abandoned() == []
+
+
 def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: EventStore) -> None:
     a = FeedLeases(store, "a", lease_period=timedelta(seconds=30))
     b = FeedLeases(store, "b", lease_period=timedelta(seconds=30))
