@@ -89,6 +89,8 @@ class Downing(FactBase):
     owner: str | None = None
     claimed_by: str | None = None
     denied: bool = False
+    # "shot down 98 drones" is one report of 98, not 98 events.
+    count: Annotated[int, Field(ge=1)] = 1
 
 
 class Diplomacy(FactBase):

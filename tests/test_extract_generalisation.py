@@ -58,8 +58,9 @@ def of_type(text: str, watch: Watch | None, kind: type) -> list:
 )
 def test_interceptor_is_not_the_owner(text: str) -> None:
     found = of_type(text, SUDAN, Downing)
-    assert len(found) == 2  # two drones in one sentence: two events
-    assert {(d.asset, d.owner, d.claimed_by) for d in found} == {("drone", "RSF", "SAF")}
+    assert [(d.asset, d.owner, d.claimed_by, d.count) for d in found] == [
+        ("drone", "RSF", "SAF", 2)
+    ]
 
 
 def test_owner_named_in_the_object_phrase_still_wins() -> None:

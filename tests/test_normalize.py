@@ -280,9 +280,11 @@ def test_passive_downing_takes_the_subject_not_the_weapon() -> None:
     assert (d.asset, d.owner) == ("helicopter", "MLI")
 
 
-def test_two_interceptions_are_two_events() -> None:
+def test_a_counted_interception_is_one_report_with_its_count() -> None:
     found = downings("Israel's military said its air defences intercepted two rockets.", GAZA)
-    assert [d.asset for d in found] == ["missile", "missile"]
+    assert [(d.asset, d.count) for d in found] == [("missile", 2)]
+    many = downings("Air defences shot down 98 drones and six missiles overnight, the army said.")
+    assert sorted((d.asset, d.count) for d in many) == [("drone", 98), ("missile", 6)]
 
 
 def test_crash_is_not_a_downing() -> None:

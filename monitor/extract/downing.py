@@ -132,9 +132,10 @@ def _object_before(s: str, pos: int, lo: int) -> list[re.Match[str]]:
 
 
 def _count_before(sent: Sentence, pos: int) -> int | None:
-    """A count right before the asset phrase: "five Indian warplanes", "some 20 drones"."""
-    for q in sent.quantities:
-        if q.end <= pos and pos - q.end <= 40 and q.value is not None and q.value < 100:
+    """The nearest count right before the asset phrase: "five Indian warplanes", "some 20
+    drones", "98 drones and six missiles" (six for the missiles)."""
+    for q in reversed(sent.quantities):
+        if q.end <= pos and pos - q.end <= 40 and q.value is not None and q.value < 1000:
             between = sent.text[q.end : pos]
             if not re.search(r"[.;,]|\b(?:of|in|on|at)\b", between):
                 return q.value
@@ -251,7 +252,7 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
                     _asset_kind(a),
                     _owner(sent, a, t.end() if a.start() >= t.end() else sent.start),
                     claimant,
-                    min(count, 20),
+                    count,
                     sent,
                     definite,
                 )

@@ -242,17 +242,17 @@ def _downings(sentences: list[Sentence]) -> list[Fact]:
                 continue
             seen[key] = hit.count
             denied = downing.denied_by_owner(sentences, i, hit.owner, hit.claimed_by)
-            for _ in range(hit.count):
-                out.append(
-                    Downing(
-                        **_provenance(sent),
-                        stance="denied" if denied else "claimed" if hit.claimed_by else "reported",
-                        asset=hit.asset,  # type: ignore[arg-type]
-                        owner=hit.owner,
-                        claimed_by=hit.claimed_by,
-                        denied=denied,
-                    )
+            out.append(
+                Downing(
+                    **_provenance(sent),
+                    stance="denied" if denied else "claimed" if hit.claimed_by else "reported",
+                    asset=hit.asset,  # type: ignore[arg-type]
+                    owner=hit.owner,
+                    claimed_by=hit.claimed_by,
+                    denied=denied,
+                    count=hit.count,
                 )
+            )
     return list(out)
 
 
