@@ -264,3 +264,15 @@ def test_prefilter_keeps_every_sentence_a_module_reads(text: str) -> None:
     for module, reads in readers.items():
         if reads:
             assert module in topics, module
+
+
+@pytest.mark.parametrize(
+    ("text", "supports"),
+    [
+        ("Norway pledged 500 million crowns in military aid to Ukraine on Friday.", "UKR"),
+        ("The Dutch government approved a new package of air defence systems for Ukraine.", "UKR"),
+    ],
+)
+def test_pledged_or_approved_arms_are_arms_involvement(text: str, supports: str | None) -> None:
+    found = of_type(text, UKRAINE, ThirdParty)
+    assert [(t.kind, t.supports) for t in found] == [("arms", supports)]

@@ -25,7 +25,8 @@ _ARMS_NOUNS = (
 _SUPPLY = (
     r"(?:send(?:s|ing)?|sent|suppl(?:y|ies|ied|ying)|provid(?:e|es|ed|ing)|deliver(?:s|ed|ing|y|"
     r"ies)?|ship(?:s|ped|ping)?|sales?|sold|sell(?:s|ing)?|transfer(?:s|red|ring)?|"
-    r"smuggl(?:e|ed|es|ing)|arming|arm|donat(?:e|ed|es|ing)|package)"
+    r"smuggl(?:e|ed|es|ing)|arming|arm|donat(?:e|ed|es|ing)|package|pledg(?:e|es|ed|ing)|"
+    r"promis(?:e|es|ed|ing)|approv(?:e|es|ed|ing))"
 )
 _MILITARY_NOUNS = (
     r"(?:air ?strikes?|airstrikes?|strikes?|troops|forces|soldiers|military|jets?|warplanes?|"
