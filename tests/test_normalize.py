@@ -327,7 +327,9 @@ def test_backing_is_political() -> None:
 
 def test_foreign_group_fighters() -> None:
     text = "Mercenaries from the Wagner Group fought alongside Malian troops near Kidal."
-    assert ("WAGNER", "fighters", None) in tp_set(text, SAHEL)
+    assert ("WAGNER", "fighters", "MLI") in tp_set(text, SAHEL)  # "alongside" says whom
+    hired = "Mali's junta has relied on mercenaries from the Wagner Group since 2021."
+    assert tp_set(hired, SAHEL) == {("WAGNER", "fighters", "MLI")}
     assert not {a for a, _, _ in tp_set(text, SAHEL)} & {"MLI", "RUS"}
 
 

@@ -380,7 +380,8 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         return
     if not re.search(
         r"\b(?:arriv\w*|deploy\w*|sent|send\w*|recruit\w*|fight\w*|fought|join\w*|"
-        r"take part|took part|killed|being)\b",
+        r"take part|took part|killed|being|reli\w*|rel(?:y|ies)|hir\w*|employ\w*|"
+        r"us(?:e|es|ed|ing)|backed|alongside|assist\w*|help\w*)\b",
         sig,
     ):
         return
@@ -389,7 +390,7 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         code = _eligible(sent, ref, scope)
         if code and sent.mentions[ref].form in ("adj", "org"):
             tok = sent.token_at(m.start())
-            yield tok, code, "fighters", _party_near(sent, tok, scope, False, 14)
+            yield tok, code, "fighters", _helped(sent, tok, scope)
     for m in _matches(rf"\b{nouns} from\b", sent):
         start = sent.token_at(m.end()) + 1
         for k in range(start, min(start + 6, len(sent.tokens))):
@@ -397,7 +398,13 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             if t.kind == "E" and sent.mentions[t.ref].kind == "group":
                 code = _eligible(sent, t.ref, scope)
                 if code:
-                    yield k, code, "fighters", None
+                    yield k, code, "fighters", _helped(sent, k, scope)
+
+
+def _helped(sent: Sentence, tok: int, scope: Scope) -> str | None:
+    """The party that foreign fighters serve: named after them ("... in Azerbaijan"), else the
+    one that hires or relies on them, named before ("Mali's junta has relied on ...")."""
+    return _party_near(sent, tok, scope, False, 14) or _party_near(sent, tok, scope, True, 14)
 
 
 def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
