@@ -276,3 +276,24 @@ def test_prefilter_keeps_every_sentence_a_module_reads(text: str) -> None:
 def test_pledged_or_approved_arms_are_arms_involvement(text: str, supports: str | None) -> None:
     found = of_type(text, UKRAINE, ThirdParty)
     assert [(t.kind, t.supports) for t in found] == [("arms", supports)]
+
+
+@pytest.mark.parametrize(
+    ("text", "speaker"),
+    [
+        ("Gunmen killed 12 villagers in a raid on Sunday, police said.", "police"),
+        ("An air strike killed 9 civilians, according to the health ministry.", "health ministry"),
+        (
+            "Fighters killed at least 40 soldiers at a base, security sources said.",
+            "security sources",
+        ),
+        ("At least 7 people died in the blast, local residents told reporters.", "local residents"),
+        ("He said that 9 civilians were killed.", None),
+        ("Rebels killed 12 villagers in the district on Sunday.", None),
+    ],
+)
+def test_unnamed_sources_are_attributed_and_perpetrators_are_not(
+    text: str, speaker: str | None
+) -> None:
+    [toll] = of_type(text, None, Casualties)
+    assert toll.attributed_to == speaker

@@ -49,7 +49,19 @@ _SPEAKER_NOUNS = frozenset(
         "forces government authorities sources source president command office agency media "
         "commander chief governor mayor police service services department secretary ombudsman "
         "statement defense defence foreign interior press mod general leader leaders prime and of "
-        "the for its his her their air force navy aide adviser advisor envoy"
+        "the for its his her their air force navy aide adviser advisor envoy security health "
+        "local regional provincial state medics medical doctors hospital witnesses residents "
+        "activists monitors rescuers paramedics observers spokesmen "
+    )
+)
+# Nouns that can head a speaker phrase on their own, without a capitalised name: "police
+# said", "according to the health ministry", "security sources said".
+_SPEAKER_HEADS = frozenset(
+    words(
+        "ministry minister officials official spokesman spokeswoman spokesperson spokesmen army "
+        "military government authorities sources source command office agency commander chief "
+        "governor mayor police department secretary ombudsman medics doctors hospital witnesses "
+        "residents activists monitors rescuers paramedics observers envoy aide adviser advisor"
     )
 )
 
@@ -358,7 +370,11 @@ def _set_speaker(sent: Sentence, i: int, j: int, need_actor: bool = False) -> No
     if j <= i:
         return
     has_name = any(
-        t.kind == "E" or (not need_actor and sent.text[t.start : t.start + 1].isupper())
+        t.kind == "E"
+        or (
+            not need_actor
+            and (sent.text[t.start : t.start + 1].isupper() or t.text in _SPEAKER_HEADS)
+        )
         for t in toks[i:j]
     )
     if not has_name:
