@@ -297,3 +297,13 @@ def test_unnamed_sources_are_attributed_and_perpetrators_are_not(
 ) -> None:
     [toll] = of_type(text, None, Casualties)
     assert toll.attributed_to == speaker
+
+
+def test_the_sides_of_a_brokered_truce_are_not_its_brokers() -> None:
+    watch = make_watch({"ISR": ("Israel", ["Israeli"]), "HZB": ("Hezbollah", [])})
+    text = (
+        "A ceasefire between Israel and Hezbollah brokered by the United States and France "
+        "took effect on Wednesday."
+    )
+    found = of_type(text, watch, Ceasefire)
+    assert sorted((c.status, c.broker) for c in found) == [("agreed", "FRA"), ("agreed", "USA")]

@@ -143,6 +143,8 @@ def _brokers(sent: Sentence, parties: frozenset[str]) -> list[str]:
     for m in _BROKER_BY.finditer(sig):
         out.extend(_actor_list(sent, sent.token_at(m.end()) + 1, parties))
     for m in _BROKER_SUBJECT.finditer(sig):
+        if sig.startswith(" by ", m.end()):
+            continue  # "a truce between A and B brokered by C": A and B are its sides
         out.extend(_coordinated(sent, sent.token_at(m.start())))
     return list(dict.fromkeys(out))
 
