@@ -288,6 +288,10 @@ def test_pledged_or_approved_arms_are_arms_involvement(text: str, supports: str 
             "security sources",
         ),
         ("At least 7 people died in the blast, local residents told reporters.", "local residents"),
+        (
+            "The strike killed 23 people, including four children, local media reported.",
+            "local media",
+        ),
         ("He said that 9 civilians were killed.", None),
         ("Rebels killed 12 villagers in the district on Sunday.", None),
     ],

@@ -51,7 +51,7 @@ _SPEAKER_NOUNS = frozenset(
         "statement defense defence foreign interior press mod general leader leaders prime and of "
         "the for its his her their air force navy aide adviser advisor envoy security health "
         "local regional provincial state medics medical doctors hospital witnesses residents "
-        "activists monitors rescuers paramedics observers spokesmen "
+        "activists monitors rescuers paramedics observers spokesmen television radio state-run "
     )
 )
 # Nouns that can head a speaker phrase on their own, without a capitalised name: "police
@@ -61,7 +61,8 @@ _SPEAKER_HEADS = frozenset(
         "ministry minister officials official spokesman spokeswoman spokesperson spokesmen army "
         "military government authorities sources source command office agency commander chief "
         "governor mayor police department secretary ombudsman medics doctors hospital witnesses "
-        "residents activists monitors rescuers paramedics observers envoy aide adviser advisor"
+        "residents activists monitors rescuers paramedics observers envoy aide adviser advisor "
+        "media television radio"
     )
 )
 
