@@ -289,7 +289,7 @@ def test_pledged_or_approved_arms_are_arms_involvement(text: str, supports: str 
         ),
         ("At least 7 people died in the blast, local residents told reporters.", "local residents"),
         (
-            "The strike killed 23 people, including four children, local media reported.",
+            "The strike killed 23 people in the village, local media reported.",
             "local media",
         ),
         ("He said that 9 civilians were killed.", None),
