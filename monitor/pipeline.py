@@ -110,7 +110,7 @@ def ingest_item(
         )
     failures = [e for e in history if e.type == "ArticleFailed"]
     if len(failures) >= MAX_FETCH_FAILURES or any(
-        isinstance(e.data, ArticleFailed) and e.data.stage != "fetch" for e in failures
+        isinstance(e.data, ArticleFailed) and not e.data.retryable for e in failures
     ):
         return IngestResult(
             article_id=item.article_id, url=item.url, status="skipped", reason="failed before"
