@@ -153,6 +153,23 @@ class FetchConfig(BaseModel):
     )(parse_duration)
 
 
+class DeliveryConfig(BaseModel):
+    """Retries of failed deliveries (``[delivery]``, ``MONITOR_DELIVERY__*``): backoff from
+    ``retry_base`` doubling to ``retry_cap``, given up after ``max_age``. ``lease`` bounds how
+    long a worker may hold a delivery: it must exceed the longest send."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retry_base: timedelta = timedelta(seconds=5)
+    retry_cap: timedelta = timedelta(minutes=30)
+    max_age: timedelta = timedelta(hours=24)
+    lease: timedelta = timedelta(minutes=2)
+
+    _d = field_validator("retry_base", "retry_cap", "max_age", "lease", mode="before")(
+        parse_duration
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONITOR_", extra="forbid", env_nested_delimiter="__"
@@ -178,6 +195,7 @@ class Settings(BaseSettings):
     stop_timeout: timedelta = timedelta(seconds=8)
     poll_workers: int = Field(default=4, ge=1)
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
+    delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
 
     _d = field_validator(
         "deliver_interval",

@@ -25,7 +25,7 @@ from monitor.events import AlertRaised
 from monitor.health import HealthChecker
 from monitor.leases import FeedLeases, PollOutcome, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
-from monitor.notify.outbox import Deliverer
+from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.observability import Metrics
 from monitor.pipeline import IngestResult, ingest_item, poll_feed
 from monitor.sources import polling
@@ -87,7 +87,7 @@ class Runtime:
         self.client: httpx.Client = new_client(self.limits)
         self._old_clients: list[httpx.Client] = []
         self.evaluator = Evaluator(self.rules, self._routes(self.channels))
-        self.deliverer = Deliverer(self.store, self.channels)
+        self.deliverer = Deliverer(self.store, self.channels, retry_policy(settings))
         self.health = HealthChecker(self.store, [c.name for c in self.channels if c.health])
         self.leases = FeedLeases(
             self.store, self.replica_id, settings.lease_period, settings.fetch.max_backoff
@@ -132,7 +132,7 @@ class Runtime:
         with self._consumers:
             self.watches, self.rules, self.channels = watches, rules, channels
             self.evaluator = Evaluator(rules, self._routes(channels))
-            self.deliverer = Deliverer(self.store, channels)
+            self.deliverer = Deliverer(self.store, channels, retry_policy(settings))
             self.health = HealthChecker(self.store, [c.name for c in channels if c.health])
             limits = fetch_limits(settings)
             if limits != self.limits:
@@ -246,6 +246,11 @@ class Runtime:
         alerts = self.advance()
         self.deliver()
         return alerts
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    d = settings.delivery
+    return RetryPolicy(base=d.retry_base, cap=d.retry_cap, max_age=d.max_age, lease=d.lease)
 
 
 def publication_order(item: FeedItem) -> tuple[int, str, str]:

@@ -67,3 +67,15 @@ def test_durations() -> None:
     assert parse_duration(30).total_seconds() == 30
     with pytest.raises(ValueError):
         parse_duration("7 weeks")
+
+
+def test_delivery_retries_are_settings_that_reach_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.runtime import retry_policy
+
+    path = write(tmp_path, '[delivery]\nretry_base = "1s"\nmax_age = "2h"\n')
+    monkeypatch.setenv("MONITOR_DELIVERY__RETRY_CAP", "10m")
+    policy = retry_policy(load_settings(path))
+    assert (policy.base.total_seconds(), policy.cap.total_seconds()) == (1, 600)
+    assert policy.max_age.total_seconds() == 7200 and policy.lease.total_seconds() == 120
