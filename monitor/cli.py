@@ -597,9 +597,12 @@ def cmd_events_transfer(args: argparse.Namespace) -> int:
                 raise UsageError(f"{path}: no such file")
             with path.open(encoding="utf-8") if path else sys.stdin as lines:
                 result = import_jsonl(store, lines)
+            from monitor.notify.admin import restore_outbox
+
+            restored = restore_outbox(store)
             print(
                 f"imported {result.written} events, {result.skipped} already present "
-                f"(head {result.head})",
+                f"(head {result.head}); {restored} outbox rows restored from the log",
                 file=sys.stderr,
             )
         return 0

@@ -663,3 +663,38 @@ def test_migration_adds_outbox_columns_to_an_existing_database(tmp_path: Path) -
     store = EventStore(url)
     (row,) = rows(store)
     assert row.kind == "alert" and row.sent_at is None and row.ref is None
+
+
+def test_a_log_moved_to_another_database_still_delivers_what_was_pending(
+    tmp_path: Path, db_url: str
+) -> None:
+    """`events import` brings no outbox: it is restored from the log, so nothing is lost and
+    nothing already delivered is sent again."""
+    import io
+
+    from monitor.notify.admin import restore_outbox
+    from monitor.store.transfer import export_jsonl, import_jsonl
+
+    with TestServer() as server:
+        server.route("/hook", Reply(200, b"{}"))
+        host = server.base.removeprefix("http://")
+        hook = Channel(name="hook", url=f"json://{host}/hook", tags=["all"])
+        old = EventStore(f"sqlite:///{tmp_path / 'old.db'}")
+        sent, waiting = make_alert(1, channels=["hook"]), make_alert(2, channels=["hook"])
+        queue(old, sent, ["hook"])
+        assert Deliverer(old, [hook], FAST).run_once() == 1
+        queue(old, waiting, ["hook"])  # raised, not yet delivered, when the log is exported
+        dump = io.StringIO()
+        export_jsonl(old, dump)
+        new = EventStore(db_url)
+        import_jsonl(new, io.StringIO(dump.getvalue()))
+        assert restore_outbox(new) == 2
+        assert restore_outbox(new) == 0  # idempotent
+        assert {r.alert_id: r.status for r in rows(new)} == {
+            sent.alert_id: "delivered",
+            waiting.alert_id: "pending",
+        }
+        Deliverer(new, [hook], FAST).run_once()
+        posts = [r.body.decode() for r in server.requests if r.method == "POST"]
+    assert len(posts) == 2  # one from the old database, one from the new
+    assert waiting.alert_id in posts[1] and sent.alert_id not in posts[1]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from monitor.events import DeliveryRequeued
+from monitor.events import AlertRaised, DeliveryAttempted, DeliveryRequeued
 from monitor.notify.channels import Channel, DeliveryError, secret_scope, send
 from monitor.notify.message import render_test
 from monitor.store.log import EventStore, NewEvent
@@ -145,3 +145,56 @@ def send_test_messages(channels: Sequence[Channel]) -> list[ProbeResult]:
                 )
             )
     return results
+
+
+class _Delivery(BaseModel):
+    status: str = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def restore_outbox(store: EventStore) -> int:
+    """Recreate the outbox rows a log implies but this database lacks (after `events import`).
+
+    The outbox is derived state: every ``AlertRaised`` names its channels, and the delivery
+    events since say how far each got. An imported log arrives without rows, so without this an
+    alert still undelivered at export would never be sent. Returns the rows written, pending ones
+    included; rows already present are left alone.
+    """
+    deliveries: dict[tuple[str, str], _Delivery] = {}
+    types = ["AlertRaised", "DeliveryAttempted", "DeliveryRequeued"]
+    for event in store.read(types=types):
+        data = event.data
+        if isinstance(data, AlertRaised):
+            for channel in data.channels:
+                deliveries.setdefault((data.alert_id, channel), _Delivery())
+        elif isinstance(data, DeliveryAttempted):
+            state = deliveries.get((data.alert_id, data.channel))
+            if state is None or data.superseded:
+                continue  # a health report, or an attempt that changed nothing
+            state.attempts = max(state.attempts, data.attempt)
+            state.status = "pending" if data.outcome == "failed" else data.outcome
+            state.last_error = data.error
+        elif isinstance(data, DeliveryRequeued):
+            state = deliveries.get((data.alert_id, data.channel))
+            if state is not None:
+                state.status = "pending"
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        present = {
+            (a, c) for a, c in session.execute(select(OutboxRow.alert_id, OutboxRow.channel))
+        }
+        missing = [(key, d) for key, d in deliveries.items() if key not in present]
+        for (alert_id, channel), d in missing:
+            session.add(
+                OutboxRow(
+                    alert_id=alert_id,
+                    channel=channel,
+                    status=d.status,
+                    attempts=d.attempts,
+                    last_error=d.last_error,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    return len(missing)
