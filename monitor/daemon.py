@@ -228,7 +228,7 @@ class Daemon:
         try:
             sd_notify("STATUS=stopping: flushing the outbox")
             self.runtime.advance()
-            while time.monotonic() < deadline and self.runtime.deliver():
+            while time.monotonic() < deadline and self.runtime.deliver(flush=True):
                 pass
         except Exception:
             log.exception("final outbox flush failed")

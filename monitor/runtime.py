@@ -234,8 +234,8 @@ class Runtime:
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
 
-    def deliver(self) -> int:
-        attempts = self.deliverer.run_once()
+    def deliver(self, *, flush: bool = False) -> int:
+        attempts = self.deliverer.run_once(flush=flush)
         self.metrics.delivery_attempts.inc(attempts)
         return attempts
 

@@ -452,6 +452,34 @@ def test_group_wait_and_interval_send_one_message_per_window(db_url: str, web: T
     store.close()
 
 
+def test_a_flush_at_shutdown_sends_the_waiting_group_but_keeps_retry_backoff(
+    tmp_path: Path, web: TestServer
+) -> None:
+    calls = {"n": 0}
+
+    def flaky_once(_req: object) -> Reply:
+        calls["n"] += 1
+        return Reply(500 if calls["n"] == 1 else 200, b"{}")
+
+    web.route("/fl", flaky_once)
+    clock = Clock()
+    slow = RetryPolicy(base=timedelta(minutes=5), cap=timedelta(minutes=5))
+    channel = Channel(
+        name="fl", url=f"json://{host_of(web)}/fl", tags=["all"], group_wait=timedelta(minutes=1)
+    )
+    store = EventStore(f"sqlite:///{tmp_path / 'db'}")
+    deliverer = Deliverer(store, [channel], slow, clock=clock)
+    queue(store, make_alert(1), ["fl"], at=T0)
+    clock.advance(61)
+    assert deliverer.run_once() == 1  # the first group fails: backoff of minutes
+    queue(store, make_alert(2), ["fl"], at=clock.now)
+    assert deliverer.run_once() == 0  # alert 2 waits for its group window
+    assert deliverer.run_once(flush=True) == 1  # shutdown: it goes now, alone
+    assert json.loads(posts(web)[-1].body)["title"].endswith(make_alert(2).title)
+    assert {r.alert_id[-1]: r.status for r in rows(store)} == {"1": "pending", "2": "delivered"}
+    store.close()
+
+
 def test_rate_limit_defers_without_failing(tmp_path: Path, web: TestServer) -> None:
     web.route("/r", Reply(200, b"{}"))
     clock = Clock()

@@ -152,22 +152,24 @@ class Deliverer:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def run_once(self, limit: int = 50) -> int:
+    def run_once(self, limit: int = 50, *, flush: bool = False) -> int:
         """Send what is due now, up to ``limit`` messages; returns how many were attempted.
 
         A row is attempted at most once per run, so a run ends even when retries are due at once.
+        ``flush`` (at shutdown) also sends the alerts still waiting for their group window, so
+        nothing queued waits for the next start; retries keep their backoff and rate limits hold.
         """
         sent = 0
         done: set[int] = set()
         with secret_scope(self.channels.values()):
             self.release_dead_leases()
             while sent < limit:
-                unit, deferred = self._claim_next(done)
+                unit, deferred = self._claim_next(done, flush)
                 if unit is not None:
                     done.update(r.id for r in unit.rows)
                     self._deliver(unit)
                     sent += 1
-                elif not deferred:
+                elif flush or not deferred:
                     break
         return sent
 
@@ -202,15 +204,19 @@ class Deliverer:
 
     # --- 1. claim ---------------------------------------------------------------------------
 
-    def _claim_next(self, skip: set[int]) -> tuple[Unit | None, bool]:
+    def _claim_next(self, skip: set[int], flush: bool = False) -> tuple[Unit | None, bool]:
         """Claim one unit (not among ``skip``); the flag says rows were deferred meanwhile
         (grouping, rate limit), so the caller should look again."""
         now = self.clock()
         deferred: set[tuple[str, str]] = set()
+        # Never-tried rows may have been deferred only by their group window.
+        due = OutboxRow.next_attempt_at <= now
+        if flush:
+            due = or_(due, OutboxRow.attempts == 0)
         with self.store.transaction() as session:
             stmt = (
                 select(OutboxRow)
-                .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
+                .where(OutboxRow.status == "pending", due)
                 .where(or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= now))
                 .where(OutboxRow.id.not_in(sorted(skip)))
                 .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
@@ -228,7 +234,7 @@ class Deliverer:
                     members = [r for r in rows if r.channel == row.channel and r.kind == "alert"]
                     members = members[: self.policy.max_group]
                 if channel is not None:
-                    ready = self._ready_at(session, channel, members, now)
+                    ready = self._ready_at(session, channel, members, now, grouping=not flush)
                     if ready > now:
                         for r in rows:
                             if (r.channel, r.kind) == (row.channel, row.kind):
@@ -260,11 +266,16 @@ class Deliverer:
         return None, bool(deferred)
 
     def _ready_at(
-        self, session: Session, channel: Channel, members: Sequence[OutboxRow], now: datetime
+        self,
+        session: Session,
+        channel: Channel,
+        members: Sequence[OutboxRow],
+        now: datetime,
+        grouping: bool = True,
     ) -> datetime:
         """When the channel may send next: group wait and interval, then its rate limit."""
         ready = now
-        if channel.grouped and members and members[0].kind == "alert":
+        if grouping and channel.grouped and members and members[0].kind == "alert":
             # The group is every fresh row of the channel too, due or not: an alert queued
             # while the group waits joins it rather than starting a wait of its own.
             fresh = session.execute(
