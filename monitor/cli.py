@@ -500,7 +500,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _clock(iso: str | None) -> str:
-    return iso[:19].replace("T", " ") if iso else "-"
+    """Month, day and time in UTC: narrow enough for a status table on an 80-column terminal."""
+    return iso[5:19].replace("T", " ") if iso else "-"
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
