@@ -152,6 +152,17 @@ def check_consistent(url: str, where: str) -> None:
 
 
 @pytest.mark.slow
+def assert_projections_replay(store: EventStore, reference: EventStore) -> None:
+    """Caught up, the projections equal a rebuild from zero and the run that was never killed."""
+    for projection in all_projections():  # the log moved on after the last advance
+        catch_up(store, projection)
+    live = dump_state(store, all_projections())
+    for projection in all_projections():
+        rebuild(store, projection)
+    assert dump_state(store, all_projections()) == live
+    assert state_rows(store) == state_rows(reference)
+
+
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(db_url: str, tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -198,13 +209,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(db_url: str, tmp_
         assert sum(e.type in ("ArticleExtracted", "ArticleFailed") for e in stored) == 1
 
     # Projections equal a replay from zero, and the conflict state equals the unkilled run's.
-    for projection in all_projections():  # the log moved on after the last advance
-        catch_up(store, projection)
-    live = dump_state(store, all_projections())
-    for projection in all_projections():
-        rebuild(store, projection)
-    assert dump_state(store, all_projections()) == live
-    assert state_rows(store) == state_rows(reference)
+    assert_projections_replay(store, reference)
 
     # No alert lost or raised twice, each queued once per channel, as in the unkilled run.
     raised, outbox = alerts_and_outbox(store)
@@ -343,13 +348,7 @@ def test_sigkill_during_monitor_replay(tmp_path: Path) -> None:
     failed = [u for u, types in outcomes.items() if "ArticleFailed" in types]
     assert len(failed) == len([i for i in range(REPLAY_ARTICLES) if i % 9 == 4])
 
-    for projection in all_projections():  # the log moved on after the last advance
-        catch_up(store, projection)
-    live = dump_state(store, all_projections())
-    for projection in all_projections():
-        rebuild(store, projection)
-    assert dump_state(store, all_projections()) == live
-    assert state_rows(store) == state_rows(ref)
+    assert_projections_replay(store, ref)
 
     raised, outbox = alerts_and_outbox(store)
     ref_raised, ref_outbox = alerts_and_outbox(ref)
