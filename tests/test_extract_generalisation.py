@@ -311,3 +311,22 @@ def test_the_sides_of_a_brokered_truce_are_not_its_brokers() -> None:
     )
     found = of_type(text, watch, Ceasefire)
     assert sorted((c.status, c.broker) for c in found) == [("agreed", "FRA"), ("agreed", "USA")]
+
+
+@pytest.mark.parametrize(
+    ("text", "statuses"),
+    [
+        (
+            "Qatar brokered a truce between the two sides in May, but fighting resumed in June.",
+            [("agreed", "QAT"), ("violated", "QAT")],
+        ),
+        ("Despite the truce, clashes erupted again near the border.", [("violated", None)]),
+        ("The truce collapsed within days as fighting resumed.", [("collapsed", None)]),
+        ("Fighting resumed in the north on Monday.", []),
+    ],
+)
+def test_fighting_resumed_under_a_truce_is_a_violation(
+    text: str, statuses: list[tuple[str, str | None]]
+) -> None:
+    found = of_type(text, None, Ceasefire)
+    assert sorted((c.status, c.broker) for c in found) == sorted(statuses)

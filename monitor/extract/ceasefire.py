@@ -61,6 +61,11 @@ _STATUS_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
+# Fighting again in a sentence about a truce: it is being violated (unless it collapsed).
+_RESUMED = re.compile(
+    r"\b(?:fighting|clashes|hostilities|shelling) (?:\S+ )?(?:resumed|resumes|erupted again|"
+    r"broke out again|flared again)\b"
+)
 _DESPITE = re.compile(
     r"\bdespite (?:a |the |an )?(?:(?!calls?\b)\S+ ){0,4}?(?:ceasefire|cease-fire|truce)"
 )
@@ -211,8 +216,10 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
             if _near(sent, cue, triggers):
                 statuses.setdefault(status, cue)
                 break
-    if _DESPITE.search(sig) and "collapsed" not in statuses:
-        statuses.setdefault("violated", _DESPITE.search(sig))  # type: ignore[arg-type]
+    for pattern in (_DESPITE, _RESUMED):
+        found_cue = pattern.search(sig)
+        if found_cue and "collapsed" not in statuses:
+            statuses.setdefault("violated", found_cue)
     if _NEGATED.search(sig):
         statuses.pop("violated", None)
     found = brokers(sent, parties)
