@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.watches import Party, Watch
 from tests.pg import PostgresServer, PostgresUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'events.db'}"
+
+
+def make_watch(parties: dict[str, list[str]], names: dict[str, str] | None = None) -> Watch:
+    """A watch for extraction tests: party codes with their aliases, names default to codes."""
+    names = names or {}
+    return Watch(
+        id="test",
+        name="test",
+        parties={c: Party(name=names.get(c, c), aliases=a) for c, a in parties.items()},
+    )
 
 
 def shared_dir(*parts: str) -> Path:

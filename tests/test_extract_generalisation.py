@@ -17,26 +17,19 @@ from monitor.extract.analysis import build_sentence, fold
 from monitor.extract.gazetteer import find_mentions
 from monitor.extract.normalize import _topics, extract
 from monitor.extract.numbers import find_quantities
-from monitor.watches import Party, Watch
-
-
-def make_watch(parties: dict[str, tuple[str, list[str]]]) -> Watch:
-    return Watch(
-        id="test",
-        name="test",
-        parties={c: Party(name=n, aliases=a) for c, (n, a) in parties.items()},
-    )
-
+from monitor.watches import Watch
+from tests.conftest import make_watch
 
 SUDAN = make_watch(
-    {
-        "SAF": ("Sudanese Armed Forces", ["army", "Sudanese army"]),
-        "RSF": ("Rapid Support Forces", ["paramilitary", "RSF"]),
-    }
+    {"SAF": ["army", "Sudanese army"], "RSF": ["paramilitary", "RSF"]},
+    {"SAF": "Sudanese Armed Forces", "RSF": "Rapid Support Forces"},
 )
-UKRAINE = make_watch({"RUS": ("Russia", ["Russian"]), "UKR": ("Ukraine", ["Ukrainian"])})
+UKRAINE = make_watch(
+    {"RUS": ["Russian"], "UKR": ["Ukrainian"]}, {"RUS": "Russia", "UKR": "Ukraine"}
+)
 CAUCASUS = make_watch(
-    {"ARM": ("Armenia", ["Armenian"]), "AZE": ("Azerbaijan", ["Azerbaijani", "Azeri"])}
+    {"ARM": ["Armenian"], "AZE": ["Azerbaijani", "Azeri"]},
+    {"ARM": "Armenia", "AZE": "Azerbaijan"},
 )
 
 
@@ -304,7 +297,7 @@ def test_unnamed_sources_are_attributed_and_perpetrators_are_not(
 
 
 def test_the_sides_of_a_brokered_truce_are_not_its_brokers() -> None:
-    watch = make_watch({"ISR": ("Israel", ["Israeli"]), "HZB": ("Hezbollah", [])})
+    watch = make_watch({"ISR": ["Israeli"], "HZB": []}, {"ISR": "Israel", "HZB": "Hezbollah"})
     text = (
         "A ceasefire between Israel and Hezbollah brokered by the United States and France "
         "took effect on Wednesday."

@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.extract.gazetteer import find_mentions, home_states, lookup, resolve_actor, watch_key
-from monitor.watches import Party, Watch
-
-
-def make_watch(parties: dict[str, list[str]], names: dict[str, str] | None = None) -> Watch:
-    names = names or {}
-    return Watch(
-        id="test",
-        name="test",
-        parties={c: Party(name=names.get(c, c), aliases=a) for c, a in parties.items()},
-    )
+from tests.conftest import make_watch
 
 
 @pytest.mark.parametrize(

@@ -14,20 +14,12 @@ from hypothesis import strategies as st
 
 from monitor.events import Casualties, Ceasefire, Diplomacy, Downing, ThirdParty
 from monitor.extract.normalize import extract, normalize
-from monitor.watches import Party, Watch, load_watch
+from monitor.watches import Watch, load_watch
+from tests.conftest import make_watch
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 NK_WATCH = REPO / "rules" / "watches" / "nagorno-karabakh.yaml"
-
-
-def make_watch(parties: dict[str, list[str]], names: dict[str, str] | None = None) -> Watch:
-    names = names or {}
-    return Watch(
-        id="test",
-        name="test",
-        parties={c: Party(name=names.get(c, c), aliases=a) for c, a in parties.items()},
-    )
 
 
 UKRAINE = make_watch(
