@@ -230,31 +230,23 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield sent.token_at(m.start()), code, "political", _party(sent, _ref(m, 2), scope)
-    for m in _matches(
-        r"\b(E\d+) (?:'s )?(?:[^.;]{0,80}?)\bsupport (?:to|for) (?:the )?(E\d+)", sent
-    ):
-        code = _eligible(sent, _ref(m, 1), scope)
-        sup = _party(sent, _ref(m, 2), scope)
-        if code and sup:
-            yield sent.token_at(m.start()), code, "political", sup
-    for m in _matches(
-        r"\b(E\d+) (?:, which |, who )?(?:has |have |had |is |was )?(?:long |openly |also )?"
-        r"(?:backed|backs|supported|supports|armed|arms|sided with) (?:the )?(E\d+)",
-        sent,
-    ):
-        code = _eligible(sent, _ref(m, 1), scope)
-        sup = _party(sent, _ref(m, 2), scope)
-        if code and sup:
-            yield sent.token_at(m.start()), code, "political", sup
-    for m in _matches(
-        r"\b(E\d+) (?:\S+ ){0,4}?(?:recogni[sz]e[sd]?|military pact with|alliance with) "
-        r"(?:the )?(E\d+)",
-        sent,
-    ):
-        code = _eligible(sent, _ref(m, 1), scope)
-        sup = _party(sent, _ref(m, 2), scope)
-        if code and sup:
-            yield sent.token_at(m.start()), code, "political", sup
+    for pattern in _BACKING:
+        for m in _matches(pattern, sent):
+            code = _eligible(sent, _ref(m, 1), scope)
+            sup = _party(sent, _ref(m, 2), scope)
+            if code and sup:
+                yield sent.token_at(m.start()), code, "political", sup
+
+
+# An outsider (group 1) backing a named party (group 2): "Turkey's support for Azerbaijan",
+# "Iran, which has long backed the Houthis", "a military pact with Armenia".
+_BACKING = (
+    r"\b(E\d+) (?:'s )?(?:[^.;]{0,80}?)\bsupport (?:to|for) (?:the )?(E\d+)",
+    r"\b(E\d+) (?:, which |, who )?(?:has |have |had |is |was )?(?:long |openly |also )?"
+    r"(?:backed|backs|supported|supports|armed|arms|sided with) (?:the )?(E\d+)",
+    r"\b(E\d+) (?:\S+ ){0,4}?(?:recogni[sz]e[sd]?|military pact with|alliance with) "
+    r"(?:the )?(E\d+)",
+)
 
 
 def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
