@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     fmt(p)
 
+    p = command(
+        "timeline", cmd_timeline, "a watch's state now and its facts in the order they happened"
+    )
+    p.add_argument("watch", metavar="WATCH", help="the watch id, as in its YAML file")
+    p.add_argument("--since", help="list facts from this time on (ISO, or 7d ago)")
+    config_args(p)
+    fmt(p)
+
     p = command("poll", cmd_poll, "poll one feed now: through the running daemon, else alone")
     p.add_argument("feed", metavar="FEED", help="the feed's name in the config")
     p.add_argument("--alone", action="store_true", help="poll here even if a daemon runs")
@@ -410,6 +418,49 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from monitor.alerting.backtest import parse_when
+    from monitor.timeline import timeline
+
+    try:
+        since = parse_when(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store = open_store(args)
+    try:
+        story = timeline(store, args.watch, since)
+    finally:
+        store.close()
+    if args.format == "jsonl":
+        state = story.model_dump(mode="json", exclude={"facts"})
+        emit({"kind": "state", **state})
+        for fact in story.facts:
+            emit({"kind": "fact", **fact.model_dump(mode="json")})
+        return 0
+    print(f"{story.watch}: {len(story.facts)} facts")
+    for toll in story.tolls:
+        qualifier = {"at_least": "at least ", "about": "about "}.get(toll.qualifier, "")
+        who = " ".join(x for x in (toll.side, toll.category) if x)
+        print(f"  toll  {who} {toll.outcome}: {qualifier}{toll.count:,} ({toll.at:%Y-%m-%d})")
+    if story.ceasefire:
+        c = story.ceasefire
+        broker = f", broker {c.broker}" if c.broker else ""
+        print(f"  ceasefire  {c.status}{broker} ({c.at:%Y-%m-%d})")
+    for o in story.third_parties:
+        helps = f" supporting {', '.join(o.supports)}" if o.supports else ""
+        print(f"  outside  {o.actor}: {', '.join(o.kinds)}{helps} (since {o.first_seen:%Y-%m-%d})")
+    for fact in story.facts:
+        print(f"{fact.at:%Y-%m-%d %H:%M}  {terminal_safe(fact.summary)}")
+        print(f"    {terminal_safe(fact.quote[:200])}")
+        print(f"    {terminal_safe(fact.url)}")
+    return 0
+
+
+def terminal_safe(text: str) -> str:
+    """Article text on a terminal: control characters (escape sequences) shown, not obeyed."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
