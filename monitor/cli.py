@@ -285,7 +285,8 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
             if not feeds:
                 raise UsageError(f"{path}: no feed files (*.xml, *.rss, *.atom) found")
             for feed in feeds:
-                yield from _feed_items(runtime, feed)
+                # The directory named on the command line bounds the feeds' file: links.
+                yield from _feed_items(runtime, feed, files_under=path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
             from monitor.pipeline import item_for_file
 
@@ -294,8 +295,8 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
             yield from _feed_items(runtime, path)
 
 
-def _feed_items(runtime: Runtime, path: Path) -> list[FeedItem]:
-    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri())
+def _feed_items(runtime: Runtime, path: Path, files_under: Path | None = None) -> list[FeedItem]:
+    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
     return runtime.poll(feed)
 
 

@@ -28,7 +28,7 @@ from monitor.events import (
 from monitor.extract.normalize import normalize
 from monitor.extract.text import ArticleText, TextError, article_text
 from monitor.sources.feeds import FeedError, FeedItem, parse_feed
-from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch
+from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch, fetch_link
 from monitor.store.log import EventStore, NewEvent
 from monitor.watches import Watch
 
@@ -56,7 +56,7 @@ def poll_feed(
     """Fetch and parse one feed; the outcome is recorded either way, for feed health."""
     try:
         doc = fetch(feed.url, limits=limits, client=client)
-        items = parse_feed(doc, feed.name, feed.outlet)
+        items = parse_feed(doc, feed.name, feed.outlet, feed.file_root())
     except (FetchError, FeedError) as exc:
         store.append(
             [
@@ -117,9 +117,11 @@ def ingest_item(
         )
     discovered = _discovered(item)
     try:
-        page = fetch(item.url, limits=limits, client=client)
+        page = fetch_link(item.url, file_root=item.file_root, limits=limits, client=client)
     except FetchError as exc:
-        return _fail(store, item, [discovered], "fetch", str(exc), len(failures))
+        # A refused link stays refused: retrying it cannot help.
+        retryable = exc.kind != "refused"
+        return _fail(store, item, [discovered], "fetch", str(exc), len(failures), retryable)
     fetched = _fetched(item, page)
     try:
         text = article_text(page.body, url=page.final_url, content_type=page.content_type)
@@ -222,10 +224,19 @@ def _fail(
     stage: str,
     reason: str,
     previous: int,
+    retryable: bool | None = None,
 ) -> IngestResult:
     failed = NewEvent(
         stream=f"article:{item.article_id}",
-        data=ArticleFailed(article_id=item.article_id, url=item.url, stage=stage, reason=reason),
+        data=ArticleFailed.model_validate(
+            {
+                "article_id": item.article_id,
+                "url": item.url,
+                "stage": stage,
+                "reason": reason,
+                "retryable": retryable,
+            }
+        ),
         idempotency_key=f"failed:{item.article_id}:{stage}:{previous + 1}",
         occurred_at=item.published,
     )
@@ -243,4 +254,6 @@ def _fail(
 def item_for_file(path: Path) -> FeedItem:
     """An article file given directly (no feed): its URL is its file:// location."""
     url = path.resolve().as_uri()
-    return FeedItem(feed="file", url=url, guid=url, title=path.stem)
+    return FeedItem(
+        feed="file", url=url, guid=url, title=path.stem, file_root=path.resolve().parent
+    )

@@ -53,6 +53,7 @@ def fetch_limits(settings: Settings) -> FetchLimits:
         max_redirects=f.max_redirects,
         per_host=f.per_host,
         user_agent=f.user_agent or USER_AGENT,
+        allow_networks=tuple(f.allow_networks),
     )
 
 

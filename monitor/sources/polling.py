@@ -43,7 +43,9 @@ def poll(
             etag=lease.etag if lease else None,
             last_modified=lease.last_modified if lease else None,
         )
-        items = [] if doc.not_modified else parse_feed(doc, feed.name, feed.outlet)
+        items = (
+            [] if doc.not_modified else parse_feed(doc, feed.name, feed.outlet, feed.file_root())
+        )
     except (FetchError, FeedError) as exc:
         kind = exc.kind if isinstance(exc, FetchError) else "parse"
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
