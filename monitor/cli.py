@@ -299,7 +299,8 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
 
 def _feed_items(runtime: Runtime, path: Path, files_under: Path | None = None) -> list[FeedItem]:
     feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
-    return runtime.poll(feed)
+    items, _outcome = runtime.poll(feed)
+    return items
 
 
 def _print_alerts(alerts: list[AlertRaised]) -> None:

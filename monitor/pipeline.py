@@ -1,4 +1,7 @@
-"""The ingest path, left to right: feed -> items -> page -> text -> facts -> event log.
+"""The ingest path, left to right: item -> page -> text -> facts -> event log.
+
+Items come from ``sources.polling.poll`` (the one poll, for the daemon and replay alike), or
+from an article file named on the command line (``item_for_file``).
 
 Each article's events are appended in one transaction, after the network work is done, so a
 crash leaves either all of an article or none of it. Every key is derived from what was read
@@ -14,7 +17,6 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from monitor.config import FeedConfig
 from monitor.events import (
     ArticleDiscovered,
     ArticleExtracted,
@@ -22,13 +24,11 @@ from monitor.events import (
     ArticleFetched,
     ArticleRef,
     FactReported,
-    FeedFailed,
-    FeedPolled,
 )
 from monitor.extract.normalize import normalize
 from monitor.extract.text import ArticleText, TextError, article_text
-from monitor.sources.feeds import FeedError, FeedItem, parse_feed
-from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch, fetch_link
+from monitor.sources.feeds import FeedItem
+from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch_link
 from monitor.store.log import EventStore, NewEvent
 from monitor.watches import Watch
 
@@ -44,53 +44,6 @@ class IngestResult(BaseModel):
     facts: int = 0
     new_events: int = 0
     reason: str | None = None
-
-
-def poll_feed(
-    store: EventStore,
-    feed: FeedConfig,
-    *,
-    limits: FetchLimits | None = None,
-    client: httpx.Client | None = None,
-) -> list[FeedItem]:
-    """Fetch and parse one feed; the outcome is recorded either way, for feed health."""
-    try:
-        doc = fetch(feed.url, limits=limits, client=client)
-        items = parse_feed(doc, feed.name, feed.outlet, feed.file_root())
-    except (FetchError, FeedError) as exc:
-        store.append(
-            [
-                NewEvent(
-                    stream=f"feed:{feed.name}",
-                    data=FeedFailed(feed=feed.name, url=feed.url, reason=str(exc)),
-                )
-            ]
-        )
-        log.warning("feed %s failed: %s", feed.name, exc)
-        return []
-    history = store.read_stream(f"feed:{feed.name}")
-    recovering = bool(history) and history[-1].type == "FeedFailed"
-    # An unchanged feed adds nothing to the log; the first success after a failure always does.
-    key = f"polled:{feed.name}:{doc.content_hash}" + (
-        f":after:{history[-1].seq}" if recovering else ""
-    )
-    known = sum(1 for i in items if _is_known(store, i.article_id))
-    store.append(
-        [
-            NewEvent(
-                stream=f"feed:{feed.name}",
-                data=FeedPolled(
-                    feed=feed.name, url=feed.url, items=len(items), new_items=len(items) - known
-                ),
-                idempotency_key=key,
-            )
-        ]
-    )
-    return items
-
-
-def _is_known(store: EventStore, article_id: str) -> bool:
-    return any(e.type in ("ArticleExtracted",) for e in store.read_stream(f"article:{article_id}"))
 
 
 def ingest_item(
