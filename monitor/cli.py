@@ -30,6 +30,7 @@ from monitor.extract.text import TextError, article_text
 from monitor.logs import setup_logging
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
+from monitor.sources.fetch import FetchError, read_file_capped
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
+    p.add_argument("--config", help="TOML config file: its [fetch] max_bytes caps each file")
     fmt(p)
 
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
@@ -293,7 +295,8 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
             if not feeds:
                 raise UsageError(f"{path}: no feed files (*.xml, *.rss, *.atom) found")
             for feed in feeds:
-                yield from _feed_items(runtime, feed)
+                # The directory named on the command line bounds the feeds' file: links.
+                yield from _feed_items(runtime, feed, files_under=path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
             from monitor.pipeline import item_for_file
 
@@ -302,9 +305,10 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
             yield from _feed_items(runtime, path)
 
 
-def _feed_items(runtime: Runtime, path: Path) -> list[FeedItem]:
-    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri())
-    return runtime.poll(feed)
+def _feed_items(runtime: Runtime, path: Path, files_under: Path | None = None) -> list[FeedItem]:
+    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
+    items, _outcome = runtime.poll(feed)
+    return items
 
 
 def _print_alerts(alerts: list[AlertRaised]) -> None:
@@ -326,13 +330,15 @@ def _print_alerts(alerts: list[AlertRaised]) -> None:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     watch = load_watch(args.watch) if args.watch else None
+    cap = settings_from(args).fetch.max_bytes  # the same cap as a fetched page
     status = 0
     for path in args.files:
         try:
-            raw = path.read_bytes()
+            raw = read_file_capped(path, cap)
             text = article_text(raw, url=path.resolve().as_uri(), content_type=_type_of(path))
-        except (OSError, TextError) as exc:
-            print(f"monitor: {path}: {exc}", file=sys.stderr)
+        except (OSError, TextError, FetchError) as exc:
+            where = "" if isinstance(exc, FetchError) else f"{path}: "  # it names the file
+            print(f"monitor: {where}{exc}", file=sys.stderr)
             status = 1
             continue
         for fact in normalize(text.text, watch):

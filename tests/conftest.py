@@ -19,6 +19,11 @@ SEEDS = ROOT / "seeds"
 RULES = ROOT / "rules"
 SHARED = ROOT.parent / "shared"
 
+# Test servers listen on 127.0.0.1, and their feeds link to pages on it: the test settings let
+# links reach that one address (the product default allows no private address at all).
+# Subprocesses inherit this; tests of the refusals build their limits without it.
+os.environ.setdefault("MONITOR_FETCH__ALLOW_NETWORKS", '["127.0.0.1/32"]')
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
