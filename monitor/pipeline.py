@@ -201,7 +201,10 @@ def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> l
         published=published,
     )
     for watch in relevant:
-        for index, fact in enumerate(normalize(text.text, watch)):
+        found = normalize(text.text, watch)
+        if found.problems:
+            out.append(_normalize_failed(item, text, watch, found.problems))
+        for index, fact in enumerate(found.facts):
             out.append(
                 NewEvent(
                     stream=stream,
@@ -213,6 +216,25 @@ def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> l
                 )
             )
     return out
+
+
+def _normalize_failed(
+    item: FeedItem, text: ArticleText, watch: Watch, problems: list[str]
+) -> NewEvent:
+    """A fact reader that failed on this text: the article keeps the other readers' facts,
+    and the failure is a fact of its own (not retryable: the same text fails the same way)."""
+    return NewEvent(
+        stream=f"article:{item.article_id}",
+        data=ArticleFailed(
+            article_id=item.article_id,
+            url=item.url,
+            stage="normalize",
+            reason=f"watch {watch.id}: " + "; ".join(problems),
+            retryable=False,
+        ),
+        idempotency_key=f"failed:{item.article_id}:normalize:{watch.id}:{text.text_hash}",
+        occurred_at=item.published or text.published,
+    )
 
 
 def _fail(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from monitor.events import Casualties, Ceasefire, Diplomacy, Downing, Fact, ThirdParty
 from monitor.extract import casualties, ceasefire, diplomacy, downing, involvement
@@ -46,30 +47,53 @@ _TYPE_RANK = {"casualties": 0, "ceasefire": 1, "third_party": 2, "downing": 3, "
 MAX_TEXT = 200_000
 
 
-def normalize(text: str, watch: Watch | None = None) -> list[Fact]:
-    """Facts found in `text`, in text order. Spans are offsets into `text` itself."""
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """What one text yielded: its facts, and a line per fact reader that failed on it (that
+    reader's facts are missing; the other readers' facts are whole)."""
+
+    facts: list[Fact]
+    problems: list[str] = field(default_factory=list)
+
+
+def normalize(text: str, watch: Watch | None = None) -> Normalized:
+    """Facts found in `text`, in text order; never raises. An exception inside one fact
+    reader costs only that reader's facts and is reported in `problems`, so that one bad
+    pattern cannot silence an article (or the daemon) and is still seen."""
     try:
-        return extract(text, watch)
-    except Exception:  # the contract: never raise on any input, log and yield nothing
+        return _run(text, watch, isolate=True)
+    except Exception as exc:  # outside any reader: splitting, names, numbers
         log.exception("normalize failed on a %d-character text", len(text or ""))
-        return []
+        return Normalized([], [f"normalize: {_describe(exc)}"])
 
 
 def extract(text: str, watch: Watch | None = None) -> list[Fact]:
     """`normalize` without the safety net, for tests and benchmarks that want to see errors."""
+    return _run(text, watch, isolate=False).facts
+
+
+def _run(text: str, watch: Watch | None, *, isolate: bool) -> Normalized:
     if not isinstance(text, str) or not text.strip():
-        return []
+        return Normalized([])
     text = text[:MAX_TEXT]
     sentences = _sentences(text, watch)
     facts: list[Fact] = []
-    facts += _casualties(sentences, watch)
-    facts += _ceasefires(sentences, watch)
-    if watch is not None:
-        facts += _third_parties(sentences, watch)
-    facts += _downings(sentences)
-    facts += _diplomacy(sentences)
+    problems: list[str] = []
+    for name, reader in _READERS:
+        if not isolate:
+            facts += reader(sentences, watch)
+            continue
+        try:
+            facts += reader(sentences, watch)
+        except Exception as exc:
+            log.exception("fact reader %s failed on a %d-character text", name, len(text))
+            problems.append(f"{name} reader: {_describe(exc)}")
     facts.sort(key=lambda f: (f.span[0], _TYPE_RANK[f.type]))
-    return facts
+    return Normalized(facts, problems)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _sentences(text: str, watch: Watch | None) -> list[Sentence]:
@@ -186,7 +210,9 @@ def _ceasefires(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
 # --- third parties --------------------------------------------------------------------------------
 
 
-def _third_parties(sentences: list[Sentence], watch: Watch) -> list[Fact]:
+def _third_parties(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
+    if watch is None:
+        return []  # an outsider is only an outsider to some conflict
     key = watch_key(watch)
     scope = involvement.Scope(frozenset(watch.parties), home_states(key))
     denials = [involvement.deniers(s) if "denial" in s.topics else set() for s in sentences]
@@ -228,7 +254,7 @@ def _drop_unsupported_duplicates(
 # --- downings -------------------------------------------------------------------------------------
 
 
-def _downings(sentences: list[Sentence]) -> list[Fact]:
+def _downings(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
     out: list[Downing] = []
     seen: dict[tuple[str, str | None, str | None], int] = {}
     for i, sent in enumerate(sentences):
@@ -259,7 +285,7 @@ def _downings(sentences: list[Sentence]) -> list[Fact]:
 # --- diplomacy ------------------------------------------------------------------------------------
 
 
-def _diplomacy(sentences: list[Sentence]) -> list[Fact]:
+def _diplomacy(sentences: list[Sentence], watch: Watch | None) -> list[Fact]:
     out: list[Fact] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for sent in sentences:
@@ -271,3 +297,13 @@ def _diplomacy(sentences: list[Sentence]) -> list[Fact]:
             seen.add((kind, tuple(participants)))
             out.append(Diplomacy(**_provenance(sent), kind=kind, participants=participants))  # type: ignore[arg-type]
     return out
+
+
+# Every fact reader, run in this order on the analysed sentences of one text.
+_READERS: tuple[tuple[str, Callable[[list[Sentence], Watch | None], list[Fact]]], ...] = (
+    ("casualties", _casualties),
+    ("ceasefire", _ceasefires),
+    ("third_party", _third_parties),
+    ("downing", _downings),
+    ("diplomacy", _diplomacy),
+)
