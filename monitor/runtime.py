@@ -150,7 +150,14 @@ class Runtime:
         return poll_feed(self.store, feed, limits=self.limits, client=self.client)
 
     def ingest(self, item: FeedItem) -> IngestResult:
-        result = ingest_item(self.store, item, self.watches, limits=self.limits, client=self.client)
+        result = ingest_item(
+            self.store,
+            item,
+            self.watches,
+            limits=self.limits,
+            client=self.client,
+            extract_budget=self.settings.extract_budget.total_seconds(),
+        )
         self.metrics.events_appended.inc(result.new_events)
         return result
 

@@ -82,7 +82,7 @@ def _asset_kind(m: re.Match[str]) -> str:
 
 
 def _object_after(s: str, pos: int) -> list[re.Match[str]]:
-    stop = _STOP.search(s, pos)
+    stop = _STOP.search(s, pos, pos + 110)  # past the 90 characters read, no stop matters
     end = min(stop.start() if stop else len(s), pos + 90)
     found: list[re.Match[str]] = []
     for m in _ASSET.finditer(s, pos, end):
@@ -226,7 +226,9 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
         ):
             continue
         word = t.group(0).lower()
-        passive = bool(_PASSIVE_BEFORE.search(s[sent.start : t.start()])) or bool(t.group("pro"))
+        # The auxiliary and at most one word before the verb: a short window is enough.
+        lead = s[max(sent.start, t.start() - 60) : t.start()]
+        passive = bool(_PASSIVE_BEFORE.search(lead)) or bool(t.group("pro"))
         if word.startswith("downing") or (word.startswith("intercept") and not passive):
             passive = False
         if (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them")) or (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,47 +48,85 @@ _TYPE_RANK = {"casualties": 0, "ceasefire": 1, "third_party": 2, "downing": 3, "
 MAX_TEXT = 200_000
 
 
+# CPU seconds one text may cost before its extraction is abandoned (config: extract_budget).
+# A news article takes milliseconds; only a hostile or broken text comes near this.
+DEFAULT_BUDGET = 5.0
+
+
+class BudgetExceeded(Exception):
+    """The text cost more than its time budget."""
+
+
+class Budget:
+    """A time allowance for one article, checked between sentences and between readers.
+
+    Measured on the calling thread's CPU clock by default, so that a busy machine (other
+    poll workers, other programs) does not make an ordinary article fail."""
+
+    def __init__(
+        self, seconds: float = DEFAULT_BUDGET, clock: Callable[[], float] = time.thread_time
+    ) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._deadline = clock() + seconds
+
+    def check(self) -> None:
+        if self._clock() >= self._deadline:  # a budget of 0 s allows nothing
+            raise BudgetExceeded(f"extraction exceeded its time budget of {self.seconds:g} s")
+
+
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """What one text yielded: its facts, and a line per fact reader that failed on it (that
-    reader's facts are missing; the other readers' facts are whole)."""
+    """What one text yielded. `problems`: a line per fact reader that failed on it (that
+    reader's facts are missing; the other readers' facts are whole). `failed`: why the text
+    yielded nothing at all (its time budget ran out, or an error outside every reader)."""
 
     facts: list[Fact]
     problems: list[str] = field(default_factory=list)
+    failed: str | None = None
 
 
-def normalize(text: str, watch: Watch | None = None) -> Normalized:
+def normalize(text: str, watch: Watch | None = None, budget: Budget | None = None) -> Normalized:
     """Facts found in `text`, in text order; never raises. An exception inside one fact
     reader costs only that reader's facts and is reported in `problems`, so that one bad
-    pattern cannot silence an article (or the daemon) and is still seen."""
+    pattern cannot silence an article (or the daemon) and is still seen. One `budget` may be
+    shared by the several watches an article is read for."""
     try:
-        return _run(text, watch, isolate=True)
+        return _run(text, watch, isolate=True, budget=budget or Budget())
+    except BudgetExceeded as exc:
+        log.warning("normalize gave up on a %d-character text: %s", len(text), exc)
+        return Normalized([], failed=str(exc))
     except Exception as exc:  # outside any reader: splitting, names, numbers
         log.exception("normalize failed on a %d-character text", len(text or ""))
-        return Normalized([], [f"normalize: {_describe(exc)}"])
+        return Normalized([], failed=f"normalize: {_describe(exc)}")
 
 
 def extract(text: str, watch: Watch | None = None) -> list[Fact]:
-    """`normalize` without the safety net, for tests and benchmarks that want to see errors."""
-    return _run(text, watch, isolate=False).facts
+    """`normalize` without the safety net (and with no time budget), for tests and benchmarks
+    that want to see errors."""
+    return _run(text, watch, isolate=False, budget=Budget(float("inf"))).facts
 
 
-def _run(text: str, watch: Watch | None, *, isolate: bool) -> Normalized:
+def _run(text: str, watch: Watch | None, *, isolate: bool, budget: Budget) -> Normalized:
     if not isinstance(text, str) or not text.strip():
         return Normalized([])
     text = text[:MAX_TEXT]
-    sentences = _sentences(text, watch)
+    sentences = _sentences(text, watch, budget)
     facts: list[Fact] = []
     problems: list[str] = []
     for name, reader in _READERS:
+        budget.check()
         if not isolate:
             facts += reader(sentences, watch)
             continue
         try:
             facts += reader(sentences, watch)
+        except BudgetExceeded:
+            raise  # the whole text's failure, not this reader's
         except Exception as exc:
             log.exception("fact reader %s failed on a %d-character text", name, len(text))
             problems.append(f"{name} reader: {_describe(exc)}")
+    budget.check()
     facts.sort(key=lambda f: (f.span[0], _TYPE_RANK[f.type]))
     return Normalized(facts, problems)
 
@@ -96,7 +135,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _sentences(text: str, watch: Watch | None) -> list[Sentence]:
+def _sentences(text: str, watch: Watch | None, budget: Budget) -> list[Sentence]:
     """Every sentence, analysed only when some rule could fire on it (the cheap gate below:
     most sentences of an article are background that no rule reads)."""
     mentions = find_mentions(text, watch)
@@ -109,6 +148,7 @@ def _sentences(text: str, watch: Watch | None) -> list[Sentence]:
     topics = _topics(folded, spans)
     out: list[Sentence] = []
     for index, (start, end) in enumerate(spans):
+        budget.check()
         ms = _within(mentions, m_starts, start, end)
         qs = _within(quantities, q_starts, start, end)
         outsider = watch is not None and any(

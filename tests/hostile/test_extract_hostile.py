@@ -15,7 +15,7 @@ import pytest
 from monitor.events import ArticleExtracted, ArticleFailed, Casualties, FactReported
 from monitor.extract import casualties as casualty_reader
 from monitor.extract.analysis import Sentence
-from monitor.extract.normalize import extract, normalize
+from monitor.extract.normalize import Budget, extract, normalize
 from monitor.extract.numbers import find_quantities
 from monitor.pipeline import ingest_item, item_for_file
 from monitor.store.log import EventStore
@@ -98,3 +98,57 @@ def test_a_failing_reader_is_recorded_on_the_article(
     again = ingest_item(store, item_for_file(article), [WATCH])
     assert again.status == "skipped"  # the text fails the same way: no retry
     store.close()
+
+
+class Ticks:
+    """A clock that advances one second each time it is read: the budget's checks are then
+    counted, not timed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        self.reads += 1
+        return self.now
+
+
+LONG = " ".join(f"Shelling hit the village of Zenda {i} times overnight." for i in range(40))
+
+
+def test_a_text_that_outruns_its_budget_yields_a_failure_not_facts() -> None:
+    text = LONG + " Seven Ruritanian soldiers were killed."
+    clock = Ticks()
+    found = normalize(text, WATCH, Budget(10, clock))
+    assert found.facts == [] and found.problems == []
+    assert found.failed == "extraction exceeded its time budget of 10 s"
+    assert clock.reads == 11  # given up at the first check past the deadline
+    roomy = normalize(text, WATCH, Budget(10_000, Ticks()))
+    assert roomy.failed is None
+    assert [(f.outcome, f.count) for f in roomy.facts if isinstance(f, Casualties)] == [
+        ("killed", 7)
+    ]
+
+
+def test_one_budget_covers_every_watch_of_an_article() -> None:
+    other = make_watch({"GRA": ["Graustarkian"], "KRE": ["Kreuzlinger"]})
+    clock = Ticks()
+    budget = Budget(60, clock)
+    first = normalize(LONG, WATCH, budget)
+    second = normalize(LONG, other, budget)
+    assert first.failed is None and second.failed is not None
+
+
+def test_an_article_past_its_budget_is_recorded_as_failed(tmp_path: Path) -> None:
+    article = tmp_path / "long.txt"
+    article.write_text(TEXT, encoding="utf-8")
+    store = EventStore(f"sqlite:///{tmp_path / 'log.db'}")
+    result = ingest_item(store, item_for_file(article), [WATCH], extract_budget=0)
+    events = [e.data for e in store.read()]
+    store.close()
+    assert not any(isinstance(e, FactReported) for e in events)
+    failed = [e for e in events if isinstance(e, ArticleFailed)]
+    assert [(f.stage, f.retryable) for f in failed] == [("normalize", False)]
+    assert failed[0].reason == "watch test: extraction exceeded its time budget of 0 s"
+    assert result.reason == failed[0].reason
