@@ -341,7 +341,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
             print(f"monitor: {where}{exc}", file=sys.stderr)
             status = 1
             continue
-        for fact in normalize(text.text, watch):
+        found = normalize(text.text, watch)
+        for problem in found.problems:
+            print(f"monitor: {path}: {problem}", file=sys.stderr)
+            status = 1
+        for fact in found.facts:
             row = {**fact.model_dump(mode="json"), "file": str(path)}
             if args.format == "jsonl":
                 emit(row)

@@ -216,6 +216,8 @@ class Settings(BaseSettings):
     # SIGTERM: time allowed for in-flight polls and the last outbox flush before exiting.
     stop_timeout: timedelta = timedelta(seconds=8)
     poll_workers: int = Field(default=4, ge=1)
+    # CPU time one article's extraction may take; past it the article is recorded as failed.
+    extract_budget: timedelta = timedelta(seconds=5)
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
 
@@ -224,6 +226,7 @@ class Settings(BaseSettings):
         "lease_period",
         "health_check_interval",
         "stop_timeout",
+        "extract_budget",
         mode="before",
     )(parse_duration)
 

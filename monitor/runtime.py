@@ -156,7 +156,14 @@ class Runtime:
         return items, outcome
 
     def ingest(self, item: FeedItem) -> IngestResult:
-        result = ingest_item(self.store, item, self.watches, limits=self.limits, client=self.client)
+        result = ingest_item(
+            self.store,
+            item,
+            self.watches,
+            limits=self.limits,
+            client=self.client,
+            extract_budget=self.settings.extract_budget.total_seconds(),
+        )
         self.metrics.events_appended.inc(result.new_events)
         return result
 
