@@ -64,6 +64,9 @@ class Casualties(FactBase):
     increment: Annotated[int, Field(ge=0)] | None = None
     historical: bool = False
     acled_count: Annotated[int, Field(ge=0)] | None = None
+    # The city or region the toll is for, when the text names one ("in Khartoum"): a place's
+    # toll is its own series.
+    place: str | None = None
     # A part of another figure in the same text ("including 29 civilians"): summing tolls
     # must skip it.
     subset: bool = False

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select, tuple_
 from sqlmodel import Session
 
-from monitor.alerting.rules import SEVERITY_RANK, Condition, Rule, RuleSet
+from monitor.alerting.rules import SEVERITY_RANK, Condition, MatchRule, Rule, RuleSet
 from monitor.alerting.ruletypes import (
     Observed,
     RuleType,
@@ -393,6 +393,31 @@ class Pending:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Report:
+    """The hits of ``per_report`` rules on the facts of one article, one alert per rule once
+    the article's facts have all been read (they are appended together)."""
+
+    article: str
+    state: State
+    sink: Sink
+    pending: dict[str, Pending] = field(default_factory=dict)
+
+    def join(self, p: Pending) -> None:
+        rule = p.rule.rule
+        assert isinstance(rule, MatchRule)
+        first = self.pending.setdefault(f"{rule.id}\x1f{p.ctx.get('watch')}", p)
+        if first is p:
+            p.verdict.data.update({name: [] for name in rule.collect})
+        else:
+            quotes = {e.quote for e in first.verdict.evidence}
+            first.verdict.evidence.extend(e for e in p.verdict.evidence if e.quote not in quotes)
+        for name, path in rule.collect.items():
+            value = lookup(p.ctx, path)
+            if value not in (None, "") and value not in first.verdict.data[name]:
+                first.verdict.data[name].append(value)
+
+
 class Evaluator:
     """Runs a rule set over the log, raising alerts as it goes."""
 
@@ -408,6 +433,7 @@ class Evaluator:
         compiled.sort(key=lambda c: -SEVERITY_RANK[c.rule.severity])
         self.compiled = {c.rule.id: c for c in compiled}
         self.by_event: dict[str, list[Compiled]] = {}
+        self.report: Report | None = None
         for c in compiled:
             self.by_event.setdefault(c.rule.event, []).append(c)
 
@@ -423,17 +449,28 @@ class Evaluator:
                 state = state or State.load(session)
                 row = session.get(Checkpoint, CHECKPOINT) or Checkpoint(name=CHECKPOINT, seq=0)
                 head = store.head(session)
-                events = list(
-                    store.read(row.seq, types=INPUT_TYPES, limit=batch, until=head, session=session)
-                )
+                limit = batch
+                while True:
+                    events = list(
+                        store.read(
+                            row.seq, types=INPUT_TYPES, limit=limit, until=head, session=session
+                        )
+                    )
+                    full = len(events) == limit
+                    whole = whole_reports(events) if full else events
+                    if whole or not full:
+                        events = whole
+                        break
+                    limit *= 2  # one article longer than the batch: read it whole
                 sink = LogSink(store, session)
                 for event in events:
                     self.process(event, state, sink)
+                self.end_report()
                 raised.extend(sink.flush())
                 state.flush(session)
-                row.seq = events[-1].seq if len(events) == batch else head
+                row.seq = events[-1].seq if full else head
                 session.add(row)
-            if len(events) < batch:
+            if not full:
                 return raised
 
     def tick(self, store: EventStore, now: datetime) -> list[AlertRaised]:
@@ -473,17 +510,21 @@ class Evaluator:
         for event in events:
             if event.type in INPUT_TYPES:
                 self.process(event, state, sink)
+        self.end_report()
         return sink
 
     # -- one event --------------------------------------------------------------------------
 
     def process(self, event: StoredEvent, state: State, sink: Sink) -> list[AlertRaised]:
         data = event.data
+        out: list[AlertRaised] = []
+        if self.report is not None and self.report.article != _article_of(event):
+            out = self.end_report()
         if isinstance(data, SilenceAdded | SilenceExpired):
             silence_state(state, data)
-            return []
+            return out
         if not isinstance(data, FactReported | RulesTicked):
-            return []
+            return out
         when = event_time(event)
         clock = as_utc(event.recorded_at)
         failing = state.values.get((GLOBAL, FAILING))
@@ -494,7 +535,7 @@ class Evaluator:
                 state.put(GLOBAL, FAILING, kept)
             else:
                 state.delete(GLOBAL, FAILING)
-        out = self._resolve_holds(state, sink, when, clock, event.id)
+        out.extend(self._resolve_holds(state, sink, when, clock, event.id))
         if isinstance(data, FactReported):
             out.extend(self._evaluate(event, data, state, sink, when, clock))
         return out
@@ -567,7 +608,29 @@ class Evaluator:
             note("verdict: no alert")
             return None
         pending = Pending(c, verdict, ctx, event.id, when, clock, [outlet_of(ctx, "outlet")])
+        if isinstance(rule, MatchRule) and rule.per_report:
+            if self.report is None:
+                self.report = Report(data.article.article_id, state, sink)
+            self.report.join(pending)
+            note("joins the one alert of its report (per_report)")
+            return None
         return self._hold_or_raise(pending, state, sink, note)
+
+    def end_report(self) -> list[AlertRaised]:
+        """The article's facts are all read: its ``per_report`` hits become alerts."""
+        report, self.report = self.report, None
+        out: list[AlertRaised] = []
+        for p in report.pending.values() if report is not None else ():
+            assert report is not None
+            note = self._noter(p.rule.rule.id, p.trigger)
+            try:
+                alert = self._hold_or_raise(p, report.state, report.sink, note)
+            except Exception as exc:
+                self._rule_failed(p.rule, p.trigger, exc, report.state, report.sink, p.when)
+                continue
+            if alert is not None:
+                out.append(alert)
+        return out
 
     # -- failures -----------------------------------------------------------------------------
 
@@ -1000,6 +1063,24 @@ class Evaluator:
 
 def _ignore(_line: str) -> None:
     return None
+
+
+def _article_of(event: StoredEvent) -> str | None:
+    data = event.data
+    return data.article.article_id if isinstance(data, FactReported) else None
+
+
+def whole_reports(events: list[StoredEvent]) -> list[StoredEvent]:
+    """A full batch, less the facts of its last article, which may go on in the next batch:
+    a report is evaluated whole, within one transaction. Empty when the batch is all one
+    article (the caller then reads a larger batch)."""
+    last = _article_of(events[-1])
+    if last is None:
+        return events
+    cut = len(events)
+    while cut > 0 and _article_of(events[cut - 1]) == last:
+        cut -= 1
+    return events[:cut]
 
 
 __all__ = [
