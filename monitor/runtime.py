@@ -99,7 +99,7 @@ class Runtime:
 
     @staticmethod
     def _routes(channels: Sequence[Channel]) -> list[Route]:
-        return [Route(name=c.name, tags=c.tags) for c in channels]
+        return [Route(name=c.name, tags=c.tags, health=c.health) for c in channels]
 
     def close(self) -> None:
         for client in [self.client, *self._old_clients]:
