@@ -1,0 +1,85 @@
+"""Chat and webhook delivery to a real HTTP server on 127.0.0.1: JSON webhooks, Mattermost."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from monitor.notify.channels import Channel
+from monitor.notify.outbox import Deliverer
+from monitor.store.log import EventStore
+from tests.httpserver import Reply, Request, TestServer
+from tests.notify_helpers import (
+    FAST,
+    attempts_of,
+    host_of,
+    make_alert,
+    posts,
+    queue,
+    rows,
+)
+
+pytest_plugins = ["tests.notify_helpers"]  # the smtp and web fixtures
+
+# --- chat and webhooks ----------------------------------------------------------------------
+
+
+def test_webhook_500_then_200_delivered_once_and_other_targets_not_resent(
+    db_url: str, web: TestServer
+) -> None:
+    calls = Counter[str]()
+
+    def flaky(_req: Request) -> Reply:
+        calls["flaky"] += 1
+        return Reply(500 if calls["flaky"] == 1 else 200, b"{}")
+
+    web.route("/flaky", flaky)
+    web.route("/steady", Reply(200, b"{}"))
+    channels = [
+        Channel(name="flaky", url=f"json://{host_of(web)}/flaky", tags=["all"]),
+        Channel(name="steady", url=f"json://{host_of(web)}/steady", tags=["all"]),
+    ]
+    store = EventStore(db_url)
+    alert = make_alert()
+    queue(store, alert, ["flaky", "steady"])
+    deliverer = Deliverer(store, channels, FAST)
+    assert deliverer.run_once() == 2
+    assert deliverer.run_once() == 1
+    assert deliverer.run_once() == 0
+    assert [p.path for p in posts(web)] == ["/flaky", "/steady", "/flaky"]
+    payload = json.loads(posts(web)[-1].body)
+    assert payload["title"] == f"[CRITICAL] {alert.title}"
+    assert alert.evidence[0].quote in payload["message"]
+    assert alert.evidence[0].url in payload["message"]
+    assert f"alert {alert.alert_id} · attempt 2" in payload["message"]
+    assert {r.channel: r.status for r in rows(store)} == {
+        "flaky": "delivered",
+        "steady": "delivered",
+    }
+    events = {(a.channel, a.attempt): a for a in attempts_of(store)}
+    assert events["flaky", 1].outcome == "failed" and "500" in (events["flaky", 1].error or "")
+    assert events["flaky", 2].outcome == "delivered" and events["steady", 1].outcome == "delivered"
+    assert all(a.latency_ms is not None for a in events.values() if a.outcome == "delivered")
+    assert events["flaky", 2].target == f"json://{host_of(web)}/flaky"
+    store.close()
+
+
+def test_mattermost_incoming_webhook_gets_markdown_with_evidence(web: TestServer, tmp_path: Path):
+    web.route("/hooks/abcdefTOKEN123", Reply(200, b"ok"))
+    channel = Channel(
+        name="chat", url=f"mmost://{host_of(web)}/abcdefTOKEN123", tags=["all"], format="markdown"
+    )
+    store = EventStore(f"sqlite:///{tmp_path / 'db'}")
+    alert = make_alert(3, summary="Claims of *bold* [links](http://evil.example) are escaped")
+    queue(store, alert, ["chat"])
+    assert Deliverer(store, [channel], FAST).run_once() == 1
+    (req,) = posts(web, "/hooks/abcdefTOKEN123")
+    payload = json.loads(req.body)
+    text = payload["text"]
+    assert alert.title in text
+    assert "The truce collapsed within hours, officials said \\(3\\)." in text
+    assert "[Outlet A](<http://news.example/3?a=1&b=2>)" in text
+    assert "\\[links\\]\\(http://evil.example\\)" in text  # feed text cannot become a link
+    assert f"alert {alert.alert_id} · attempt 1" in text
+    assert rows(store)[0].status == "delivered"
