@@ -16,6 +16,9 @@ SEEDS = ROOT / "seeds"
 RULES = ROOT / "rules"
 SHARED = ROOT.parent / "shared"
 
+# The delivery tests' real receivers (the smtp and web fixtures).
+pytest_plugins = ["tests.notify_helpers"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:

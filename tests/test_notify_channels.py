@@ -25,8 +25,6 @@ from tests.notify_helpers import (
     rows,
 )
 
-pytest_plugins = ["tests.notify_helpers"]  # the smtp and web fixtures
-
 # --- channels, secrets ----------------------------------------------------------------------
 
 

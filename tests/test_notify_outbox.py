@@ -32,8 +32,6 @@ from tests.notify_helpers import (
     rows,
 )
 
-pytest_plugins = ["tests.notify_helpers"]  # the smtp and web fixtures
-
 # --- grouping and rate limits ---------------------------------------------------------------
 
 

@@ -27,8 +27,6 @@ from tests.notify_helpers import (
     rows,
 )
 
-pytest_plugins = ["tests.notify_helpers"]  # the smtp and web fixtures
-
 # --- retries, backoff, giving up, health reports, manual retry ------------------------------
 
 

@@ -20,8 +20,6 @@ from tests.notify_helpers import (
     rows,
 )
 
-pytest_plugins = ["tests.notify_helpers"]  # the smtp and web fixtures
-
 # --- chat and webhooks ----------------------------------------------------------------------
 
 
@@ -80,6 +78,6 @@ def test_mattermost_incoming_webhook_gets_markdown_with_evidence(web: TestServer
     assert alert.title in text
     assert "The truce collapsed within hours, officials said \\(3\\)." in text
     assert "[Outlet A](<http://news.example/3?a=1&b=2>)" in text
-    assert "\\[links\\]\\(http://evil.example\\)" in text  # feed text cannot become a link
+    assert "\\[links\\]\\(http\\://evil.example\\)" in text  # feed text cannot become a link
     assert f"alert {alert.alert_id} · attempt 1" in text
     assert rows(store)[0].status == "delivered"

@@ -207,11 +207,11 @@ def send(channel: Channel, message: Message) -> int:
         if plugin is None:
             raise DeliveryError(f"Apprise does not understand {channel.safe_url()}")
         body = message.body(channel.format)
+        # A target without a title field gets it as the body's first line, in the body's format.
+        title = message.title_in(channel.format) if plugin.title_maxlen <= 0 else message.title
         with apprise.LogCapture(level=logging.WARNING) as log:
             try:
-                ok = plugin.notify(
-                    body=body, title=message.title, body_format=_FORMATS[channel.format]
-                )
+                ok = plugin.notify(body=body, title=title, body_format=_FORMATS[channel.format])
             except Exception as exc:  # a broken plugin must not take the worker down
                 raise DeliveryError(
                     redact(f"{type(exc).__name__}: {exc}", channel.secrets)
