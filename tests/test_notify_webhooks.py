@@ -75,7 +75,7 @@ def test_mattermost_incoming_webhook_gets_markdown_with_evidence(web: TestServer
     (req,) = posts(web, "/hooks/abcdefTOKEN123")
     payload = json.loads(req.body)
     text = payload["text"]
-    assert alert.title in text
+    assert "w: ceasefire brokered by RUS collapsed \\(3\\)" in text  # the title, escaped
     assert "The truce collapsed within hours, officials said \\(3\\)." in text
     assert "[Outlet A](<http://news.example/3?a=1&b=2>)" in text
     assert "\\[links\\]\\(http\\://evil.example\\)" in text  # feed text cannot become a link
