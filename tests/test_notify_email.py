@@ -30,7 +30,7 @@ def test_email_has_subject_text_and_html_parts_evidence_and_a_stable_message_id(
 ) -> None:
     inbox, port = smtp
     store = EventStore(f"sqlite:///{tmp_path / 'db'}")
-    plain = make_alert(1)
+    plain = make_alert(1, explanation=["status collapsed (was agreed) for broker RUS"])
     templated = make_alert(
         2,
         body="Rule body: the truce collapsed.\n> The truce collapsed within hours, officials "
@@ -58,6 +58,8 @@ def test_email_has_subject_text_and_html_parts_evidence_and_a_stable_message_id(
     assert "http://news.example/1?a=1&b=2" in text
     assert 'href="http://news.example/1?a=1&amp;b=2"' in html
     assert "Outlet A, 2021-03-01" in text
+    assert "Why: status collapsed (was agreed) for broker RUS" in text  # one line: why it fired
+    assert "<i>Why:</i> status collapsed (was agreed) for broker RUS" in html
 
     msg = by_id[templated.alert_id]
     text = msg.get_body(("plain",)).get_content()

@@ -39,7 +39,10 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
         assert len(delays) > 40  # jittered, not a fixed schedule
 
 
-def test_failed_delivery_waits_for_its_backoff(tmp_path: Path) -> None:
+def test_failed_delivery_waits_for_its_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="monitor.notify.outbox")
     clock = Clock()
     store = EventStore(f"sqlite:///{tmp_path / 'db'}")
     channel = Channel(name="hook", url=f"json://127.0.0.1:{free_port()}/x", tags=["all"])
@@ -49,6 +52,10 @@ def test_failed_delivery_waits_for_its_backoff(tmp_path: Path) -> None:
     assert deliverer.run_once() == 1
     due = rows(store)[0].next_attempt_at.replace(tzinfo=UTC)
     assert T0 + timedelta(seconds=5) <= due <= T0 + timedelta(seconds=10)
+    (line,) = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    wait = round((due - T0).total_seconds())
+    assert line.endswith(f"; next try at {due:%Y-%m-%d %H:%M:%S} UTC (in {wait}s)")
+    assert "\n" not in line and "attempt 1" in line
     clock.advance(4.9)
     assert deliverer.run_once() == 0
     clock.now = due

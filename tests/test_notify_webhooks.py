@@ -81,3 +81,77 @@ def test_mattermost_incoming_webhook_gets_markdown_with_evidence(web: TestServer
     assert "\\[links\\]\\(http\\://evil.example\\)" in text  # feed text cannot become a link
     assert f"alert {alert.alert_id} · attempt 1" in text
     assert rows(store)[0].status == "delivered"
+
+
+# --- structured payload for programs ----------------------------------------------------------
+
+
+def test_json_webhook_gets_the_alert_as_data_with_its_severity_as_apprise_type(
+    web: TestServer, tmp_path: Path
+) -> None:
+    web.route("/hook", Reply(200, b"{}"))
+    channel = Channel(name="hook", url=f"json://{host_of(web)}/hook", tags=["all"])
+    store = EventStore(f"sqlite:///{tmp_path / 'db'}")
+    critical = make_alert(1, explanation=["status moved from agreed to collapsed"])
+    warning = make_alert(2, severity="warning", labels={"topic": "ceasefire"})
+    info = make_alert(3, severity="info")
+    resolved = make_alert(4, severity="critical", status="resolved")
+    for alert in (critical, warning, info, resolved):
+        queue(store, alert, ["hook"])
+    explain = "https://monitor.example.org/alerts/{id}"
+    assert Deliverer(store, [channel], FAST, explain_url=explain).run_once() == 4
+    bodies = {p["id"]: p for p in (json.loads(r.body) for r in posts(web, "/hook"))}
+
+    body = bodies[critical.alert_id]
+    assert body["type"] == "failure"  # Apprise's notify type: chats colour by it
+    assert body["title"] == f"[CRITICAL] {critical.title}" and "officials said" in body["message"]
+    assert body["rule"] == "ceasefire-collapse" and body["severity"] == "critical"
+    assert body["watch"] == "w" and body["summary"] == critical.summary
+    assert body["why"] == "status moved from agreed to collapsed"
+    assert body["data"] == {"status": "collapsed", "broker": "RUS"}
+    assert body["evidence"] == [
+        {
+            "quote": "The truce collapsed within hours, officials said (1).",
+            "url": "http://news.example/1?a=1&b=2",
+            "outlet": "Outlet A",
+            "published": "2021-03-01T00:00:00+00:00",
+            "event_id": "e1",
+        }
+    ]
+    assert body["explain"] == {
+        "command": f"monitor alerts explain {critical.alert_id}",
+        "url": f"https://monitor.example.org/alerts/{critical.alert_id}",
+    }
+    assert body["attempt"] == 1 and body["monitor"] == 1
+    assert [(a["id"], a["title"]) for a in body["alerts"]] == [(critical.alert_id, critical.title)]
+
+    assert bodies[warning.alert_id]["type"] == "warning"
+    assert bodies[warning.alert_id]["labels"] == {"topic": "ceasefire"}
+    assert bodies[info.alert_id]["type"] == "info"
+    assert bodies[resolved.alert_id]["type"] == "success"
+    assert bodies[resolved.alert_id]["status"] == "resolved"
+
+
+def test_a_grouped_json_message_lists_every_alert_and_url_payload_settings_still_win(
+    web: TestServer, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    web.route("/g", Reply(200, b"{}"))
+    channel = Channel(
+        name="g",
+        url=f"json://{host_of(web)}/g?:message=text&:source=desk",
+        tags=["all"],
+        group_wait=timedelta(0),
+        group_interval=timedelta(hours=1),
+    )
+    store = EventStore(f"sqlite:///{tmp_path / 'db'}")
+    first, second = make_alert(1, severity="warning"), make_alert(2)
+    queue(store, first, ["g"])
+    queue(store, second, ["g"])
+    assert Deliverer(store, [channel], FAST).run_once() == 1
+    (body,) = [json.loads(r.body) for r in posts(web, "/g")]
+    assert body["type"] == "failure" and body["severity"] == "critical"
+    assert sorted(a["id"] for a in body["alerts"]) == [first.alert_id, second.alert_id]
+    assert body["source"] == "desk" and "text" in body and "message" not in body
+    assert body["alerts"][0]["explain"]["url"] is None  # no explain_url configured

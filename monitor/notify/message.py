@@ -17,6 +17,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,9 @@ from monitor.events import AlertRaised, Evidence
 
 GROUP_NAMESPACE = uuid.UUID("3f0b8c7e-29d4-4f6a-9a0e-5c1d7b2e8f41")
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
+# Apprise's notify types (the colour or icon a chat shows, the "type" of a JSON webhook).
+NOTIFY_TYPES = {"info": "info", "warning": "warning", "critical": "failure"}
+PAYLOAD_VERSION = 1
 
 
 class Message(BaseModel):
@@ -38,6 +42,9 @@ class Message(BaseModel):
     markdown: str
     html: str
     alert_ids: list[str]
+    notify_type: str = "info"  # info, success, warning or failure
+    # The alerts as data, for receivers that are programs (JSON webhooks): see ``payload_of``.
+    payload: dict[str, Any] = {}
 
     def body(self, fmt: str) -> str:
         return {"markdown": self.markdown, "html": self.html}.get(fmt, self.text)
@@ -151,9 +158,16 @@ def _evidence_text(alert: AlertRaised) -> list[str]:
     return lines
 
 
+def why(alert: AlertRaised) -> str:
+    """The one line that says why the rule fired (recorded on the alert when it was raised)."""
+    return clean(alert.explanation[0]) if alert.explanation else ""
+
+
 def _text(section: Section) -> str:
     alert = section.alert
     lines = [clean(alert.summary), ""]
+    if why(alert):
+        lines += [f"Why: {why(alert)}", ""]
     body = clean(alert.body, one_line=False).strip()
     if body:
         lines += [body, ""]
@@ -169,6 +183,8 @@ def _text(section: Section) -> str:
 def _markdown(section: Section) -> str:
     alert = section.alert
     lines = [_md(alert.summary), ""]
+    if why(alert):
+        lines += [f"_Why:_ {_md(why(alert))}", ""]
     lines += [f"- {_md(k)}: {_md(v)}" for k, v in alert.data.items()]
     if alert.data:
         lines.append("")
@@ -187,6 +203,8 @@ def _html(section: Section) -> str:
         return html.escape(clean(value))
 
     parts = [f"<p>{e(alert.summary)}</p>"]
+    if why(alert):
+        parts.append(f"<p><i>Why:</i> {e(why(alert))}</p>")
     body = (alert.body_html or "").strip()  # rendered by the rule's autoescaped template
     if body:
         parts.append(body)
@@ -201,9 +219,64 @@ def _html(section: Section) -> str:
     return "\n".join(parts)
 
 
-def render_alert(alert: AlertRaised, attempt: int) -> Message:
+def render_alert(alert: AlertRaised, attempt: int, explain_url: str | None = None) -> Message:
     """A message for one alert; its key is the alert id (email Message-ID derives from it)."""
-    return render_group([Section(alert=alert, attempt=attempt)], channel="")
+    return render_group(
+        [Section(alert=alert, attempt=attempt)], channel="", explain_url=explain_url
+    )
+
+
+def notify_type(alerts: Sequence[AlertRaised]) -> str:
+    """Resolved notices are "success"; otherwise the highest severity's type."""
+    if alerts and all(a.status == "resolved" for a in alerts):
+        return "success"
+    top = max(alerts, key=lambda a: SEVERITY_ORDER.get(a.severity, 1))
+    return NOTIFY_TYPES.get(top.severity, "warning")
+
+
+def alert_payload(section: Section, explain_url: str | None = None) -> dict[str, Any]:
+    """One alert as data: the fields a program needs, feed text as plain JSON strings."""
+    a = section.alert
+    link = explain_url.replace("{id}", a.alert_id) if explain_url else None
+    return {
+        "id": a.alert_id,
+        "rule": a.rule,
+        "severity": a.severity,
+        "status": a.status,
+        "watch": a.watch,
+        "title": a.title,
+        "summary": a.summary,
+        "why": why(a) or None,
+        "data": a.data,
+        "labels": a.labels,
+        "evidence": [
+            {
+                "quote": ev.quote,
+                "url": ev.url,
+                "outlet": ev.outlet,
+                "published": ev.published.isoformat() if ev.published else None,
+                "event_id": ev.event_id,
+            }
+            for ev in a.evidence
+        ],
+        "explain": {"command": f"monitor alerts explain {a.alert_id}", "url": link},
+        "attempt": section.attempt,
+    }
+
+
+def payload_of(
+    sections: Sequence[Section], key: str, explain_url: str | None = None
+) -> dict[str, Any]:
+    """The structured part of a webhook body. One alert: its fields at the top level; always
+    ``alerts``, the list of every alert in the message (a grouped channel sends several)."""
+    alerts = [alert_payload(s, explain_url) for s in sections]
+    # Apprise's own fields (version, title, message, type, attachments) stay Apprise's: the
+    # top-level title is the message's, "[SEVERITY] title"; each alert's own is in "alerts".
+    top = {k: v for k, v in alerts[0].items() if k != "title"} if len(alerts) == 1 else {}
+    if len(alerts) > 1:
+        top_alert = max(sections, key=lambda s: SEVERITY_ORDER.get(s.alert.severity, 1)).alert
+        top = {"id": key, "severity": top_alert.severity}
+    return {"monitor": PAYLOAD_VERSION, **top, "alerts": alerts}
 
 
 def group_key(channel: str, alert_ids: Sequence[str]) -> str:
@@ -213,8 +286,13 @@ def group_key(channel: str, alert_ids: Sequence[str]) -> str:
     return str(uuid.uuid5(GROUP_NAMESPACE, f"{channel}|{','.join(sorted(alert_ids))}"))
 
 
-def render_group(sections: Sequence[Section], channel: str) -> Message:
-    """One message listing each alert (each with its id and evidence); one alert: no list."""
+def render_group(
+    sections: Sequence[Section], channel: str, explain_url: str | None = None
+) -> Message:
+    """One message listing each alert (each with its id and evidence); one alert: no list.
+
+    ``explain_url`` (``[delivery] explain_url``, ``{id}`` replaced) links each alert to a page
+    that explains it, in the structured payload."""
     alerts = [s.alert for s in sections]
     top = max(alerts, key=lambda a: SEVERITY_ORDER.get(a.severity, 1))
     ids = [a.alert_id for a in alerts]
@@ -242,13 +320,16 @@ def render_group(sections: Sequence[Section], channel: str) -> Message:
             f"\n{_html(s)}"
             for i, s in enumerate(sections, start=1)
         )
+    key = group_key(channel, ids)
     return Message(
-        key=group_key(channel, ids),
+        key=key,
         title=title,
         text=text,
         markdown=markdown,
         html=body_html,
         alert_ids=ids,
+        notify_type=notify_type(alerts),
+        payload=payload_of(sections, key, explain_url),
     )
 
 
@@ -288,6 +369,7 @@ def render_report(
         markdown=markdown,
         html=body_html,
         alert_ids=[alert_id],
+        notify_type="failure",
     )
 
 
