@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from monitor.alerting.backtest import parse_when
@@ -219,6 +220,12 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(getattr(args, "config", None), **flags)
 
 
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints text as it is: titles, quotes and errors come from feeds, so
+    nothing in them may be read as markup (``[/]`` would crash), an emoji code or a highlight."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
 def emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
@@ -267,8 +274,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
     items = sorted(collect_items(runtime, paths), key=publication_order)
     raised: list[AlertRaised] = []
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+    err = console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("replaying", total=len(items))
         for item in items:
             result = runtime.ingest(item)
@@ -278,6 +285,11 @@ def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
                 if fmt == "jsonl":
                     emit(alert_json(alert))
             log.debug("%s: %s", item.url, result.status)
+    # Once more, so the projections (``alerts list``) also hold the alerts raised last.
+    for alert in runtime.advance():
+        raised.append(alert)
+        if fmt == "jsonl":
+            emit(alert_json(alert))
     while runtime.deliver():
         pass
     if fmt == "text":
@@ -312,17 +324,15 @@ def _feed_items(runtime: Runtime, path: Path, files_under: Path | None = None) -
 
 
 def _print_alerts(alerts: list[AlertRaised]) -> None:
-    console = Console()
+    out = console()
     if not alerts:
-        console.print("no alerts raised")
+        out.print("no alerts raised")
         return
     for alert in alerts:
-        console.print(
-            f"[bold]{alert.severity.upper()}[/bold] {alert.title}", markup=True, highlight=False
-        )
+        out.print(Text.assemble((alert.severity.upper(), "bold"), " ", alert.title))
         for ev in alert.evidence:
-            console.print(f"  > {ev.quote}", markup=False, highlight=False)
-            console.print(f"    {ev.outlet or ''} {ev.url}", markup=False, highlight=False)
+            out.print(f"  > {ev.quote}")
+            out.print(f"    {ev.outlet or ''} {ev.url}")
 
 
 # --- extract ------------------------------------------------------------------------------------
@@ -424,7 +434,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                     ", ".join(d.describe() for d in found) or "-",
                 )
         if args.format == "text":
-            Console().print(table)
+            console().print(table)
         return 0
     finally:
         store.close()
@@ -530,18 +540,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "jsonl":
         emit(status)
         return 0
-    console = Console()
+    out = console()
     daemon = status["daemon"]
     if daemon:
         state = "ready" if daemon.get("ready") else "not ready"
         replica = daemon.get("replica")
-        console.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
+        out.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
     else:
-        console.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
+        out.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     last = status["last_poll"] or "-"
-    console.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
-    console.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
+    out.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
+    out.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
     table = Table(
         "feed", "last poll", "last success", "next due", "by", "fails", "items", "last error"
     )
@@ -556,7 +566,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(f["last_items"]),
             (f["last_error"] or "")[:80],
         )
-    console.print(table)
+    out.print(table)
     return 0
 
 

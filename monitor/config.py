@@ -186,6 +186,9 @@ class DeliveryConfig(BaseModel):
     retry_cap: timedelta = timedelta(minutes=30)
     max_age: timedelta = timedelta(hours=24)
     lease: timedelta = timedelta(minutes=2)
+    # A page that explains one alert, "{id}" replaced by the alert id; JSON webhooks carry it
+    # as "explain.url" (the command "monitor alerts explain ID" is always there).
+    explain_url: str | None = None
 
     _d = field_validator("retry_base", "retry_cap", "max_age", "lease", mode="before")(
         parse_duration

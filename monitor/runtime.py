@@ -89,7 +89,12 @@ class Runtime:
         self.client: httpx.Client = new_client(self.limits)
         self._old_clients: list[httpx.Client] = []
         self.evaluator = Evaluator(self.rules, self._routes(self.channels))
-        self.deliverer = Deliverer(self.store, self.channels, retry_policy(settings))
+        self.deliverer = Deliverer(
+            self.store,
+            self.channels,
+            retry_policy(settings),
+            explain_url=settings.delivery.explain_url,
+        )
         self.health = HealthChecker(self.store, [c.name for c in self.channels if c.health])
         self.leases = FeedLeases(
             self.store, self.replica_id, settings.lease_period, settings.fetch.max_backoff
@@ -134,7 +139,12 @@ class Runtime:
         with self._consumers:
             self.watches, self.rules, self.channels = watches, rules, channels
             self.evaluator = Evaluator(rules, self._routes(channels))
-            self.deliverer = Deliverer(self.store, channels, retry_policy(settings))
+            self.deliverer = Deliverer(
+                self.store,
+                channels,
+                retry_policy(settings),
+                explain_url=settings.delivery.explain_url,
+            )
             self.health = HealthChecker(self.store, [c.name for c in channels if c.health])
             limits = fetch_limits(settings)
             if limits != self.limits:

@@ -24,6 +24,9 @@ SHARED = ROOT.parent / "shared"
 # Subprocesses inherit this; tests of the refusals build their limits without it.
 os.environ.setdefault("MONITOR_FETCH__ALLOW_NETWORKS", '["127.0.0.1/32"]')
 
+# The delivery tests' real receivers (the smtp and web fixtures).
+pytest_plugins = ["tests.notify_helpers"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
