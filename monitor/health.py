@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import update
+from sqlmodel import col
 
 from monitor.config import FeedConfig
 from monitor.events import AlertRaised, as_utc
@@ -101,7 +102,7 @@ class HealthChecker:
             ).created[0]
             session.execute(
                 update(FeedLease)
-                .where(FeedLease.feed == feed.name)
+                .where(col(FeedLease.feed) == feed.name)
                 .values(health_alert=problem.key(feed.name) if problem else None)
             )
             if not created:
@@ -127,7 +128,7 @@ class HealthChecker:
             title = f"Feed {feed.name} {verb}"
             since = f"{problem.since:%Y-%m-%d %H:%M} UTC"
             summary = f"Feed {feed.name} ({feed.url}) {verb} since {since}: {problem.detail}"
-            data = {
+            data: dict[str, str | None] = {
                 "feed": feed.name,
                 "url": feed.url,
                 "problem": problem.kind,
