@@ -64,3 +64,12 @@ def test_invariance_compares_after_placeholders() -> None:
     ]
     out = suite.run(group)["inv"]
     assert (out.total, out.failures) == (1, [])
+
+
+def test_shipped_inflections_are_what_the_libraries_make() -> None:
+    from tests.behaviour import inflections
+
+    assert inflections.TARGET.read_text(encoding="utf-8") == inflections.generate(), (
+        "monitor/extract/data/inflections.tsv is stale: "
+        "run `python -m tests.behaviour.inflections --write`"
+    )

@@ -14,6 +14,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from monitor.extract import lexicon
 from monitor.extract.analysis import MONTHS, Sentence, Token, words
 from monitor.extract.gazetteer import trie_pattern
 
@@ -21,62 +22,9 @@ CIVILIAN = "civilian"
 MILITARY = "military"
 UNKNOWN = "unknown"
 
-_PLURAL_NOUNS: dict[str, str] = {
-    **dict.fromkeys(
-        words(
-            "civilians villagers residents children women men boys girls farmers students "
-            "worshippers passengers pedestrians journalists reporters workers doctors medics "
-            "patients refugees migrants shepherds pastoralists teachers sailors infants babies "
-            "teenagers youths herders traders fishermen miners pilgrims protesters protestors "
-            "demonstrators voters"
-        ),
-        CIVILIAN,
-    ),
-    **dict.fromkeys(
-        words(
-            "soldiers servicemen troops fighters rebels militants insurgents jihadists terrorists "
-            "gunmen militiamen militias combatants personnel officers policemen police guards "
-            "commanders pilots peacekeepers operatives members marines paratroopers recruits "
-            "conscripts mercenaries elements cadres guerrillas crew airmen gendarmes agents "
-            "militia forces army servicemembers seamen attackers assailants suspects traffickers "
-            "criminals robbers bandits poachers kidnappers gangsters cultists vigilantes herdsmen "
-            "tribesmen clansmen maoists naxals loggers smugglers pirates"
-        ),
-        MILITARY,
-    ),
-    **dict.fromkeys(
-        words(
-            "people persons individuals others victims bodies corpses lives hostages prisoners "
-            "captives abductees pows detainees them whom citizens nationals locals inmates "
-            "bystanders relatives"
-        ),
-        UNKNOWN,
-    ),
-}
-_SINGULAR_NOUNS: dict[str, str] = {
-    **dict.fromkeys(
-        words(
-            "civilian villager resident child woman man boy girl farmer student worshipper "
-            "passenger pedestrian journalist reporter worker doctor medic nurse patient refugee "
-            "shepherd pastoralist teacher sailor infant baby teenager youth herder trader "
-            "fisherman businessman shopkeeper activist imam priest politician mayor councillor "
-            "judge lawyer employee motorist toddler adolescent elder driver photographer"
-        ),
-        CIVILIAN,
-    ),
-    **dict.fromkeys(
-        words(
-            "soldier serviceman fighter rebel militant insurgent jihadist gunman militiaman "
-            "combatant officer policeman policewoman guard commander pilot peacekeeper operative "
-            "marine paratrooper conscript mercenary guerrilla airman gendarme agent sergeant "
-            "captain lieutenant colonel general attacker assailant bomber"
-        ),
-        MILITARY,
-    ),
-    **dict.fromkeys(
-        ["person", "individual", "victim", "member", "leader", "official", "body"], UNKNOWN
-    ),
-}
+# People nouns by category, singular and plural (data/casualty_words.yaml, plurals generated).
+_PLURAL_NOUNS: dict[str, str] = lexicon.PEOPLE_PLURAL
+_SINGULAR_NOUNS: dict[str, str] = lexicon.PEOPLE_SINGULAR
 # Nouns that carry their outcome: "bodies" are dead, "hostages" are captured.
 _INHERENT = {
     **dict.fromkeys(["bodies", "corpses", "body", "lives"], "killed"),
@@ -85,11 +33,12 @@ _INHERENT = {
     ),
 }
 _OUTCOME_WORDS: dict[str, str] = {
+    # Participles of killing verbs that need no particle ("slain", "beheaded"), every form of
+    # a verb of dying, and the words that say death on their own.
     **dict.fromkeys(
-        words(
-            "killed dead died die dies slain perished murdered executed massacred beheaded "
-            "eliminated deceased lynched assassinated succumbed lost fatally"
-        ),
+        [f for f, ps in lexicon.KILL_PASSIVE.items() if () in ps]
+        + sorted(lexicon.DEATH_ANY)
+        + words("dead deceased lost fatally"),
         "killed",
     ),
     **dict.fromkeys(["wounded", "injured", "hurt"], "wounded"),
@@ -110,11 +59,8 @@ _OUTCOME_NOUNS: dict[str, str] = {
 }
 _VERBS_BEFORE: dict[str, str] = {
     **dict.fromkeys(
-        words(
-            "killed killing kill kills dead lost losing lose loses executed executing murdered "
-            "murdering massacred massacring beheaded beheading slaughtered eliminated eliminating "
-            "neutralized neutralised neutralizing"
-        ),
+        [f for f, ps in lexicon.KILL_ACTIVE.items() if () in ps]
+        + words("dead lost losing lose loses neutralized neutralised neutralizing"),
         "killed",
     ),
     **dict.fromkeys(
@@ -401,8 +347,9 @@ def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
     return None
 
 
-def _outcome_before(sent: Sentence, start: int) -> str | None:
-    """An outcome verb right before the phrase: "killed at least 10", "deaths of four"."""
+def _outcome_before(sent: Sentence, start: int, end: int | None = None) -> str | None:
+    """An outcome verb right before the phrase: "killed at least 10", "deaths of four",
+    "hacked two farmers to death" (the particle after the phrase ending at `end`)."""
     k = start - 1
     if (
         _text(sent, k) in ("were", "are")
@@ -426,10 +373,18 @@ def _outcome_before(sent: Sentence, start: int) -> str | None:
             return None
         k -= 1
     w = _text(sent, k)
+    if k >= 0 and _hypothetical(sent, k):
+        return None
     if w in _VERBS_BEFORE:
         if w == "dead" and _text(sent, k - 1) != "shot":
             return None
         return _VERBS_BEFORE[w]
+    texts = _texts(sent)
+    if k >= 0 and lexicon.phrase_ending(texts, k, lexicon.KILL_ACTIVE):
+        return "killed"  # "gunned down 5 villagers", "shot dead two policemen"
+    for particle in lexicon.needs_particle(w, lexicon.KILL_ACTIVE):
+        if end is not None and tuple(texts[end + 1 : end + 1 + len(particle)]) == particle:
+            return "killed"  # "hacked two farmers to death"
     if w == "of" and _text(sent, k - 1) in _OF_NOUNS:
         return _OF_NOUNS[_text(sent, k - 1)]
     return None
@@ -443,10 +398,18 @@ def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[str, int] | 
     while k < limit:
         t = toks[k]
         w = t.text
+        if w not in _OUTCOME_WORDS:
+            phrase_end = lexicon.phrase_at(_texts(sent), k, lexicon.KILL_PASSIVE)
+            if phrase_end is not None:  # "were gunned down", "was hacked to death"
+                if _active_use(sent, k, phrase_end) or _hypothetical(sent, k):
+                    return None
+                return "killed", k
         if w in _OUTCOME_WORDS:
             if w == "lost" and _text(sent, k + 2) not in ("lives", "life"):
                 return None
-            if _active_use(sent, k):
+            if w != "lost" and _active_use(sent, k):
+                return None
+            if _hypothetical(sent, k):
                 return None
             if w in ("hostage", "prisoner", "prisoners", "captive", "custody") and not (
                 _text(sent, k - 1) in ("taken", "held", "into", "in", "as", "a", "took")
@@ -538,13 +501,40 @@ _OBJECT_START = frozenset(
 )
 
 
-def _active_use(sent: Sentence, k: int) -> bool:
-    """ "Gunmen killed a civilian": the outcome verb has an object, so the phrase before it
-    is the perpetrator, not the victim."""
-    if sent.tokens[k].text not in _VERBS_BEFORE or _text(sent, k - 1) in _AUX:
+def _active_use(sent: Sentence, k: int, after: int | None = None) -> bool:
+    """ "Gunmen killed a civilian", "gunmen shot dead a civilian": the outcome verb has an
+    object (at `after`, the token past the verb's particle), so the phrase before it is the
+    perpetrator, not the victim."""
+    w = sent.tokens[k].text
+    if (w not in _VERBS_BEFORE and w not in lexicon.KILL_ACTIVE) or _text(sent, k - 1) in _AUX:
         return False
-    nxt = sent.tokens[k + 1] if k + 1 < len(sent.tokens) else None
+    after = k + 1 if after is None else after
+    nxt = sent.tokens[after] if after < len(sent.tokens) else None
     return nxt is not None and (nxt.kind in ("N", "E") or nxt.text in _OBJECT_START)
+
+
+_BASE_FORMS = frozenset(
+    [f for f, ps in lexicon.KILL_ACTIVE.items() if f in lexicon.BASE_FORMS]
+    + [f for f in lexicon.DEATH_ANY if f in lexicon.BASE_FORMS]
+    + words("kill die wound injure kidnap abduct")
+)
+_MODALS = frozenset(words("could would might may can will shall should must cannot"))
+
+
+def _hypothetical(sent: Sentence, k: int) -> bool:
+    """ "Threatened to kill", "could have killed", "may die": a death that did not happen."""
+    prev = _text(sent, k - 1)
+    if prev in _MODALS or (prev == "to" and sent.tokens[k].text in _BASE_FORMS):
+        return True
+    return prev in ("have", "be", "not") and _text(sent, k - 2) in _MODALS
+
+
+def _texts(sent: Sentence) -> list[str]:
+    """The sentence's token texts, computed once (the lexicon matches phrases over them)."""
+    texts = sent.memo.get("casualty_texts")
+    if texts is None:
+        texts = sent.memo["casualty_texts"] = [t.text for t in sent.tokens]
+    return texts
 
 
 def _is_casualties_death(sent: Sentence, context_death: bool) -> bool:
@@ -642,7 +632,7 @@ def _link_outcome(
 ) -> str | None:
     """The outcome of the count at token i, strongest cue first; "lumped" for "killed and
     wounded" read together."""
-    before = _outcome_before(sent, start)
+    before = _outcome_before(sent, start, end)
     if before is not None and _text(sent, start - 1) in ("of", "the"):
         return before  # "the bodies of the eleven missing soldiers"
     direct = _outcome_direct(sent, end)
@@ -715,10 +705,9 @@ def _subject_party(sent: Sentence, verb: int) -> str | None:
 
 
 _PASSIVE_OUT = {
-    "killed": r"(?:(?:\w+ and (?:later )?)?(?:shot (?:dead|and killed|to death|and died)|killed|"
-    r"found (?:dead|killed)|stabbed to death|"
-    r"beaten to death|hacked to death|burn(?:ed|t) (?:to death|alive)|stoned to death|"
-    r"tortured to death|lynched|executed|assassinated|murdered|beheaded|slain|"
+    "killed": r"(?:(?:\w+ and (?:later )?)?(?:"
+    + lexicon.alternation(lexicon.KILL_PASSIVE)
+    + r"|shot and died|found (?:dead|killed)|"
     r"fatally (?:shot|wounded|injured|stabbed|assaulted|attacked)|among (?:those|the) "
     r"(?:killed|dead)))",
     "wounded": r"(?:wounded|injured|hurt|shot and (?:wounded|injured))",
@@ -726,15 +715,15 @@ _PASSIVE_OUT = {
     "missing": r"(?:missing|reported missing)",
 }
 _ACTIVE_OUT = {
-    "killed": r"(?:killed|killing|kills|assassinated|assassinating|murdered|murdering|executed|"
-    r"fatally (?:shot|stabbed|wounded|injured)|shot and killed|"
-    r"executing|beheaded|beheading|lynched|shot dead|shot and killed|stabbed to death|"
-    r"beat to death|beaten to death|hacked to death)",
+    "killed": r"(?:(?:\w+ and )?(?:"
+    + lexicon.alternation(lexicon.KILL_FINITE)
+    + ")"
+    + r"|fatally (?:shot|stabbed|wounded|injured))",
     "wounded": r"(?:wounded|wounding|injured|injuring)",
     "captured": r"(?:kidnapped|kidnapping|abducted|abducting|captured|capturing)",
 }
 _ADVERBS = r"(?:(?:reportedly|allegedly|also|later|then|subsequently|eventually|initially) )*"
-_NP = r"(?P<np>(?:\S+ ){0,7}?)"
+_NP = r"(?P<np>(?:\S+ ){0,9}?)"
 _SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     [
         (
@@ -780,9 +769,9 @@ _SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 # A word that every pattern of an outcome above contains (checked first: one cheap scan).
 _SINGLE_CUES = re.compile(
-    r"\b(?:(?P<killed>kill|dead|death|die|shot (?:him|her)\b|slain|lynch|execut|assassin|"
-    r"murder|behead|fatal|burn|succumb|body|corpse|remains|stab|beat|hack|ston|tortur|club|"
-    r"strangl)|"
+    r"\b(?:(?P<killed>dead|death|shot (?:him|her)\b|fatal|body|corpse|remains|"
+    + trie_pattern(lexicon.trigger_words())
+    + r")|"
     r"(?P<wounded>wound|injur|hurt)|(?P<captured>abduct|kidnap|detain|captur|taken)|"
     r"(?P<missing>missing))"
 )
@@ -843,7 +832,10 @@ def _singulars(sent: Sentence) -> list[Report]:
                         _text(sent, det_tok - 1) == "and"
                         and "including" in sent.words(det_tok - 6, det_tok)
                     ),
-                    definite=det in ("the", "him", "her"),
+                    # "the mayor along with three guards": a person of its own, not a
+                    # reference back to a figure given elsewhere
+                    definite=det in ("the", "him", "her")
+                    and len(_head(np_tokens)) == len(np_tokens),
                 )
             )
     return out
@@ -853,6 +845,10 @@ def _np_after(sent: Sentence, k: int) -> list[Token]:
     out: list[Token] = []
     while k < len(sent.tokens) and len(out) < 6:
         t = sent.tokens[k]
+        if t.text == "and" and _text(sent, k + 1) in _PAIR_SECOND and out:
+            out.append(t)  # "a commander and his son": a pair, read by _people_count
+            k += 1
+            continue
         if t.text in _NP_STOP or t.text in ("in", "on", "at", "near", "from", "of", "to", "for"):
             break
         out.append(t)
@@ -861,19 +857,14 @@ def _np_after(sent: Sentence, k: int) -> list[Token]:
 
 
 _PAIR_SECOND = frozenset(words("his her their a an another the its"))
-# Singular nouns of people beyond the categories above, for pairs ("a man and his son").
-_RELATIONS = frozenset(
-    words(
-        "brother sister son daughter father mother wife husband cousin nephew niece uncle aunt "
-        "companion friend bodyguard colleague neighbour neighbor relative aide suspect partner "
-        "grandson granddaughter grandfather grandmother"
-    )
-)
 
 
 def _people_count(np_tokens: list[Token]) -> int:
     """How many people a phrase after "a"/"the" names: one ("a farmer"), two when two
-    people nouns are joined ("a farmer and his brother"), else none."""
+    people nouns are joined ("a farmer and his brother"), else none. Only the head counts:
+    "the mayor of a town", "the chief, his nephews and ...", "a commander along with three
+    of his guards" name one person here (the others are counts of their own)."""
+    np_tokens = _head(np_tokens)
     texts = [t.text for t in np_tokens]
     if texts.count("and") == 1:
         k = texts.index("and")
@@ -890,8 +881,30 @@ def _people_count(np_tokens: list[Token]) -> int:
     return 1 if _single_person(np_tokens) else 0
 
 
-def _person_noun(word: str) -> bool:
-    return word in _SINGULAR_NOUNS or word in _RELATIONS
+def _head(np_tokens: list[Token]) -> list[Token]:
+    """The phrase up to where it leaves its head person noun: a comma, "along with",
+    "together with", or "of" right after it."""
+    for k, t in enumerate(np_tokens):
+        w = t.text
+        nxt = np_tokens[k + 1].text if k + 1 < len(np_tokens) else ""
+        if (
+            k
+            and (w in (",", "of") or (w in ("along", "together") and nxt == "with"))
+            and _person_noun(np_tokens[k - 1].text, agentive=True)
+        ):
+            return np_tokens[:k]
+    return np_tokens
+
+
+def _person_noun(word: str, agentive: bool = False) -> bool:
+    """A singular noun of a person; with `agentive`, also any agent noun ("commissioner",
+    "governor", "economist"), for places where only a person can stand."""
+    if word in _SINGULAR_NOUNS:
+        return True
+    return agentive and len(word) > 5 and word.endswith(_AGENT_SUFFIXES)
+
+
+_AGENT_SUFFIXES = ("er", "or", "ist", "ian", "man", "ant", "ent")
 
 
 def _single_person(np_tokens: list[Token]) -> bool:
@@ -1090,11 +1103,15 @@ def _historical_year(sent: Sentence) -> bool:
 
 # Word stems without which no casualty can be read: the cheap test that lets the passage
 # skip a sentence (normalize.py scans the whole text for every module's stems at once).
-TRIGGERS = words(
-    "kill dead die death wound injur hurt abduct kidnap detain captur missing body bodies "
-    "corpse execut murder assassin behead lynch slain succumb shot casualt fatal toll "
-    "lives hostage prisoner captive pows victim lost eliminat neutrali massacr slaughter "
-    "perish"
+TRIGGERS = sorted(
+    {
+        *words(
+            "kill dead die death wound injur hurt abduct kidnap detain captur missing body "
+            "bodies corpse shot casualt fatal toll lives hostage prisoner captive pows victim "
+            "lost neutrali"
+        ),
+        *lexicon.trigger_words(),  # every form of every killing and dying verb
+    }
 )
 _ANY_OUTCOME = re.compile(r"\b(?:" + trie_pattern(TRIGGERS) + ")")
 
@@ -1160,6 +1177,8 @@ def merge_passage(reports: list[Report]) -> list[Report]:
         vague = r.qualifier == "vague"
         key = (r.outcome, r.count, r.historical, vague, r.category if vague else "")
         first = seen.get(key)
+        if first is not None and first.sentence is r.sentence and first.token != r.token:
+            first = None  # "his two cousins and two others": two figures, not one repeated
         if first is not None and (first.party is None or r.party is None or first.party == r.party):
             if first.party is None and r.party is not None:
                 first.party = r.party
@@ -1198,7 +1217,15 @@ def _totals_of_parts(reports: list[Report]) -> None:
             by_outcome.setdefault(r.outcome, []).append(r)
     for group in by_outcome.values():
         for r in group:
-            parts = [p for p in group if p is not r and p.increment is None]
+            # The total is given before its parts ("8 killed, 5 from A and 3 from B"); a
+            # figure after them is one more part ("the chief, two aides and three others").
+            parts = [
+                p
+                for p in group
+                if p is not r
+                and p.increment is None
+                and (p.sentence.index, p.token) > (r.sentence.index, r.token)
+            ]
             if len(parts) >= 2 and sum(p.count or 0 for p in parts) == r.count:
                 r.cumulative = True
 
