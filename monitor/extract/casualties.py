@@ -158,6 +158,10 @@ _HISTORICAL_CUES = re.compile(
     r"previous war|earlier war|last war)\b"
 )
 _DECADE = re.compile(r"\b(?:19|20)\d0s\b")
+# "the 1988-1991 war", "the 2008 conflict": a war named by its years is an earlier one.
+_WAR_YEARS = re.compile(
+    r"\b(?:19|20)\d\d (?:- (?:19|20)\d\d )?(?:civil )?(?:war|conflict|genocide|insurgency)\b"
+)
 _LUMPED = re.compile(
     r"^(?:killed|dead|wounded|injured)(?: ,)? (?:and|or|,) (?:killed|dead|wounded|injured)"
 )
@@ -262,8 +266,8 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
             j += 1
             continue
         if w in _PLURAL_NOUNS:
-            if w == "police" and _text(sent, j + 1) in ("officers", "personnel", "men"):
-                j += 1
+            if _text(sent, j + 1) in _PLURAL_NOUNS and _text(sent, j + 1) not in _FUNCTION:
+                j += 1  # "police officers", "army officers": the last noun heads the phrase
                 continue
             return j, _PLURAL_NOUNS[w]
         if w in ("of", "the", "its", "their", "his", "her", "our", "other", "more", "whom"):
@@ -339,6 +343,8 @@ def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
         "new",
     ):
         k += 1
+    if _text(sent, k) in _SINGULAR_NOUNS and _text(sent, k + 1) in _OUTCOME_NOUNS:
+        k += 1  # "6 rebel fatalities", "two soldier deaths"
     w = _text(sent, k)
     if w in _OUTCOME_NOUNS:
         return _OUTCOME_NOUNS[w], k
@@ -421,6 +427,11 @@ def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[str, int] | 
             return None
         if w == "shot" and _text(sent, k - 1) not in _AUX:
             return None
+        if w in ("who", "whom", "which") and k > j + 1:
+            return None  # "20 friends of a man who died": the clause is another noun's
+        if w in ("went", "gone", "go") and _text(sent, k + 1) == "missing":
+            k += 1  # "went missing"
+            continue
         if w in _STOP_VERBS:
             return None
         if w == "(":
@@ -624,6 +635,9 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
         cumulative=False,
         increment=q.value if increment else None,
         subset=subset,
+        # "One was burnt alive and the other stoned": a lone "one" opening the sentence
+        # is one of the people counted before, not one more
+        definite=noun is None and i == 0 and q.value == 1 and end == i,
     )
 
 
@@ -644,6 +658,8 @@ def _link_outcome(
         return before
     if noun is None and _text(sent, i + 1) == "of":
         return None  # "one of the attackers' cars", not a count of people
+    if _text(sent, start - 1) == "by":
+        return None  # "abducted by four men and stabbed to death": the agents, not victims
     fwd = _outcome_forward(sent, end, strict=noun is None)
     if fwd:
         return "lumped" if _LUMPED.match(sent.words(fwd[1], fwd[1] + 3)) else fwd[0]
@@ -744,6 +760,21 @@ _SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"(?:died|dies|succumbed|was dead)\b"
             ),
         ),
+        (  # "a man was shot in the head and later died", "was injured ... and died"
+            "killed",
+            re.compile(
+                rf"\b(?P<det>a|an|the|another) {_NP}(?:who |that )?(?:was|had been) "
+                rf"{_ADVERBS}(?:shot|stabbed|wounded|injured|hit|beaten)\b(?: \S+){{0,6}}? "
+                r"and (?:later |subsequently |eventually )?(?:died|succumbed)\b"
+            ),
+        ),
+        (  # "a man's body was found"
+            "killed",
+            re.compile(
+                r"\b(?P<det>a|an|the|another) (?P<np>(?:\S+ ){0,3}?)'s (?:body|corpse|remains) "
+                r"(?:was|were|has been) (?:found|recovered|discovered)\b"
+            ),
+        ),
         (
             "killed",
             re.compile(
@@ -801,9 +832,10 @@ def _singulars(sent: Sentence) -> list[Report]:
     for outcome, rx in _SINGLE_PATTERNS:
         if outcome not in outcomes:
             continue  # each pattern needs a word of its outcome: skip the costly scan
-        for m in rx.finditer(sent.sig):
+        inside = -1  # the end of the last phrase read as people: its inner "a" is no one new
+        for m in _matches(rx, sent.sig):
             det_tok = sent.token_at(m.start("det"))
-            if det_tok in taken:
+            if det_tok in taken or det_tok < inside:
                 continue
             np_tokens = sent.tokens[det_tok + 1 : det_tok + 1 + len(m.group("np").split())]
             if m.group("np") == "":
@@ -812,6 +844,7 @@ def _singulars(sent: Sentence) -> list[Report]:
             if people == 0:
                 continue
             taken.add(det_tok)
+            inside = sent.token_at(m.end() - 1)
             det = m.group("det")
             category = next(
                 (_SINGULAR_NOUNS[t.text] for t in np_tokens if t.text in _SINGULAR_NOUNS), UNKNOWN
@@ -838,6 +871,20 @@ def _singulars(sent: Sentence) -> list[Report]:
                     and len(_head(np_tokens)) == len(np_tokens),
                 )
             )
+    return out
+
+
+def _matches(rx: re.Pattern[str], sig: str) -> list[re.Match[str]]:
+    """Every match, each searched from just past the previous one's determiner: a phrase
+    that names no person ("an intense shoot-out broke out and a suspect") must not hide the
+    one inside it ("a suspect was shot")."""
+    out: list[re.Match[str]] = []
+    pos = 0
+    while (m := rx.search(sig, pos)) is not None:
+        out.append(m)
+        pos = m.start("det") + 1
+        # Inside a phrase that names a person the later determiners are its own ("a
+        # supporter of a party member"): those are skipped by the caller (see `inside`).
     return out
 
 
@@ -1073,6 +1120,7 @@ def _mark_cumulative(sent: Sentence, reports: list[Report]) -> None:
     cue = bool(_CUMULATIVE_CUES.search(sig))
     historical = not re.search(r"\bsince\b", sig) and (
         bool(_DECADE.search(sent.quote))
+        or bool(_WAR_YEARS.search(sig))
         or (bool(_HISTORICAL_CUES.search(sig)) and _historical_year(sent))
     )
     for r in reports:
@@ -1132,6 +1180,7 @@ def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
             previous = r
     taken = {r.token for r in reports}
     reports += [r for r in _singulars(sent) + _both(sent) if r.token not in taken]
+    reports += [extra for r in reports for extra in _coordinated_outcome(sent, r)]
     reports = [split for r in reports for split in _per_side(sent, r)]
     reports.sort(key=lambda r: r.token)
     if not reports:
@@ -1141,6 +1190,46 @@ def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
         r.claimed = claimed
     _mark_cumulative(sent, reports)
     return reports
+
+
+_TAKEN = frozenset(words("kidnapped abducted captured seized detained"))
+_THEN = frozenset(words("later then subsequently eventually"))
+
+
+def _coordinated_outcome(sent: Sentence, r: Report) -> list[Report]:
+    """ "Were kidnapped and killed", "abducted and killed five": the same people were
+    captured and killed, so the figure is a report of each."""
+    texts = _texts(sent)
+    if r.outcome == "captured":
+        for k in range(r.token + 1, min(len(texts) - 2, r.token + 14)):
+            if texts[k] in _CLAUSE_STOP:
+                break
+            if texts[k] in _TAKEN and texts[k + 1] == "and":
+                m = k + 2 + (texts[k + 2] in _THEN)
+                if m < len(texts) and (
+                    lexicon.phrase_at(texts, m, lexicon.KILL_PASSIVE) is not None
+                ):
+                    return [dataclasses.replace(r, outcome="killed")]
+                break
+    elif r.outcome == "killed":
+        for k in range(r.token - 1, max(1, r.token - 5), -1):
+            start = next(
+                (
+                    b
+                    for b in range(k, max(-1, k - 3), -1)
+                    if lexicon.phrase_at(texts, b, lexicon.KILL_ACTIVE) == k + 1
+                ),
+                None,
+            )
+            if start is None:
+                continue
+            back = start - 1
+            while back > 1 and texts[back] in _THEN:
+                back -= 1
+            if back > 0 and texts[back] == "and" and texts[back - 1] in _TAKEN:
+                return [dataclasses.replace(r, outcome="captured")]
+            break
+    return []
 
 
 _EACH_SIDE = re.compile(r"^(?:\S+ ){0,4}?(?:from|on|of) (?:each|either) side\b")
