@@ -31,7 +31,7 @@ from monitor.events import DeliveryAttempted
 from monitor.store.log import EventStore
 from monitor.store.tables import OutboxRow
 from tests.httpserver import Reply, Request, TestServer
-from tests.test_notify import make_alert, queue, quick_server
+from tests.notify_helpers import make_alert, queue, quick_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTER = re.compile(r"alert ([0-9a-f-]{36}) · attempt (\d+)")

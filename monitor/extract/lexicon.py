@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
+from typing import get_args
 
 import yaml
+
+from monitor.events import Category
 
 Particles = tuple[tuple[str, ...], ...]  # the word sequences that may follow a form; () = none
 
@@ -72,16 +75,25 @@ DEATH_ANY: frozenset[str] = frozenset(
     for f in _INFLECTED[(lemma, tag)]
 )
 
-PEOPLE_SINGULAR: dict[str, str] = {
-    noun: category for category, nouns in _WORDS["people"].items() for noun in nouns
+
+def _category(name: str) -> Category:
+    """A category named in the data file, checked against the event schema."""
+    for allowed in get_args(Category):
+        if name == allowed:
+            return allowed
+    raise ValueError(f"casualty_words.yaml: unknown category {name!r}")
+
+
+PEOPLE_SINGULAR: dict[str, Category] = {
+    noun: _category(category) for category, nouns in _WORDS["people"].items() for noun in nouns
 }
-PEOPLE_PLURAL: dict[str, str] = {
+PEOPLE_PLURAL: dict[str, Category] = {
     **{
-        _INFLECTED[(noun, "NNS")][0]: category
+        _INFLECTED[(noun, "NNS")][0]: _category(category)
         for category, nouns in _WORDS["people"].items()
         for noun in nouns
     },
-    **{w: category for category, ws in _WORDS["people_plural"].items() for w in ws},
+    **{w: _category(category) for category, ws in _WORDS["people_plural"].items() for w in ws},
 }
 
 
