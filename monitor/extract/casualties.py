@@ -283,6 +283,8 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, Category] | None:
             continue
         if w in _FUNCTION or w in _OUTCOME_WORDS or w in _OUTCOME_NOUNS or w in _AUX:
             return None
+        if not single and _unlisted_people(w, _text(sent, j + 1)):
+            return j, UNKNOWN  # "three surgeons were ...": people the lexicon does not list
         if not sent.text[t.start : t.start + 1].isupper():
             free += 1
         if free > 3:
@@ -696,6 +698,8 @@ def _counts_a_thing(sent: Sentence, end: int) -> bool:
         return False
     t = sent.tokens[end + 1]
     raw = sent.text[t.start : t.start + 1]
+    if _plural_people(t.text):
+        return False  # "killed 12 electricians": people the lexicon does not list
     return t.kind == "W" and raw.islower() and t.text not in _AUX and t.text not in _FUNCTION
 
 
@@ -928,8 +932,8 @@ def _people_count(np_tokens: list[Token]) -> int:
             first
             and second
             and texts[k + 1] in _PAIR_SECOND
-            and _person_noun(first[-1])
-            and _person_noun(second[-1])
+            and _person_noun(first[-1], agentive=True)
+            and _person_noun(second[-1], agentive=True)
             and all(w not in _NP_STOP for w in first + second)
         ):
             return 2
@@ -960,6 +964,20 @@ def _person_noun(word: str, agentive: bool = False) -> bool:
 
 
 _AGENT_SUFFIXES = ("er", "or", "ist", "ian", "man", "ant", "ent")
+
+
+def _unlisted_people(word: str, nxt: str) -> bool:
+    """A plural noun the lexicon lacks, right before a verb that people undergo ("46
+    surgeons were killed", "9 midwives died", "12 electricians killed")."""
+    verb = nxt in _AUX or nxt in _OUTCOME_WORDS or nxt in lexicon.KILL_ACTIVE
+    return verb and _plural_people(word)
+
+
+def _plural_people(word: str) -> bool:
+    """A plural that may name people: not an animal or a thing (`not_people` in
+    data/casualty_words.yaml, or a thing noun the reader knows)."""
+    plural = word.endswith("men") or (len(word) > 3 and word.endswith("s"))
+    return plural and word not in lexicon.NOT_PEOPLE and word.rstrip("s") not in _NOT_PERSON
 
 
 def _single_person(np_tokens: list[Token]) -> bool:

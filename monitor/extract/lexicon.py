@@ -97,6 +97,10 @@ PEOPLE_PLURAL: dict[str, Category] = {
 }
 
 
+# Plurals that name animals or things, never people, for the reader of unlisted nouns.
+NOT_PEOPLE: frozenset[str] = frozenset(_WORDS["not_people"])
+
+
 def phrase_at(texts: Sequence[str], k: int, table: dict[str, Particles]) -> int | None:
     """The end (exclusive) of a killing phrase that starts at token k ("gunned down" -> k+2),
     or None when the word is not a form in `table` or lacks the particle it needs."""

@@ -105,6 +105,14 @@ CIVILIAN_NOUNS = [
         "miner",
         "pilgrim",
         "aid worker",
+        # Held out: nouns the product's lexicon does not list, so that the suite checks
+        # reading people the lexicon has never seen.
+        "electrician",
+        "pharmacist",
+        "carpenter",
+        "cameraman",
+        "surgeon",
+        "midwife",
     )
 ]
 MILITARY_NOUNS = [
