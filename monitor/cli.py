@@ -28,9 +28,11 @@ from monitor.events import AlertRaised
 from monitor.extract.normalize import normalize
 from monitor.extract.text import TextError, article_text
 from monitor.logs import setup_logging
+from monitor.pipeline import IngestResult, item_for_file
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchError, read_file_capped
+from monitor.sources.polling import PollOutcome
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
@@ -256,14 +258,62 @@ def cmd_replay(args: argparse.Namespace) -> int:
             runtime.close()
 
 
+class ReplayTally:
+    """What a replay read and what became of it: the summary line and the exit status."""
+
+    def __init__(self) -> None:
+        self.feeds = 0
+        self.skipped_entries = 0
+        self.failures: list[str] = []  # one line each: which input, and why
+        self.articles: dict[str, int] = {}
+
+    def polled(self, feed: FeedConfig, outcome: PollOutcome) -> None:
+        self.feeds += 1
+        self.skipped_entries += outcome.skipped
+        if not outcome.ok:
+            self.failures.append(f"feed {feed.url}: {outcome.error}")
+
+    def ingested(self, result: IngestResult) -> None:
+        status = result.status
+        if status == "skipped" and result.reason == "failed before":
+            status = "failed"  # still failing: a replay that cannot read it has failed
+        self.articles[status] = self.articles.get(status, 0) + 1
+        if status == "failed":
+            self.failures.append(f"article {result.url}: {result.reason}")
+
+    def summary(self, alerts: int) -> str:
+        counts = ", ".join(
+            f"{self.articles[k]} {label}"
+            for k, label in (
+                ("extracted", "extracted"),
+                ("failed", "failed"),
+                ("skipped", "already in the log"),
+            )
+            if self.articles.get(k)
+        )
+        feeds = f"{self.feeds} feeds" + (
+            f" ({self.skipped_entries} entries without a link skipped)"
+            if self.skipped_entries
+            else ""
+        )
+        articles = sum(self.articles.values())
+        failed = f"; {len(self.failures)} inputs FAILED" if self.failures else ""
+        return (
+            f"replayed {feeds}, {articles} articles ({counts or 'none'}), "
+            f"raised {alerts} alerts{failed}"
+        )
+
+
 def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
-    items = sorted(collect_items(runtime, paths), key=publication_order)
+    tally = ReplayTally()
+    items = sorted(collect_items(runtime, paths, tally), key=publication_order)
     raised: list[AlertRaised] = []
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("replaying", total=len(items))
         for item in items:
             result = runtime.ingest(item)
+            tally.ingested(result)
             progress.advance(task)
             for alert in runtime.advance():
                 raised.append(alert)
@@ -274,11 +324,15 @@ def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
         pass
     if fmt == "text":
         _print_alerts(raised)
-    log.info("replayed %d articles, raised %d alerts", len(items), len(raised))
-    return 0
+    for failure in tally.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(tally.summary(len(raised)), file=sys.stderr)
+    return 1 if tally.failures else 0
 
 
-def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]:
+def collect_items(
+    runtime: Runtime, paths: Sequence[Path], tally: ReplayTally
+) -> Iterator[FeedItem]:
     for path in paths:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
@@ -288,18 +342,19 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
                 raise UsageError(f"{path}: no feed files (*.xml, *.rss, *.atom) found")
             for feed in feeds:
                 # The directory named on the command line bounds the feeds' file: links.
-                yield from _feed_items(runtime, feed, files_under=path.resolve())
+                yield from _feed_items(runtime, tally, feed, files_under=path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
-            from monitor.pipeline import item_for_file
-
             yield item_for_file(path)
         else:
-            yield from _feed_items(runtime, path)
+            yield from _feed_items(runtime, tally, path)
 
 
-def _feed_items(runtime: Runtime, path: Path, files_under: Path | None = None) -> list[FeedItem]:
+def _feed_items(
+    runtime: Runtime, tally: ReplayTally, path: Path, files_under: Path | None = None
+) -> list[FeedItem]:
     feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
-    items, _outcome = runtime.poll(feed)
+    items, outcome = runtime.poll(feed)
+    tally.polled(feed, outcome)
     return items
 
 
