@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
 from monitor.events import AlertRaised
 from monitor.extract.normalize import normalize
-from monitor.extract.text import TextError, article_text
+from monitor.extract.text import TextError, article_text, parse_published
 from monitor.logs import setup_logging
 from monitor.pipeline import IngestResult, item_for_file
 from monitor.runtime import Runtime, publication_order
@@ -42,6 +43,10 @@ from monitor.watches import WatchError, load_watch, load_watches
 log = logging.getLogger("monitor")
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".feed"}
 ARTICLE_SUFFIXES = {".txt", ".html", ".htm"}
+PUBLISHED_HELP = (
+    "publication date of the article files given (e.g. 2020-10-01); overrides a "
+    "'Published:' line in a .txt file's header block"
+)
 
 
 class UsageError(Exception):
@@ -105,9 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "replay", cmd_replay, "ingest feeds or article files through the whole pipeline, then exit"
     )
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="feed or article files, directories, feed URLs"
+    )
     config_args(p)
     p.add_argument("--rules", type=Path, help="rules directory (watches/ and alerts/)")
+    p.add_argument("--published", help=PUBLISHED_HELP)
     p.add_argument("--notify", action="append", default=[], metavar="URL")
     fmt(p)
 
@@ -117,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
     p.add_argument("--config", help="TOML config file: its [fetch] max_bytes caps each file")
+    p.add_argument("--published", help=PUBLISHED_HELP)
     fmt(p)
 
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
@@ -253,7 +262,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             overrides["db"] = f"sqlite:///{tmp}/replay.db"
         runtime = Runtime(settings_from(args, **overrides), extra_notify=args.notify)
         try:
-            return _replay(runtime, args.paths, args.format)
+            return _replay(runtime, args.paths, args.format, args.published)
         finally:
             runtime.close()
 
@@ -265,6 +274,7 @@ class ReplayTally:
         self.feeds = 0
         self.skipped_entries = 0
         self.failures: list[str] = []  # one line each: which input, and why
+        self.undated: list[str] = []  # extracted with no date: facts without an event time
         self.articles: dict[str, int] = {}
 
     def polled(self, feed: FeedConfig, outcome: PollOutcome) -> None:
@@ -280,6 +290,8 @@ class ReplayTally:
         self.articles[status] = self.articles.get(status, 0) + 1
         if status == "failed":
             self.failures.append(f"article {result.url}: {result.reason}")
+        if status == "extracted" and result.published is None:
+            self.undated.append(result.url)
 
     def summary(self, alerts: int) -> str:
         counts = ", ".join(
@@ -297,16 +309,18 @@ class ReplayTally:
             else ""
         )
         articles = sum(self.articles.values())
+        undated = f", {len(self.undated)} undated" if self.undated else ""
         failed = f"; {len(self.failures)} inputs FAILED" if self.failures else ""
         return (
-            f"replayed {feeds}, {articles} articles ({counts or 'none'}), "
+            f"replayed {feeds}, {articles} articles ({counts or 'none'}{undated}), "
             f"raised {alerts} alerts{failed}"
         )
 
 
-def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
+def _replay(runtime: Runtime, paths: Sequence[str], fmt: str, published: str | None) -> int:
     tally = ReplayTally()
-    items = sorted(collect_items(runtime, paths, tally), key=publication_order)
+    when = _published_flag(published)
+    items = sorted(collect_items(runtime, paths, tally, when), key=publication_order)
     raised: list[AlertRaised] = []
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -324,16 +338,33 @@ def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
         pass
     if fmt == "text":
         _print_alerts(raised)
+    for url in tally.undated:
+        print(f"undated: {url} (no date from feed, page or header)", file=sys.stderr)
     for failure in tally.failures:
         print(f"failed: {failure}", file=sys.stderr)
     print(tally.summary(len(raised)), file=sys.stderr)
     return 1 if tally.failures else 0
 
 
+def _published_flag(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    when = parse_published(value)
+    if when is None:
+        raise UsageError(f"--published {value!r}: not a date (use e.g. 2020-10-01)")
+    return when
+
+
 def collect_items(
-    runtime: Runtime, paths: Sequence[Path], tally: ReplayTally
+    runtime: Runtime, paths: Sequence[str], tally: ReplayTally, published: datetime | None
 ) -> Iterator[FeedItem]:
-    for path in paths:
+    for location in paths:
+        if re.match(r"^https?://", location, re.I):
+            # A feed URL named by the operator: trusted like a configured feed.
+            name = re.sub(r"^https?://", "", location, flags=re.I).split("?")[0].strip("/")
+            yield from _poll_into(runtime, tally, FeedConfig(name=name, url=location))
+            continue
+        path = Path(location)
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
         if path.is_dir():
@@ -344,7 +375,7 @@ def collect_items(
                 # The directory named on the command line bounds the feeds' file: links.
                 yield from _feed_items(runtime, tally, feed, files_under=path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
-            yield item_for_file(path)
+            yield item_for_file(path, published)
         else:
             yield from _feed_items(runtime, tally, path)
 
@@ -353,6 +384,10 @@ def _feed_items(
     runtime: Runtime, tally: ReplayTally, path: Path, files_under: Path | None = None
 ) -> list[FeedItem]:
     feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
+    return _poll_into(runtime, tally, feed)
+
+
+def _poll_into(runtime: Runtime, tally: ReplayTally, feed: FeedConfig) -> list[FeedItem]:
     items, outcome = runtime.poll(feed)
     tally.polled(feed, outcome)
     return items
@@ -378,6 +413,7 @@ def _print_alerts(alerts: list[AlertRaised]) -> None:
 def cmd_extract(args: argparse.Namespace) -> int:
     watch = load_watch(args.watch) if args.watch else None
     cap = settings_from(args).fetch.max_bytes  # the same cap as a fetched page
+    published = _published_flag(args.published)
     status = 0
     for path in args.files:
         try:
@@ -388,8 +424,19 @@ def cmd_extract(args: argparse.Namespace) -> int:
             print(f"monitor: {where}{exc}", file=sys.stderr)
             status = 1
             continue
+        when = published or text.published
+        if when is None:
+            print(
+                f"monitor: {path}: undated (no 'Published:' header, page date or --published): "
+                "its facts would have no event time",
+                file=sys.stderr,
+            )
         for fact in normalize(text.text, watch):
-            row = {**fact.model_dump(mode="json"), "file": str(path)}
+            row = {
+                **fact.model_dump(mode="json"),
+                "file": str(path),
+                "published": when.isoformat() if when else None,
+            }
             if args.format == "jsonl":
                 emit(row)
             else:
@@ -404,7 +451,7 @@ def _type_of(path: Path) -> str | None:
 
 
 def _fact_line(row: dict[str, Any]) -> str:
-    skip = {"quote", "span", "file", "type"}
+    skip = {"quote", "span", "file", "type", "published"}
     fields = " ".join(
         f"{k}={v}" for k, v in row.items() if k not in skip and v not in (None, False, [])
     )
