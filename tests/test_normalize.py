@@ -12,7 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.events import Casualties, Ceasefire, Diplomacy, Downing, ThirdParty
+from monitor.events import (
+    Casualties,
+    Ceasefire,
+    Diplomacy,
+    Downing,
+    FactReported,
+    ThirdParty,
+    parse_event_data,
+)
 from monitor.extract.normalize import READERS, extract, normalize
 from monitor.extract.reader import FactReader
 from monitor.watches import Watch, load_watch
@@ -547,3 +555,26 @@ def test_every_registered_reader_keeps_the_contract() -> None:
     text = "Seven soldiers were killed. Turkey-brokered talks on a truce collapsed."
     for fact in extract(text, UKRAINE):
         assert fact.type in {r.topic for r in READERS}
+
+
+def test_every_fact_names_the_pattern_that_read_it() -> None:
+    texts = [p.read_text(encoding="utf-8") for p in SEEDS.glob("*.txt")] + [
+        "Qatar proposed a truce. Three soldiers were killed in Omdurman. "
+        "The army said it shot down an RSF drone. A nurse died of her wounds.",
+    ]
+    seen: set[str] = set()
+    for text in texts:
+        for fact in extract(text, SUDAN) + extract(text, load_watch(NK_WATCH)):
+            assert fact.pattern and fact.pattern.startswith(f"{fact.type}."), fact
+            seen.add(fact.pattern)
+    assert len(seen) >= 8  # the id says which of the patterns fired, not only the topic
+
+
+def test_facts_stored_before_patterns_still_read() -> None:
+    v1 = {
+        "watch": "w",
+        "article": {"article_id": "a", "url": "u"},
+        "fact": {"type": "downing", "quote": "q", "span": [0, 1], "asset": "drone"},
+    }
+    event = parse_event_data("FactReported", 1, v1)
+    assert isinstance(event, FactReported) and event.fact.pattern is None

@@ -73,6 +73,19 @@ _SPEAKER_HEADS = frozenset(
 TokenKind = Literal["E", "N", "W", "P"]
 
 
+Verdict = Literal["fired", "vetoed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One step of the explanation of a sentence: a pattern that matched and produced a
+    candidate fact (fired), or a candidate that a check rejected (vetoed), and why."""
+
+    pattern: str
+    verdict: Verdict
+    detail: str = ""
+
+
 @dataclass(slots=True)
 class Token:
     """One token: kind E (actor), N (count), W (word) or P (punctuation)."""
@@ -107,14 +120,27 @@ class Sentence:
     memo: dict = field(default_factory=dict)  # per-sentence results shared by rule modules
     # Rule modules whose trigger stems occur here (normalize.py): the others skip the sentence.
     topics: frozenset[str] = frozenset()
+    # Patterns that fired or were vetoed here, kept only when explaining (normalize.explain).
+    trace: list[Note] | None = None
 
     @property
     def quote(self) -> str:
         return self.text[self.start : self.end]
 
-    def provenance(self) -> dict[str, Any]:
-        """The fields every fact takes from its sentence: quote, span and speaker."""
-        return {"quote": self.quote, "span": (self.start, self.end), "attributed_to": self.speaker}
+    def note(self, pattern: str, verdict: Verdict, detail: str = "") -> None:
+        """Record that a pattern fired or was vetoed here (a no-op unless explaining)."""
+        if self.trace is not None:
+            self.trace.append(Note(pattern, verdict, detail))
+
+    def provenance(self, pattern: str) -> dict[str, Any]:
+        """The fields every fact takes from its sentence (quote, span, speaker) and the
+        pattern that read it."""
+        return {
+            "quote": self.quote,
+            "span": (self.start, self.end),
+            "attributed_to": self.speaker,
+            "pattern": pattern,
+        }
 
     def token_at(self, sig_pos: int) -> int:
         """The token index at a position of the signature string."""

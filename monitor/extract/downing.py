@@ -78,6 +78,7 @@ class DowningHit:
     count: int
     sentence: Sentence
     definite: bool
+    pattern: str
 
 
 def _asset_kind(m: re.Match[str]) -> Asset:
@@ -227,6 +228,7 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
             before,
             re.IGNORECASE,
         ):
+            sent.note("downing.verb", "vetoed", f"{before.strip()} {t.group(0)}: negated")
             continue
         word = t.group(0).lower()
         # The auxiliary and at most one word before the verb: a short window is enough.
@@ -237,18 +239,23 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
         if (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them")) or (
             passive and not word.startswith("downing")
         ):
+            pattern = "downing.object-before-passive-verb"
             assets = _object_before(s, t.start(), sent.start)
         else:
+            pattern = "downing.object-after-verb"
             object_first = word.startswith("intercept") or _RELATIVE_BEFORE.search(
                 s, max(sent.start, t.start() - 50), t.start()
             )
-            assets = _object_after(s, t.end()) or (
-                _object_before(s, t.start(), sent.start) if object_first else []
-            )
-        if word.startswith("destroy") and not passive and not assets:
+            assets = _object_after(s, t.end())
+            if not assets and object_first:
+                pattern = "downing.object-before-verb"
+                assets = _object_before(s, t.start(), sent.start)
+        if not assets:
+            sent.note(pattern, "vetoed", f"{t.group(0)}: no drone, aircraft or missile")
             continue
         claimant = _claimant(sent, t.start())
         for a in assets:
+            sent.note(pattern, "fired", f"{t.group(0)} / {a.group(0)}")
             count = _count_before(sent, a.start()) or 1
             head = s[max(sent.start, a.start() - 40) : a.start()].lower()
             definite = bool(re.search(r"\bthe\s+(?:\w+\s+){0,3}$", head))
@@ -260,6 +267,7 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
                     count,
                     sent,
                     definite,
+                    pattern,
                 )
             )
     return _dedupe(out)
@@ -315,15 +323,19 @@ class DowningReader:
                 continue
             for hit in read_sentence(sent):
                 if hit.definite and out:
+                    sent.note(hit.pattern, "vetoed", f"the {hit.asset}: refers to one before")
                     continue
                 key = (hit.asset, hit.owner, hit.claimed_by)
                 if key in seen:
+                    sent.note(hit.pattern, "vetoed", f"{hit.asset}: the same downing again")
                     continue
                 seen.add(key)
                 denied = denied_by_owner(sentences, i, hit.owner, hit.claimed_by)
+                if denied:
+                    sent.note("downing.denied-by-owner", "fired", f"{hit.owner} {hit.asset}")
                 out.append(
                     Downing(
-                        **sent.provenance(),
+                        **sent.provenance(hit.pattern),
                         stance="denied" if denied else "claimed" if hit.claimed_by else "reported",
                         asset=hit.asset,
                         owner=hit.owner,
