@@ -1,4 +1,7 @@
-"""The ingest path, left to right: feed -> items -> page -> text -> facts -> event log.
+"""The ingest path, left to right: item -> page -> text -> facts -> event log.
+
+Items come from ``sources.polling.poll`` (the one poll, for the daemon and replay alike), or
+from an article file named on the command line (``item_for_file``).
 
 Each article's events are appended in one transaction, after the network work is done, so a
 crash leaves either all of an article or none of it. Every key is derived from what was read
@@ -14,7 +17,6 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from monitor.config import FeedConfig
 from monitor.events import (
     ArticleDiscovered,
     ArticleExtracted,
@@ -22,13 +24,11 @@ from monitor.events import (
     ArticleFetched,
     ArticleRef,
     FactReported,
-    FeedFailed,
-    FeedPolled,
 )
 from monitor.extract.normalize import DEFAULT_BUDGET, Budget, normalize
 from monitor.extract.text import ArticleText, TextError, article_text
-from monitor.sources.feeds import FeedError, FeedItem, parse_feed
-from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch
+from monitor.sources.feeds import FeedItem
+from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch_link
 from monitor.store.log import EventStore, NewEvent
 from monitor.watches import Watch
 
@@ -44,53 +44,6 @@ class IngestResult(BaseModel):
     facts: int = 0
     new_events: int = 0
     reason: str | None = None
-
-
-def poll_feed(
-    store: EventStore,
-    feed: FeedConfig,
-    *,
-    limits: FetchLimits | None = None,
-    client: httpx.Client | None = None,
-) -> list[FeedItem]:
-    """Fetch and parse one feed; the outcome is recorded either way, for feed health."""
-    try:
-        doc = fetch(feed.url, limits=limits, client=client)
-        items = parse_feed(doc, feed.name, feed.outlet)
-    except (FetchError, FeedError) as exc:
-        store.append(
-            [
-                NewEvent(
-                    stream=f"feed:{feed.name}",
-                    data=FeedFailed(feed=feed.name, url=feed.url, reason=str(exc)),
-                )
-            ]
-        )
-        log.warning("feed %s failed: %s", feed.name, exc)
-        return []
-    history = store.read_stream(f"feed:{feed.name}")
-    recovering = bool(history) and history[-1].type == "FeedFailed"
-    # An unchanged feed adds nothing to the log; the first success after a failure always does.
-    key = f"polled:{feed.name}:{doc.content_hash}" + (
-        f":after:{history[-1].seq}" if recovering else ""
-    )
-    known = sum(1 for i in items if _is_known(store, i.article_id))
-    store.append(
-        [
-            NewEvent(
-                stream=f"feed:{feed.name}",
-                data=FeedPolled(
-                    feed=feed.name, url=feed.url, items=len(items), new_items=len(items) - known
-                ),
-                idempotency_key=key,
-            )
-        ]
-    )
-    return items
-
-
-def _is_known(store: EventStore, article_id: str) -> bool:
-    return any(e.type in ("ArticleExtracted",) for e in store.read_stream(f"article:{article_id}"))
 
 
 def ingest_item(
@@ -119,9 +72,11 @@ def ingest_item(
         )
     discovered = _discovered(item)
     try:
-        page = fetch(item.url, limits=limits, client=client)
+        page = fetch_link(item.url, file_root=item.file_root, limits=limits, client=client)
     except FetchError as exc:
-        return _fail(store, item, [discovered], "fetch", str(exc), len(failures))
+        # A refused link stays refused: retrying it cannot help.
+        retryable = exc.kind != "refused"
+        return _fail(store, item, [discovered], "fetch", str(exc), len(failures), retryable)
     fetched = _fetched(item, page)
     try:
         text = article_text(page.body, url=page.final_url, content_type=page.content_type)
@@ -252,10 +207,19 @@ def _fail(
     stage: str,
     reason: str,
     previous: int,
+    retryable: bool | None = None,
 ) -> IngestResult:
     failed = NewEvent(
         stream=f"article:{item.article_id}",
-        data=ArticleFailed(article_id=item.article_id, url=item.url, stage=stage, reason=reason),
+        data=ArticleFailed.model_validate(
+            {
+                "article_id": item.article_id,
+                "url": item.url,
+                "stage": stage,
+                "reason": reason,
+                "retryable": retryable,
+            }
+        ),
         idempotency_key=f"failed:{item.article_id}:{stage}:{previous + 1}",
         occurred_at=item.published,
     )
@@ -273,4 +237,6 @@ def _fail(
 def item_for_file(path: Path) -> FeedItem:
     """An article file given directly (no feed): its URL is its file:// location."""
     url = path.resolve().as_uri()
-    return FeedItem(feed="file", url=url, guid=url, title=path.stem)
+    return FeedItem(
+        feed="file", url=url, guid=url, title=path.stem, file_root=path.resolve().parent
+    )
