@@ -290,9 +290,11 @@ def denied_by_owner(
     """Whether the owner disputes the downing in this or one of the next two sentences."""
     if owner is None or owner == claimant:
         return False
-    for sent in sentences[index : index + 3]:
+    for k, sent in enumerate(sentences[index : index + 3]):
         if not _DENIAL.search(sent.quote):
             continue
+        if k and not _about_a_downing(sent.quote):
+            continue  # "... denied the RSF claim that it bombed a market": another claim
         if sent.speaker_code == owner:
             return True
         codes = {m.code for m in sent.mentions}
@@ -305,6 +307,34 @@ def denied_by_owner(
         ):
             return True
     return False
+
+
+# A later sentence's denial concerns the downing only when it speaks of one (an aircraft, a
+# loss, a crash) or denies bare: "denied it", "dismissed the claim as propaganda".
+_DOWNING_WORDS = re.compile(
+    r"\b(?:down\w*|intercept\w*|lost|lose|losing|loss|losses|crash\w*|malfunction\w*|"
+    r"technical|engine|accident\w*|wreck\w*|debris)\b",
+    re.IGNORECASE,
+)
+_BARE_DENIAL = re.compile(
+    r"\b(?:denied|denies|deny|dismissed|rejected|refuted)\s+(?:it|this|that|the\s+"
+    r"(?:claims?|reports?|allegations?))\s*(?:$|[.,;:]|as\b|outright\b)",
+    re.IGNORECASE,
+)
+
+
+# "the claim from Baku was false" refers back to the downing; "the claim that its jets bombed
+# a market" says what it denies, and that is a downing only if it says so.
+_CLAIM = r"\b(?:claims?|reports?|allegations?|assertions?)\b"
+_CLAIM_REFERENCE = re.compile(_CLAIM + r"(?!\s+(?:that|of|about)\b)", re.IGNORECASE)
+_CLAIM_CONTENT = re.compile(_CLAIM + r"\s+(?:that|of|about)\b", re.IGNORECASE)
+
+
+def _about_a_downing(quote: str) -> bool:
+    content = _CLAIM_CONTENT.search(quote)
+    if content:
+        return bool(_DOWNING_WORDS.search(quote, content.end()))
+    return any(rx.search(quote) for rx in (_ASSET, _DOWNING_WORDS, _BARE_DENIAL, _CLAIM_REFERENCE))
 
 
 class DowningReader:

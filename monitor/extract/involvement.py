@@ -23,7 +23,8 @@ from monitor.watches import Watch
 _ARMS_NOUNS = (
     r"(?:weapons?|arms|ammunition|munitions|missiles?|rockets?|drones?|bombs?|jets?|aircraft|"
     r"tanks?|artillery|military aid|military assistance|shipments?|dual-use|himars|"
-    r"air defen[cs]e systems?|fighter jets?)"
+    r"air defen[cs]e systems?|fighter jets?|helicopters?|gunships?|warplanes?|"
+    r"armou?red vehicles?|military equipment|rifles|guns)"
 )
 _SUPPLY = (
     r"(?:send(?:s|ing)?|sent|suppl(?:y|ies|ied|ying)|provid(?:e|es|ed|ing)|deliver(?:s|ed|ing|y|"
