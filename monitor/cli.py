@@ -6,6 +6,7 @@ With ``--format jsonl`` stdout carries JSON lines only; logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import os
@@ -27,8 +28,14 @@ from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
 from monitor.events import AlertRaised
-from monitor.extract.normalize import normalize
-from monitor.extract.text import TextError, article_text, parse_published
+from monitor.extract.normalize import Explained, explain, normalize
+from monitor.extract.text import (
+    TextError,
+    article_text,
+    looks_like_html,
+    parse_published,
+    split_header,
+)
 from monitor.logs import setup_logging
 from monitor.pipeline import IngestResult, item_for_file
 from monitor.runtime import Runtime, publication_order
@@ -127,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
     p.add_argument("--config", help="TOML config file: its [fetch] max_bytes caps each file")
     p.add_argument("--published", help=PUBLISHED_HELP)
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="per sentence: the patterns that fired or were vetoed, and the facts found",
+    )
     fmt(p)
 
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
@@ -449,21 +461,51 @@ def cmd_extract(args: argparse.Namespace) -> int:
                 "its facts would have no event time",
                 file=sys.stderr,
             )
-        found = normalize(text.text, watch)
-        for problem in found.problems:
+        place = _Place(text.text, 0 if looks_like_html(raw, _type_of(path)) else _lead_lines(raw))
+        if args.explain:
+            found, sentences = explain(text.text, watch)
+            for sentence in sentences:
+                _print_explained(args.format, path, place, sentence)
+        else:
+            found = normalize(text.text, watch)
+            for fact in found.facts:
+                line, column = place.of(fact.span[0])
+                row = {
+                    **fact.model_dump(mode="json"),
+                    "file": str(path),
+                    "published": when.isoformat() if when else None,
+                }
+                if args.format == "jsonl":
+                    emit({**row, "line": line, "column": column})
+                else:
+                    print(_fact_line(row, line, column))
+        for problem in [found.failed] if found.failed else found.problems:
             print(f"monitor: {path}: {problem}", file=sys.stderr)
             status = 1
-        for fact in found.facts:
-            row = {
-                **fact.model_dump(mode="json"),
-                "file": str(path),
-                "published": when.isoformat() if when else None,
-            }
-            if args.format == "jsonl":
-                emit(row)
-            else:
-                print(_fact_line(row))
     return status
+
+
+class _Place:
+    """Line and column (from 1) of an offset into an article's text. For a text file they
+    are the file's own: its text differs only by the blank lines it starts with. For a page
+    they are those of the text extracted from it."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self.first_line = first_line
+
+    def of(self, offset: int) -> tuple[int, int]:
+        row = bisect.bisect_right(self.starts, offset) - 1
+        return row + 1 + self.first_line, offset - self.starts[row] + 1
+
+
+def _lead_lines(raw: bytes) -> int:
+    """How many lines of a text file come before its article text: a header block and the
+    blank lines the article text drops."""
+    decoded = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    _, body = split_header(decoded)
+    header = decoded[: len(decoded) - len(body)].count("\n")
+    return header + next((i for i, line in enumerate(body.split("\n")) if line.strip()), 0)
 
 
 def _type_of(path: Path) -> str | None:
@@ -472,12 +514,46 @@ def _type_of(path: Path) -> str | None:
     )
 
 
-def _fact_line(row: dict[str, Any]) -> str:
-    skip = {"quote", "span", "file", "type", "published"}
+def _fact_line(row: dict[str, Any], line: int, column: int) -> str:
+    skip = {"quote", "span", "file", "type", "pattern", "published"}
     fields = " ".join(
         f"{k}={v}" for k, v in row.items() if k not in skip and v not in (None, False, [])
     )
-    return f"{row['file']}:{row['span'][0]} {row['type']} {fields}\n    {row['quote']}"
+    where = f"{row['file']}:{line}:{column}"
+    return f"{where} {row['type']} {fields} [{row['pattern']}]\n    {row['quote']}"
+
+
+def _print_explained(fmt: str, path: Path, place: _Place, sentence: Explained) -> None:
+    """One sentence of `extract --explain`: where it is, the patterns that fired or were
+    vetoed there and why, and the facts it gave."""
+    line, column = place.of(sentence.start)
+    facts = [f.model_dump(mode="json") for f in sentence.facts]
+    if fmt == "jsonl":
+        notes = [
+            {"pattern": n.pattern, "verdict": n.verdict, "detail": n.detail} for n in sentence.notes
+        ]
+        emit(
+            {
+                "file": str(path),
+                "line": line,
+                "column": column,
+                "quote": sentence.quote,
+                "notes": notes,
+                "facts": facts,
+            }
+        )
+        return
+    print(f"{path}:{line}:{column} {sentence.quote}")
+    for note in sentence.notes:
+        detail = f"  {note.detail}" if note.detail else ""
+        print(f"    {note.verdict:<6} {note.pattern}{detail}")
+    for fact in facts:
+        fields = " ".join(
+            f"{k}={v}"
+            for k, v in fact.items()
+            if k not in ("quote", "span", "type", "pattern") and v not in (None, False, [])
+        )
+        print(f"    => {fact['type']} {fields} [{fact['pattern']}]")
 
 
 # --- events, alerts, status, rules, rebuild -----------------------------------------------------
