@@ -23,6 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
@@ -42,7 +43,7 @@ from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchError, read_file_capped
 from monitor.sources.polling import PollOutcome
-from monitor.store.db import StoreError
+from monitor.store.db import StoreError, store_error
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import AlertState
@@ -76,8 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuleError as exc:
         print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:  # the database failed after it opened (a disk fills up)
+        print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _db_of(args: argparse.Namespace) -> str:
+    """The database a command used, for an error message (its settings may not load now)."""
+    try:
+        return settings_from(args).db
+    except (ConfigError, OSError):
+        return getattr(args, "db", None) or "the database"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,7 +279,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
-    daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    try:
+        daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    except OSError as exc:  # its lock file beside the database, before the store opens it
+        raise store_error(settings.db, exc) from exc
     code = daemon.run()
     if daemon.abandoned:
         # A poll outlived the stop timeout: its thread would hold up interpreter exit, and its
