@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from monitor.alerting.backtest import parse_when
@@ -30,6 +31,7 @@ from monitor.extract.text import TextError, article_text
 from monitor.logs import setup_logging
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
+from monitor.sources.fetch import FetchError, read_file_capped
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
+    p.add_argument("--config", help="TOML config file: its [fetch] max_bytes caps each file")
     fmt(p)
 
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
@@ -192,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     fmt(p)
 
+    p = command(
+        "timeline", cmd_timeline, "a watch's state now and its facts in the order they happened"
+    )
+    p.add_argument("watch", metavar="WATCH", help="the watch id, as in its YAML file")
+    p.add_argument("--since", help="list facts from this time on (ISO, or 7d ago)")
+    config_args(p)
+    fmt(p)
+
     p = command("poll", cmd_poll, "poll one feed now: through the running daemon, else alone")
     p.add_argument("feed", metavar="FEED", help="the feed's name in the config")
     p.add_argument("--alone", action="store_true", help="poll here even if a daemon runs")
@@ -207,6 +218,12 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     """Flags beat the environment, which beats the config file."""
     flags = {"db": getattr(args, "db", None), **{k: v for k, v in extra.items() if v is not None}}
     return load_settings(getattr(args, "config", None), **flags)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints text as it is: titles, quotes and errors come from feeds, so
+    nothing in them may be read as markup (``[/]`` would crash), an emoji code or a highlight."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -257,8 +274,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
     items = sorted(collect_items(runtime, paths), key=publication_order)
     raised: list[AlertRaised] = []
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+    err = console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("replaying", total=len(items))
         for item in items:
             result = runtime.ingest(item)
@@ -268,6 +285,11 @@ def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
                 if fmt == "jsonl":
                     emit(alert_json(alert))
             log.debug("%s: %s", item.url, result.status)
+    # Once more, so the projections (``alerts list``) also hold the alerts raised last.
+    for alert in runtime.advance():
+        raised.append(alert)
+        if fmt == "jsonl":
+            emit(alert_json(alert))
     while runtime.deliver():
         pass
     if fmt == "text":
@@ -285,7 +307,8 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
             if not feeds:
                 raise UsageError(f"{path}: no feed files (*.xml, *.rss, *.atom) found")
             for feed in feeds:
-                yield from _feed_items(runtime, feed)
+                # The directory named on the command line bounds the feeds' file: links.
+                yield from _feed_items(runtime, feed, files_under=path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
             from monitor.pipeline import item_for_file
 
@@ -294,23 +317,22 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
             yield from _feed_items(runtime, path)
 
 
-def _feed_items(runtime: Runtime, path: Path) -> list[FeedItem]:
-    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri())
-    return runtime.poll(feed)
+def _feed_items(runtime: Runtime, path: Path, files_under: Path | None = None) -> list[FeedItem]:
+    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
+    items, _outcome = runtime.poll(feed)
+    return items
 
 
 def _print_alerts(alerts: list[AlertRaised]) -> None:
-    console = Console()
+    out = console()
     if not alerts:
-        console.print("no alerts raised")
+        out.print("no alerts raised")
         return
     for alert in alerts:
-        console.print(
-            f"[bold]{alert.severity.upper()}[/bold] {alert.title}", markup=True, highlight=False
-        )
+        out.print(Text.assemble((alert.severity.upper(), "bold"), " ", alert.title))
         for ev in alert.evidence:
-            console.print(f"  > {ev.quote}", markup=False, highlight=False)
-            console.print(f"    {ev.outlet or ''} {ev.url}", markup=False, highlight=False)
+            out.print(f"  > {ev.quote}")
+            out.print(f"    {ev.outlet or ''} {ev.url}")
 
 
 # --- extract ------------------------------------------------------------------------------------
@@ -318,16 +340,22 @@ def _print_alerts(alerts: list[AlertRaised]) -> None:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     watch = load_watch(args.watch) if args.watch else None
+    cap = settings_from(args).fetch.max_bytes  # the same cap as a fetched page
     status = 0
     for path in args.files:
         try:
-            raw = path.read_bytes()
+            raw = read_file_capped(path, cap)
             text = article_text(raw, url=path.resolve().as_uri(), content_type=_type_of(path))
-        except (OSError, TextError) as exc:
-            print(f"monitor: {path}: {exc}", file=sys.stderr)
+        except (OSError, TextError, FetchError) as exc:
+            where = "" if isinstance(exc, FetchError) else f"{path}: "  # it names the file
+            print(f"monitor: {where}{exc}", file=sys.stderr)
             status = 1
             continue
-        for fact in normalize(text.text, watch):
+        found = normalize(text.text, watch)
+        for problem in found.problems:
+            print(f"monitor: {path}: {problem}", file=sys.stderr)
+            status = 1
+        for fact in found.facts:
             row = {**fact.model_dump(mode="json"), "file": str(path)}
             if args.format == "jsonl":
                 emit(row)
@@ -406,10 +434,53 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                     ", ".join(d.describe() for d in found) or "-",
                 )
         if args.format == "text":
-            Console().print(table)
+            console().print(table)
         return 0
     finally:
         store.close()
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from monitor.alerting.backtest import parse_when
+    from monitor.timeline import timeline
+
+    try:
+        since = parse_when(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store = open_store(args)
+    try:
+        story = timeline(store, args.watch, since)
+    finally:
+        store.close()
+    if args.format == "jsonl":
+        state = story.model_dump(mode="json", exclude={"facts"})
+        emit({"kind": "state", **state})
+        for fact in story.facts:
+            emit({"kind": "fact", **fact.model_dump(mode="json")})
+        return 0
+    print(f"{story.watch}: {len(story.facts)} facts")
+    for toll in story.tolls:
+        qualifier = {"at_least": "at least ", "about": "about "}.get(toll.qualifier, "")
+        who = " ".join(x for x in (toll.side, toll.category) if x)
+        print(f"  toll  {who} {toll.outcome}: {qualifier}{toll.count:,} ({toll.at:%Y-%m-%d})")
+    if story.ceasefire:
+        c = story.ceasefire
+        broker = f", broker {c.broker}" if c.broker else ""
+        print(f"  ceasefire  {c.status}{broker} ({c.at:%Y-%m-%d})")
+    for o in story.third_parties:
+        helps = f" supporting {', '.join(o.supports)}" if o.supports else ""
+        print(f"  outside  {o.actor}: {', '.join(o.kinds)}{helps} (since {o.first_seen:%Y-%m-%d})")
+    for fact in story.facts:
+        print(f"{fact.at:%Y-%m-%d %H:%M}  {terminal_safe(fact.summary)}")
+        print(f"    {terminal_safe(fact.quote[:200])}")
+        print(f"    {terminal_safe(fact.url)}")
+    return 0
+
+
+def terminal_safe(text: str) -> str:
+    """Article text on a terminal: control characters (escape sequences) shown, not obeyed."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -469,18 +540,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "jsonl":
         emit(status)
         return 0
-    console = Console()
+    out = console()
     daemon = status["daemon"]
     if daemon:
         state = "ready" if daemon.get("ready") else "not ready"
         replica = daemon.get("replica")
-        console.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
+        out.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
     else:
-        console.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
+        out.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     last = status["last_poll"] or "-"
-    console.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
-    console.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
+    out.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
+    out.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
     table = Table(
         "feed", "last poll", "last success", "next due", "by", "fails", "items", "last error"
     )
@@ -495,7 +566,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(f["last_items"]),
             (f["last_error"] or "")[:80],
         )
-    console.print(table)
+    out.print(table)
     return 0
 
 

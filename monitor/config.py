@@ -11,8 +11,16 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -50,6 +58,9 @@ class FeedConfig(BaseModel):
     # How long the feed may publish nothing new before a "source health" alert says it went
     # silent (off when unset). A failing feed alerts after this long, or 3 intervals if unset.
     expected_period: timedelta | None = None
+    # A local feed file's items may link to files inside this directory only (default: the
+    # feed file's own directory). Links of feeds read over http(s) never read files.
+    files_under: Path | None = None
 
     _d = field_validator("interval", mode="before")(parse_duration)
     _o = field_validator("jitter", "expected_period", mode="before")(
@@ -64,6 +75,14 @@ class FeedConfig(BaseModel):
     def failure_period(self) -> timedelta:
         """How long the feed may keep failing before a source health alert is raised."""
         return self.expected_period or 3 * self.interval
+
+    def file_root(self) -> Path | None:
+        """Where this feed's file: links may point: None unless the feed is a local file."""
+        if not self.url.lower().startswith("file:"):
+            return None
+        if self.files_under is not None:
+            return self.files_under
+        return Path(unquote(urlparse(self.url).path)).parent
 
 
 class RateLimit(BaseModel):
@@ -147,6 +166,9 @@ class FetchConfig(BaseModel):
     user_agent: str | None = None
     # Failing feeds back off exponentially (interval x 2^(failures-1)) up to this.
     max_backoff: timedelta = timedelta(hours=6)
+    # Links found in feeds, and redirects, may reach public addresses only, plus these
+    # networks (CIDRs such as "10.1.0.0/16"). Configured feed URLs are always reachable.
+    allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
 
     _d = field_validator(
         "connect_timeout", "read_timeout", "total_timeout", "max_backoff", mode="before"
@@ -164,6 +186,9 @@ class DeliveryConfig(BaseModel):
     retry_cap: timedelta = timedelta(minutes=30)
     max_age: timedelta = timedelta(hours=24)
     lease: timedelta = timedelta(minutes=2)
+    # A page that explains one alert, "{id}" replaced by the alert id; JSON webhooks carry it
+    # as "explain.url" (the command "monitor alerts explain ID" is always there).
+    explain_url: str | None = None
 
     _d = field_validator("retry_base", "retry_cap", "max_age", "lease", mode="before")(
         parse_duration
@@ -194,6 +219,8 @@ class Settings(BaseSettings):
     # SIGTERM: time allowed for in-flight polls and the last outbox flush before exiting.
     stop_timeout: timedelta = timedelta(seconds=8)
     poll_workers: int = Field(default=4, ge=1)
+    # CPU time one article's extraction may take; past it the article is recorded as failed.
+    extract_budget: timedelta = timedelta(seconds=5)
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
 
@@ -202,6 +229,7 @@ class Settings(BaseSettings):
         "lease_period",
         "health_check_interval",
         "stop_timeout",
+        "extract_budget",
         mode="before",
     )(parse_duration)
 
@@ -250,7 +278,15 @@ def _resolve_paths(settings: Settings, base: Path, flags: dict[str, Any]) -> Set
         rel = db.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
             db = f"sqlite:///{(base / rel).resolve()}"
-    feeds = [f.model_copy(update={"url": resolve_location(f.url, base)}) for f in settings.feeds]
+    feeds = [
+        f.model_copy(
+            update={
+                "url": resolve_location(f.url, base),
+                "files_under": base / f.files_under if f.files_under else None,
+            }
+        )
+        for f in settings.feeds
+    ]
     channels = [
         c.model_copy(update={"url_file": base / c.url_file})
         if c.url_file and not c.url_file.is_absolute()

@@ -64,6 +64,9 @@ class Casualties(FactBase):
     increment: Annotated[int, Field(ge=0)] | None = None
     historical: bool = False
     acled_count: Annotated[int, Field(ge=0)] | None = None
+    # The city or region the toll is for, when the text names one ("in Khartoum"): a place's
+    # toll is its own series.
+    place: str | None = None
     # A part of another figure in the same text ("including 29 civilians"): summing tolls
     # must skip it.
     subset: bool = False
@@ -243,6 +246,18 @@ class AlertSuppressed(_Frozen):
     title: str | None = None
 
 
+class RuleFailed(_Frozen):
+    """Evaluating one rule on one event raised an error. The rule is skipped for that event
+    only; every other rule still runs and the evaluator's checkpoint moves on, so one broken
+    rule cannot stop alerting or make the daemon fail on the same event at each restart."""
+
+    type: Literal["RuleFailed"] = "RuleFailed"
+    rule: str
+    rule_hash: str
+    event_id: str
+    error: str
+
+
 class SilenceMatcher(_Frozen):
     """One label test of a silence, Alertmanager style: ``=``, ``!=``, ``=~``, ``!~``."""
 
@@ -320,6 +335,7 @@ EventData = Annotated[
     | FeedFailed
     | AlertRaised
     | AlertSuppressed
+    | RuleFailed
     | DeliveryAttempted
     | DeliveryRequeued
     | SilenceAdded
@@ -341,6 +357,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "FeedFailed": 1,
     "AlertRaised": 1,
     "AlertSuppressed": 1,
+    "RuleFailed": 1,
     "DeliveryAttempted": 1,
     "DeliveryRequeued": 1,
     "SilenceAdded": 1,

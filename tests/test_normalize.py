@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.events import Casualties, Ceasefire, Diplomacy, Downing, ThirdParty
-from monitor.extract.normalize import extract, normalize
+from monitor.extract.normalize import READERS, extract, normalize
+from monitor.extract.reader import FactReader
 from monitor.watches import Watch, load_watch
 from tests.conftest import make_watch
 
@@ -522,9 +523,9 @@ def _check_fact(text: str, fact: object) -> None:
 
 
 def test_normalize_swallows_bad_input() -> None:
-    assert normalize("") == []
-    assert normalize(None) == []  # type: ignore[arg-type]
-    assert normalize("\x00" * 10) == []
+    for text in ("", None, "\x00" * 10):
+        found = normalize(text)  # type: ignore[arg-type]
+        assert found.facts == [] and found.problems == []
 
 
 def test_facts_in_text_order() -> None:
@@ -534,3 +535,15 @@ def test_facts_in_text_order() -> None:
     )
     starts = [f.span[0] for f in extract(text, SUDAN)]
     assert starts == sorted(starts) and len(starts) >= 3
+
+
+def test_every_registered_reader_keeps_the_contract() -> None:
+    fact_types = {"casualties", "ceasefire", "third_party", "downing", "diplomacy"}
+    assert {r.topic for r in READERS} == fact_types
+    for reader in READERS:
+        assert isinstance(reader, FactReader)
+        assert reader.triggers and all(t == t.lower() for t in reader.triggers)
+        assert reader.facts([], UKRAINE) == [] and reader.facts([], None) == []
+    text = "Seven soldiers were killed. Turkey-brokered talks on a truce collapsed."
+    for fact in extract(text, UKRAINE):
+        assert fact.type in {r.topic for r in READERS}

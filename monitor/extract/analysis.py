@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from monitor.extract.gazetteer import Mention
 from monitor.extract.numbers import Quantity
@@ -67,11 +68,16 @@ _SPEAKER_HEADS = frozenset(
 )
 
 
+# What a token is: E an actor name, N a count, W a word, P punctuation. One letter each,
+# because a sentence's signature spells actors and counts as E<i> and N<i>.
+TokenKind = Literal["E", "N", "W", "P"]
+
+
 @dataclass(slots=True)
 class Token:
     """One token: kind E (actor), N (count), W (word) or P (punctuation)."""
 
-    kind: str
+    kind: TokenKind
     text: str  # lower-cased for words; the sig item for E/N
     start: int  # absolute offsets into the article text
     end: int
@@ -105,6 +111,10 @@ class Sentence:
     @property
     def quote(self) -> str:
         return self.text[self.start : self.end]
+
+    def provenance(self) -> dict[str, Any]:
+        """The fields every fact takes from its sentence: quote, span and speaker."""
+        return {"quote": self.quote, "span": (self.start, self.end), "attributed_to": self.speaker}
 
     def token_at(self, sig_pos: int) -> int:
         """The token index at a position of the signature string."""
@@ -152,7 +162,7 @@ def fold(text: str) -> str:
 
 
 def _tokenise(sent: Sentence, folded: str) -> None:
-    spans: list[tuple[int, int, str, int]] = [
+    spans: list[tuple[int, int, TokenKind, int]] = [
         (m.start, m.end, "E", i) for i, m in enumerate(sent.mentions)
     ]
     taken = [(m.start, m.end) for m in sent.mentions]

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final, Literal
 
-from monitor.extract.analysis import MONTHS, Sentence, Token, words
+from monitor.events import Casualties, Category, Fact, Outcome, Qualifier
+from monitor.extract.analysis import MONTHS, Sentence, Token, TokenKind, words
 from monitor.extract.gazetteer import trie_pattern
+from monitor.watches import Watch
 
-CIVILIAN = "civilian"
-MILITARY = "military"
-UNKNOWN = "unknown"
+CIVILIAN: Final = "civilian"
+MILITARY: Final = "military"
+UNKNOWN: Final = "unknown"
+# What a count's context says before it is settled: an outcome, "casualties" (deaths only
+# when the text speaks of deaths), or "lumped" (killed and wounded in one figure: no report).
+Reading = Outcome | Literal["casualties", "lumped"]
 
-_PLURAL_NOUNS: dict[str, str] = {
+_PLURAL_NOUNS: dict[str, Category] = {
     **dict.fromkeys(
         words(
             "civilians villagers residents children women men boys girls farmers students "
@@ -53,7 +60,7 @@ _PLURAL_NOUNS: dict[str, str] = {
         UNKNOWN,
     ),
 }
-_SINGULAR_NOUNS: dict[str, str] = {
+_SINGULAR_NOUNS: dict[str, Category] = {
     **dict.fromkeys(
         words(
             "civilian villager resident child woman man boy girl farmer student worshipper "
@@ -78,13 +85,13 @@ _SINGULAR_NOUNS: dict[str, str] = {
     ),
 }
 # Nouns that carry their outcome: "bodies" are dead, "hostages" are captured.
-_INHERENT = {
+_INHERENT: dict[str, Outcome] = {
     **dict.fromkeys(["bodies", "corpses", "body", "lives"], "killed"),
     **dict.fromkeys(
         ["hostages", "prisoners", "captives", "abductees", "pows", "detainees"], "captured"
     ),
 }
-_OUTCOME_WORDS: dict[str, str] = {
+_OUTCOME_WORDS: dict[str, Outcome] = {
     **dict.fromkeys(
         words(
             "killed dead died die dies slain perished murdered executed massacred beheaded "
@@ -99,7 +106,7 @@ _OUTCOME_WORDS: dict[str, str] = {
         "captured",
     ),
 }
-_OUTCOME_NOUNS: dict[str, str] = {
+_OUTCOME_NOUNS: dict[str, Reading] = {
     **dict.fromkeys(
         ["deaths", "death", "fatalities", "fatality", "dead", "killed", "bodies", "lives"], "killed"
     ),
@@ -108,7 +115,7 @@ _OUTCOME_NOUNS: dict[str, str] = {
     **dict.fromkeys(["hostages", "prisoners", "captives", "abductees", "pows"], "captured"),
     "casualties": "casualties",
 }
-_VERBS_BEFORE: dict[str, str] = {
+_VERBS_BEFORE: dict[str, Outcome] = {
     **dict.fromkeys(
         words(
             "killed killing kill kills dead lost losing lose loses executed executing murdered "
@@ -129,7 +136,7 @@ _VERBS_BEFORE: dict[str, str] = {
         "captured",
     ),
 }
-_OF_NOUNS = {
+_OF_NOUNS: dict[str, Outcome] = {
     **dict.fromkeys(
         ["deaths", "death", "bodies", "body", "lives", "killing", "killings", "remains", "corpses"],
         "killed",
@@ -153,7 +160,7 @@ _FUNCTION = frozenset(
         "been be said says told after before during when while as than into"
     )
 )
-_QUALIFIERS: tuple[tuple[tuple[str, ...], str], ...] = (
+_QUALIFIERS: tuple[tuple[tuple[str, ...], Qualifier], ...] = (
     (("at", "least"), "at_least"),
     (("more", "than"), "at_least"),
     (("upwards", "of"), "at_least"),
@@ -223,11 +230,11 @@ class Report:
 
     sentence: Sentence
     token: int
-    outcome: str
+    outcome: Outcome
     count: int | None
-    qualifier: str
+    qualifier: Qualifier
     acled: int | None
-    category: str
+    category: Category
     party: str | None
     cumulative: bool
     increment: int | None = None
@@ -252,9 +259,10 @@ def _ends_with(sent: Sentence, i: int, words: tuple[str, ...]) -> bool:
     return tuple(t.text for t in sent.tokens[i - n : i]) == words
 
 
-def _qualifier(sent: Sentence, i: int) -> tuple[str, int]:
+def _qualifier(sent: Sentence, i: int) -> tuple[Qualifier, int]:
     """The qualifier before the count at token i, and the index where the phrase starts."""
-    found, start = "exact", i
+    found: Qualifier = "exact"
+    start = i
     for phrase, qual in _QUALIFIERS:
         if _ends_with(sent, i, phrase):
             found, start = qual, i - len(phrase)
@@ -288,7 +296,7 @@ def _is_excluded_number(sent: Sentence, i: int) -> bool:
     return False
 
 
-def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
+def _person_after(sent: Sentence, i: int) -> tuple[int, Category] | None:
     """The person noun heading the phrase after token i: (index, category), or None."""
     toks = sent.tokens
     free = 0
@@ -333,7 +341,7 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
     return None
 
 
-def _category_in(sent: Sentence, i: int, j: int, default: str) -> str:
+def _category_in(sent: Sentence, i: int, j: int, default: Category) -> Category:
     words = {t.text for t in sent.tokens[i:j]}
     if "civilian" in words or "civilians" in words:
         return CIVILIAN
@@ -376,7 +384,7 @@ def _party_after(sent: Sentence, j: int) -> str | None:
 # --- outcome linking ----------------------------------------------------------------------------
 
 
-def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
+def _outcome_direct(sent: Sentence, j: int) -> tuple[Reading, int] | None:
     """An outcome noun or participle right after the phrase ending at token j."""
     k = j + 1
     while _text(sent, k) in (
@@ -401,7 +409,7 @@ def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
     return None
 
 
-def _outcome_before(sent: Sentence, start: int) -> str | None:
+def _outcome_before(sent: Sentence, start: int) -> Outcome | None:
     """An outcome verb right before the phrase: "killed at least 10", "deaths of four"."""
     k = start - 1
     if (
@@ -435,7 +443,7 @@ def _outcome_before(sent: Sentence, start: int) -> str | None:
     return None
 
 
-def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[str, int] | None:
+def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[Outcome, int] | None:
     """An outcome participle later in the clause; `strict` allows only auxiliaries between."""
     toks = sent.tokens
     k = j + 1
@@ -638,8 +646,8 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
 
 
 def _link_outcome(
-    sent: Sentence, i: int, start: int, end: int, noun: tuple[int, str] | None
-) -> str | None:
+    sent: Sentence, i: int, start: int, end: int, noun: tuple[int, Category] | None
+) -> Reading | None:
     """The outcome of the count at token i, strongest cue first; "lumped" for "killed and
     wounded" read together."""
     before = _outcome_before(sent, start)
@@ -714,7 +722,7 @@ def _subject_party(sent: Sentence, verb: int) -> str | None:
     return None
 
 
-_PASSIVE_OUT = {
+_PASSIVE_OUT: dict[Outcome, str] = {
     "killed": r"(?:(?:\w+ and (?:later )?)?(?:shot (?:dead|and killed|to death|and died)|killed|"
     r"found (?:dead|killed)|stabbed to death|"
     r"beaten to death|hacked to death|burn(?:ed|t) (?:to death|alive)|stoned to death|"
@@ -725,7 +733,7 @@ _PASSIVE_OUT = {
     "captured": r"(?:abducted|kidnapped|detained|captured|taken (?:hostage|captive|prisoner))",
     "missing": r"(?:missing|reported missing)",
 }
-_ACTIVE_OUT = {
+_ACTIVE_OUT: dict[Outcome, str] = {
     "killed": r"(?:killed|killing|kills|assassinated|assassinating|murdered|murdering|executed|"
     r"fatally (?:shot|stabbed|wounded|injured)|shot and killed|"
     r"executing|beheaded|beheading|lynched|shot dead|shot and killed|stabbed to death|"
@@ -735,7 +743,7 @@ _ACTIVE_OUT = {
 }
 _ADVERBS = r"(?:(?:reportedly|allegedly|also|later|then|subsequently|eventually|initially) )*"
 _NP = r"(?P<np>(?:\S+ ){0,7}?)"
-_SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+_SINGLE_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
     [
         (
             out,
@@ -824,7 +832,7 @@ def _singulars(sent: Sentence) -> list[Report]:
                 continue
             taken.add(det_tok)
             det = m.group("det")
-            category = next(
+            category: Category = next(
                 (_SINGULAR_NOUNS[t.text] for t in np_tokens if t.text in _SINGULAR_NOUNS), UNKNOWN
             )
             out.append(
@@ -964,14 +972,14 @@ def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], se
     return out, used
 
 
-def _token_of_ref(sent: Sentence, kind: str, ref: int) -> int | None:
+def _token_of_ref(sent: Sentence, kind: TokenKind, ref: int) -> int | None:
     for i, t in enumerate(sent.tokens):
         if t.kind == kind and t.ref == ref:
             return i
     return None
 
 
-def _sentence_outcome(sent: Sentence, death_ctx: bool) -> str | None:
+def _sentence_outcome(sent: Sentence, death_ctx: bool) -> Outcome | None:
     sig = sent.sig
     if re.search(r"\b(?:killed|dead|death|deaths|died|fatalities|lives)\b", sig):
         return "killed"
@@ -984,7 +992,7 @@ def _sentence_outcome(sent: Sentence, death_ctx: bool) -> str | None:
     return None
 
 
-def _sentence_category(sent: Sentence) -> str:
+def _sentence_category(sent: Sentence) -> Category:
     for t in sent.tokens:
         if t.text in _PLURAL_NOUNS and _PLURAL_NOUNS[t.text] != UNKNOWN:
             return _PLURAL_NOUNS[t.text]
@@ -1036,7 +1044,7 @@ def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Repo
     return out
 
 
-def _toll_outcome(before: str, after: str, sent: Sentence, death_ctx: bool) -> str | None:
+def _toll_outcome(before: str, after: str, sent: Sentence, death_ctx: bool) -> Outcome | None:
     tail = before[-90:] + " " + after[:60]
     if re.search(r"\b(?:wounded|injured|injuries)\b", tail) and not re.search(
         r"\bdeath toll\b", before[-90:]
@@ -1203,5 +1211,46 @@ def _totals_of_parts(reports: list[Report]) -> None:
                 r.cumulative = True
 
 
-def tokens_text(tokens: list[Token]) -> str:
-    return " ".join(t.text for t in tokens)
+# --- the reader -----------------------------------------------------------------------------
+
+# Words that make "casualties" mean deaths in this sentence or the one after it.
+_DEATH_WORDS = re.compile(r"\b(?:death|deaths|dead|killed|died|fatalit\w*|toll)\b")
+
+
+class CasualtyReader:
+    """Casualty figures of one text: each sentence's reports, merged over the passage."""
+
+    topic = "casualties"
+    triggers = TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        reports: list[Report] = []
+        for i, sent in enumerate(sentences):
+            if self.topic not in sent.topics:
+                continue
+            ctx = bool(_DEATH_WORDS.search(sent.quote.lower())) or (
+                i > 0 and bool(_DEATH_WORDS.search(sentences[i - 1].quote.lower()))
+            )
+            reports += read_sentence(sent, ctx)
+        return [_fact(r, watch) for r in merge_passage(reports)]
+
+
+def _fact(r: Report, watch: Watch | None) -> Casualties:
+    return Casualties(
+        **r.sentence.provenance(),
+        stance="claimed" if r.claimed else "reported",
+        party=r.party,
+        side=watch.side_of(r.party) if watch else None,
+        category=r.category,
+        outcome=r.outcome,
+        count=r.count,
+        qualifier=r.qualifier,
+        cumulative=r.cumulative,
+        increment=r.increment if r.increment != r.count else None,
+        historical=r.historical,
+        acled_count=r.acled if r.qualifier == "vague" else None,
+        subset=r.subset,
+    )
+
+
+READER = CasualtyReader()

@@ -9,9 +9,12 @@ one status (CONVENTIONS.md). Brokers come from brokering phrases ("Russian-broke
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.events import Ceasefire, CeasefireStatus, Fact
 from monitor.extract.analysis import Sentence, words
+from monitor.watches import Watch
 
 # Stems every ceasefire name starts with (the passage-level prefilter, see normalize.py).
 TRIGGERS = words("cease cessation truce armistice pause")
@@ -20,7 +23,7 @@ _TRIGGER = re.compile(
     r"\b(?:ceasefires?|cease-fires?|truces?|cessation of (?:all )?(?:hostilities|fire)|"
     r"cease (?:the )?(?:hostilities|fire)|armistice|pause in (?:the )?(?:fighting|hostilities))\b"
 )
-_STATUS_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+_STATUS_CUES: tuple[tuple[CeasefireStatus, re.Pattern[str]], ...] = (
     (
         "called_for",
         re.compile(
@@ -87,7 +90,7 @@ _WINDOW = 14
 
 @dataclass(frozen=True, slots=True)
 class CeasefireHit:
-    status: str
+    status: CeasefireStatus
     broker: str | None
     count: int | None
     sentence: Sentence
@@ -210,7 +213,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     triggers = [t for t in _TRIGGER.finditer(sig) if not sig[: t.start()].endswith("no ")]
     if not triggers:
         return []
-    statuses: dict[str, re.Match[str]] = {}
+    statuses: dict[CeasefireStatus, re.Match[str]] = {}
     for status, pattern in _STATUS_CUES:
         for cue in pattern.finditer(sig):
             if _near(sent, cue, triggers):
@@ -248,8 +251,11 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
 
 
 def _resolve(
-    statuses: dict[str, re.Match[str]], sent: Sentence, parties: frozenset[str], mediated: bool
-) -> dict[str, re.Match[str]]:
+    statuses: dict[CeasefireStatus, re.Match[str]],
+    sent: Sentence,
+    parties: frozenset[str],
+    mediated: bool,
+) -> dict[CeasefireStatus, re.Match[str]]:
     """An announcement that both sides made, or one with a mediator, is an agreement; one
     that is violated or collapsed was in force, so it is no mere proposal."""
     sig = sent.sig
@@ -262,3 +268,35 @@ def _resolve(
     if "proposed" in statuses and sig[: statuses["proposed"].start()].endswith(" to "):
         statuses.pop("proposed")  # "called on them to declare a truce": still an appeal
     return statuses
+
+
+class CeasefireReader:
+    """Ceasefire facts of one text: one per (status, broker), with the largest count given."""
+
+    topic = "ceasefire"
+    triggers = TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        parties = frozenset(watch.parties) if watch else frozenset()
+        seen: dict[tuple[str, str | None], int] = {}
+        out: list[Ceasefire] = []
+        for sent in sentences:
+            if self.topic not in sent.topics:
+                continue
+            for hit in read_sentence(sent, parties):
+                key = (hit.status, hit.broker)
+                if key in seen:
+                    prev = out[seen[key]]
+                    if hit.count and (prev.count or 0) < hit.count:
+                        out[seen[key]] = prev.model_copy(update={"count": hit.count})
+                    continue
+                seen[key] = len(out)
+                out.append(
+                    Ceasefire(
+                        **sent.provenance(), status=hit.status, broker=hit.broker, count=hit.count
+                    )
+                )
+        return list(out)
+
+
+READER = CeasefireReader()

@@ -9,9 +9,12 @@ earlier downing refers back to it and adds nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.events import Asset, Downing, Fact
 from monitor.extract.analysis import Sentence, words
+from monitor.watches import Watch
 
 # Stems every downing verb starts with (the passage-level prefilter, see normalize.py).
 TRIGGERS = words("down intercept destroy")
@@ -28,7 +31,7 @@ _PASSIVE_BEFORE = re.compile(
 )
 # "aircraft that Ukraine claims to have shot down": a relative clause puts the object first.
 _RELATIVE_BEFORE = re.compile(r"\b(?:that|which)\b[^.;,]{0,45}$", re.IGNORECASE)
-_ASSETS: tuple[tuple[str, str], ...] = (
+_ASSETS: tuple[tuple[Asset, str], ...] = (
     (
         "drone",
         r"drones?|UAVs?|unmanned aerial vehicles?|unmanned aircraft|quadcopters?|"
@@ -69,7 +72,7 @@ _OWNER_GENERIC = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class DowningHit:
-    asset: str
+    asset: Asset
     owner: str | None
     claimed_by: str | None
     count: int
@@ -77,12 +80,12 @@ class DowningHit:
     definite: bool
 
 
-def _asset_kind(m: re.Match[str]) -> str:
+def _asset_kind(m: re.Match[str]) -> Asset:
     return next(name for name, _ in _ASSETS if m.group(name))
 
 
 def _object_after(s: str, pos: int) -> list[re.Match[str]]:
-    stop = _STOP.search(s, pos)
+    stop = _STOP.search(s, pos, pos + 110)  # past the 90 characters read, no stop matters
     end = min(stop.start() if stop else len(s), pos + 90)
     found: list[re.Match[str]] = []
     for m in _ASSET.finditer(s, pos, end):
@@ -226,7 +229,9 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
         ):
             continue
         word = t.group(0).lower()
-        passive = bool(_PASSIVE_BEFORE.search(s[sent.start : t.start()])) or bool(t.group("pro"))
+        # The auxiliary and at most one word before the verb: a short window is enough.
+        lead = s[max(sent.start, t.start() - 60) : t.start()]
+        passive = bool(_PASSIVE_BEFORE.search(lead)) or bool(t.group("pro"))
         if word.startswith("downing") or (word.startswith("intercept") and not passive):
             passive = False
         if (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them")) or (
@@ -272,7 +277,7 @@ def _dedupe(hits: list[DowningHit]) -> list[DowningHit]:
 
 
 def denied_by_owner(
-    sentences: list[Sentence], index: int, owner: str | None, claimant: str | None
+    sentences: Sequence[Sentence], index: int, owner: str | None, claimant: str | None
 ) -> bool:
     """Whether the owner disputes the downing in this or one of the next two sentences."""
     if owner is None or owner == claimant:
@@ -292,3 +297,42 @@ def denied_by_owner(
         ):
             return True
     return False
+
+
+class DowningReader:
+    """Downings of one text: one per (asset, owner, claimant); a definite "the drone" after
+    an earlier downing refers back to it. The owner's denial may come in the next sentences,
+    which is why denial stems are among the triggers."""
+
+    topic = "downing"
+    triggers = TRIGGERS + DENIAL_TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        out: list[Fact] = []
+        seen: set[tuple[str, str | None, str | None]] = set()
+        for i, sent in enumerate(sentences):
+            if self.topic not in sent.topics:
+                continue
+            for hit in read_sentence(sent):
+                if hit.definite and out:
+                    continue
+                key = (hit.asset, hit.owner, hit.claimed_by)
+                if key in seen:
+                    continue
+                seen.add(key)
+                denied = denied_by_owner(sentences, i, hit.owner, hit.claimed_by)
+                out.append(
+                    Downing(
+                        **sent.provenance(),
+                        stance="denied" if denied else "claimed" if hit.claimed_by else "reported",
+                        asset=hit.asset,
+                        owner=hit.owner,
+                        claimed_by=hit.claimed_by,
+                        denied=denied,
+                        count=hit.count,
+                    )
+                )
+        return out
+
+
+READER = DowningReader()

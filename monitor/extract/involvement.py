@@ -10,12 +10,15 @@ never third parties. Each rule is a regex over the sentence signature (see analy
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from monitor.events import Fact, InvolvementKind, Stance, ThirdParty
 from monitor.extract import ceasefire
 from monitor.extract.analysis import Sentence, words
+from monitor.extract.gazetteer import home_states, watch_key
+from monitor.watches import Watch
 
 _ARMS_NOUNS = (
     r"(?:weapons?|arms|ammunition|munitions|missiles?|rockets?|drones?|bombs?|jets?|aircraft|"
@@ -67,9 +70,9 @@ _MISSIONS = frozenset(
 @dataclass(frozen=True, slots=True)
 class Involvement:
     actor: str
-    kind: str
+    kind: InvolvementKind
     supports: str | None
-    stance: str
+    stance: Stance
     sentence: Sentence
 
 
@@ -173,7 +176,7 @@ def _actors_in_list(sent: Sentence, start_tok: int, scope: Scope) -> list[tuple[
 
 # --- rules: each yields (token of actor, actor code, kind, supports) -------------------------
 
-Hit = tuple[int, str, str, str | None]
+Hit = tuple[int, str, InvolvementKind, str | None]
 
 
 _POLITICAL_GATE = re.compile(
@@ -200,7 +203,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         tok = sent.token_at(m.start())
         sup = _party_near(sent, tok, scope, before=True)
         for k, code in _actors_in_list(sent, sent.token_at(m.end()) + 1, scope):
-            kind = (
+            kind: InvolvementKind = (
                 "military"
                 if re.match(r"\S+ - led coalition", sent.sig[sent.offsets[k] :])
                 else ("political")
@@ -563,10 +566,14 @@ def _deniers(sent: Sentence) -> set[str]:
 
 # Open kinds of involvement (backing, mediation, aid, peacekeeping) are rarely what a nearby
 # denial is about; covert kinds (troops, arms, fighters) are what actors typically deny.
-OPEN_KINDS = frozenset({"political", "mediation", "humanitarian", "peacekeeping"})
+OPEN_KINDS: frozenset[InvolvementKind] = frozenset(
+    {"political", "mediation", "humanitarian", "peacekeeping"}
+)
 
 
-def _stance(sent: Sentence, tok: int, code: str, supports: str | None, kind: str) -> str:
+def _stance(
+    sent: Sentence, tok: int, code: str, supports: str | None, kind: InvolvementKind
+) -> Stance:
     denial = code in deniers(sent) or (supports and supports in deniers(sent))
     if denial and kind in OPEN_KINDS:
         first = _DENY.search(sent.sig)
@@ -602,3 +609,68 @@ def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:
                 Involvement(code, kind, supports, _stance(sent, tok, code, supports, kind), sent)
             )
     return out
+
+
+# --- the reader -----------------------------------------------------------------------------
+
+# Where one report of an involvement has several stances, the first in this order wins.
+_STANCE_RANK: dict[Stance, int] = {
+    "denied": 0,
+    "confirmed": 1,
+    "alleged": 2,
+    "claimed": 3,
+    "reported": 4,
+}
+_Key = tuple[str, InvolvementKind, str | None]
+
+
+class ThirdPartyReader:
+    """Outside actors of one text: one per (actor, kind, side helped). A covert kind
+    (troops, arms, fighters) denied by the actor, or by the side it helps, within a sentence
+    before or two after, is denied. The rules run on every sentence naming an outsider;
+    `triggers` are the denial stems."""
+
+    topic = "third_party"
+    triggers = DENIAL_TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        if watch is None:
+            return []  # an outsider is only an outsider to some conflict
+        scope = Scope(frozenset(watch.parties), home_states(watch_key(watch)))
+        denials = [deniers(s) if self.topic in s.topics else set() for s in sentences]
+        merged: dict[_Key, tuple[Stance, Sentence]] = {}
+        for i, sent in enumerate(sentences):
+            for hit in read_sentence(sent, scope):
+                stance = hit.stance
+                window = set().union(*denials[max(0, i - 1) : i + 3])
+                covert = hit.kind not in OPEN_KINDS
+                if covert and (hit.actor in window or (hit.supports and hit.supports in window)):
+                    stance = "denied"
+                k = (hit.actor, hit.kind, hit.supports)
+                if k in merged:
+                    old_stance, old_sent = merged[k]
+                    if _STANCE_RANK[stance] < _STANCE_RANK[old_stance]:
+                        merged[k] = (stance, old_sent)
+                    continue
+                merged[k] = (stance, sent)
+        merged = _drop_unsupported_duplicates(merged)
+        return [
+            ThirdParty(**sent.provenance(), stance=stance, actor=a, kind=kind, supports=sup)
+            for (a, kind, sup), (stance, sent) in merged.items()
+        ]
+
+
+def _drop_unsupported_duplicates(
+    merged: dict[_Key, tuple[Stance, Sentence]],
+) -> dict[_Key, tuple[Stance, Sentence]]:
+    """(TUR, military, None) adds nothing beside (TUR, military, AZE) from the same text."""
+    out = dict(merged)
+    for (actor, kind, sup), (stance, _) in merged.items():
+        if sup is None and any(a == actor and k == kind and s for a, k, s in merged):
+            richer = next(v for (a, k, s), v in merged.items() if a == actor and k == kind and s)
+            if _STANCE_RANK[stance] >= _STANCE_RANK[richer[0]]:
+                out.pop((actor, kind, sup), None)
+    return out
+
+
+READER = ThirdPartyReader()

@@ -6,7 +6,9 @@ wrongly declared charset or a binary blob becomes a clear error, never a crash u
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import re
 import unicodedata
 from datetime import datetime
 
@@ -33,7 +35,13 @@ class ArticleText(BaseModel):
 
 
 def decode(raw: bytes, declared: str | None = None) -> str:
-    """Bytes to str: BOM, then the declared charset, then UTF-8, then cp1252 as last resort."""
+    """Bytes to str: BOM, then the declared charset, then UTF-8 or cp1252 by the bytes' shape.
+
+    Bad bytes become U+FFFD where they stand; they never switch the whole page to another
+    charset. Without a declaration, text is UTF-8 when its valid multi-byte sequences outnumber
+    its invalid ones (a stray byte in a UTF-8 page), else cp1252 (a legacy page, whose accented
+    letters almost never form valid UTF-8).
+    """
     for bom, codec in (
         (b"\xef\xbb\xbf", "utf-8"),
         (b"\xff\xfe", "utf-16"),
@@ -41,14 +49,52 @@ def decode(raw: bytes, declared: str | None = None) -> str:
     ):
         if raw.startswith(bom):
             return raw.decode(codec, errors="replace")
-    for codec in (declared, "utf-8"):
-        if not codec:
-            continue
+    codec = _codec(declared)
+    if codec is not None:
         try:
-            return raw.decode(codec)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return raw.decode("cp1252", errors="replace")
+            return raw.decode(codec, errors="replace")
+        except LookupError:
+            pass  # a codec that is not a charset (base64, rot13) declared as one
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if not bad:
+        return text
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad
+    return text if good > bad else raw.decode("cp1252", errors="replace")
+
+
+def _codec(name: str | None) -> str | None:
+    """The Python codec for a declared charset name, or None when it names none."""
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name.strip().strip("\"'")).name
+    except LookupError:
+        return None
+
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.-]{1,40})""", re.I
+)
+
+
+def sniff_charset(raw: bytes) -> str | None:
+    """The charset an HTML page declares in a ``<meta>`` near its top, if any."""
+    match = _META_CHARSET.search(raw[:4096])
+    return match[1].decode("ascii") if match else None
+
+
+# A body with this share of NULs and other control characters is binary, not text (random
+# bytes have about 13 %; real pages next to none).
+BINARY_SHARE = 0.05
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def clean(text: str, what: str) -> str:
+    """NULs dropped (one stray NUL must not cost the article); binary content refused."""
+    if len(_CONTROL.findall(text)) > BINARY_SHARE * len(text):
+        raise TextError(f"binary content, not {what}")
+    return text.replace("\x00", "")
 
 
 def normalize_text(text: str) -> str:
@@ -59,9 +105,7 @@ def normalize_text(text: str) -> str:
 
 
 def from_plain(raw: bytes | str, declared: str | None = None) -> ArticleText:
-    text = raw if isinstance(raw, str) else decode(raw, declared)
-    if "\x00" in text:
-        raise TextError("binary content, not text")
+    text = clean(raw if isinstance(raw, str) else decode(raw, declared), "text")
     text = normalize_text(text)
     if not text.strip():
         raise TextError("empty text")
@@ -72,9 +116,11 @@ def from_html(raw: bytes | str, url: str | None = None, declared: str | None = N
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
     if size > MAX_HTML_BYTES:
         raise TextError(f"page of {size} bytes exceeds the {MAX_HTML_BYTES}-byte limit")
-    html = raw if isinstance(raw, str) else decode(raw, declared)
-    if "\x00" in html:
-        raise TextError("binary content, not HTML")
+    if isinstance(raw, str):
+        html = raw
+    else:
+        html = decode(raw, declared if _codec(declared) else sniff_charset(raw))
+    html = clean(html, "HTML")
     doc = trafilatura.bare_extraction(
         html,
         url=url,

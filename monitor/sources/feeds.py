@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import dateparser
@@ -32,6 +33,9 @@ class FeedItem(BaseModel):
     summary: str | None = None
     published: datetime | None = None
     outlet: str | None = None
+    # Where a file: link of this item may point (set only for items of a local feed file, or
+    # an article file named by the operator); None: the item's URL must be http(s).
+    file_root: Path | None = None
 
     @property
     def article_id(self) -> str:
@@ -43,7 +47,10 @@ def article_id(identity: str) -> str:
     return hashlib.sha256(identity.strip().encode("utf-8")).hexdigest()[:16]
 
 
-def parse_feed(doc: Fetched, feed_name: str, outlet: str | None = None) -> list[FeedItem]:
+def parse_feed(
+    doc: Fetched, feed_name: str, outlet: str | None = None, file_root: Path | None = None
+) -> list[FeedItem]:
+    """The entries of a feed document; ``file_root`` is passed on to every item."""
     # Links are resolved here with urljoin: feedparser mangles file:// bases (file://host/...).
     headers = {"content-type": doc.content_type} if doc.content_type else {}
     parsed = feedparser.parse(doc.body, response_headers=headers)
@@ -51,11 +58,13 @@ def parse_feed(doc: Fetched, feed_name: str, outlet: str | None = None) -> list[
         reason = parsed.get("bozo_exception")
         raise FeedError(f"{doc.url}: no feed entries" + (f" ({reason})" if reason else ""))
     title = outlet or parsed.feed.get("title") or urlparse(doc.url).netloc or feed_name
-    items = [_item(entry, doc.final_url, feed_name, title) for entry in parsed.entries]
+    items = [_item(entry, doc.final_url, feed_name, title, file_root) for entry in parsed.entries]
     return [i for i in items if i is not None]
 
 
-def _item(entry: dict, base: str, feed_name: str, outlet: str) -> FeedItem | None:
+def _item(
+    entry: dict, base: str, feed_name: str, outlet: str, file_root: Path | None
+) -> FeedItem | None:
     link = entry.get("link") or _alternate(entry)
     guid = entry.get("id") or None
     if not link:
@@ -69,6 +78,7 @@ def _item(entry: dict, base: str, feed_name: str, outlet: str) -> FeedItem | Non
         published=_date(entry.get("published_parsed"))
         or _date_text(entry.get("published") or entry.get("updated")),
         outlet=outlet,
+        file_root=file_root,
     )
 
 

@@ -1,10 +1,10 @@
-"""One scheduled poll of one feed: conditional GET, parse, and the outcome as events.
+"""One poll of one feed: conditional GET, parse, and the outcome as events.
 
-This is the daemon's poll (``monitor replay`` reads files through ``pipeline.poll_feed``).
-It sends the validators remembered from the last complete poll, so an unchanged feed costs
-one ``304 Not Modified`` and appends nothing. A failure appends ``FeedFailed``; a changed
-feed, or the first success after a failure, appends ``FeedPolled``: the feed health
-projection is built from those.
+The only poll: the daemon calls it under a feed lease, ``monitor replay`` without one, and
+both append the same events with the same keys. With a lease it sends the validators
+remembered from the last complete poll, so an unchanged feed costs one ``304 Not Modified``
+and appends nothing. A failure appends ``FeedFailed``; a changed feed, or the first success
+after a failure, appends ``FeedPolled``: the feed health projection is built from those.
 """
 
 from __future__ import annotations
@@ -12,17 +12,36 @@ from __future__ import annotations
 import logging
 
 import httpx
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from monitor.config import FeedConfig
 from monitor.events import FeedFailed, FeedPolled
-from monitor.leases import Lease, PollOutcome
+from monitor.leases import Lease
 from monitor.sources.feeds import FeedError, FeedItem, parse_feed
 from monitor.sources.fetch import FetchError, FetchLimits, fetch
 from monitor.store.log import IN_CHUNK, EventStore, NewEvent
 from monitor.store.tables import EventRow
 
 log = logging.getLogger(__name__)
+
+
+class PollOutcome(BaseModel):
+    """What one poll found, as the schedule (``FeedLeases.complete``) and replay need it."""
+
+    ok: bool
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    items: int = 0
+    new_items: int = 0
+    # False when the poll stopped before every item was ingested (shutdown, lost lease): the
+    # validators are then not stored, so the next poll gets the full feed again.
+    complete: bool = True
+    error: str | None = None
+    error_kind: str | None = None
+    retry_after: float | None = None
+    appended: int = 0  # events the poll itself appended (FeedPolled / FeedFailed)
 
 
 def poll(
@@ -33,7 +52,11 @@ def poll(
     limits: FetchLimits,
     client: httpx.Client,
 ) -> tuple[list[FeedItem], PollOutcome]:
-    """Fetch and parse ``feed``; record the outcome in the log; return items and outcome."""
+    """Fetch and parse ``feed``; record the outcome in the log; return items and outcome.
+
+    ``lease`` is None for a poll outside the schedule (``monitor replay``): no validators are
+    sent, so the feed is read in full.
+    """
     stream = f"feed:{feed.name}"
     try:
         doc = fetch(
@@ -43,7 +66,9 @@ def poll(
             etag=lease.etag if lease else None,
             last_modified=lease.last_modified if lease else None,
         )
-        items = [] if doc.not_modified else parse_feed(doc, feed.name, feed.outlet)
+        items = (
+            [] if doc.not_modified else parse_feed(doc, feed.name, feed.outlet, feed.file_root())
+        )
     except (FetchError, FeedError) as exc:
         kind = exc.kind if isinstance(exc, FetchError) else "parse"
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
