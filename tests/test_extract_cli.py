@@ -63,7 +63,8 @@ def test_explain_shows_what_fired_and_what_was_vetoed(
     _, out, _ = run(capsys, str(article), "--explain")
     lines = out.splitlines()
     at = lines.index(next(line for line in lines if line.startswith(f"{article}:6:1 ")))
-    block = lines[at + 1 : at + 7]
+    rest = lines[at + 1 :]
+    block = rest[: next((n for n, line in enumerate(rest) if not line.startswith(" ")), len(rest))]
     assert block[0].split() == ["fired", "casualties.outcome-later", "12"]
     assert block[1].split() == ["vetoed", "casualties.not-a-count-of-people", "2023"]
     assert any(line.strip().startswith("=> casualties") and "count=40" in line for line in block)
