@@ -70,7 +70,8 @@ def parse_feed(
     # Links are resolved here with urljoin: feedparser mangles file:// bases (file://host/...).
     headers = {"content-type": doc.content_type} if doc.content_type else {}
     try:
-        parsed = feedparser.parse(_valid_char_refs(doc.body), response_headers=headers)
+        body = _valid_char_refs(_without_internal_subset(doc.body))
+        parsed = feedparser.parse(body, response_headers=headers)
     except Exception as exc:  # feedparser has no error contract: any failure is "not a feed"
         raise FeedError(f"{doc.url}: unreadable feed ({type(exc).__name__}: {exc})") from exc
     if not parsed.entries:
@@ -85,6 +86,24 @@ def parse_feed(
         else:
             result.skipped.append(_skipped(entry, item))
     return result
+
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*\[", re.I)
+_SUBSET_END = re.compile(rb"\]\s*>")
+
+
+def _without_internal_subset(body: bytes) -> bytes:
+    """The DTD's internal subset dropped (``<!DOCTYPE rss [ ... ]>`` -> ``<!DOCTYPE rss>``).
+
+    Feeds have no use for entity declarations; they are how entity bombs and XXE are made.
+    expat stops a bomb, but only after inflating it to megabytes, and feedparser then retries
+    the document with its loose parser; without the declarations neither happens."""
+    start = _DOCTYPE.search(body, 0, 4096)
+    if start is None:
+        return body
+    end = _SUBSET_END.search(body, start.end())
+    rest = body[end.end() :] if end else b""
+    return body[: start.end() - 1] + b">" + rest
 
 
 _CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")

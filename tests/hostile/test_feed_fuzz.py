@@ -8,6 +8,8 @@ records each article as extracted or failed. Kept quick: few examples, no deadli
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -160,3 +162,38 @@ def test_polling_and_ingesting_fuzzed_feeds_never_raises(folder: Path, data: byt
         )
     finally:
         store.close()
+
+
+def laughs(levels: int) -> bytes:
+    """The billion laughs: each entity ten of the one before."""
+    decls = "".join(
+        f'<!ENTITY e{i} "{("&e" + str(i - 1) + ";") * 10 if i else "lol"}">' for i in range(levels)
+    )
+    top = f"&e{levels - 1};"
+    return (
+        f'<?xml version="1.0"?><!DOCTYPE rss [{decls}]><rss version="2.0"><channel>'
+        f"<title>{top}</title><item><title>{top}</title><link>http://wire.example/a</link>"
+        "</item></channel></rss>"
+    ).encode()
+
+
+def test_entity_bombs_and_xxe_are_inert_and_cheap() -> None:
+    xxe = (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<rss version="2.0"><channel><title>&x;</title><item><title>&x;</title>'
+        b"<link>http://wire.example/b</link></item></channel></rss>"
+    )
+    for body in (laughs(10), xxe):
+        doc = Fetched(url="http://wire.example/f", final_url="http://wire.example/f", body=body)
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            parsed = parse_feed(doc, "bomb")
+            took = time.monotonic() - started
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        [item] = parsed.items
+        assert item.url.startswith("http://wire.example/")
+        assert len(item.title or "") < 100 and "root:" not in (item.title or "")
+        assert took < 1.0 and peak < 20 * 2**20, (took, peak)
