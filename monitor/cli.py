@@ -6,6 +6,7 @@ With ``--format jsonl`` stdout carries JSON lines only; logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import os
@@ -20,21 +21,29 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
 from monitor.events import AlertRaised
-from monitor.extract.normalize import normalize
-from monitor.extract.text import TextError, article_text, parse_published
+from monitor.extract.normalize import Explained, explain, normalize
+from monitor.extract.text import (
+    TextError,
+    article_text,
+    looks_like_html,
+    parse_published,
+    split_header,
+)
 from monitor.logs import setup_logging
 from monitor.pipeline import IngestResult, item_for_file
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchError, read_file_capped
 from monitor.sources.polling import PollOutcome
-from monitor.store.db import StoreError
+from monitor.store.db import StoreError, store_error
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import AlertState
@@ -68,8 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuleError as exc:
         print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:  # the database failed after it opened (a disk fills up)
+        print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _db_of(args: argparse.Namespace) -> str:
+    """The database a command used, for an error message (its settings may not load now)."""
+    try:
+        return settings_from(args).db
+    except (ConfigError, OSError):
+        return getattr(args, "db", None) or "the database"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
     p.add_argument("--config", help="TOML config file: its [fetch] max_bytes caps each file")
     p.add_argument("--published", help=PUBLISHED_HELP)
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="per sentence: the patterns that fired or were vetoed, and the facts found",
+    )
     fmt(p)
 
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
@@ -205,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     fmt(p)
 
+    p = command(
+        "timeline", cmd_timeline, "a watch's state now and its facts in the order they happened"
+    )
+    p.add_argument("watch", metavar="WATCH", help="the watch id, as in its YAML file")
+    p.add_argument("--since", help="list facts from this time on (ISO, or 7d ago)")
+    config_args(p)
+    fmt(p)
+
     p = command("poll", cmd_poll, "poll one feed now: through the running daemon, else alone")
     p.add_argument("feed", metavar="FEED", help="the feed's name in the config")
     p.add_argument("--alone", action="store_true", help="poll here even if a daemon runs")
@@ -220,6 +253,12 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     """Flags beat the environment, which beats the config file."""
     flags = {"db": getattr(args, "db", None), **{k: v for k, v in extra.items() if v is not None}}
     return load_settings(getattr(args, "config", None), **flags)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints text as it is: titles, quotes and errors come from feeds, so
+    nothing in them may be read as markup (``[/]`` would crash), an emoji code or a highlight."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -240,7 +279,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
-    daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    try:
+        daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    except OSError as exc:  # its lock file beside the database, before the store opens it
+        raise store_error(settings.db, exc) from exc
     code = daemon.run()
     if daemon.abandoned:
         # A poll outlived the stop timeout: its thread would hold up interpreter exit, and its
@@ -322,8 +364,8 @@ def _replay(runtime: Runtime, paths: Sequence[str], fmt: str, published: str | N
     when = _published_flag(published)
     items = sorted(collect_items(runtime, paths, tally, when), key=publication_order)
     raised: list[AlertRaised] = []
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+    err = console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("replaying", total=len(items))
         for item in items:
             result = runtime.ingest(item)
@@ -334,6 +376,11 @@ def _replay(runtime: Runtime, paths: Sequence[str], fmt: str, published: str | N
                 if fmt == "jsonl":
                     emit(alert_json(alert))
             log.debug("%s: %s", item.url, result.status)
+    # Once more, so the projections (``alerts list``) also hold the alerts raised last.
+    for alert in runtime.advance():
+        raised.append(alert)
+        if fmt == "jsonl":
+            emit(alert_json(alert))
     while runtime.deliver():
         pass
     if fmt == "text":
@@ -394,17 +441,15 @@ def _poll_into(runtime: Runtime, tally: ReplayTally, feed: FeedConfig) -> list[F
 
 
 def _print_alerts(alerts: list[AlertRaised]) -> None:
-    console = Console()
+    out = console()
     if not alerts:
-        console.print("no alerts raised")
+        out.print("no alerts raised")
         return
     for alert in alerts:
-        console.print(
-            f"[bold]{alert.severity.upper()}[/bold] {alert.title}", markup=True, highlight=False
-        )
+        out.print(Text.assemble((alert.severity.upper(), "bold"), " ", alert.title))
         for ev in alert.evidence:
-            console.print(f"  > {ev.quote}", markup=False, highlight=False)
-            console.print(f"    {ev.outlet or ''} {ev.url}", markup=False, highlight=False)
+            out.print(f"  > {ev.quote}")
+            out.print(f"    {ev.outlet or ''} {ev.url}")
 
 
 # --- extract ------------------------------------------------------------------------------------
@@ -431,17 +476,51 @@ def cmd_extract(args: argparse.Namespace) -> int:
                 "its facts would have no event time",
                 file=sys.stderr,
             )
-        for fact in normalize(text.text, watch):
-            row = {
-                **fact.model_dump(mode="json"),
-                "file": str(path),
-                "published": when.isoformat() if when else None,
-            }
-            if args.format == "jsonl":
-                emit(row)
-            else:
-                print(_fact_line(row))
+        place = _Place(text.text, 0 if looks_like_html(raw, _type_of(path)) else _lead_lines(raw))
+        if args.explain:
+            found, sentences = explain(text.text, watch)
+            for sentence in sentences:
+                _print_explained(args.format, path, place, sentence)
+        else:
+            found = normalize(text.text, watch)
+            for fact in found.facts:
+                line, column = place.of(fact.span[0])
+                row = {
+                    **fact.model_dump(mode="json"),
+                    "file": str(path),
+                    "published": when.isoformat() if when else None,
+                }
+                if args.format == "jsonl":
+                    emit({**row, "line": line, "column": column})
+                else:
+                    print(_fact_line(row, line, column))
+        for problem in [found.failed] if found.failed else found.problems:
+            print(f"monitor: {path}: {problem}", file=sys.stderr)
+            status = 1
     return status
+
+
+class _Place:
+    """Line and column (from 1) of an offset into an article's text. For a text file they
+    are the file's own: its text differs only by the blank lines it starts with. For a page
+    they are those of the text extracted from it."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self.first_line = first_line
+
+    def of(self, offset: int) -> tuple[int, int]:
+        row = bisect.bisect_right(self.starts, offset) - 1
+        return row + 1 + self.first_line, offset - self.starts[row] + 1
+
+
+def _lead_lines(raw: bytes) -> int:
+    """How many lines of a text file come before its article text: a header block and the
+    blank lines the article text drops."""
+    decoded = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    _, body = split_header(decoded)
+    header = decoded[: len(decoded) - len(body)].count("\n")
+    return header + next((i for i, line in enumerate(body.split("\n")) if line.strip()), 0)
 
 
 def _type_of(path: Path) -> str | None:
@@ -450,12 +529,46 @@ def _type_of(path: Path) -> str | None:
     )
 
 
-def _fact_line(row: dict[str, Any]) -> str:
-    skip = {"quote", "span", "file", "type", "published"}
+def _fact_line(row: dict[str, Any], line: int, column: int) -> str:
+    skip = {"quote", "span", "file", "type", "pattern", "published"}
     fields = " ".join(
         f"{k}={v}" for k, v in row.items() if k not in skip and v not in (None, False, [])
     )
-    return f"{row['file']}:{row['span'][0]} {row['type']} {fields}\n    {row['quote']}"
+    where = f"{row['file']}:{line}:{column}"
+    return f"{where} {row['type']} {fields} [{row['pattern']}]\n    {row['quote']}"
+
+
+def _print_explained(fmt: str, path: Path, place: _Place, sentence: Explained) -> None:
+    """One sentence of `extract --explain`: where it is, the patterns that fired or were
+    vetoed there and why, and the facts it gave."""
+    line, column = place.of(sentence.start)
+    facts = [f.model_dump(mode="json") for f in sentence.facts]
+    if fmt == "jsonl":
+        notes = [
+            {"pattern": n.pattern, "verdict": n.verdict, "detail": n.detail} for n in sentence.notes
+        ]
+        emit(
+            {
+                "file": str(path),
+                "line": line,
+                "column": column,
+                "quote": sentence.quote,
+                "notes": notes,
+                "facts": facts,
+            }
+        )
+        return
+    print(f"{path}:{line}:{column} {sentence.quote}")
+    for note in sentence.notes:
+        detail = f"  {note.detail}" if note.detail else ""
+        print(f"    {note.verdict:<6} {note.pattern}{detail}")
+    for fact in facts:
+        fields = " ".join(
+            f"{k}={v}"
+            for k, v in fact.items()
+            if k not in ("quote", "span", "type", "pattern") and v not in (None, False, [])
+        )
+        print(f"    => {fact['type']} {fields} [{fact['pattern']}]")
 
 
 # --- events, alerts, status, rules, rebuild -----------------------------------------------------
@@ -514,10 +627,53 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                     ", ".join(d.describe() for d in found) or "-",
                 )
         if args.format == "text":
-            Console().print(table)
+            console().print(table)
         return 0
     finally:
         store.close()
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from monitor.alerting.backtest import parse_when
+    from monitor.timeline import timeline
+
+    try:
+        since = parse_when(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store = open_store(args)
+    try:
+        story = timeline(store, args.watch, since)
+    finally:
+        store.close()
+    if args.format == "jsonl":
+        state = story.model_dump(mode="json", exclude={"facts"})
+        emit({"kind": "state", **state})
+        for fact in story.facts:
+            emit({"kind": "fact", **fact.model_dump(mode="json")})
+        return 0
+    print(f"{story.watch}: {len(story.facts)} facts")
+    for toll in story.tolls:
+        qualifier = {"at_least": "at least ", "about": "about "}.get(toll.qualifier, "")
+        who = " ".join(x for x in (toll.side, toll.category) if x)
+        print(f"  toll  {who} {toll.outcome}: {qualifier}{toll.count:,} ({toll.at:%Y-%m-%d})")
+    if story.ceasefire:
+        c = story.ceasefire
+        broker = f", broker {c.broker}" if c.broker else ""
+        print(f"  ceasefire  {c.status}{broker} ({c.at:%Y-%m-%d})")
+    for o in story.third_parties:
+        helps = f" supporting {', '.join(o.supports)}" if o.supports else ""
+        print(f"  outside  {o.actor}: {', '.join(o.kinds)}{helps} (since {o.first_seen:%Y-%m-%d})")
+    for fact in story.facts:
+        print(f"{fact.at:%Y-%m-%d %H:%M}  {terminal_safe(fact.summary)}")
+        print(f"    {terminal_safe(fact.quote[:200])}")
+        print(f"    {terminal_safe(fact.url)}")
+    return 0
+
+
+def terminal_safe(text: str) -> str:
+    """Article text on a terminal: control characters (escape sequences) shown, not obeyed."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -577,18 +733,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "jsonl":
         emit(status)
         return 0
-    console = Console()
+    out = console()
     daemon = status["daemon"]
     if daemon:
         state = "ready" if daemon.get("ready") else "not ready"
         replica = daemon.get("replica")
-        console.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
+        out.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
     else:
-        console.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
+        out.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     last = status["last_poll"] or "-"
-    console.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
-    console.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
+    out.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
+    out.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
     table = Table(
         "feed", "last poll", "last success", "next due", "by", "fails", "items", "last error"
     )
@@ -603,7 +759,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(f["last_items"]),
             (f["last_error"] or "")[:80],
         )
-    console.print(table)
+    out.print(table)
     return 0
 
 

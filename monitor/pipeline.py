@@ -26,7 +26,7 @@ from monitor.events import (
     ArticleRef,
     FactReported,
 )
-from monitor.extract.normalize import normalize
+from monitor.extract.normalize import DEFAULT_BUDGET, Budget, normalize
 from monitor.extract.text import (
     ArticleText,
     TextError,
@@ -64,8 +64,10 @@ def ingest_item(
     *,
     limits: FetchLimits | None = None,
     client: httpx.Client | None = None,
+    extract_budget: float = DEFAULT_BUDGET,
 ) -> IngestResult:
-    """Fetch, extract and normalize one article, then append all its events at once."""
+    """Fetch, extract and normalize one article, then append all its events at once.
+    `extract_budget`: CPU seconds its normalization may take, over all watches."""
     stream = f"article:{item.article_id}"
     history = store.read_stream(stream)
     if any(e.type == "ArticleExtracted" for e in history):
@@ -91,16 +93,18 @@ def ingest_item(
         text = article_text(page.body, url=page.final_url, content_type=page.content_type)
     except TextError as exc:
         return _fail(store, item, [discovered, fetched], "extract", str(exc), len(failures))
-    events = [discovered, fetched, *_extracted(item, text, watches)]
+    events = [discovered, fetched, *_extracted(item, text, watches, Budget(extract_budget))]
     result = store.append(events)
     facts = sum(1 for e in events if isinstance(e.data, FactReported))
     log.info("article %s: %d facts (%s)", item.url, facts, item.outlet or item.feed)
+    failed = [e.data.reason for e in events if isinstance(e.data, ArticleFailed)]
     return IngestResult(
         article_id=item.article_id,
         url=item.url,
         status="extracted",
         facts=facts,
         new_events=len(result.new),
+        reason="; ".join(failed) or None,
         published=item.published or text.published,
     )
 
@@ -139,7 +143,9 @@ def _fetched(item: FeedItem, page: Fetched) -> NewEvent:
     )
 
 
-def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> list[NewEvent]:
+def _extracted(
+    item: FeedItem, text: ArticleText, watches: Sequence[Watch], budget: Budget
+) -> list[NewEvent]:
     relevant = [w for w in watches if w.is_relevant(text.text)]
     published = item.published or text.published
     stream = f"article:{item.article_id}"
@@ -168,7 +174,11 @@ def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> l
         published=published,
     )
     for watch in relevant:
-        for index, fact in enumerate(normalize(text.text, watch)):
+        found = normalize(text.text, watch, budget)
+        if found.failed or found.problems:
+            reasons = [found.failed] if found.failed else found.problems
+            out.append(_normalize_failed(item, text, watch, reasons))
+        for index, fact in enumerate(found.facts):
             out.append(
                 NewEvent(
                     stream=stream,
@@ -180,6 +190,26 @@ def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> l
                 )
             )
     return out
+
+
+def _normalize_failed(
+    item: FeedItem, text: ArticleText, watch: Watch, problems: list[str]
+) -> NewEvent:
+    """Normalization that failed on this text, wholly (its time budget ran out) or in one
+    fact reader (the article keeps the other readers' facts): the failure is a fact of its
+    own, not retryable, since the same text fails the same way."""
+    return NewEvent(
+        stream=f"article:{item.article_id}",
+        data=ArticleFailed(
+            article_id=item.article_id,
+            url=item.url,
+            stage="normalize",
+            reason=f"watch {watch.id}: " + "; ".join(problems),
+            retryable=False,
+        ),
+        idempotency_key=f"failed:{item.article_id}:normalize:{watch.id}:{text.text_hash}",
+        occurred_at=item.published or text.published,
+    )
 
 
 def _fail(

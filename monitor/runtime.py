@@ -89,7 +89,12 @@ class Runtime:
         self.client: httpx.Client = new_client(self.limits)
         self._old_clients: list[httpx.Client] = []
         self.evaluator = Evaluator(self.rules, self._routes(self.channels))
-        self.deliverer = Deliverer(self.store, self.channels, retry_policy(settings))
+        self.deliverer = Deliverer(
+            self.store,
+            self.channels,
+            retry_policy(settings),
+            explain_url=settings.delivery.explain_url,
+        )
         self.health = HealthChecker(self.store, [c.name for c in self.channels if c.health])
         self.leases = FeedLeases(
             self.store, self.replica_id, settings.lease_period, settings.fetch.max_backoff
@@ -99,7 +104,7 @@ class Runtime:
 
     @staticmethod
     def _routes(channels: Sequence[Channel]) -> list[Route]:
-        return [Route(name=c.name, tags=c.tags) for c in channels]
+        return [Route(name=c.name, tags=c.tags, health=c.health) for c in channels]
 
     def close(self) -> None:
         for client in [self.client, *self._old_clients]:
@@ -134,7 +139,12 @@ class Runtime:
         with self._consumers:
             self.watches, self.rules, self.channels = watches, rules, channels
             self.evaluator = Evaluator(rules, self._routes(channels))
-            self.deliverer = Deliverer(self.store, channels, retry_policy(settings))
+            self.deliverer = Deliverer(
+                self.store,
+                channels,
+                retry_policy(settings),
+                explain_url=settings.delivery.explain_url,
+            )
             self.health = HealthChecker(self.store, [c.name for c in channels if c.health])
             limits = fetch_limits(settings)
             if limits != self.limits:
@@ -156,7 +166,14 @@ class Runtime:
         return items, outcome
 
     def ingest(self, item: FeedItem) -> IngestResult:
-        result = ingest_item(self.store, item, self.watches, limits=self.limits, client=self.client)
+        result = ingest_item(
+            self.store,
+            item,
+            self.watches,
+            limits=self.limits,
+            client=self.client,
+            extract_budget=self.settings.extract_budget.total_seconds(),
+        )
         self.metrics.events_appended.inc(result.new_events)
         return result
 

@@ -55,9 +55,21 @@ DEFAULT_BODY_HTML = """\
 <p><small>rule {{ rule.id }} ({{ rule.type }}, {{ rule.severity }})</small></p>"""
 
 
+def actor_name(code: object) -> str:
+    """The ``name`` filter: ``{{ actor | name }}`` -> "Saudi Arabia" for SAU; a code the
+    gazetteer does not know (a watch's own party) and empty values stay as they are."""
+    from monitor.extract.gazetteer import display_name
+
+    if not isinstance(code, str) or not code:
+        return "" if code is None else str(code)
+    return display_name(code) or code
+
+
 @cache
 def _env(html: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(autoescape=html, undefined=StrictUndefined, trim_blocks=True)
+    env = SandboxedEnvironment(autoescape=html, undefined=StrictUndefined, trim_blocks=True)
+    env.filters["name"] = actor_name
+    return env
 
 
 @lru_cache(maxsize=4096)
@@ -67,8 +79,15 @@ def compile_template(template: str, *, html: bool = False) -> Template:
 
 
 def render(template: str, context: dict[str, Any], *, html: bool = False) -> str:
-    """Render a trusted template against untrusted values; errors name the template."""
+    """Render a trusted template against untrusted values; errors name the template.
+
+    A template that parses can still fail on the values it meets (``1000 / (count - 100)``
+    with a count of 100, a ``range`` past the sandbox's limit): every such error comes back
+    as ``ValueError`` too, so callers fall back to a default text instead of losing the alert.
+    """
     try:
         return compile_template(template, html=html).render(**context).strip()
     except TemplateError as exc:
         raise ValueError(f"template {template!r}: {exc}") from exc
+    except Exception as exc:  # arithmetic, overflow, type errors raised while rendering
+        raise ValueError(f"template {template!r}: {type(exc).__name__}: {exc}") from exc
