@@ -125,6 +125,12 @@ def _gazetteer_regex() -> re.Pattern[str]:
     return re.compile(_BOUNDARY_L + "(?:" + trie_pattern(list(gazetteer())) + ")" + _BOUNDARY_R)
 
 
+@cache
+def group_codes() -> frozenset[str]:
+    """Codes of the armed groups the gazetteer knows (a watch may name one as a party)."""
+    return frozenset(e.code for e in gazetteer().values() if e.kind == "group")
+
+
 def lookup(surface: str) -> Entry | None:
     """The entry of an exact surface form ("Turkish", "Ankara", "OSCE"), or None."""
     return gazetteer().get(surface)
