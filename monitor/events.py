@@ -204,6 +204,17 @@ class FeedFailed(_Frozen):
     reason: str
 
 
+class EntrySkipped(_Frozen):
+    """A feed entry that cannot become an article (no link to fetch): on record, not dropped."""
+
+    type: Literal["EntrySkipped"] = "EntrySkipped"
+    feed: str
+    url: str  # the feed's location
+    guid: str | None = None
+    title: str | None = None
+    reason: str
+
+
 class Evidence(_Frozen):
     event_id: str
     quote: str
@@ -336,6 +347,7 @@ EventData = Annotated[
     | FactReported
     | FeedPolled
     | FeedFailed
+    | EntrySkipped
     | AlertRaised
     | AlertSuppressed
     | RuleFailed
@@ -358,6 +370,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "FactReported": 2,
     "FeedPolled": 1,
     "FeedFailed": 1,
+    "EntrySkipped": 1,
     "AlertRaised": 1,
     "AlertSuppressed": 1,
     "RuleFailed": 1,

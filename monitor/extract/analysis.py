@@ -150,6 +150,15 @@ class Sentence:
         """The token index at a position of the signature string."""
         return max(0, bisect.bisect_right(self.offsets, sig_pos) - 1)
 
+    def raw(self, i: int, j: int) -> str:
+        """The text of tokens i..j-1 as written (names and figures spelt out)."""
+        i, j = max(0, i), min(j, len(self.tokens))
+        return self.text[self.tokens[i].start : self.tokens[j - 1].end] if j > i else ""
+
+    def raw_match(self, m: re.Match[str]) -> str:
+        """The text as written under a match of a signature pattern."""
+        return self.raw(self.token_at(m.start()), self.token_at(max(m.start(), m.end() - 1)) + 1)
+
     def words(self, i: int, j: int) -> str:
         return " ".join(t.text for t in self.tokens[max(0, i) : max(0, j)])
 
