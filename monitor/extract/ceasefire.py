@@ -222,7 +222,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     triggers = []
     for t in _TRIGGER.finditer(sig):
         if sig[: t.start()].endswith("no "):
-            sent.note("ceasefire.name", "vetoed", f"no {t.group(0)}")
+            sent.note("ceasefire.name", "vetoed", f"no {sent.raw_match(t)}")
         else:
             triggers.append(t)
     if not triggers:
@@ -236,14 +236,14 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
                 break
             far = far or cue
         if status not in statuses and far is not None:
-            sent.note(_cue_id(status), "vetoed", f"{far.group(0)}: far from the name")
+            sent.note(_cue_id(status), "vetoed", f"{sent.raw_match(far)}: far from the name")
     for pattern, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
         found_cue = pattern.search(sig)
         if found_cue and "collapsed" not in statuses:
             statuses.setdefault("violated", (found_cue, name))
     negated = _NEGATED.search(sig)
     if negated and "violated" in statuses:
-        sent.note(statuses.pop("violated")[1], "vetoed", negated.group(0))
+        sent.note(statuses.pop("violated")[1], "vetoed", sent.raw_match(negated))
     found = brokers(sent, parties)
     mediated = bool(re.search(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)) and bool(
         found
@@ -255,7 +255,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     count = sent.quantities[int(count_m.group(1)[1:])].value if count_m else None
     out: list[CeasefireHit] = []
     for status, (cue, pattern) in statuses.items():
-        sent.note(pattern, "fired", cue.group(0))
+        sent.note(pattern, "fired", sent.raw_match(cue))
         if status == "called_for":
             out.append(CeasefireHit(status, None, None, sent, pattern))
             continue
@@ -286,10 +286,10 @@ def _resolve(
         "agreed" in statuses or "violated" in statuses or "collapsed" in statuses
     ):
         cue, pattern = statuses.pop("proposed")
-        sent.note(pattern, "vetoed", f"{cue.group(0)}: the truce was in force")
+        sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: the truce was in force")
     if "proposed" in statuses and sig[: statuses["proposed"][0].start()].endswith(" to "):
         cue, pattern = statuses.pop("proposed")  # "called on them to declare a truce"
-        sent.note(pattern, "vetoed", f"{cue.group(0)}: still an appeal")
+        sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: still an appeal")
     return statuses
 
 
