@@ -29,7 +29,7 @@ from monitor.events import AlertRaised, DeliveryAttempted, DeliveryRequeued, Evi
 from monitor.logs import RedactingFilter
 from monitor.notify.admin import RequeueError, delivery_states, requeue, send_test_messages
 from monitor.notify.channels import Channel, build_channels
-from monitor.notify.outbox import Deliverer, RetryPolicy, worker_identity
+from monitor.notify.outbox import Deliverer, RetryPolicy, enqueue, worker_identity
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
 from tests.httpserver import Reply, Request, TestServer
@@ -94,10 +94,7 @@ def queue(
             ],
             session=session,
         )
-        for c in channels:
-            session.add(
-                OutboxRow(alert_id=alert.alert_id, channel=c, next_attempt_at=when, created_at=when)
-            )
+        enqueue(session, alert.alert_id, channels, when)
 
 
 def rows(store: EventStore) -> list[OutboxRow]:

@@ -117,11 +117,6 @@ def _html(section: Section) -> str:
     return "\n".join(parts)
 
 
-def render_alert(alert: AlertRaised, attempt: int) -> Message:
-    """A message for one alert; its key is the alert id (email Message-ID derives from it)."""
-    return render_group([Section(alert=alert, attempt=attempt)], channel="")
-
-
 def group_key(channel: str, alert_ids: Sequence[str]) -> str:
     """The same alerts grouped for the same channel always make the same message key."""
     if len(alert_ids) == 1:
