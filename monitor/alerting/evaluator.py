@@ -180,15 +180,7 @@ class Evaluator:
         when: datetime,
         clock: datetime,
     ) -> list[AlertRaised]:
-        latest = (state.values.get((GLOBAL, LATEST)) or {}).get("at")
-        shared: dict[str, Any] = {}
-        if latest is not None and latest > when.isoformat():
-            shared["late"] = (
-                f"raised on late data: published {when.isoformat()}, it reached the log after "
-                f"facts published up to {latest}"
-            )
-        else:
-            state.put(GLOBAL, LATEST, {"at": when.isoformat()})
+        shared: dict[str, Any] = {"late": lateness(state, when)}
         out: list[AlertRaised] = []
         for c in self.by_event.get(data.fact.type, ()):
             try:
@@ -241,7 +233,7 @@ class Evaluator:
                 self.holds.confirm(pending, state, seen.evidence, note)
             note("verdict: no alert")
             return out
-        if "late" in shared:
+        if shared["late"]:
             pending.notes.append(shared["late"])
         if isinstance(rule, MatchRule) and rule.per_report:
             self.report = self.report or Report(data.article.article_id, state, sink)
@@ -285,13 +277,11 @@ class Evaluator:
         out: list[AlertRaised] = []
         for p in report.pending.values() if report is not None else ():
             assert report is not None
-            note = self._noter(p.rule.rule.id, p.trigger)
+            state, sink = report.state, report.sink
             try:
-                alert = self._raise(p, report.state, report.sink, note)
+                alert = self._raise(p, state, sink, self._noter(p.rule.rule.id, p.trigger))
             except Exception as exc:
-                self.failures.failed(
-                    p.rule, p.trigger, exc, report.state, report.sink, p.when, p.clock
-                )
+                self.failures.failed(p.rule, p.trigger, exc, state, sink, p.when, p.clock)
                 continue
             out.extend([alert] if alert is not None else [])
         return out
@@ -393,6 +383,19 @@ class Report:
 
 def _ignore(_line: str) -> None:
     return None
+
+
+def lateness(state: State, when: datetime) -> str | None:
+    """Why a fact published at ``when`` is late (facts published after it were evaluated
+    already), or None when it is the newest so far (it then becomes the newest)."""
+    latest = (state.values.get((GLOBAL, LATEST)) or {}).get("at")
+    if latest is None or latest <= when.isoformat():
+        state.put(GLOBAL, LATEST, {"at": when.isoformat()})
+        return None
+    return (
+        f"raised on late data: published {when.isoformat()}, it reached the log after facts "
+        f"published up to {latest}"
+    )
 
 
 def _article_of(event: StoredEvent) -> str | None:
