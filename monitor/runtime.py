@@ -209,12 +209,12 @@ class Runtime:
         with self._consumers, singleton(self.store, "advance") as mine:
             if not mine:
                 return []
-            for projection in self.projections:
-                follow(self.store, projection)
             if now is None:
                 alerts = self.evaluator.catch_up(self.store)
             else:
                 alerts = self.evaluator.tick(self.store, now)
+            for projection in self.projections:  # after the rules: they see its alerts too
+                follow(self.store, projection)
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
 
