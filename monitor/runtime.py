@@ -33,7 +33,7 @@ from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
 from monitor.sources.polling import PollOutcome
 from monitor.store.log import EventStore
-from monitor.store.projections import all_projections, catch_up
+from monitor.store.projections import all_projections, follow
 from monitor.watches import Watch, load_watches
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,6 @@ class Runtime:
         for client in [self.client, *self._old_clients]:
             client.close()
         self.store.close()
-
-    def reload_rules(self) -> None:
-        """Swap in new watches and rules; on any error the old ones stay and the error is raised."""
-        watches, rules = load_rule_dirs(self.settings.rules_dir)
-        with self._consumers:
-            self.watches, self.rules = watches, rules
-            self.evaluator = Evaluator(rules, self.evaluator.routes)
 
     def reload(self, settings: Settings) -> list[str]:
         """Apply new settings: rules, watches, channels, feeds, fetch limits.
@@ -239,12 +232,12 @@ class Runtime:
         with self._consumers, singleton(self.store, "advance") as mine:
             if not mine:
                 return []
-            for projection in self.projections:
-                catch_up(self.store, projection)
             if now is None:
                 alerts = self.evaluator.catch_up(self.store)
             else:
                 alerts = self.evaluator.tick(self.store, now)
+            for projection in self.projections:  # after the rules: they see its alerts too
+                follow(self.store, projection)
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
 
@@ -261,14 +254,6 @@ class Runtime:
         attempts = self.deliverer.run_once(flush=flush)
         self.metrics.delivery_attempts.inc(attempts)
         return attempts
-
-    def poll_and_ingest(self, feed: FeedConfig) -> list[AlertRaised]:
-        """Poll a feed now (if no other replica is polling it), then evaluate and deliver."""
-        self.leases.ensure([feed])
-        self.run_feed(feed, force=True)
-        alerts = self.advance()
-        self.deliver()
-        return alerts
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
