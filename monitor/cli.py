@@ -32,7 +32,7 @@ from monitor.extract.text import TextError, article_text
 from monitor.logs import setup_logging
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
-from monitor.store.db import StoreError, store_error
+from monitor.store.db import StoreError, check_owner, describe, sqlite_path, store_error
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import AlertState
@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuleError as exc:
         print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
         return 2
+    except EmptyDatabase as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 0
     except SQLAlchemyError as exc:  # the database failed after it opened (a disk fills up)
         print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
         return 2
@@ -225,7 +228,7 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 def console(*, stderr: bool = False) -> Console:
     """A console that prints text as it is: titles, quotes and errors come from feeds, so
     nothing in them may be read as markup (``[/]`` would crash), an emoji code or a highlight."""
-    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -246,6 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
+    check_owner(settings.db)  # before the daemon's lock file appears beside the database
     try:
         daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
     except OSError as exc:  # its lock file beside the database, before the store opens it
@@ -378,8 +382,56 @@ def _fact_line(row: dict[str, Any]) -> str:
 # --- events, alerts, status, rules, rebuild -----------------------------------------------------
 
 
-def open_store(args: argparse.Namespace) -> EventStore:
-    return EventStore(settings_from(args).db)
+class EmptyDatabase(Exception):
+    """A read-only command found the database empty: said on stderr, exit status 0."""
+
+
+def db_source(args: argparse.Namespace) -> str:
+    """Where the database setting came from, so a message can say why this one was opened."""
+    if getattr(args, "db", None):
+        return "from --db"
+    if os.environ.get("MONITOR_DB"):
+        return "from $MONITOR_DB"
+    config = getattr(args, "config", None) or os.environ.get("MONITOR_CONFIG")
+    return f"from {config}" if config else "the default: no --config, $MONITOR_CONFIG or --db"
+
+
+def open_store(args: argparse.Namespace, mode: str = "read") -> EventStore:
+    """The command's database, opened as the command needs it.
+
+    ``read`` (status, lists, explain, export): an existing database, opened read-only: never
+    created, migrated or written. ``change`` (silence add, alerts retry, rebuild): an existing
+    database. ``create`` (events import): created when missing. Every mode names the database
+    it opened in the log; a missing or empty one is said plainly.
+    """
+    url = settings_from(args).db
+    name, source = describe(url), db_source(args)
+    path = sqlite_path(url)
+    if mode != "create" and path is not None and not path.exists():
+        raise UsageError(f"database {name} does not exist ({source}); nothing was created")
+    if mode != "read":
+        store = EventStore(url)
+        log.info("database %s (%s)", name, source)
+        return store
+    from monitor.store import migrate
+
+    store = EventStore(url, read_only=True)
+    try:
+        revision = migrate.current_revision(store.engine)
+    except SQLAlchemyError as exc:
+        store.close()
+        raise store_error(url, exc) from exc
+    if revision is None:
+        store.close()
+        raise EmptyDatabase(f"database {name} ({source}) is empty: nothing recorded yet")
+    if revision != migrate.head_revision():
+        store.close()
+        raise StoreError(
+            f"database {name} has schema {revision}, this monitor reads {migrate.head_revision()}:"
+            " upgrade it with `monitor db upgrade` (as the service's user)"
+        )
+    log.info("database %s (%s)", name, source)
+    return store
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -469,7 +521,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, "change")
     try:
         for projection in all_projections():
             count = rebuild(store, projection)
@@ -484,17 +536,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monitor.observability import ask_daemon, status_snapshot
 
     settings = settings_from(args)
-    store = EventStore(settings.db)
+    store = open_store(args)
     try:
         status = status_snapshot(store, settings.feeds)
     finally:
         store.close()
+    status["database"] = describe(settings.db)
     answer = ask_daemon(settings.http_listen, "GET", "/healthz")
     status["daemon"] = answer[1] if answer and isinstance(answer[1], dict) else None
     if args.format == "jsonl":
         emit(status)
         return 0
     out = console()
+    out.print(f"database {status['database']} ({db_source(args)})")
     daemon = status["daemon"]
     if daemon:
         state = "ready" if daemon.get("ready") else "not ready"
@@ -592,7 +646,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     from monitor.store.db import make_engine, redact
 
     url = settings_from(args).db
-    engine = make_engine(url)
+    path = sqlite_path(url)
+    if args.action == "current" and path is not None and not path.exists():
+        print(f"empty (no database at {path}; {db_source(args)})")
+        return 0
+    check_owner(url)
+    engine = make_engine(url, read_only=args.action == "current")
     try:
         if args.action == "upgrade":
             before = migrate.current_revision(engine)
@@ -608,7 +667,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_events_transfer(args: argparse.Namespace) -> int:
     from monitor.store.transfer import export_jsonl, import_jsonl
 
-    store = open_store(args)
+    store = open_store(args, "read" if args.action == "export" else "create")
     try:
         path = Path(args.id) if args.id and args.id != "-" else None
         if args.action == "export":
@@ -694,7 +753,7 @@ def cmd_alerts_main(args: argparse.Namespace) -> int:
 def cmd_silence(args: argparse.Namespace) -> int:
     from monitor.alerting import commands
 
-    store = open_store(args)
+    store = open_store(args, "read" if args.action == "list" else "change")
     now = datetime.now(UTC)  # a silence is an operator action: it starts on the wall clock
     try:
         if args.action == "add":
@@ -754,7 +813,7 @@ def cmd_alerts_retry(args: argparse.Namespace) -> int:
 
     if not args.id:
         raise UsageError("usage: monitor alerts retry ALERT_ID [--channel NAME]")
-    store = open_store(args)
+    store = open_store(args, "change")
     try:
         try:
             states = requeue(store, args.id, args.channel)

@@ -3,6 +3,7 @@ markup), tables that fit an 80-column terminal."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -24,10 +25,9 @@ def quoting_rules(tmp_path: Path) -> Path:
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
     path = rules / "alerts" / "third-party.yaml"
-    text = path.read_text()
-    old = 'title: "{{ watch }}: {{ actor }} involved ({{ kind }}, {{ stance }})"'
-    assert old in text
-    path.write_text(text.replace(old, 'title: "{{ watch }}: {{ quote }}"'))
+    text, count = re.subn(r"(?m)^title: .*$", 'title: "{{ watch }}: {{ quote }}"', path.read_text())
+    assert count == 1
+    path.write_text(text)
     return rules
 
 
