@@ -26,14 +26,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
-from monitor.events import AlertRaised
+from monitor.events import AlertRaised, AlertSuppressed
 from monitor.extract.normalize import normalize
 from monitor.extract.text import TextError, article_text
 from monitor.logs import setup_logging
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
 from monitor.store.db import StoreError, check_owner, describe, sqlite_path, store_error
-from monitor.store.log import EventStore
+from monitor.store.log import EventStore, StoredEvent
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import AlertState
 from monitor.watches import WatchError, load_watch, load_watches
@@ -56,8 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "log_level", None) or "INFO")
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, StoreError, WatchError) as exc:
+    except (UsageError, ConfigError, StoreError) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    except WatchError as exc:
+        print("monitor: invalid watches:\n" + "\n".join(exc.problems), file=sys.stderr)
         return 2
     except RuleError as exc:
         print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
@@ -90,11 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(metavar="COMMAND")
+    # Global flags are accepted after the command too (`monitor status --log-level DEBUG`);
+    # SUPPRESS keeps a subcommand from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING, ERROR"
+    )
 
     def command(
         name: str, func: Callable[[argparse.Namespace], int], help_: str
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -134,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
     p.add_argument("action", choices=["list", "show", "export", "import"])
     p.add_argument(
-        "id", nargs="?", help="event id (show); JSONL file (export, import; default: stdout, stdin)"
+        "id",
+        nargs="?",
+        help="show: sequence number or event id (a unique prefix is enough); "
+        "export, import: JSONL file (default: stdout, stdin)",
     )
     p.add_argument("--after", type=int, default=0, help="only events with seq above this")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
@@ -172,9 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="check: rules dir; test: test files or dirs; explain: the rule id",
     )
     p.add_argument("--rules", type=Path, help="backtest/explain: rules dir (default: config's)")
-    p.add_argument("--against", type=Path, help="backtest: compare with the rules of this dir")
-    p.add_argument("--since", help="backtest: report alerts from this time (ISO, or 7d ago)")
-    p.add_argument("--until", help="backtest: evaluate events up to this time (ISO, or 1d ago)")
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="OLD_RULES_DIR",
+        help="backtest: diff two rule sets over the same log: --against is the OLD side (e.g. "
+        "the rules in production), --rules (default: the config's) the NEW side; '-' lines are "
+        "alerts only the old rules raise, '+' lines alerts only the new ones raise",
+    )
+    p.add_argument(
+        "--since", help="backtest: report alerts from this time (2020-10-24, or 7d, or '7d ago')"
+    )
+    p.add_argument(
+        "--until", help="backtest: evaluate events up to this time (ISO date, or '1d ago')"
+    )
     p.add_argument("--event", help="explain: the event id (or unique prefix) to explain")
     config_args(p)
     fmt(p)
@@ -189,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL=VALUE",
         help="label matcher: =, !=, =~, !~ (repeatable; all must match)",
     )
-    p.add_argument("--for", dest="duration", default="2h", help="how long (e.g. 6h, 1d12h)")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        default="2h",
+        help="how long (e.g. 6h, 1d12h; default: %(default)s)",
+    )
     p.add_argument("--comment", default="")
     p.add_argument("--author", default=os.environ.get("USER"))
     p.add_argument("--all", action="store_true", help="list: include expired silences")
@@ -441,14 +469,14 @@ def cmd_events(args: argparse.Namespace) -> int:
     try:
         if args.action == "show":
             if not args.id:
-                raise UsageError("events show needs an event id")
-            event = store.get(args.id)
-            if event is None:
-                raise UsageError(f"no event {args.id}")
-            events = [event]
-        else:
-            events = list(store.read(args.after, types=args.type, limit=args.limit))
-        for event in events:
+                raise UsageError("usage: monitor events show SEQ|EVENT_ID")
+            event = find_event(store, args.id)
+            if args.format == "jsonl":
+                emit(event.to_json())
+            else:
+                print(event_text(event))
+            return 0
+        for event in store.read(args.after, types=args.type, limit=args.limit):
             if args.format == "jsonl":
                 emit(event.to_json())
             else:
@@ -459,34 +487,124 @@ def cmd_events(args: argparse.Namespace) -> int:
         store.close()
 
 
+def find_event(store: EventStore, ref: str) -> StoredEvent:
+    """An event by sequence number (``1234``) or by id, whole or a unique prefix."""
+    from monitor.store.log import to_stored
+    from monitor.store.tables import EventRow
+
+    ref = ref.strip()
+    with store.read_session() as session:
+        if ref.isdigit():
+            rows = list(session.execute(select(EventRow).where(EventRow.seq == int(ref))).scalars())
+            if rows:
+                return to_stored(rows[0])
+        stmt = select(EventRow).where(EventRow.id.startswith(ref, autoescape=True)).limit(6)
+        rows = list(session.execute(stmt).scalars())
+    if not rows:
+        raise UsageError(f"no event with sequence number or id {ref!r}")
+    if len(rows) > 1:
+        found = ", ".join(f"{r.seq} ({r.id[:12]})" for r in rows[:5])
+        raise UsageError(f"{ref!r} matches several events: {found}; give more of the id")
+    return to_stored(rows[0])
+
+
+def event_text(event: StoredEvent) -> str:
+    """The whole event for a person: its envelope, then its data as indented JSON."""
+    raw = event.to_json()
+    occurred = raw["occurred_at"] or "-"
+    lines = [
+        f"event {raw['seq']}  {raw['type']} (version {raw['schema_version']})",
+        f"  id           {raw['id']}",
+        f"  stream       {raw['stream']} (version {raw['stream_version']})",
+        f"  occurred at  {occurred}",
+        f"  recorded at  {raw['recorded_at']}",
+        f"  idempotency  {raw['idempotency_key'] or '-'}",
+    ]
+    if raw["metadata"]:
+        lines.append(f"  metadata     {json.dumps(raw['metadata'], ensure_ascii=False)}")
+    data = json.dumps(raw["data"], indent=2, ensure_ascii=False, sort_keys=False)
+    return "\n".join([*lines, "  data", *(f"    {line}" for line in data.splitlines())])
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
+    """Raised alerts with their deliveries, and alerts a silence kept quiet (state silenced)."""
     store = open_store(args)
     try:
         from monitor.notify.admin import delivery_states
 
-        with store.session() as session:
+        with store.read_session() as session:
             alerts = list(session.execute(select(AlertState).order_by(AlertState.seq)).scalars())
         deliveries = delivery_states(store)
-        table = Table("alert", "rule", "severity", "title", "deliveries")
-        for alert in alerts:
-            found = deliveries.get(alert.alert_id, [])
-            states = {d.channel: d.status for d in found}
-            if args.format == "jsonl":
-                detail = [d.model_dump(mode="json") for d in found]
-                emit({**alert.model_dump(mode="json"), "deliveries": states, "delivery": detail})
-            else:
-                table.add_row(
-                    alert.alert_id[:8],
-                    alert.rule,
-                    alert.severity,
-                    alert.title,
-                    ", ".join(d.describe() for d in found) or "-",
-                )
-        if args.format == "text":
-            console().print(table)
-        return 0
+        silenced = silenced_alerts(store)
     finally:
         store.close()
+    severities = _rule_severities(args)
+    rows: list[tuple[int, dict[str, Any], str]] = []
+    for alert in alerts:
+        found = deliveries.get(alert.alert_id, [])
+        row = {
+            **alert.model_dump(mode="json"),
+            "state": "raised",
+            "deliveries": {d.channel: d.status for d in found},
+            "delivery": [d.model_dump(mode="json") for d in found],
+        }
+        rows.append((alert.seq, row, ", ".join(d.describe() for d in found) or "-"))
+    for seq, item, when in silenced:
+        row = {
+            "alert_id": item.alert_id,
+            "seq": seq,
+            "rule": item.rule,
+            "severity": severities.get(item.rule),
+            "watch": None,
+            "title": item.title,
+            "dedup_key": item.dedup_key,
+            "raised_at": when,
+            "state": "silenced",
+            "silence": item.reason.removeprefix("silenced by "),
+            "deliveries": {},
+            "delivery": [],
+        }
+        words = row["silence"].split()
+        by = words[1][:8] if len(words) > 1 and words[0] == "silence" else row["silence"]
+        rows.append((seq, row, f"silenced by {by}"))
+    rows.sort(key=lambda r: r[0])
+    if args.format == "jsonl":
+        for _seq, row, _state in rows:
+            emit(row)
+        return 0
+    table = Table("raised (UTC)", "alert", "severity", "title", "state", expand=False)
+    for _seq, row, state in rows:
+        table.add_row(
+            _clock(row["raised_at"]),
+            row["alert_id"][:8] if row["alert_id"] else "-",
+            row["severity"] or "-",
+            f"{row['title'] or '-'} [{row['rule']}]",
+            state,
+        )
+    console().print(table)
+    return 0
+
+
+def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str | None]]:
+    """Alerts a silence suppressed, from the log: (position, suppression, when it happened)."""
+    found = []
+    for event in store.read(types=["AlertSuppressed"]):
+        data = event.data
+        if isinstance(data, AlertSuppressed) and data.kind == "silence":
+            when = event.occurred_at or event.recorded_at
+            found.append((event.seq, data, when.isoformat()))
+    return found
+
+
+def _rule_severities(args: argparse.Namespace) -> dict[str, str]:
+    """Rule id -> severity, from the rules on disk when they load (silenced alerts record none)."""
+    from monitor.alerting import commands
+
+    try:
+        rules_dir = args.rules or settings_from(args).rules_dir
+        return {r.id: r.severity for r in commands.load_alert_rules(rules_dir).rules}
+    except (RuleError, ConfigError, OSError, UsageError):
+        return {}
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -497,7 +615,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     try:
         watches = load_watches(watches_dir) if watches_dir.is_dir() else []
     except WatchError as exc:
-        problems.append(str(exc))
+        problems.extend(exc.problems)
         watches = []
     try:
         rules = load_rules(alerts_dir if alerts_dir.is_dir() else args.dir)
@@ -757,6 +875,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)  # a silence is an operator action: it starts on the wall clock
     try:
         if args.action == "add":
+            warn_unmatched_silence(args)
             return commands.silence_add(
                 store,
                 args.match,
@@ -777,6 +896,40 @@ def cmd_silence(args: argparse.Namespace) -> int:
         return commands.silence_expire(store, args.id, now=now, out=sys.stdout, err=sys.stderr)
     finally:
         store.close()
+
+
+def warn_unmatched_silence(args: argparse.Namespace) -> None:
+    """Warn (and still add) when no known rule could ever carry labels the matchers accept:
+    a typo in ``--match rule=casualty-jmup`` would otherwise silence nothing, silently."""
+    from monitor.alerting import commands
+    from monitor.alerting.silences import Silence, SilenceError, parse_matcher
+
+    try:
+        matchers = tuple(parse_matcher(m) for m in args.match)
+        rules_dir = settings_from(args).rules_dir
+        rules = commands.load_alert_rules(rules_dir).rules
+    except (SilenceError, RuleError, ConfigError, UsageError, OSError):
+        return  # silence_add reports a bad matcher; without rules there is nothing to check
+    if not matchers or any(m.name == "dedup_key" for m in matchers):
+        return  # a dedup key is made per alert: no rule list can say it never matches
+    try:
+        watches = [w.id for w in load_watches(rules_dir / "watches")] or [""]
+    except (WatchError, OSError):
+        watches = [""]
+    probe = Silence("probe", matchers, datetime.now(UTC), datetime.now(UTC))
+    for rule in rules:
+        static = {**rule.labels, "rule": rule.id, "type": rule.type, "severity": rule.severity}
+        static["event"] = rule.event
+        for watch in rule.watches or watches:
+            for status in ("firing", "resolved"):
+                if probe.matches({**static, "watch": watch, "status": status}):
+                    return
+    known = ", ".join(sorted(r.id for r in rules))
+    print(
+        f"monitor: warning: no rule in {rules_dir} matches {' '.join(args.match)} "
+        f"(rules: {known}); the silence is added but will mute nothing they raise",
+        file=sys.stderr,
+    )
 
 
 # --- notify test, alerts retry (logic in monitor/notify/admin.py) ------------------------------
