@@ -11,11 +11,13 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ValidationError,
     field_validator,
     model_validator,
@@ -84,6 +86,9 @@ class FeedConfig(BaseModel):
     # How long the feed may publish nothing new before a "source health" alert says it went
     # silent (off when unset). A failing feed alerts after this long, or 3 intervals if unset.
     expected_period: timedelta | None = None
+    # A local feed file's items may link to files inside this directory only (default: the
+    # feed file's own directory). Links of feeds read over http(s) never read files.
+    files_under: Path | None = None
 
     _d = field_validator("interval", mode="before")(positive_duration)
     _j = field_validator("jitter", mode="before")(
@@ -99,6 +104,14 @@ class FeedConfig(BaseModel):
     def failure_period(self) -> timedelta:
         """How long the feed may keep failing before a source health alert is raised."""
         return self.expected_period or 3 * self.interval
+
+    def file_root(self) -> Path | None:
+        """Where this feed's file: links may point: None unless the feed is a local file."""
+        if not self.url.lower().startswith("file:"):
+            return None
+        if self.files_under is not None:
+            return self.files_under
+        return Path(unquote(urlparse(self.url).path)).parent
 
 
 class RateLimit(BaseModel):
@@ -182,6 +195,9 @@ class FetchConfig(BaseModel):
     user_agent: str | None = None
     # Failing feeds back off exponentially (interval x 2^(failures-1)) up to this.
     max_backoff: timedelta = timedelta(hours=6)
+    # Links found in feeds, and redirects, may reach public addresses only, plus these
+    # networks (CIDRs such as "10.1.0.0/16"). Configured feed URLs are always reachable.
+    allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
 
     _d = field_validator(
         "connect_timeout", "read_timeout", "total_timeout", "max_backoff", mode="before"
@@ -231,6 +247,8 @@ class Settings(BaseSettings):
     # SIGTERM: time allowed for in-flight polls and the last outbox flush before exiting.
     stop_timeout: timedelta = timedelta(seconds=8)
     poll_workers: int = Field(default=4, ge=1)
+    # CPU time one article's extraction may take; past it the article is recorded as failed.
+    extract_budget: timedelta = timedelta(seconds=5)
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
 
@@ -239,6 +257,7 @@ class Settings(BaseSettings):
         "lease_period",
         "health_check_interval",
         "stop_timeout",
+        "extract_budget",
         mode="before",
     )(positive_duration)
     _l = field_validator("http_listen", mode="before")(check_listen)
@@ -305,7 +324,15 @@ def _resolve_paths(settings: Settings, base: Path, flags: dict[str, Any]) -> Set
         rel = db.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
             db = f"sqlite:///{(base / rel).resolve()}"
-    feeds = [f.model_copy(update={"url": resolve_location(f.url, base)}) for f in settings.feeds]
+    feeds = [
+        f.model_copy(
+            update={
+                "url": resolve_location(f.url, base),
+                "files_under": base / f.files_under if f.files_under else None,
+            }
+        )
+        for f in settings.feeds
+    ]
     channels = [
         c.model_copy(update={"url_file": base / c.url_file})
         if c.url_file and not c.url_file.is_absolute()

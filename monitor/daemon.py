@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerting.reload import Snapshot, snapshot
 from monitor.config import FeedConfig, Settings
+from monitor.health import rules_health
 from monitor.leases import SqliteReplicaLock
 from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
 from monitor.runtime import FeedRun, Runtime
@@ -431,7 +432,8 @@ class Daemon:
                 for f in snap["feeds"]
             },
         )
-        return bool(payload["ready"]), payload
+        rules_ok, payload["rules"] = rules_health(self.runtime.store)
+        return bool(payload["ready"]) and rules_ok, payload
 
     def request_poll(self, name: str) -> tuple[int, str]:
         """``monitor poll FEED`` through the daemon: the feed becomes due and its job runs now."""

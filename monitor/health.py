@@ -16,19 +16,43 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import update
+from sqlmodel import col
 
+from monitor.alerting.evaluator import FAILING, GLOBAL
 from monitor.config import FeedConfig
 from monitor.events import AlertRaised, as_utc
 from monitor.leases import db_now
 from monitor.store.log import EventStore, NewEvent
-from monitor.store.tables import FeedLease, OutboxRow
+from monitor.store.tables import FeedLease, OutboxRow, RuleState
 
 log = logging.getLogger(__name__)
 
 HEALTH_NAMESPACE = uuid.UUID("0b6f2d0e-8a1c-4d57-b3e9-5c2a7f41d6e8")
 RULE = "source-health"
+# A rule that failed on this many events in a row (no clean evaluation between) makes
+# /healthz report the daemon unhealthy: alerts of that rule are being lost.
+KEEPS_FAILING = 3
+
+
+def failing_rules(store: EventStore) -> dict[str, dict[str, Any]]:
+    """Rules whose latest evaluations failed: id -> failures in a row, since, last error.
+
+    The evaluator keeps this in its own state, written in the transaction of the events it
+    evaluated, so every replica reads the same answer.
+    """
+    with store.read_session() as session:
+        row = session.get(RuleState, (GLOBAL, FAILING))
+        return dict(row.value) if row is not None else {}
+
+
+def rules_health(store: EventStore) -> tuple[bool, dict[str, Any]]:
+    """For /healthz: False when some rule keeps failing, with what is known of each."""
+    failing = failing_rules(store)
+    stuck = sorted(r for r, f in failing.items() if int(f.get("failures", 0)) >= KEEPS_FAILING)
+    return not stuck, {"failing": failing, "keeps_failing": stuck}
 
 
 class Problem:
@@ -101,7 +125,7 @@ class HealthChecker:
             ).created[0]
             session.execute(
                 update(FeedLease)
-                .where(FeedLease.feed == feed.name)
+                .where(col(FeedLease.feed) == feed.name)
                 .values(health_alert=problem.key(feed.name) if problem else None)
             )
             if not created:
@@ -127,7 +151,7 @@ class HealthChecker:
             title = f"Feed {feed.name} {verb}"
             since = f"{problem.since:%Y-%m-%d %H:%M} UTC"
             summary = f"Feed {feed.name} ({feed.url}) {verb} since {since}: {problem.detail}"
-            data = {
+            data: dict[str, str | None] = {
                 "feed": feed.name,
                 "url": feed.url,
                 "problem": problem.kind,

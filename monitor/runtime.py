@@ -23,14 +23,15 @@ from monitor.alerting.rules import RuleSet, load_rules
 from monitor.config import FeedConfig, Settings
 from monitor.events import AlertRaised
 from monitor.health import HealthChecker
-from monitor.leases import FeedLeases, PollOutcome, default_replica_id, singleton
+from monitor.leases import FeedLeases, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.observability import Metrics
-from monitor.pipeline import IngestResult, ingest_item, poll_feed
+from monitor.pipeline import IngestResult, ingest_item
 from monitor.sources import polling
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
+from monitor.sources.polling import PollOutcome
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, catch_up
 from monitor.watches import Watch, load_watches
@@ -53,6 +54,7 @@ def fetch_limits(settings: Settings) -> FetchLimits:
         max_redirects=f.max_redirects,
         per_host=f.per_host,
         user_agent=f.user_agent or USER_AGENT,
+        allow_networks=tuple(f.allow_networks),
     )
 
 
@@ -102,7 +104,7 @@ class Runtime:
 
     @staticmethod
     def _routes(channels: Sequence[Channel]) -> list[Route]:
-        return [Route(name=c.name, tags=c.tags) for c in channels]
+        return [Route(name=c.name, tags=c.tags, health=c.health) for c in channels]
 
     def close(self) -> None:
         for client in [self.client, *self._old_clients]:
@@ -155,12 +157,23 @@ class Runtime:
         self.leases.ensure(settings.feeds)
         return needs_restart
 
-    def poll(self, feed: FeedConfig) -> list[FeedItem]:
-        """Read a feed once, without a lease (``monitor replay`` of files)."""
-        return poll_feed(self.store, feed, limits=self.limits, client=self.client)
+    def poll(self, feed: FeedConfig) -> tuple[list[FeedItem], PollOutcome]:
+        """Read a feed once, without a lease (``monitor replay``): the daemon's poll."""
+        items, outcome = polling.poll(
+            self.store, feed, None, limits=self.limits, client=self.client
+        )
+        self.metrics.events_appended.inc(outcome.appended)
+        return items, outcome
 
     def ingest(self, item: FeedItem) -> IngestResult:
-        result = ingest_item(self.store, item, self.watches, limits=self.limits, client=self.client)
+        result = ingest_item(
+            self.store,
+            item,
+            self.watches,
+            limits=self.limits,
+            client=self.client,
+            extract_budget=self.settings.extract_budget.total_seconds(),
+        )
         self.metrics.events_appended.inc(result.new_events)
         return result
 

@@ -59,7 +59,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_shipped_rules_load() -> None:
     rules = load_rules(RULES / "alerts")
-    assert {r.id for r in rules.rules} == {"ceasefire-collapse", "casualty-jump", "new-third-party"}
+    assert {r.id for r in rules.rules} == {
+        "ceasefire-collapse",
+        "casualty-jump",
+        "civilian-toll",
+        "new-third-party",
+    }
 
 
 def test_unknown_key_names_file_line_and_suggests(tmp_path: Path) -> None:
@@ -237,3 +242,21 @@ def test_templates_treat_article_text_as_data(tmp_path: Path) -> None:
     fact = Ceasefire(quote=hostile, span=(0, len(hostile)), status="violated")
     _, alerts = evaluate(tmp_path, rules, [fact_event(fact, n=1)])
     assert alerts[0].title == f"said: {hostile}"
+
+
+def test_one_collapse_report_is_one_alert_even_across_batches(tmp_path: Path) -> None:
+    """The shipped collapse rule on the live path: three facts of one article (headline and
+    two brokers) make one alert listing the brokers, even when a batch ends mid-article."""
+    article = [
+        fact_event(
+            Ceasefire(quote="It collapsed.", span=(i, i + 9), status="collapsed", broker=b), n=1
+        )
+        for i, b in enumerate([None, "USA", "SAU"])
+    ]
+    store = EventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.append([fact_event(killed(5), n=0), *article])
+    evaluator = Evaluator(load_rules(RULES / "alerts"), [Route(name="desk", tags=["*"])])
+    alerts = evaluator.catch_up(store, batch=2)
+    assert [a.title for a in alerts] == ["w: ceasefire brokered by USA, SAU collapsed"]
+    assert alerts[0].data["brokers"] == ["USA", "SAU"]
+    assert alerts[0].dedup_key == "ceasefire-collapse:w:SAU,USA"

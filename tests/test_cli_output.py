@@ -57,7 +57,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> str:
     from monitor.cli import main as run
 
     url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'm.db'}"
-    assert run(["replay", str(SEEDS / "feeds"), "--db", url, "--format", "jsonl"]) == 0
+    assert run(["replay", str(SEEDS), "--db", url, "--format", "jsonl"]) == 0
     return url
 
 

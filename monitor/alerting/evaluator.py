@@ -13,7 +13,13 @@ Noise control, in order, for every rule type alike: dedup key + cooldown, ``for`
 higher-severity alert with the same inhibit key, silences (operator events in the log).
 Every suppression is an ``AlertSuppressed`` event with its reason.
 
-Time: rule time is event time (the article's publication). Silences are operator actions on
+Time: rule time is event time (the article's publication), whatever order the feeds answered
+in. A late or backdated report is placed at its publication time: series rules compare it with
+what was published before it, and when it changes the verdict on a later figure already in the
+log, that figure's alert is raised then (the same alert an in-order reading raises). An alert
+raised on late data says so in its explanation. What was sent cannot be unsent: when the first
+report to arrive was not the first published, the alert quotes the one that arrived first.
+Silences are operator actions on
 the wall-clock timeline, so they are matched against the moment the triggering event entered
 the log (``recorded_at``), which is stored: a backtest of the same log silences the same alerts.
 """
@@ -31,7 +37,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select, tuple_
 from sqlmodel import Session
 
-from monitor.alerting.rules import SEVERITY_RANK, Condition, Rule, RuleSet
+from monitor.alerting.rules import SEVERITY_RANK, Condition, MatchRule, Rule, RuleSet
 from monitor.alerting.ruletypes import (
     Observed,
     RuleType,
@@ -55,6 +61,7 @@ from monitor.events import (
     AlertSuppressed,
     Evidence,
     FactReported,
+    RuleFailed,
     RulesTicked,
     SilenceAdded,
     SilenceExpired,
@@ -72,6 +79,9 @@ INPUT_TYPES = ("FactReported", "SilenceAdded", "SilenceExpired", "RulesTicked")
 # State rows not owned by one rule ("~" cannot start a rule id).
 GLOBAL = "~evaluator"
 HOLDS = "holds"
+FAILING = "failing"  # rule id -> its current run of failures (read by /healthz)
+LATEST = "latest"  # the latest publication time of the facts evaluated so far
+HEALTH_RULE = "rule-failure"  # the rule name on health alerts about a failing rule
 
 
 class Route(BaseModel):
@@ -79,6 +89,7 @@ class Route(BaseModel):
 
     name: str
     tags: list[str]
+    health: bool = False  # also receives health alerts (a rule that fails)
 
     def accepts(self, rule_channels: Sequence[str]) -> bool:
         return "*" in self.tags or any(t in self.tags for t in rule_channels)
@@ -159,6 +170,8 @@ class Sink(Protocol):
 
     def suppressed(self, item: AlertSuppressed, when: datetime, cause: str) -> None: ...
 
+    def failed(self, item: RuleFailed, when: datetime, cause: str) -> None: ...
+
 
 class LogSink:
     """The live sink: buffers alerts and suppressions, then ``flush`` appends them to the log
@@ -195,6 +208,17 @@ class LogSink:
             )
         )
 
+    def failed(self, item: RuleFailed, when: datetime, cause: str) -> None:
+        self.pending.append(
+            NewEvent(
+                stream=f"rule:{item.rule}",
+                data=item,
+                idempotency_key=f"rule-failed:{item.rule}:{item.event_id}",
+                occurred_at=when,
+                metadata={"causation_id": cause},
+            )
+        )
+
     def flush(self) -> list[AlertRaised]:
         """Append what was buffered; returns the alerts that are new to the log."""
         if not self.pending:
@@ -226,6 +250,7 @@ class CollectSink:
 
     alerts: list[AlertRaised] = field(default_factory=list)
     suppressions: list[AlertSuppressed] = field(default_factory=list)
+    failures: list[RuleFailed] = field(default_factory=list)
     times: dict[str, datetime] = field(default_factory=dict)
 
     def raised(self, alert: AlertRaised, when: datetime, cause: str) -> bool:
@@ -237,6 +262,9 @@ class CollectSink:
 
     def suppressed(self, item: AlertSuppressed, when: datetime, cause: str) -> None:
         self.suppressions.append(item)
+
+    def failed(self, item: RuleFailed, when: datetime, cause: str) -> None:
+        self.failures.append(item)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -372,6 +400,31 @@ class Pending:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Report:
+    """The hits of ``per_report`` rules on the facts of one article, one alert per rule once
+    the article's facts have all been read (they are appended together)."""
+
+    article: str
+    state: State
+    sink: Sink
+    pending: dict[str, Pending] = field(default_factory=dict)
+
+    def join(self, p: Pending) -> None:
+        rule = p.rule.rule
+        assert isinstance(rule, MatchRule)
+        first = self.pending.setdefault(f"{rule.id}\x1f{p.ctx.get('watch')}", p)
+        if first is p:
+            p.verdict.data.update({name: [] for name in rule.collect})
+        else:
+            quotes = {e.quote for e in first.verdict.evidence}
+            first.verdict.evidence.extend(e for e in p.verdict.evidence if e.quote not in quotes)
+        for name, path in rule.collect.items():
+            value = lookup(p.ctx, path)
+            if value not in (None, "") and value not in first.verdict.data[name]:
+                first.verdict.data[name].append(value)
+
+
 class Evaluator:
     """Runs a rule set over the log, raising alerts as it goes."""
 
@@ -387,6 +440,7 @@ class Evaluator:
         compiled.sort(key=lambda c: -SEVERITY_RANK[c.rule.severity])
         self.compiled = {c.rule.id: c for c in compiled}
         self.by_event: dict[str, list[Compiled]] = {}
+        self.report: Report | None = None
         for c in compiled:
             self.by_event.setdefault(c.rule.event, []).append(c)
 
@@ -402,17 +456,28 @@ class Evaluator:
                 state = state or State.load(session)
                 row = session.get(Checkpoint, CHECKPOINT) or Checkpoint(name=CHECKPOINT, seq=0)
                 head = store.head(session)
-                events = list(
-                    store.read(row.seq, types=INPUT_TYPES, limit=batch, until=head, session=session)
-                )
+                limit = batch
+                while True:
+                    events = list(
+                        store.read(
+                            row.seq, types=INPUT_TYPES, limit=limit, until=head, session=session
+                        )
+                    )
+                    full = len(events) == limit
+                    whole = whole_reports(events) if full else events
+                    if whole or not full:
+                        events = whole
+                        break
+                    limit *= 2  # one article longer than the batch: read it whole
                 sink = LogSink(store, session)
                 for event in events:
                     self.process(event, state, sink)
+                self.end_report()
                 raised.extend(sink.flush())
                 state.flush(session)
-                row.seq = events[-1].seq if len(events) == batch else head
+                row.seq = events[-1].seq if full else head
                 session.add(row)
-            if len(events) < batch:
+            if not full:
                 return raised
 
     def tick(self, store: EventStore, now: datetime) -> list[AlertRaised]:
@@ -452,20 +517,32 @@ class Evaluator:
         for event in events:
             if event.type in INPUT_TYPES:
                 self.process(event, state, sink)
+        self.end_report()
         return sink
 
     # -- one event --------------------------------------------------------------------------
 
     def process(self, event: StoredEvent, state: State, sink: Sink) -> list[AlertRaised]:
         data = event.data
+        out: list[AlertRaised] = []
+        if self.report is not None and self.report.article != _article_of(event):
+            out = self.end_report()
         if isinstance(data, SilenceAdded | SilenceExpired):
             silence_state(state, data)
-            return []
+            return out
         if not isinstance(data, FactReported | RulesTicked):
-            return []
+            return out
         when = event_time(event)
         clock = as_utc(event.recorded_at)
-        out = self._resolve_holds(state, sink, when, clock, event.id)
+        failing = state.values.get((GLOBAL, FAILING))
+        if failing and not failing.keys() <= self.compiled.keys():
+            # A rule removed or renamed while failing is no longer failing.
+            kept = {k: v for k, v in failing.items() if k in self.compiled}
+            if kept:
+                state.put(GLOBAL, FAILING, kept)
+            else:
+                state.delete(GLOBAL, FAILING)
+        out.extend(self._resolve_holds(state, sink, when, clock, event.id))
         if isinstance(data, FactReported):
             out.extend(self._evaluate(event, data, state, sink, when, clock))
         return out
@@ -479,46 +556,186 @@ class Evaluator:
         when: datetime,
         clock: datetime,
     ) -> list[AlertRaised]:
-        ctx: dict[str, Any] | None = None
-        seen: Observed | None = None
+        latest = (state.values.get((GLOBAL, LATEST)) or {}).get("at")
+        shared: dict[str, Any] = {}
+        if latest is not None and latest > when.isoformat():
+            shared["late"] = (
+                f"raised on late data: published {when.isoformat()}, it reached the log after "
+                f"facts published up to {latest}"
+            )
+        else:
+            state.put(GLOBAL, LATEST, {"at": when.isoformat()})
         out: list[AlertRaised] = []
         for c in self.by_event.get(data.fact.type, ()):
-            rule = c.rule
-            note = self._noter(rule.id, event.id)
-            if not rule.applies_to(data.watch):
-                note(f"not selected: watch {data.watch!r} is not in {rule.watches}")
+            try:
+                out.extend(self._evaluate_rule(c, event, data, state, sink, when, clock, shared))
+            except Exception as exc:  # one broken rule must not stop the others
+                self._rule_failed(c, event.id, exc, state, sink, when)
                 continue
-            if ctx is None:
-                ctx = fact_context(event)
-            if c.cancel_if and c.first_failure(ctx, c.cancel_if) is None:
-                self._cancel_holds(c, ctx, state, sink, when, event.id, note)
-            failed = c.first_failure(ctx, c.where)
-            if failed is not None:
-                if note is not _ignore:
-                    note(f"not selected: {describe_failure(failed)}")
+            self._rule_ok(c.rule.id, state)
+        return out
+
+    def _evaluate_rule(
+        self,
+        c: Compiled,
+        event: StoredEvent,
+        data: FactReported,
+        state: State,
+        sink: Sink,
+        when: datetime,
+        clock: datetime,
+        shared: dict[str, Any],
+    ) -> list[AlertRaised]:
+        """One rule on one fact. ``shared`` caches the fact's context across rules."""
+        rule = c.rule
+        note = self._noter(rule.id, event.id)
+        if not rule.applies_to(data.watch):
+            note(f"not selected: watch {data.watch!r} is not in {rule.watches}")
+            return []
+        if "ctx" not in shared:
+            shared["ctx"] = fact_context(event)
+        ctx: dict[str, Any] = shared["ctx"]
+        if c.cancel_if and c.first_failure(ctx, c.cancel_if) is None:
+            self._cancel_holds(c, ctx, state, sink, when, event.id, note)
+        failed = c.first_failure(ctx, c.where)
+        if failed is not None:
+            if note is not _ignore:
+                note(f"not selected: {describe_failure(failed)}")
+            return []
+        tracing = note is not _ignore
+        if tracing:
+            note(f"selected: {rule.event} fact in {data.watch} passes every where filter")
+        if "seen" not in shared:
+            shared["seen"] = Observed(event.id, when, ctx, evidence_of(event))
+        seen: Observed = shared["seen"]
+        memory = state.memory(rule.id)
+        verdict = c.kind.check(seen, memory)
+        if tracing:
+            note(f"{rule.type}: {verdict.why}")
+        out = self._revisit(c, verdict, seen, state, sink, clock, note)
+        if not verdict.fire:
+            if verdict.restates and rule.hold:
+                pending = Pending(
+                    c, verdict, ctx, event.id, when, clock, [outlet_of(ctx, "outlet")]
+                )
+                self._confirm_hold(pending, state, seen.evidence, note)
+            note("verdict: no alert")
+            return out
+        pending = Pending(c, verdict, ctx, event.id, when, clock, [outlet_of(ctx, "outlet")])
+        if "late" in shared:
+            pending.notes.append(shared["late"])
+        if isinstance(rule, MatchRule) and rule.per_report:
+            if self.report is None:
+                self.report = Report(data.article.article_id, state, sink)
+            self.report.join(pending)
+            note("joins the one alert of its report (per_report)")
+            return out
+        alert = self._hold_or_raise(pending, state, sink, note)
+        return [*out, alert] if alert is not None else out
+
+    def _revisit(
+        self,
+        c: Compiled,
+        verdict: Verdict,
+        seen: Observed,
+        state: State,
+        sink: Sink,
+        clock: datetime,
+        note: Callable[[str], None],
+    ) -> list[AlertRaised]:
+        """A late fact placed at its publication time can change the verdict on a fact
+        published after it that the log holds already: such an alert is raised for that fact
+        (the alert it would have had, had the facts come in order), saying why it is late."""
+        out: list[AlertRaised] = []
+        for later, again in verdict.later:
+            note(f"{c.rule.type}, again for {later.event_id} published after it: {again.why}")
+            if not again.fire:
                 continue
-            tracing = note is not _ignore
-            if tracing:
-                note(f"selected: {rule.event} fact in {data.watch} passes every where filter")
-            if seen is None:
-                seen = Observed(event.id, when, ctx, evidence_of(event))
-            memory = state.memory(rule.id)
-            verdict = c.kind.check(seen, memory)
-            if tracing:
-                note(f"{rule.type}: {verdict.why}")
-            if not verdict.fire:
-                if verdict.restates and rule.hold:
-                    pending = Pending(
-                        c, verdict, ctx, event.id, when, clock, [outlet_of(ctx, "outlet")]
-                    )
-                    self._confirm_hold(pending, state, seen.evidence, note)
-                note("verdict: no alert")
-                continue
-            pending = Pending(c, verdict, ctx, event.id, when, clock, [outlet_of(ctx, "outlet")])
-            alert = self._hold_or_raise(pending, state, sink, note)
+            outlets = [outlet_of(later.ctx, "outlet")]
+            p = Pending(c, again, later.ctx, later.event_id, later.time, clock, outlets)
+            p.notes.append(
+                f"raised on late data: {seen.event_id}, published {seen.time.isoformat()}, "
+                f"reached the log after this fact, published {later.time.isoformat()}"
+            )
+            alert = self._hold_or_raise(p, state, sink, self._noter(c.rule.id, later.event_id))
             if alert is not None:
                 out.append(alert)
         return out
+
+    def end_report(self) -> list[AlertRaised]:
+        """The article's facts are all read: its ``per_report`` hits become alerts."""
+        report, self.report = self.report, None
+        out: list[AlertRaised] = []
+        for p in report.pending.values() if report is not None else ():
+            assert report is not None
+            note = self._noter(p.rule.rule.id, p.trigger)
+            try:
+                alert = self._hold_or_raise(p, report.state, report.sink, note)
+            except Exception as exc:
+                self._rule_failed(p.rule, p.trigger, exc, report.state, report.sink, p.when)
+                continue
+            if alert is not None:
+                out.append(alert)
+        return out
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def _rule_failed(
+        self, c: Compiled, event_id: str, exc: Exception, state: State, sink: Sink, when: datetime
+    ) -> None:
+        """Record the failure as an event, count it, and tell the health channels once per
+        run of failures of this version of the rule."""
+        rule = c.rule
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("rule %s failed on event %s: %s", rule.id, event_id, error, exc_info=exc)
+        failure = RuleFailed(rule=rule.id, rule_hash=c.digest, event_id=event_id, error=error)
+        sink.failed(failure, when, event_id)
+        failing = state.get(GLOBAL, FAILING) or {}
+        entry = failing.get(rule.id)
+        first = entry is None or entry.get("rule_hash") != c.digest
+        if first:
+            entry = {"rule_hash": c.digest, "since": when.isoformat(), "first_event": event_id}
+        assert entry is not None
+        entry.update(
+            failures=int(entry.get("failures", 0)) + 1, last_event=event_id, error=error[:500]
+        )
+        failing[rule.id] = entry
+        state.put(GLOBAL, FAILING, failing)
+        if first:
+            sink.raised(self._failure_alert(c, entry), when, event_id)
+
+    def _rule_ok(self, rule_id: str, state: State) -> None:
+        """A rule that evaluated cleanly ends its run of failures."""
+        failing = state.values.get((GLOBAL, FAILING))
+        if failing and rule_id in failing:
+            rest = {k: v for k, v in failing.items() if k != rule_id}
+            if rest:
+                state.put(GLOBAL, FAILING, rest)
+            else:
+                state.delete(GLOBAL, FAILING)
+
+    def _failure_alert(self, c: Compiled, entry: dict[str, Any]) -> AlertRaised:
+        rule = c.rule
+        key = f"{HEALTH_RULE}:{rule.id}:{c.digest}:{entry['first_event']}"
+        summary = (
+            f"Rule {rule.id} failed while evaluating event {entry['first_event']}: "
+            f"{entry['error']}. The rule is skipped for such events; the other rules go on."
+        )
+        return AlertRaised(
+            alert_id=str(uuid.uuid5(ALERT_NAMESPACE, key)),
+            rule=HEALTH_RULE,
+            rule_hash=c.digest,
+            severity="warning",
+            title=f"Rule {rule.id} is failing",
+            summary=summary,
+            body=summary,
+            dedup_key=key,
+            data={"rule": rule.id, "error": entry["error"], "event_id": entry["first_event"]},
+            channels=[r.name for r in self.routes if r.health],
+            labels={"kind": "rule_failure", "failing_rule": rule.id},
+            trigger_event_id=entry["first_event"],
+            explanation=[f"evaluating rule {rule.id} raised {entry['error']}"],
+        )
 
     def _noter(self, rule_id: str, event_id: str) -> Callable[[str], None]:
         trace = self.trace
@@ -677,27 +894,46 @@ class Evaluator:
             if c is None or held is None:
                 log.warning("dropping a held alert of rule %s: the rule is gone", rule_id)
                 continue
-            note = self._noter(rule_id, held["trigger"])
-            p = self._pending_from_hold(c, held, datetime.fromisoformat(due_iso), clock)
-            p.notes.append(f"held for {fmt_duration(c.rule.hold)} until {due_iso}")
-            if len(p.outlets) < c.rule.confirm_outlets:
-                reason = (
-                    f"hold ended with {len(p.outlets)} outlet(s) ({', '.join(p.outlets)}), "
-                    f"confirm_outlets is {c.rule.confirm_outlets}"
-                )
-                note(f"suppressed: {reason}")
-                self._suppress(p, key, "hold_unconfirmed", reason, sink, cause=cause)
+            try:
+                alert = self._release_hold(c, held, key, due_iso, state, sink, clock, cause)
+            except Exception as exc:  # as for a fact: only this rule is affected
+                self._rule_failed(c, held["trigger"], exc, state, sink, now)
                 continue
-            stale = c.kind.still_true(p.verdict.data, state.memory(rule_id))
-            if stale is not None:
-                note(f"suppressed: {stale}")
-                self._suppress(p, key, "hold_cancelled", stale, sink, cause=cause)
-                continue
-            note(f"hold ended at {due_iso}, still true with outlets {p.outlets}")
-            alert = self._finish(p, key, state, sink, note)
             if alert is not None:
                 out.append(alert)
         return out
+
+    def _release_hold(
+        self,
+        c: Compiled,
+        held: dict[str, Any],
+        key: str,
+        due_iso: str,
+        state: State,
+        sink: Sink,
+        clock: datetime,
+        cause: str,
+    ) -> AlertRaised | None:
+        """A hold ended: raise the alert if it was confirmed and is still true."""
+        rule_id = c.rule.id
+        note = self._noter(rule_id, held["trigger"])
+        p = self._pending_from_hold(c, held, datetime.fromisoformat(due_iso), clock)
+        p.notes.append(f"held for {fmt_duration(c.rule.hold)} until {due_iso}")
+        if len(p.outlets) < c.rule.confirm_outlets:
+            reason = (
+                f"hold ended with {len(p.outlets)} outlet(s) ({', '.join(p.outlets)}), "
+                f"confirm_outlets is {c.rule.confirm_outlets}"
+            )
+            note(f"suppressed: {reason}")
+            self._suppress(p, key, "hold_unconfirmed", reason, sink, cause=cause)
+            return None
+        stale = c.kind.still_true(p.verdict.data, state.memory(rule_id))
+        if stale is not None:
+            note(f"suppressed: {stale}")
+            self._suppress(p, key, "hold_cancelled", stale, sink, cause=cause)
+            return None
+        note(f"hold ended at {due_iso}, still true with outlets {p.outlets}")
+        return self._finish(p, key, state, sink, note)
 
     def _note_for(self, rule_id: str, event_id: str, line: str) -> None:
         self._noter(rule_id, event_id)(line)
@@ -827,7 +1063,9 @@ class Evaluator:
             body_html = self._render(
                 p, rule.body_html or DEFAULT_BODY_HTML, DEFAULT_BODY_HTML, True
             )
-        explanation = [p.verdict.why, *p.notes]
+        summary = self._render(p, rule.summary or DEFAULT_SUMMARY, DEFAULT_SUMMARY)
+        body = self._render(p, rule.body or DEFAULT_BODY, DEFAULT_BODY)
+        explanation = [p.verdict.why, *p.notes]  # after rendering: notes say what fell back
         if rule.hold:
             explanation.append(f"outlets during the hold: {', '.join(p.outlets)}")
         return AlertRaised(
@@ -837,8 +1075,8 @@ class Evaluator:
             severity=rule.severity,
             watch=p.ctx.get("watch"),
             title=title,
-            summary=self._render(p, rule.summary or DEFAULT_SUMMARY, DEFAULT_SUMMARY),
-            body=self._render(p, rule.body or DEFAULT_BODY, DEFAULT_BODY),
+            summary=summary,
+            body=body,
             body_html=body_html,
             dedup_key=key,
             data=p.verdict.data,
@@ -871,6 +1109,24 @@ class Evaluator:
 
 def _ignore(_line: str) -> None:
     return None
+
+
+def _article_of(event: StoredEvent) -> str | None:
+    data = event.data
+    return data.article.article_id if isinstance(data, FactReported) else None
+
+
+def whole_reports(events: list[StoredEvent]) -> list[StoredEvent]:
+    """A full batch, less the facts of its last article, which may go on in the next batch:
+    a report is evaluated whole, within one transaction. Empty when the batch is all one
+    article (the caller then reads a larger batch)."""
+    last = _article_of(events[-1])
+    if last is None:
+        return events
+    cut = len(events)
+    while cut > 0 and _article_of(events[cut - 1]) == last:
+        cut -= 1
+    return events[:cut]
 
 
 __all__ = [

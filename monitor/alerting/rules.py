@@ -157,6 +157,9 @@ def _fields_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+_OPTIONAL_IN_DIGEST = ("per_report", "collect")
+
+
 class RuleBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -215,14 +218,36 @@ class RuleBase(BaseModel):
     def digest(self) -> str:
         """A hash of the rule's meaning (its validated text), stored with each alert it raises:
         reformatting or comments do not change it, any change of behaviour does."""
-        text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        dump = self.model_dump(mode="json", by_alias=True)
+        for name in _OPTIONAL_IN_DIGEST:  # options added later: unset, old hashes stay valid
+            if name in dump and not dump[name]:
+                del dump[name]
+        text = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class MatchRule(RuleBase):
-    """Every selected fact is worth an alert (noise control still applies)."""
+    """Every selected fact is worth an alert (noise control still applies).
+
+    ``per_report``: the facts one article yields are one report, and one alert: a sentence
+    naming two brokers of a collapsed truce, and the headline saying it collapsed, are one
+    collapse. The first selected fact of the article is the alert's; ``collect`` gathers a
+    field of every selected fact into a list (``collect: {brokers: broker}`` gives
+    ``data.brokers``, distinct values in the order the text gives them, empty ones left out).
+    """
 
     type: Literal["match"]
+    per_report: bool = False
+    collect: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _collect_needs_report(self) -> MatchRule:
+        if self.collect and not self.per_report:
+            raise ValueError("collect gathers the facts of one report: set per_report: true")
+        return self
+
+    def field_references(self) -> dict[str, list[str]]:
+        return {**super().field_references(), "collect": list(self.collect.values())}
 
 
 class NewValueRule(RuleBase):

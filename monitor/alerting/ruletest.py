@@ -82,6 +82,9 @@ class InputItem(_Strict):
     at: timedelta = timedelta(0)
     watch: str = "test"
     outlet: str | None = "Test Wire"
+    # Facts given the same ``article`` come from one article (one report), published at the
+    # ``at`` of its first fact; by default each fact has an article of its own.
+    article: str | None = None
     url: str | None = None
     title: str | None = None
     fact: dict[str, Any] | None = None
@@ -179,17 +182,21 @@ def load_test_file(path: Path) -> tuple[RuleTestFile, RuleSet]:
 def build_events(test: RuleTest, start: datetime, salt: str) -> list[StoredEvent]:
     """The test's input as a log: one stored event per item, in the order written."""
     events = []
+    published: dict[str, datetime] = {}
     for i, item in enumerate(test.input, start=1):
         when = start + item.at
         event_id = str(uuid.uuid5(TEST_NAMESPACE, f"{salt}|{test.name}|{i}"))
         data: EventData
         if item.fact is not None:
             fact = FACT_ADAPTER.validate_python(_fact_defaults(item.fact))
-            url = item.url or f"https://news.test/{i}"
+            article = item.article or f"t{i}"
+            when = published.setdefault(article, when)
+            url = item.url or f"https://news.test/{item.article or i}"
             ref = ArticleRef(
-                article_id=f"t{i}", url=url, outlet=item.outlet, title=item.title, published=when
+                article_id=article, url=url, outlet=item.outlet, title=item.title, published=when
             )
-            data, stream = FactReported(watch=item.watch, article=ref, fact=fact), f"article:t{i}"
+            data = FactReported(watch=item.watch, article=ref, fact=fact)
+            stream = f"article:{article}"
         elif item.silence is not None:
             s = item.silence
             data = SilenceAdded(

@@ -80,8 +80,15 @@ def compile_template(template: str, *, html: bool = False) -> Template:
 
 
 def render(template: str, context: dict[str, Any], *, html: bool = False) -> str:
-    """Render a trusted template against untrusted values; errors name the template."""
+    """Render a trusted template against untrusted values; errors name the template.
+
+    A template that parses can still fail on the values it meets (``1000 / (count - 100)``
+    with a count of 100, a ``range`` past the sandbox's limit): every such error comes back
+    as ``ValueError`` too, so callers fall back to a default text instead of losing the alert.
+    """
     try:
         return compile_template(template, html=html).render(**context).strip()
     except TemplateError as exc:
         raise ValueError(f"template {template!r}: {exc}") from exc
+    except Exception as exc:  # arithmetic, overflow, type errors raised while rendering
+        raise ValueError(f"template {template!r}: {type(exc).__name__}: {exc}") from exc

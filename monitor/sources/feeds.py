@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import dateparser
@@ -32,10 +33,27 @@ class FeedItem(BaseModel):
     summary: str | None = None
     published: datetime | None = None
     outlet: str | None = None
+    # Where a file: link of this item may point (set only for items of a local feed file, or
+    # an article file named by the operator); None: the item's URL must be http(s).
+    file_root: Path | None = None
 
     @property
     def article_id(self) -> str:
         return article_id(self.guid or self.url)
+
+
+class SkippedEntry(BaseModel):
+    """An entry that yields no item, and why."""
+
+    key: str  # stable across polls of the same entry: its guid, or a hash of what it holds
+    guid: str | None = None
+    title: str | None = None
+    reason: str
+
+
+class ParsedFeed(BaseModel):
+    items: list[FeedItem]
+    skipped: list[SkippedEntry] = []
 
 
 def article_id(identity: str) -> str:
@@ -43,7 +61,11 @@ def article_id(identity: str) -> str:
     return hashlib.sha256(identity.strip().encode("utf-8")).hexdigest()[:16]
 
 
-def parse_feed(doc: Fetched, feed_name: str, outlet: str | None = None) -> list[FeedItem]:
+def parse_feed(
+    doc: Fetched, feed_name: str, outlet: str | None = None, file_root: Path | None = None
+) -> ParsedFeed:
+    """The entries of a feed document as items (``file_root`` passed on to each), and the
+    entries that cannot be items, with the reason."""
     # Links are resolved here with urljoin: feedparser mangles file:// bases (file://host/...).
     headers = {"content-type": doc.content_type} if doc.content_type else {}
     parsed = feedparser.parse(doc.body, response_headers=headers)
@@ -51,11 +73,28 @@ def parse_feed(doc: Fetched, feed_name: str, outlet: str | None = None) -> list[
         reason = parsed.get("bozo_exception")
         raise FeedError(f"{doc.url}: no feed entries" + (f" ({reason})" if reason else ""))
     title = outlet or parsed.feed.get("title") or urlparse(doc.url).netloc or feed_name
-    items = [_item(entry, doc.final_url, feed_name, title) for entry in parsed.entries]
-    return [i for i in items if i is not None]
+    result = ParsedFeed(items=[])
+    for entry in parsed.entries:
+        item = _item(entry, doc.final_url, feed_name, title, file_root)
+        if item is not None:
+            result.items.append(item)
+        else:
+            result.skipped.append(_skipped(entry))
+    return result
 
 
-def _item(entry: dict, base: str, feed_name: str, outlet: str) -> FeedItem | None:
+def _skipped(entry: dict) -> SkippedEntry:
+    guid = entry.get("id") or None
+    title = entry.get("title") or None
+    held = "\n".join(str(entry.get(k) or "") for k in ("title", "summary", "published"))
+    return SkippedEntry(
+        key=article_id(guid or held), guid=guid, title=title, reason="entry has no link"
+    )
+
+
+def _item(
+    entry: dict, base: str, feed_name: str, outlet: str, file_root: Path | None
+) -> FeedItem | None:
     link = entry.get("link") or _alternate(entry)
     guid = entry.get("id") or None
     if not link:
@@ -69,6 +108,7 @@ def _item(entry: dict, base: str, feed_name: str, outlet: str) -> FeedItem | Non
         published=_date(entry.get("published_parsed"))
         or _date_text(entry.get("published") or entry.get("updated")),
         outlet=outlet,
+        file_root=file_root,
     )
 
 
