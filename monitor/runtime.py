@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel
 
+from monitor.alerting.digest import Digester
 from monitor.alerting.evaluator import Evaluator, Route
 from monitor.alerting.rules import RuleSet, load_rules
 from monitor.config import FeedConfig, Settings
@@ -96,6 +97,7 @@ class Runtime:
             explain_url=settings.delivery.explain_url,
         )
         self.health = HealthChecker(self.store, [c.name for c in self.channels if c.health])
+        self.digester = Digester(self.store, settings.digest.channels, settings.digest.at)
         self.leases = FeedLeases(
             self.store, self.replica_id, settings.lease_period, settings.fetch.max_backoff
         )
@@ -139,6 +141,7 @@ class Runtime:
                 explain_url=settings.delivery.explain_url,
             )
             self.health = HealthChecker(self.store, [c.name for c in channels if c.health])
+            self.digester = Digester(self.store, settings.digest.channels, settings.digest.at)
             limits = fetch_limits(settings)
             if limits != self.limits:
                 # Polls in flight keep the old client; it is closed with the runtime.
@@ -249,6 +252,17 @@ class Runtime:
             alerts = self.health.check(self.settings.feeds)
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
+
+    def send_digests(self, now: datetime | None = None) -> list[AlertRaised]:
+        """The daily digests that are due (one per watch and day); one replica at a time."""
+        with singleton(self.store, "digest") as mine:
+            if not mine:
+                return []
+            with self._consumers:
+                digester, watches = self.digester, list(self.watches)
+            sent = digester.run(watches, now or datetime.now(UTC))
+        self.metrics.alerts_raised.inc(len(sent))
+        return sent
 
     def deliver(self, *, flush: bool = False) -> int:
         attempts = self.deliverer.run_once(flush=flush)
