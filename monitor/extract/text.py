@@ -43,13 +43,13 @@ def decode(raw: bytes, declared: str | None = None) -> str:
     its invalid ones (a stray byte in a UTF-8 page), else cp1252 (a legacy page, whose accented
     letters almost never form valid UTF-8).
     """
-    for bom, codec in (
+    for bom, marked in (
         (b"\xef\xbb\xbf", "utf-8"),
         (b"\xff\xfe", "utf-16"),
         (b"\xfe\xff", "utf-16"),
     ):
         if raw.startswith(bom):
-            return raw.decode(codec, errors="replace")
+            return raw.decode(marked, errors="replace")
     codec = _codec(declared)
     if codec is not None:
         try:
@@ -143,6 +143,7 @@ def parse_published(value: str) -> datetime | None:
     value = value.strip()
     if not value:
         return None
+    when: datetime | None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -153,8 +154,8 @@ def parse_published(value: str) -> datetime | None:
             )
         except (ValueError, OverflowError, TypeError):
             when = None
-        if when is None:
-            return None
+    if when is None:
+        return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
