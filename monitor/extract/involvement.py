@@ -679,15 +679,32 @@ def _stance(
         return "confirmed"
     if re.search(r"\b(?:our|we)\b", sent.sig) and sent.speaker_code == code:
         return "confirmed"
+    allegation = _first_allegation(sent)
     if tok < len(sent.tokens):
         tail = sent.words(tok + 1, tok + 8)
-        if _CONFIRM_VERBS.search(tail) and not _ALLEGE.search(sent.words(0, tok)):
-            first_actor = next((k for k in range(len(sent.tokens)) if sent.is_actor_token(k)), None)
-            if first_actor == tok:
-                return "confirmed"
-    if _ALLEGE.search(sent.sig):
+        alleged_before = allegation is not None and allegation < tok
+        if _CONFIRM_VERBS.search(tail) and not alleged_before and _first_actor(sent) == tok:
+            return "confirmed"
+    if allegation is not None:
         return "alleged"
     return "reported"
+
+
+def _first_allegation(sent: Sentence) -> int | None:
+    """The token of the sentence's first allegation word, or None (kept in its memo: every
+    involvement read from the sentence asks)."""
+    if "allegation" not in sent.memo:
+        m = _ALLEGE.search(sent.sig)
+        sent.memo["allegation"] = sent.token_at(m.start()) if m else None
+    return sent.memo["allegation"]
+
+
+def _first_actor(sent: Sentence) -> int | None:
+    if "first_actor" not in sent.memo:
+        sent.memo["first_actor"] = next(
+            (k for k in sent.actor_tokens if sent.is_actor_token(k)), None
+        )
+    return sent.memo["first_actor"]
 
 
 def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:
