@@ -202,7 +202,8 @@ def _asserter(sent: Sentence, trigger_pos: int) -> str | None:
         m = sent.mentions[i]
         if m.end > trigger_pos or not m.is_actor or i in sent.location:
             continue
-        if _ASSERT.match(sent.text, m.end) and _ASSERT.match(sent.text, m.end).end() <= trigger_pos:
+        verb = _ASSERT.match(sent.text, m.end)
+        if verb and verb.end() <= trigger_pos:
             return m.code
     return sent.speaker_code
 
