@@ -89,7 +89,7 @@ def test_a_failing_reader_is_recorded_on_the_article(
     store = EventStore(f"sqlite:///{tmp_path / 'log.db'}")
     result = ingest_item(store, item_for_file(article), [WATCH])
     events = [e.data for e in store.read()]
-    assert result.status == "extracted"
+    assert result.status == "failed" and "casualties reader" in (result.reason or "")
     assert any(isinstance(e, ArticleExtracted) for e in events)
     facts = [e.fact for e in events if isinstance(e, FactReported)]
     assert {f.type for f in facts} == {"ceasefire", "third_party"}
@@ -171,4 +171,4 @@ def test_an_article_past_its_budget_is_recorded_as_failed(tmp_path: Path) -> Non
     failed = [e for e in events if isinstance(e, ArticleFailed)]
     assert [(f.stage, f.retryable) for f in failed] == [("normalize", False)]
     assert failed[0].reason == "watch test: extraction exceeded its time budget of 0 s"
-    assert result.reason == failed[0].reason
+    assert result.status == "failed" and result.reason == failed[0].reason
