@@ -224,12 +224,13 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
     out: list[DowningHit] = []
     for t in _TRIGGER.finditer(s, sent.start, sent.end):
         before = s[max(sent.start, t.start() - 30) : t.start()]
-        if re.search(
+        negation = re.search(
             r"\b(?:rather than|not|no|never|failed to|attempt(?:ed)? to)\s+(?:\S+\s+){0,3}$",
             before,
             re.IGNORECASE,
-        ):
-            sent.note("downing.verb", "vetoed", f"{before.strip()} {t.group(0)}: negated")
+        )
+        if negation:
+            sent.note("downing.verb", "vetoed", f"{negation.group(0)}{t.group(0)}: negated")
             continue
         word = t.group(0).lower()
         # The auxiliary and at most one word before the verb: a short window is enough.
