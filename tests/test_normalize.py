@@ -595,7 +595,7 @@ def test_a_model_or_unit_number_is_not_a_count() -> None:
 
 
 def test_a_later_denial_of_something_else_leaves_a_downing_claimed() -> None:
-    claim = "The RSF said it shot down an army Antonov plane over El Fasher. "
+    claim = "The RSF said it shot down an army Antonov over El Fasher. "
     other = downings(claim + "The army denied the RSF claim that its jets bombed a market.", SUDAN)
     assert [(d.owner, d.claimed_by, d.denied, d.stance) for d in other] == [
         ("SAF", "RSF", False, "claimed")

@@ -48,7 +48,8 @@ _ASSETS: tuple[tuple[Asset, str], ...] = (
         "aircraft",
         r"aircraft|airplanes?|planes?|warplanes?|jets?|fighter-bombers?|bombers?|"
         r"Su-\d+\w*|SU-\d+\w*|Sukhoi(?:-\d+)?\w*|MiG-?\d*\w*|F-\d+\w*|A-50\w*|Il-\d+\w*|"
-        r"Tu-\d+\w*|Cessna(?: \d+)?|Alpha Jets?|Tornados?|Mirages?|Rafales?|airliners?|"
+        r"Tu-\d+\w*|An-\d+\w*|Antonovs?(?:-\d+\w*)?|Cessna(?: \d+)?|Alpha Jets?|Tornados?|"
+        r"Mirages?|Rafales?|airliners?|"
         r"fighters?(?= of| from)|(?<=Air Force )fighters?",
     ),
 )
