@@ -228,17 +228,17 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     if not triggers:
         return []
     statuses: dict[CeasefireStatus, _Cue] = {}
-    for status, pattern in _STATUS_CUES:
+    for status, cue_rx in _STATUS_CUES:
         far: re.Match[str] | None = None
-        for cue in pattern.finditer(sig):
+        for cue in cue_rx.finditer(sig):
             if _near(sent, cue, triggers):
                 statuses.setdefault(status, (cue, _cue_id(status)))
                 break
             far = far or cue
         if status not in statuses and far is not None:
             sent.note(_cue_id(status), "vetoed", f"{sent.raw_match(far)}: far from the name")
-    for pattern, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
-        found_cue = pattern.search(sig)
+    for cue_rx, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
+        found_cue = cue_rx.search(sig)
         if found_cue and "collapsed" not in statuses:
             statuses.setdefault("violated", (found_cue, name))
     negated = _NEGATED.search(sig)

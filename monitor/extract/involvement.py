@@ -363,14 +363,14 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         actor = _subject_before(sent, verb, scope)
         if actor is None:
             continue
-        tok, code = actor
+        tok, supplier = actor
         lo = sent.offsets[max(0, tok - 14)]
         hi = sent.offsets[min(verb + 14, len(sent.offsets) - 1)]
         if not re.search(rf"\b{_ARMS_NOUNS}\b", sig[lo:hi] if hi > lo else sig[lo:]):
             continue
         yield (
             tok,
-            code,
+            supplier,
             "arms",
             _party_near(sent, verb, scope, before=False, span=14),
             "third_party.supplies-arms",
@@ -441,9 +441,9 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         verb = sent.token_at(m.start())
         actor = _subject_before(sent, verb, scope)
         if actor:
-            tok, code = actor
+            tok, sender = actor
             sent_by.append(
-                (tok, code, "fighters", _party_near(sent, verb, scope, False, 16), _SENDS)
+                (tok, sender, "fighters", _party_near(sent, verb, scope, False, 16), _SENDS)
             )
     yield from sent_by
     if sent_by:
@@ -517,11 +517,11 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     if ceasefire._TRIGGER.search(sig) or re.search(
         r"\b(?:talks|negotiations|deal|meeting|consultations|agreement|accord)\b", sig
     ):
-        for code in ceasefire.brokers(sent, scope.parties):
-            if code not in scope.home:
-                tok = _first_token_of(sent, code)
+        for broker in ceasefire.brokers(sent, scope.parties):
+            if broker not in scope.home:
+                tok = _first_token_of(sent, broker)
                 if tok is not None and sent.is_actor_token(tok):
-                    yield tok, code, "mediation", None, "third_party.ceasefire-broker"
+                    yield tok, broker, "mediation", None, "third_party.ceasefire-broker"
     # (id, word every match contains, pattern): the substring test spares most regex scans.
     pats = (
         (
@@ -679,15 +679,32 @@ def _stance(
         return "confirmed"
     if re.search(r"\b(?:our|we)\b", sent.sig) and sent.speaker_code == code:
         return "confirmed"
+    allegation = _first_allegation(sent)
     if tok < len(sent.tokens):
         tail = sent.words(tok + 1, tok + 8)
-        if _CONFIRM_VERBS.search(tail) and not _ALLEGE.search(sent.words(0, tok)):
-            first_actor = next((k for k in range(len(sent.tokens)) if sent.is_actor_token(k)), None)
-            if first_actor == tok:
-                return "confirmed"
-    if _ALLEGE.search(sent.sig):
+        alleged_before = allegation is not None and allegation < tok
+        if _CONFIRM_VERBS.search(tail) and not alleged_before and _first_actor(sent) == tok:
+            return "confirmed"
+    if allegation is not None:
         return "alleged"
     return "reported"
+
+
+def _first_allegation(sent: Sentence) -> int | None:
+    """The token of the sentence's first allegation word, or None (kept in its memo: every
+    involvement read from the sentence asks)."""
+    if "allegation" not in sent.memo:
+        m = _ALLEGE.search(sent.sig)
+        sent.memo["allegation"] = sent.token_at(m.start()) if m else None
+    return sent.memo["allegation"]
+
+
+def _first_actor(sent: Sentence) -> int | None:
+    if "first_actor" not in sent.memo:
+        sent.memo["first_actor"] = next(
+            (k for k in sent.actor_tokens if sent.is_actor_token(k)), None
+        )
+    return sent.memo["first_actor"]
 
 
 def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:
