@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             normalize(doc, watch)
             cpu.append((time.thread_time() - c0) * 1000)
             wall.append((time.perf_counter() - w0) * 1000)
-        facts = len(normalize(doc, watch))
+        facts = len(normalize(doc, watch).facts)
         print(
             f"{name:<24} {len(doc):5d} chars  cpu median {statistics.median(cpu):6.2f} ms  "
             f"wall median {statistics.median(wall):6.2f} ms  ({facts} facts)"

@@ -6,9 +6,11 @@ With ``--format jsonl`` stdout carries JSON lines only; logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -19,19 +21,30 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
-from monitor.events import AlertRaised
-from monitor.extract.normalize import normalize
-from monitor.extract.text import TextError, article_text
+from monitor.events import AlertRaised, AlertSuppressed
+from monitor.extract.normalize import Explained, explain, normalize
+from monitor.extract.text import (
+    TextError,
+    article_text,
+    looks_like_html,
+    parse_published,
+    split_header,
+)
 from monitor.logs import setup_logging
+from monitor.pipeline import IngestResult, item_for_file
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
-from monitor.store.db import StoreError
-from monitor.store.log import EventStore
+from monitor.sources.fetch import FetchError, read_file_capped
+from monitor.sources.polling import PollOutcome
+from monitor.store.db import StoreError, check_owner, describe, sqlite_path, store_error
+from monitor.store.log import EventStore, StoredEvent
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import AlertState
 from monitor.watches import WatchError, load_watch, load_watches
@@ -39,6 +52,10 @@ from monitor.watches import WatchError, load_watch, load_watches
 log = logging.getLogger("monitor")
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".feed"}
 ARTICLE_SUFFIXES = {".txt", ".html", ".htm"}
+PUBLISHED_HELP = (
+    "publication date of the article files given (e.g. 2020-10-01); overrides a "
+    "'Published:' line in a .txt file's header block"
+)
 
 
 class UsageError(Exception):
@@ -54,14 +71,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "log_level", None) or "INFO")
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, StoreError, WatchError) as exc:
+    except (UsageError, ConfigError, StoreError) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    except WatchError as exc:
+        print("monitor: invalid watches:\n" + "\n".join(exc.problems), file=sys.stderr)
         return 2
     except RuleError as exc:
         print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
         return 2
+    except EmptyDatabase as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 0
+    except SQLAlchemyError as exc:  # the database failed after it opened (a disk fills up)
+        print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _db_of(args: argparse.Namespace) -> str:
+    """The database a command used, for an error message (its settings may not load now)."""
+    try:
+        return settings_from(args).db
+    except (ConfigError, OSError):
+        return getattr(args, "db", None) or "the database"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,11 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(metavar="COMMAND")
+    # Global flags are accepted after the command too (`monitor status --log-level DEBUG`);
+    # SUPPRESS keeps a subcommand from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING, ERROR"
+    )
 
     def command(
         name: str, func: Callable[[argparse.Namespace], int], help_: str
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -102,9 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "replay", cmd_replay, "ingest feeds or article files through the whole pipeline, then exit"
     )
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="feed or article files, directories, feed URLs"
+    )
     config_args(p)
     p.add_argument("--rules", type=Path, help="rules directory (watches/ and alerts/)")
+    p.add_argument("--published", help=PUBLISHED_HELP)
     p.add_argument("--notify", action="append", default=[], metavar="URL")
     fmt(p)
 
@@ -113,12 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
+    p.add_argument("--config", help="TOML config file: its [fetch] max_bytes caps each file")
+    p.add_argument("--published", help=PUBLISHED_HELP)
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="per sentence: the patterns that fired or were vetoed, and the facts found",
+    )
     fmt(p)
 
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
     p.add_argument("action", choices=["list", "show", "export", "import"])
     p.add_argument(
-        "id", nargs="?", help="event id (show); JSONL file (export, import; default: stdout, stdin)"
+        "id",
+        nargs="?",
+        help="show: sequence number or event id (a unique prefix is enough); "
+        "export, import: JSONL file (default: stdout, stdin)",
     )
     p.add_argument("--after", type=int, default=0, help="only events with seq above this")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
@@ -156,9 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="check: rules dir; test: test files or dirs; explain: the rule id",
     )
     p.add_argument("--rules", type=Path, help="backtest/explain: rules dir (default: config's)")
-    p.add_argument("--against", type=Path, help="backtest: compare with the rules of this dir")
-    p.add_argument("--since", help="backtest: report alerts from this time (ISO, or 7d ago)")
-    p.add_argument("--until", help="backtest: evaluate events up to this time (ISO, or 1d ago)")
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="OLD_RULES_DIR",
+        help="backtest: diff two rule sets over the same log: --against is the OLD side (e.g. "
+        "the rules in production), --rules (default: the config's) the NEW side; '-' lines are "
+        "alerts only the old rules raise, '+' lines alerts only the new ones raise",
+    )
+    p.add_argument(
+        "--since", help="backtest: report alerts from this time (2020-10-24, or 7d, or '7d ago')"
+    )
+    p.add_argument(
+        "--until", help="backtest: evaluate events up to this time (ISO date, or '1d ago')"
+    )
     p.add_argument("--event", help="explain: the event id (or unique prefix) to explain")
     config_args(p)
     fmt(p)
@@ -173,7 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL=VALUE",
         help="label matcher: =, !=, =~, !~ (repeatable; all must match)",
     )
-    p.add_argument("--for", dest="duration", default="2h", help="how long (e.g. 6h, 1d12h)")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        default="2h",
+        help="how long (e.g. 6h, 1d12h; default: %(default)s)",
+    )
     p.add_argument("--comment", default="")
     p.add_argument("--author", default=os.environ.get("USER"))
     p.add_argument("--all", action="store_true", help="list: include expired silences")
@@ -189,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
 
     p = command("status", cmd_status, "feeds, lag, outbox and last errors")
+    config_args(p)
+    fmt(p)
+
+    p = command(
+        "timeline", cmd_timeline, "a watch's state now and its facts in the order they happened"
+    )
+    p.add_argument("watch", metavar="WATCH", help="the watch id, as in its YAML file")
+    p.add_argument("--since", help="list facts from this time on (ISO, or 7d ago)")
     config_args(p)
     fmt(p)
 
@@ -209,6 +286,12 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(getattr(args, "config", None), **flags)
 
 
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints text as it is: titles, quotes and errors come from feeds, so
+    nothing in them may be read as markup (``[/]`` would crash), an emoji code or a highlight."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
 def emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
@@ -227,7 +310,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
-    daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    check_owner(settings.db)  # before the daemon's lock file appears beside the database
+    try:
+        daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    except OSError as exc:  # its lock file beside the database, before the store opens it
+        raise store_error(settings.db, exc) from exc
     code = daemon.run()
     if daemon.abandoned:
         # A poll outlived the stop timeout: its thread would hold up interpreter exit, and its
@@ -249,35 +336,114 @@ def cmd_replay(args: argparse.Namespace) -> int:
             overrides["db"] = f"sqlite:///{tmp}/replay.db"
         runtime = Runtime(settings_from(args, **overrides), extra_notify=args.notify)
         try:
-            return _replay(runtime, args.paths, args.format)
+            return _replay(runtime, args.paths, args.format, args.published)
         finally:
             runtime.close()
 
 
-def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
-    items = sorted(collect_items(runtime, paths), key=publication_order)
+class ReplayTally:
+    """What a replay read and what became of it: the summary line and the exit status."""
+
+    def __init__(self) -> None:
+        self.feeds = 0
+        self.skipped_entries = 0
+        self.failures: list[str] = []  # one line each: which input, and why
+        self.undated: list[str] = []  # extracted with no date: facts without an event time
+        self.articles: dict[str, int] = {}
+
+    def polled(self, feed: FeedConfig, outcome: PollOutcome) -> None:
+        self.feeds += 1
+        self.skipped_entries += outcome.skipped
+        if not outcome.ok:
+            self.failures.append(f"feed {feed.url}: {outcome.error}")
+
+    def ingested(self, result: IngestResult) -> None:
+        status = result.status
+        if status == "skipped" and result.reason == "failed before":
+            status = "failed"  # still failing: a replay that cannot read it has failed
+        self.articles[status] = self.articles.get(status, 0) + 1
+        if status == "failed":
+            self.failures.append(f"article {result.url}: {result.reason}")
+        if status == "extracted" and result.published is None:
+            self.undated.append(result.url)
+
+    def summary(self, alerts: int) -> str:
+        counts = ", ".join(
+            f"{self.articles[k]} {label}"
+            for k, label in (
+                ("extracted", "extracted"),
+                ("failed", "failed"),
+                ("skipped", "already in the log"),
+            )
+            if self.articles.get(k)
+        )
+        feeds = f"{self.feeds} feeds" + (
+            f" ({self.skipped_entries} entries without a link skipped)"
+            if self.skipped_entries
+            else ""
+        )
+        articles = sum(self.articles.values())
+        undated = f", {len(self.undated)} undated" if self.undated else ""
+        failed = f"; {len(self.failures)} inputs FAILED" if self.failures else ""
+        return (
+            f"replayed {feeds}, {articles} articles ({counts or 'none'}{undated}), "
+            f"raised {alerts} alerts{failed}"
+        )
+
+
+def _replay(runtime: Runtime, paths: Sequence[str], fmt: str, published: str | None) -> int:
+    tally = ReplayTally()
+    when = _published_flag(published)
+    items = sorted(collect_items(runtime, paths, tally, when), key=publication_order)
     raised: list[AlertRaised] = []
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+    err = console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("replaying", total=len(items))
         for item in items:
             result = runtime.ingest(item)
+            tally.ingested(result)
             progress.advance(task)
             for alert in runtime.advance():
                 raised.append(alert)
                 if fmt == "jsonl":
                     emit(alert_json(alert))
             log.debug("%s: %s", item.url, result.status)
+    # Once more, so the projections (``alerts list``) also hold the alerts raised last.
+    for alert in runtime.advance():
+        raised.append(alert)
+        if fmt == "jsonl":
+            emit(alert_json(alert))
     while runtime.deliver():
         pass
     if fmt == "text":
         _print_alerts(raised)
-    log.info("replayed %d articles, raised %d alerts", len(items), len(raised))
-    return 0
+    for url in tally.undated:
+        print(f"undated: {url} (no date from feed, page or header)", file=sys.stderr)
+    for failure in tally.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(tally.summary(len(raised)), file=sys.stderr)
+    return 1 if tally.failures else 0
 
 
-def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]:
-    for path in paths:
+def _published_flag(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    when = parse_published(value)
+    if when is None:
+        raise UsageError(f"--published {value!r}: not a date (use e.g. 2020-10-01)")
+    return when
+
+
+def collect_items(
+    runtime: Runtime, paths: Sequence[str], tally: ReplayTally, published: datetime | None
+) -> Iterator[FeedItem]:
+    for location in paths:
+        if re.match(r"^https?://", location, re.I):
+            # A feed URL named by the operator: trusted like a configured feed.
+            name = re.sub(r"^https?://", "", location, flags=re.I).split("?")[0].strip("/")
+            yield from _poll_into(runtime, tally, FeedConfig(name=name, url=location))
+            continue
+        path = Path(location)
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
         if path.is_dir():
@@ -285,32 +451,37 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
             if not feeds:
                 raise UsageError(f"{path}: no feed files (*.xml, *.rss, *.atom) found")
             for feed in feeds:
-                yield from _feed_items(runtime, feed)
+                # The directory named on the command line bounds the feeds' file: links.
+                yield from _feed_items(runtime, tally, feed, files_under=path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
-            from monitor.pipeline import item_for_file
-
-            yield item_for_file(path)
+            yield item_for_file(path, published)
         else:
-            yield from _feed_items(runtime, path)
+            yield from _feed_items(runtime, tally, path)
 
 
-def _feed_items(runtime: Runtime, path: Path) -> list[FeedItem]:
-    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri())
-    return runtime.poll(feed)
+def _feed_items(
+    runtime: Runtime, tally: ReplayTally, path: Path, files_under: Path | None = None
+) -> list[FeedItem]:
+    feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
+    return _poll_into(runtime, tally, feed)
+
+
+def _poll_into(runtime: Runtime, tally: ReplayTally, feed: FeedConfig) -> list[FeedItem]:
+    items, outcome = runtime.poll(feed)
+    tally.polled(feed, outcome)
+    return items
 
 
 def _print_alerts(alerts: list[AlertRaised]) -> None:
-    console = Console()
+    out = console()
     if not alerts:
-        console.print("no alerts raised")
+        out.print("no alerts raised")
         return
     for alert in alerts:
-        console.print(
-            f"[bold]{alert.severity.upper()}[/bold] {alert.title}", markup=True, highlight=False
-        )
+        out.print(Text.assemble((alert.severity.upper(), "bold"), " ", alert.title))
         for ev in alert.evidence:
-            console.print(f"  > {ev.quote}", markup=False, highlight=False)
-            console.print(f"    {ev.outlet or ''} {ev.url}", markup=False, highlight=False)
+            out.print(f"  > {ev.quote}")
+            out.print(f"    {ev.outlet or ''} {ev.url}")
 
 
 # --- extract ------------------------------------------------------------------------------------
@@ -318,22 +489,70 @@ def _print_alerts(alerts: list[AlertRaised]) -> None:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     watch = load_watch(args.watch) if args.watch else None
+    cap = settings_from(args).fetch.max_bytes  # the same cap as a fetched page
+    published = _published_flag(args.published)
     status = 0
     for path in args.files:
         try:
-            raw = path.read_bytes()
+            raw = read_file_capped(path, cap)
             text = article_text(raw, url=path.resolve().as_uri(), content_type=_type_of(path))
-        except (OSError, TextError) as exc:
-            print(f"monitor: {path}: {exc}", file=sys.stderr)
+        except (OSError, TextError, FetchError) as exc:
+            where = "" if isinstance(exc, FetchError) else f"{path}: "  # it names the file
+            print(f"monitor: {where}{exc}", file=sys.stderr)
             status = 1
             continue
-        for fact in normalize(text.text, watch):
-            row = {**fact.model_dump(mode="json"), "file": str(path)}
-            if args.format == "jsonl":
-                emit(row)
-            else:
-                print(_fact_line(row))
+        when = published or text.published
+        if when is None:
+            print(
+                f"monitor: {path}: undated (no 'Published:' header, page date or --published): "
+                "its facts would have no event time",
+                file=sys.stderr,
+            )
+        place = _Place(text.text, 0 if looks_like_html(raw, _type_of(path)) else _lead_lines(raw))
+        if args.explain:
+            found, sentences = explain(text.text, watch)
+            for sentence in sentences:
+                _print_explained(args.format, path, place, sentence)
+        else:
+            found = normalize(text.text, watch)
+            for fact in found.facts:
+                line, column = place.of(fact.span[0])
+                row = {
+                    **fact.model_dump(mode="json"),
+                    "file": str(path),
+                    "published": when.isoformat() if when else None,
+                }
+                if args.format == "jsonl":
+                    emit({**row, "line": line, "column": column})
+                else:
+                    print(_fact_line(row, line, column))
+        for problem in [found.failed] if found.failed else found.problems:
+            print(f"monitor: {path}: {problem}", file=sys.stderr)
+            status = 1
     return status
+
+
+class _Place:
+    """Line and column (from 1) of an offset into an article's text. For a text file they
+    are the file's own: its text differs only by the blank lines it starts with. For a page
+    they are those of the text extracted from it."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self.first_line = first_line
+
+    def of(self, offset: int) -> tuple[int, int]:
+        row = bisect.bisect_right(self.starts, offset) - 1
+        return row + 1 + self.first_line, offset - self.starts[row] + 1
+
+
+def _lead_lines(raw: bytes) -> int:
+    """How many lines of a text file come before its article text: a header block and the
+    blank lines the article text drops."""
+    decoded = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    _, body = split_header(decoded)
+    header = decoded[: len(decoded) - len(body)].count("\n")
+    return header + next((i for i, line in enumerate(body.split("\n")) if line.strip()), 0)
 
 
 def _type_of(path: Path) -> str | None:
@@ -342,19 +561,101 @@ def _type_of(path: Path) -> str | None:
     )
 
 
-def _fact_line(row: dict[str, Any]) -> str:
-    skip = {"quote", "span", "file", "type"}
+def _fact_line(row: dict[str, Any], line: int, column: int) -> str:
+    skip = {"quote", "span", "file", "type", "pattern", "published"}
     fields = " ".join(
         f"{k}={v}" for k, v in row.items() if k not in skip and v not in (None, False, [])
     )
-    return f"{row['file']}:{row['span'][0]} {row['type']} {fields}\n    {row['quote']}"
+    where = f"{row['file']}:{line}:{column}"
+    return f"{where} {row['type']} {fields} [{row['pattern']}]\n    {row['quote']}"
+
+
+def _print_explained(fmt: str, path: Path, place: _Place, sentence: Explained) -> None:
+    """One sentence of `extract --explain`: where it is, the patterns that fired or were
+    vetoed there and why, and the facts it gave."""
+    line, column = place.of(sentence.start)
+    facts = [f.model_dump(mode="json") for f in sentence.facts]
+    if fmt == "jsonl":
+        notes = [
+            {"pattern": n.pattern, "verdict": n.verdict, "detail": n.detail} for n in sentence.notes
+        ]
+        emit(
+            {
+                "file": str(path),
+                "line": line,
+                "column": column,
+                "quote": sentence.quote,
+                "notes": notes,
+                "facts": facts,
+            }
+        )
+        return
+    print(f"{path}:{line}:{column} {sentence.quote}")
+    for note in sentence.notes:
+        detail = f"  {note.detail}" if note.detail else ""
+        print(f"    {note.verdict:<6} {note.pattern}{detail}")
+    for fact in facts:
+        fields = " ".join(
+            f"{k}={v}"
+            for k, v in fact.items()
+            if k not in ("quote", "span", "type", "pattern") and v not in (None, False, [])
+        )
+        print(f"    => {fact['type']} {fields} [{fact['pattern']}]")
 
 
 # --- events, alerts, status, rules, rebuild -----------------------------------------------------
 
 
-def open_store(args: argparse.Namespace) -> EventStore:
-    return EventStore(settings_from(args).db)
+class EmptyDatabase(Exception):
+    """A read-only command found the database empty: said on stderr, exit status 0."""
+
+
+def db_source(args: argparse.Namespace) -> str:
+    """Where the database setting came from, so a message can say why this one was opened."""
+    if getattr(args, "db", None):
+        return "from --db"
+    if os.environ.get("MONITOR_DB"):
+        return "from $MONITOR_DB"
+    config = getattr(args, "config", None) or os.environ.get("MONITOR_CONFIG")
+    return f"from {config}" if config else "the default: no --config, $MONITOR_CONFIG or --db"
+
+
+def open_store(args: argparse.Namespace, mode: str = "read") -> EventStore:
+    """The command's database, opened as the command needs it.
+
+    ``read`` (status, lists, explain, export): an existing database, opened read-only: never
+    created, migrated or written. ``change`` (silence add, alerts retry, rebuild): an existing
+    database. ``create`` (events import): created when missing. Every mode names the database
+    it opened in the log; a missing or empty one is said plainly.
+    """
+    url = settings_from(args).db
+    name, source = describe(url), db_source(args)
+    path = sqlite_path(url)
+    if mode != "create" and path is not None and not path.exists():
+        raise UsageError(f"database {name} does not exist ({source}); nothing was created")
+    if mode != "read":
+        store = EventStore(url)
+        log.info("database %s (%s)", name, source)
+        return store
+    from monitor.store import migrate
+
+    store = EventStore(url, read_only=True)
+    try:
+        revision = migrate.current_revision(store.engine)
+    except SQLAlchemyError as exc:
+        store.close()
+        raise store_error(url, exc) from exc
+    if revision is None:
+        store.close()
+        raise EmptyDatabase(f"database {name} ({source}) is empty: nothing recorded yet")
+    if revision != migrate.head_revision():
+        store.close()
+        raise StoreError(
+            f"database {name} has schema {revision}, this monitor reads {migrate.head_revision()}:"
+            " upgrade it with `monitor db upgrade` (as the service's user)"
+        )
+    log.info("database %s (%s)", name, source)
+    return store
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -364,14 +665,14 @@ def cmd_events(args: argparse.Namespace) -> int:
     try:
         if args.action == "show":
             if not args.id:
-                raise UsageError("events show needs an event id")
-            event = store.get(args.id)
-            if event is None:
-                raise UsageError(f"no event {args.id}")
-            events = [event]
-        else:
-            events = list(store.read(args.after, types=args.type, limit=args.limit))
-        for event in events:
+                raise UsageError("usage: monitor events show SEQ|EVENT_ID")
+            event = find_event(store, args.id)
+            if args.format == "jsonl":
+                emit(event.to_json())
+            else:
+                print(event_text(event))
+            return 0
+        for event in store.read(args.after, types=args.type, limit=args.limit):
             if args.format == "jsonl":
                 emit(event.to_json())
             else:
@@ -382,34 +683,167 @@ def cmd_events(args: argparse.Namespace) -> int:
         store.close()
 
 
+def find_event(store: EventStore, ref: str) -> StoredEvent:
+    """An event by sequence number (``1234``) or by id, whole or a unique prefix."""
+    from monitor.store.log import to_stored
+    from monitor.store.tables import EventRow
+
+    ref = ref.strip()
+    with store.read_session() as session:
+        if ref.isdigit():
+            rows = list(session.execute(select(EventRow).where(EventRow.seq == int(ref))).scalars())
+            if rows:
+                return to_stored(rows[0])
+        stmt = select(EventRow).where(EventRow.id.startswith(ref, autoescape=True)).limit(6)
+        rows = list(session.execute(stmt).scalars())
+    if not rows:
+        raise UsageError(f"no event with sequence number or id {ref!r}")
+    if len(rows) > 1:
+        found = ", ".join(f"{r.seq} ({r.id[:12]})" for r in rows[:5])
+        raise UsageError(f"{ref!r} matches several events: {found}; give more of the id")
+    return to_stored(rows[0])
+
+
+def event_text(event: StoredEvent) -> str:
+    """The whole event for a person: its envelope, then its data as indented JSON."""
+    raw = event.to_json()
+    occurred = raw["occurred_at"] or "-"
+    lines = [
+        f"event {raw['seq']}  {raw['type']} (version {raw['schema_version']})",
+        f"  id           {raw['id']}",
+        f"  stream       {raw['stream']} (version {raw['stream_version']})",
+        f"  occurred at  {occurred}",
+        f"  recorded at  {raw['recorded_at']}",
+        f"  idempotency  {raw['idempotency_key'] or '-'}",
+    ]
+    if raw["metadata"]:
+        lines.append(f"  metadata     {json.dumps(raw['metadata'], ensure_ascii=False)}")
+    data = json.dumps(raw["data"], indent=2, ensure_ascii=False, sort_keys=False)
+    return "\n".join([*lines, "  data", *(f"    {line}" for line in data.splitlines())])
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
+    """Raised alerts with their deliveries, and alerts a silence kept quiet (state silenced)."""
     store = open_store(args)
     try:
         from monitor.notify.admin import delivery_states
 
-        with store.session() as session:
+        with store.read_session() as session:
             alerts = list(session.execute(select(AlertState).order_by(AlertState.seq)).scalars())
         deliveries = delivery_states(store)
-        table = Table("alert", "rule", "severity", "title", "deliveries")
-        for alert in alerts:
-            found = deliveries.get(alert.alert_id, [])
-            states = {d.channel: d.status for d in found}
-            if args.format == "jsonl":
-                detail = [d.model_dump(mode="json") for d in found]
-                emit({**alert.model_dump(mode="json"), "deliveries": states, "delivery": detail})
-            else:
-                table.add_row(
-                    alert.alert_id[:8],
-                    alert.rule,
-                    alert.severity,
-                    alert.title,
-                    ", ".join(d.describe() for d in found) or "-",
-                )
-        if args.format == "text":
-            Console().print(table)
-        return 0
+        silenced = silenced_alerts(store)
     finally:
         store.close()
+    severities = _rule_severities(args)
+    rows: list[tuple[int, dict[str, Any], str]] = []
+    for alert in alerts:
+        found = deliveries.get(alert.alert_id, [])
+        row = {
+            **alert.model_dump(mode="json"),
+            "state": "raised",
+            "deliveries": {d.channel: d.status for d in found},
+            "delivery": [d.model_dump(mode="json") for d in found],
+        }
+        rows.append((alert.seq, row, ", ".join(d.describe() for d in found) or "-"))
+    for seq, item, when in silenced:
+        row = {
+            "alert_id": item.alert_id,
+            "seq": seq,
+            "rule": item.rule,
+            "severity": severities.get(item.rule),
+            "watch": None,
+            "title": item.title,
+            "dedup_key": item.dedup_key,
+            "raised_at": when,
+            "state": "silenced",
+            "silence": item.reason.removeprefix("silenced by "),
+            "deliveries": {},
+            "delivery": [],
+        }
+        words = row["silence"].split()
+        by = words[1][:8] if len(words) > 1 and words[0] == "silence" else row["silence"]
+        rows.append((seq, row, f"silenced by {by}"))
+    rows.sort(key=lambda r: r[0])
+    if args.format == "jsonl":
+        for _seq, row, _state in rows:
+            emit(row)
+        return 0
+    table = Table("raised (UTC)", "alert", "severity", "title", "state", expand=False)
+    for _seq, row, state in rows:
+        table.add_row(
+            _clock(row["raised_at"]),
+            row["alert_id"][:8] if row["alert_id"] else "-",
+            row["severity"] or "-",
+            f"{row['title'] or '-'} [{row['rule']}]",
+            state,
+        )
+    console().print(table)
+    return 0
+
+
+def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str | None]]:
+    """Alerts a silence suppressed, from the log: (position, suppression, when it happened)."""
+    found = []
+    for event in store.read(types=["AlertSuppressed"]):
+        data = event.data
+        if isinstance(data, AlertSuppressed) and data.kind == "silence":
+            when = event.occurred_at or event.recorded_at
+            found.append((event.seq, data, when.isoformat()))
+    return found
+
+
+def _rule_severities(args: argparse.Namespace) -> dict[str, str]:
+    """Rule id -> severity, from the rules on disk when they load (silenced alerts record none)."""
+    from monitor.alerting import commands
+
+    try:
+        rules_dir = args.rules or settings_from(args).rules_dir
+        return {r.id: r.severity for r in commands.load_alert_rules(rules_dir).rules}
+    except (RuleError, ConfigError, OSError, UsageError):
+        return {}
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from monitor.alerting.backtest import parse_when
+    from monitor.timeline import timeline
+
+    try:
+        since = parse_when(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store = open_store(args)
+    try:
+        story = timeline(store, args.watch, since)
+    finally:
+        store.close()
+    if args.format == "jsonl":
+        state = story.model_dump(mode="json", exclude={"facts"})
+        emit({"kind": "state", **state})
+        for fact in story.facts:
+            emit({"kind": "fact", **fact.model_dump(mode="json")})
+        return 0
+    print(f"{story.watch}: {len(story.facts)} facts")
+    for toll in story.tolls:
+        qualifier = {"at_least": "at least ", "about": "about "}.get(toll.qualifier, "")
+        who = " ".join(x for x in (toll.side, toll.category) if x)
+        print(f"  toll  {who} {toll.outcome}: {qualifier}{toll.count:,} ({toll.at:%Y-%m-%d})")
+    if story.ceasefire:
+        c = story.ceasefire
+        broker = f", broker {c.broker}" if c.broker else ""
+        print(f"  ceasefire  {c.status}{broker} ({c.at:%Y-%m-%d})")
+    for o in story.third_parties:
+        helps = f" supporting {', '.join(o.supports)}" if o.supports else ""
+        print(f"  outside  {o.actor}: {', '.join(o.kinds)}{helps} (since {o.first_seen:%Y-%m-%d})")
+    for fact in story.facts:
+        print(f"{fact.at:%Y-%m-%d %H:%M}  {terminal_safe(fact.summary)}")
+        print(f"    {terminal_safe(fact.quote[:200])}")
+        print(f"    {terminal_safe(fact.url)}")
+    return 0
+
+
+def terminal_safe(text: str) -> str:
+    """Article text on a terminal: control characters (escape sequences) shown, not obeyed."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -420,7 +854,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     try:
         watches = load_watches(watches_dir) if watches_dir.is_dir() else []
     except WatchError as exc:
-        problems.append(str(exc))
+        problems.extend(exc.problems)
         watches = []
     try:
         rules = load_rules(alerts_dir if alerts_dir.is_dir() else args.dir)
@@ -444,7 +878,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, "change")
     try:
         for projection in all_projections():
             count = rebuild(store, projection)
@@ -459,28 +893,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monitor.observability import ask_daemon, status_snapshot
 
     settings = settings_from(args)
-    store = EventStore(settings.db)
+    store = open_store(args)
     try:
         status = status_snapshot(store, settings.feeds)
     finally:
         store.close()
+    status["database"] = describe(settings.db)
     answer = ask_daemon(settings.http_listen, "GET", "/healthz")
     status["daemon"] = answer[1] if answer and isinstance(answer[1], dict) else None
     if args.format == "jsonl":
         emit(status)
         return 0
-    console = Console()
+    out = console()
+    out.print(f"database {status['database']} ({db_source(args)})")
     daemon = status["daemon"]
     if daemon:
         state = "ready" if daemon.get("ready") else "not ready"
         replica = daemon.get("replica")
-        console.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
+        out.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
     else:
-        console.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
+        out.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     last = status["last_poll"] or "-"
-    console.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
-    console.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
+    out.print(f"log head {status['head']}; outbox: {outbox}; last poll {last}")
+    out.print("lag: " + (", ".join(f"{k}={v}" for k, v in status["lag"].items()) or "-"))
     table = Table(
         "feed", "last poll", "last success", "next due", "by", "fails", "items", "last error"
     )
@@ -495,7 +931,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(f["last_items"]),
             (f["last_error"] or "")[:80],
         )
-    console.print(table)
+    out.print(table)
     return 0
 
 
@@ -567,7 +1003,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     from monitor.store.db import make_engine, redact
 
     url = settings_from(args).db
-    engine = make_engine(url)
+    path = sqlite_path(url)
+    if args.action == "current" and path is not None and not path.exists():
+        print(f"empty (no database at {path}; {db_source(args)})")
+        return 0
+    check_owner(url)
+    engine = make_engine(url, read_only=args.action == "current")
     try:
         if args.action == "upgrade":
             before = migrate.current_revision(engine)
@@ -583,7 +1024,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_events_transfer(args: argparse.Namespace) -> int:
     from monitor.store.transfer import export_jsonl, import_jsonl
 
-    store = open_store(args)
+    store = open_store(args, "read" if args.action == "export" else "create")
     try:
         path = Path(args.id) if args.id and args.id != "-" else None
         if args.action == "export":
@@ -669,10 +1110,11 @@ def cmd_alerts_main(args: argparse.Namespace) -> int:
 def cmd_silence(args: argparse.Namespace) -> int:
     from monitor.alerting import commands
 
-    store = open_store(args)
+    store = open_store(args, "read" if args.action == "list" else "change")
     now = datetime.now(UTC)  # a silence is an operator action: it starts on the wall clock
     try:
         if args.action == "add":
+            warn_unmatched_silence(args)
             return commands.silence_add(
                 store,
                 args.match,
@@ -693,6 +1135,40 @@ def cmd_silence(args: argparse.Namespace) -> int:
         return commands.silence_expire(store, args.id, now=now, out=sys.stdout, err=sys.stderr)
     finally:
         store.close()
+
+
+def warn_unmatched_silence(args: argparse.Namespace) -> None:
+    """Warn (and still add) when no known rule could ever carry labels the matchers accept:
+    a typo in ``--match rule=casualty-jmup`` would otherwise silence nothing, silently."""
+    from monitor.alerting import commands
+    from monitor.alerting.silences import Silence, SilenceError, parse_matcher
+
+    try:
+        matchers = tuple(parse_matcher(m) for m in args.match)
+        rules_dir = settings_from(args).rules_dir
+        rules = commands.load_alert_rules(rules_dir).rules
+    except (SilenceError, RuleError, ConfigError, UsageError, OSError):
+        return  # silence_add reports a bad matcher; without rules there is nothing to check
+    if not matchers or any(m.name == "dedup_key" for m in matchers):
+        return  # a dedup key is made per alert: no rule list can say it never matches
+    try:
+        watches = [w.id for w in load_watches(rules_dir / "watches")] or [""]
+    except (WatchError, OSError):
+        watches = [""]
+    probe = Silence("probe", matchers, datetime.now(UTC), datetime.now(UTC))
+    for rule in rules:
+        static = {**rule.labels, "rule": rule.id, "type": rule.type, "severity": rule.severity}
+        static["event"] = rule.event
+        for watch in rule.watches or watches:
+            for status in ("firing", "resolved"):
+                if probe.matches({**static, "watch": watch, "status": status}):
+                    return
+    known = ", ".join(sorted(r.id for r in rules))
+    print(
+        f"monitor: warning: no rule in {rules_dir} matches {' '.join(args.match)} "
+        f"(rules: {known}); the silence is added but will mute nothing they raise",
+        file=sys.stderr,
+    )
 
 
 # --- notify test, alerts retry (logic in monitor/notify/admin.py) ------------------------------
@@ -729,7 +1205,7 @@ def cmd_alerts_retry(args: argparse.Namespace) -> int:
 
     if not args.id:
         raise UsageError("usage: monitor alerts retry ALERT_ID [--channel NAME]")
-    store = open_store(args)
+    store = open_store(args, "change")
     try:
         try:
             states = requeue(store, args.id, args.channel)

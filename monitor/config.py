@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,15 +36,42 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
-    """'90s', '15m', '6h', '7d' or a number of seconds."""
+    """'90s', '15m', '6h', '7d' or a number of seconds (``true`` is not a number of seconds)."""
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 6h, 7d)")
     if isinstance(value, int | float):
         return timedelta(seconds=value)
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 6h, 7d)")
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+def positive_duration(value: str | int | float | timedelta) -> timedelta:
+    """A duration that must be longer than zero: an interval or a timeout of 0 means never."""
+    duration = parse_duration(value)
+    if duration <= timedelta(0):
+        raise ValueError(f"must be longer than 0 (got {value!r})")
+    return duration
+
+
+def _optional_positive(value: Any) -> timedelta | None:
+    return None if value is None else positive_duration(value)
+
+
+_LISTEN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(?P<port>\d{1,5})$")
+
+
+def check_listen(value: str) -> str:
+    """``host:port`` (``[::1]:9311`` for IPv6; an empty host is loopback) or "" for off."""
+    if value == "":
+        return value
+    match = _LISTEN.match(value.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError(f'not host:port: {value!r} (e.g. 127.0.0.1:9311, or "" for off)')
+    return value.strip()
 
 
 class FeedConfig(BaseModel):
@@ -50,11 +87,15 @@ class FeedConfig(BaseModel):
     # How long the feed may publish nothing new before a "source health" alert says it went
     # silent (off when unset). A failing feed alerts after this long, or 3 intervals if unset.
     expected_period: timedelta | None = None
+    # A local feed file's items may link to files inside this directory only (default: the
+    # feed file's own directory). Links of feeds read over http(s) never read files.
+    files_under: Path | None = None
 
-    _d = field_validator("interval", mode="before")(parse_duration)
-    _o = field_validator("jitter", "expected_period", mode="before")(
+    _d = field_validator("interval", mode="before")(positive_duration)
+    _j = field_validator("jitter", mode="before")(
         lambda v: None if v is None else parse_duration(v)
     )
+    _o = field_validator("expected_period", mode="before")(_optional_positive)
 
     def jitter_seconds(self) -> float:
         if self.jitter is not None:
@@ -64,6 +105,14 @@ class FeedConfig(BaseModel):
     def failure_period(self) -> timedelta:
         """How long the feed may keep failing before a source health alert is raised."""
         return self.expected_period or 3 * self.interval
+
+    def file_root(self) -> Path | None:
+        """Where this feed's file: links may point: None unless the feed is a local file."""
+        if not self.url.lower().startswith("file:"):
+            return None
+        if self.files_under is not None:
+            return self.files_under
+        return Path(unquote(urlparse(self.url).path)).parent
 
 
 class RateLimit(BaseModel):
@@ -85,7 +134,7 @@ class RateLimit(BaseModel):
             return {"count": int(count), "per": f"1{per}" if per.isalpha() else per}
         return value
 
-    _d = field_validator("per", mode="before")(parse_duration)
+    _d = field_validator("per", mode="before")(positive_duration)
 
 
 class ChannelConfig(BaseModel):
@@ -147,10 +196,13 @@ class FetchConfig(BaseModel):
     user_agent: str | None = None
     # Failing feeds back off exponentially (interval x 2^(failures-1)) up to this.
     max_backoff: timedelta = timedelta(hours=6)
+    # Links found in feeds, and redirects, may reach public addresses only, plus these
+    # networks (CIDRs such as "10.1.0.0/16"). Configured feed URLs are always reachable.
+    allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
 
     _d = field_validator(
         "connect_timeout", "read_timeout", "total_timeout", "max_backoff", mode="before"
-    )(parse_duration)
+    )(positive_duration)
 
 
 class DeliveryConfig(BaseModel):
@@ -164,10 +216,33 @@ class DeliveryConfig(BaseModel):
     retry_cap: timedelta = timedelta(minutes=30)
     max_age: timedelta = timedelta(hours=24)
     lease: timedelta = timedelta(minutes=2)
+    # A page that explains one alert, "{id}" replaced by the alert id; JSON webhooks carry it
+    # as "explain.url" (the command "monitor alerts explain ID" is always there).
+    explain_url: str | None = None
 
-    _d = field_validator("retry_base", "retry_cap", "max_age", "lease", mode="before")(
-        parse_duration
-    )
+    _d = field_validator("retry_base", mode="before")(parse_duration)
+    _p = field_validator("retry_cap", "max_age", "lease", mode="before")(positive_duration)
+
+
+class DigestConfig(BaseModel):
+    """The daily digest (``[digest]``): one message a day per watch, sent at ``at`` (UTC,
+    "HH:MM") to the named channels, saying what the watch learned that day. Off with no
+    channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[str] = Field(default_factory=list)
+    at: dt_time = dt_time(7, 0)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt_time.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"not a time of day: {value!r} (use HH:MM, UTC)") from exc
+        return value
 
 
 class Settings(BaseSettings):
@@ -194,16 +269,29 @@ class Settings(BaseSettings):
     # SIGTERM: time allowed for in-flight polls and the last outbox flush before exiting.
     stop_timeout: timedelta = timedelta(seconds=8)
     poll_workers: int = Field(default=4, ge=1)
+    # CPU time one article's extraction may take; past it the article is recorded as failed.
+    extract_budget: timedelta = timedelta(seconds=5)
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
+    digest: DigestConfig = Field(default_factory=lambda: DigestConfig())
 
     _d = field_validator(
         "deliver_interval",
         "lease_period",
         "health_check_interval",
         "stop_timeout",
+        "extract_budget",
         mode="before",
-    )(parse_duration)
+    )(positive_duration)
+    _l = field_validator("http_listen", mode="before")(check_listen)
+
+    @model_validator(mode="after")
+    def _digest_channels_exist(self) -> Settings:
+        known = {c.name for c in self.channels}
+        unknown = [name for name in self.digest.channels if name not in known]
+        if unknown:
+            raise ValueError(f"digest.channels: no channel named {', '.join(unknown)}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -233,12 +321,29 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     class FileSettings(Settings):
         model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_path})
 
+    where = config_path or "settings"
     try:
         settings: Settings = FileSettings(**flags)
-    except Exception as exc:  # pydantic and TOML errors alike
-        raise ConfigError(f"{config_path or 'settings'}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {validation_problems(exc)}") from exc
+    except Exception as exc:  # TOML syntax
+        raise ConfigError(f"{where}: {exc}") from exc
     base = config_path.resolve().parent if config_path else Path.cwd()
     return _resolve_paths(settings, base, flags)
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Pydantic's errors as "key: problem" lines, named as in the file (``feeds[0].interval``)."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        key = ""
+        for part in error["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{key or 'settings'}: {message}")
+    return "; ".join(lines)
 
 
 def _resolve_paths(settings: Settings, base: Path, flags: dict[str, Any]) -> Settings:
@@ -250,7 +355,15 @@ def _resolve_paths(settings: Settings, base: Path, flags: dict[str, Any]) -> Set
         rel = db.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
             db = f"sqlite:///{(base / rel).resolve()}"
-    feeds = [f.model_copy(update={"url": resolve_location(f.url, base)}) for f in settings.feeds]
+    feeds = [
+        f.model_copy(
+            update={
+                "url": resolve_location(f.url, base),
+                "files_under": base / f.files_under if f.files_under else None,
+            }
+        )
+        for f in settings.feeds
+    ]
     channels = [
         c.model_copy(update={"url_file": base / c.url_file})
         if c.url_file and not c.url_file.is_absolute()

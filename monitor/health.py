@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.alerting.silences import silences_in_log, silencing
 from monitor.alerting.state import FAILING, GLOBAL
@@ -137,7 +137,7 @@ class HealthChecker:
             ).created[0]
             session.execute(
                 update(FeedLease)
-                .where(FeedLease.feed == feed.name)
+                .where(col(FeedLease.feed) == feed.name)
                 .values(health_alert=problem.key(feed.name) if problem else None)
             )
             if not created:
@@ -169,7 +169,7 @@ class HealthChecker:
             title = f"Feed {feed.name} {verb}"
             since = f"{problem.since:%Y-%m-%d %H:%M} UTC"
             summary = f"Feed {feed.name} ({feed.url}) {verb} since {since}: {problem.detail}"
-            data = {
+            data: dict[str, str | None] = {
                 "feed": feed.name,
                 "url": feed.url,
                 "problem": problem.kind,

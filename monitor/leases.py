@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from sqlalchemy import func, select, text, update
@@ -37,6 +38,9 @@ from monitor.events import as_utc
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore
 from monitor.store.tables import FeedLease
+
+if TYPE_CHECKING:
+    from monitor.sources.polling import PollOutcome
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +68,6 @@ class Lease(BaseModel):
     etag: str | None = None
     last_modified: str | None = None
     failures: int = 0
-
-
-class PollOutcome(BaseModel):
-    """What one poll found, as the schedule needs it."""
-
-    ok: bool
-    not_modified: bool = False
-    etag: str | None = None
-    last_modified: str | None = None
-    items: int = 0
-    new_items: int = 0
-    # False when the poll stopped before every item was ingested (shutdown, lost lease): the
-    # validators are then not stored, so the next poll gets the full feed again.
-    complete: bool = True
-    error: str | None = None
-    error_kind: str | None = None
-    retry_after: float | None = None
-    appended: int = 0  # events the poll itself appended (FeedPolled / FeedFailed)
 
 
 def poll_gap(feed: FeedConfig) -> timedelta:

@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from monitor.config import FeedConfig
 from monitor.events import as_utc
@@ -45,9 +46,8 @@ def status_snapshot(store: EventStore, feeds: Sequence[FeedConfig] = ()) -> dict
     with store.read_session() as session:
         head = store.head(session)
         checkpoints = {c.name: c.seq for c in session.execute(select(Checkpoint)).scalars()}
-        outbox = dict(
-            session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
-        )
+        by_status = select(col(OutboxRow.status), func.count()).group_by(col(OutboxRow.status))
+        outbox = {status: int(n) for status, n in session.execute(by_status).all()}
         health = {h.feed: h for h in session.execute(select(FeedHealth)).scalars()}
         leases = {lease.feed: lease for lease in session.execute(select(FeedLease)).scalars()}
     names = [f.name for f in feeds]
@@ -265,7 +265,7 @@ class ObservabilityServer:
 
     @property
     def address(self) -> str:
-        host, port = self.httpd.server_address[:2]
+        host, port = self.httpd.socket.getsockname()[:2]
         return f"{host}:{port}"
 
     def start(self) -> ObservabilityServer:

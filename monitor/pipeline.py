@@ -1,4 +1,7 @@
-"""The ingest path, left to right: feed -> items -> page -> text -> facts -> event log.
+"""The ingest path, left to right: item -> page -> text -> facts -> event log.
+
+Items come from ``sources.polling.poll`` (the one poll, for the daemon and replay alike), or
+from an article file named on the command line (``item_for_file``).
 
 Each article's events are appended in one transaction, after the network work is done, so a
 crash leaves either all of an article or none of it. Every key is derived from what was read
@@ -9,12 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel
 
-from monitor.config import FeedConfig
 from monitor.events import (
     ArticleDiscovered,
     ArticleExtracted,
@@ -22,19 +25,26 @@ from monitor.events import (
     ArticleFetched,
     ArticleRef,
     FactReported,
-    FeedFailed,
-    FeedPolled,
 )
-from monitor.extract.normalize import normalize
-from monitor.extract.text import ArticleText, TextError, article_text
-from monitor.sources.feeds import FeedError, FeedItem, parse_feed
-from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch
+from monitor.extract.normalize import DEFAULT_BUDGET, Budget, normalize
+from monitor.extract.text import (
+    ArticleText,
+    TextError,
+    TextHeader,
+    article_text,
+    decode,
+    normalize_text,
+    split_header,
+)
+from monitor.sources.feeds import FeedItem
+from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch_link
 from monitor.store.log import EventStore, NewEvent
 from monitor.watches import Watch
 
 log = logging.getLogger(__name__)
 
 MAX_FETCH_FAILURES = 3
+HEADER_BYTES = 4096  # where a text file's header block must fit
 
 
 class IngestResult(BaseModel):
@@ -44,53 +54,7 @@ class IngestResult(BaseModel):
     facts: int = 0
     new_events: int = 0
     reason: str | None = None
-
-
-def poll_feed(
-    store: EventStore,
-    feed: FeedConfig,
-    *,
-    limits: FetchLimits | None = None,
-    client: httpx.Client | None = None,
-) -> list[FeedItem]:
-    """Fetch and parse one feed; the outcome is recorded either way, for feed health."""
-    try:
-        doc = fetch(feed.url, limits=limits, client=client)
-        items = parse_feed(doc, feed.name, feed.outlet)
-    except (FetchError, FeedError) as exc:
-        store.append(
-            [
-                NewEvent(
-                    stream=f"feed:{feed.name}",
-                    data=FeedFailed(feed=feed.name, url=feed.url, reason=str(exc)),
-                )
-            ]
-        )
-        log.warning("feed %s failed: %s", feed.name, exc)
-        return []
-    history = store.read_stream(f"feed:{feed.name}")
-    recovering = bool(history) and history[-1].type == "FeedFailed"
-    # An unchanged feed adds nothing to the log; the first success after a failure always does.
-    key = f"polled:{feed.name}:{doc.content_hash}" + (
-        f":after:{history[-1].seq}" if recovering else ""
-    )
-    known = sum(1 for i in items if _is_known(store, i.article_id))
-    store.append(
-        [
-            NewEvent(
-                stream=f"feed:{feed.name}",
-                data=FeedPolled(
-                    feed=feed.name, url=feed.url, items=len(items), new_items=len(items) - known
-                ),
-                idempotency_key=key,
-            )
-        ]
-    )
-    return items
-
-
-def _is_known(store: EventStore, article_id: str) -> bool:
-    return any(e.type in ("ArticleExtracted",) for e in store.read_stream(f"article:{article_id}"))
+    published: datetime | None = None  # when extracted: the date the facts are placed at
 
 
 def ingest_item(
@@ -100,8 +64,10 @@ def ingest_item(
     *,
     limits: FetchLimits | None = None,
     client: httpx.Client | None = None,
+    extract_budget: float = DEFAULT_BUDGET,
 ) -> IngestResult:
-    """Fetch, extract and normalize one article, then append all its events at once."""
+    """Fetch, extract and normalize one article, then append all its events at once.
+    `extract_budget`: CPU seconds its normalization may take, over all watches."""
     stream = f"article:{item.article_id}"
     history = store.read_stream(stream)
     if any(e.type == "ArticleExtracted" for e in history):
@@ -117,24 +83,29 @@ def ingest_item(
         )
     discovered = _discovered(item)
     try:
-        page = fetch(item.url, limits=limits, client=client)
+        page = fetch_link(item.url, file_root=item.file_root, limits=limits, client=client)
     except FetchError as exc:
-        return _fail(store, item, [discovered], "fetch", str(exc), len(failures))
+        # A refused link stays refused: retrying it cannot help.
+        retryable = exc.kind != "refused"
+        return _fail(store, item, [discovered], "fetch", str(exc), len(failures), retryable)
     fetched = _fetched(item, page)
     try:
         text = article_text(page.body, url=page.final_url, content_type=page.content_type)
     except TextError as exc:
         return _fail(store, item, [discovered, fetched], "extract", str(exc), len(failures))
-    events = [discovered, fetched, *_extracted(item, text, watches)]
+    events = [discovered, fetched, *_extracted(item, text, watches, Budget(extract_budget))]
     result = store.append(events)
     facts = sum(1 for e in events if isinstance(e.data, FactReported))
     log.info("article %s: %d facts (%s)", item.url, facts, item.outlet or item.feed)
+    failed = [e.data.reason for e in events if isinstance(e.data, ArticleFailed)]
     return IngestResult(
         article_id=item.article_id,
         url=item.url,
         status="extracted",
         facts=facts,
         new_events=len(result.new),
+        reason="; ".join(failed) or None,
+        published=item.published or text.published,
     )
 
 
@@ -172,7 +143,9 @@ def _fetched(item: FeedItem, page: Fetched) -> NewEvent:
     )
 
 
-def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> list[NewEvent]:
+def _extracted(
+    item: FeedItem, text: ArticleText, watches: Sequence[Watch], budget: Budget
+) -> list[NewEvent]:
     relevant = [w for w in watches if w.is_relevant(text.text)]
     published = item.published or text.published
     stream = f"article:{item.article_id}"
@@ -201,7 +174,11 @@ def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> l
         published=published,
     )
     for watch in relevant:
-        for index, fact in enumerate(normalize(text.text, watch)):
+        found = normalize(text.text, watch, budget)
+        if found.failed or found.problems:
+            reasons = [found.failed] if found.failed else found.problems
+            out.append(_normalize_failed(item, text, watch, reasons))
+        for index, fact in enumerate(found.facts):
             out.append(
                 NewEvent(
                     stream=stream,
@@ -215,6 +192,26 @@ def _extracted(item: FeedItem, text: ArticleText, watches: Sequence[Watch]) -> l
     return out
 
 
+def _normalize_failed(
+    item: FeedItem, text: ArticleText, watch: Watch, problems: list[str]
+) -> NewEvent:
+    """Normalization that failed on this text, wholly (its time budget ran out) or in one
+    fact reader (the article keeps the other readers' facts): the failure is a fact of its
+    own, not retryable, since the same text fails the same way."""
+    return NewEvent(
+        stream=f"article:{item.article_id}",
+        data=ArticleFailed(
+            article_id=item.article_id,
+            url=item.url,
+            stage="normalize",
+            reason=f"watch {watch.id}: " + "; ".join(problems),
+            retryable=False,
+        ),
+        idempotency_key=f"failed:{item.article_id}:normalize:{watch.id}:{text.text_hash}",
+        occurred_at=item.published or text.published,
+    )
+
+
 def _fail(
     store: EventStore,
     item: FeedItem,
@@ -222,10 +219,19 @@ def _fail(
     stage: str,
     reason: str,
     previous: int,
+    retryable: bool | None = None,
 ) -> IngestResult:
     failed = NewEvent(
         stream=f"article:{item.article_id}",
-        data=ArticleFailed(article_id=item.article_id, url=item.url, stage=stage, reason=reason),
+        data=ArticleFailed.model_validate(
+            {
+                "article_id": item.article_id,
+                "url": item.url,
+                "stage": stage,
+                "reason": reason,
+                "retryable": retryable,
+            }
+        ),
         idempotency_key=f"failed:{item.article_id}:{stage}:{previous + 1}",
         occurred_at=item.published,
     )
@@ -240,7 +246,23 @@ def _fail(
     )
 
 
-def item_for_file(path: Path) -> FeedItem:
-    """An article file given directly (no feed): its URL is its file:// location."""
+def item_for_file(path: Path, published: datetime | None = None) -> FeedItem:
+    """An article file given directly (no feed): its URL is its file:// location.
+
+    A ``.txt`` file's header block (``Title:``, ``Published:``) stands in for the feed entry
+    a page would have; ``published`` (``--published``) overrides its date.
+    """
+    header = TextHeader()
+    if path.suffix.lower() == ".txt":
+        with path.open("rb") as handle:
+            head = handle.read(HEADER_BYTES)
+        header, _ = split_header(normalize_text(decode(head)))
     url = path.resolve().as_uri()
-    return FeedItem(feed="file", url=url, guid=url, title=path.stem)
+    return FeedItem(
+        feed="file",
+        url=url,
+        guid=url,
+        title=header.title or path.stem,
+        published=published or header.published,
+        file_root=path.resolve().parent,
+    )

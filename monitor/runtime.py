@@ -12,25 +12,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel
 
+from monitor.alerting.digest import Digester
 from monitor.alerting.evaluator import Evaluator, Route
 from monitor.alerting.rules import RuleSet, load_rules
 from monitor.config import FeedConfig, Settings
 from monitor.events import AlertRaised
 from monitor.health import HealthChecker
-from monitor.leases import FeedLeases, PollOutcome, default_replica_id, singleton
+from monitor.leases import FeedLeases, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.observability import Metrics
-from monitor.pipeline import IngestResult, ingest_item, poll_feed
+from monitor.pipeline import IngestResult, ingest_item
 from monitor.sources import polling
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
+from monitor.sources.polling import PollOutcome
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, follow
 from monitor.watches import Watch, load_watches
@@ -53,6 +55,7 @@ def fetch_limits(settings: Settings) -> FetchLimits:
         max_redirects=f.max_redirects,
         per_host=f.per_host,
         user_agent=f.user_agent or USER_AGENT,
+        allow_networks=tuple(f.allow_networks),
     )
 
 
@@ -87,8 +90,14 @@ class Runtime:
         self.client: httpx.Client = new_client(self.limits)
         self._old_clients: list[httpx.Client] = []
         self.evaluator = Evaluator(self.rules, self._routes(self.channels))
-        self.deliverer = Deliverer(self.store, self.channels, retry_policy(settings))
+        self.deliverer = Deliverer(
+            self.store,
+            self.channels,
+            retry_policy(settings),
+            explain_url=settings.delivery.explain_url,
+        )
         self.health = HealthChecker(self.store, [c.name for c in self.channels if c.health])
+        self.digester = Digester(self.store, settings.digest.channels, settings.digest.at)
         self.leases = FeedLeases(
             self.store, self.replica_id, settings.lease_period, settings.fetch.max_backoff
         )
@@ -125,8 +134,14 @@ class Runtime:
         with self._consumers:
             self.watches, self.rules, self.channels = watches, rules, channels
             self.evaluator = Evaluator(rules, self._routes(channels))
-            self.deliverer = Deliverer(self.store, channels, retry_policy(settings))
+            self.deliverer = Deliverer(
+                self.store,
+                channels,
+                retry_policy(settings),
+                explain_url=settings.delivery.explain_url,
+            )
             self.health = HealthChecker(self.store, [c.name for c in channels if c.health])
+            self.digester = Digester(self.store, settings.digest.channels, settings.digest.at)
             limits = fetch_limits(settings)
             if limits != self.limits:
                 # Polls in flight keep the old client; it is closed with the runtime.
@@ -138,12 +153,23 @@ class Runtime:
         self.leases.ensure(settings.feeds)
         return needs_restart
 
-    def poll(self, feed: FeedConfig) -> list[FeedItem]:
-        """Read a feed once, without a lease (``monitor replay`` of files)."""
-        return poll_feed(self.store, feed, limits=self.limits, client=self.client)
+    def poll(self, feed: FeedConfig) -> tuple[list[FeedItem], PollOutcome]:
+        """Read a feed once, without a lease (``monitor replay``): the daemon's poll."""
+        items, outcome = polling.poll(
+            self.store, feed, None, limits=self.limits, client=self.client
+        )
+        self.metrics.events_appended.inc(outcome.appended)
+        return items, outcome
 
     def ingest(self, item: FeedItem) -> IngestResult:
-        result = ingest_item(self.store, item, self.watches, limits=self.limits, client=self.client)
+        result = ingest_item(
+            self.store,
+            item,
+            self.watches,
+            limits=self.limits,
+            client=self.client,
+            extract_budget=self.settings.extract_budget.total_seconds(),
+        )
         self.metrics.events_appended.inc(result.new_events)
         return result
 
@@ -226,6 +252,17 @@ class Runtime:
             alerts = self.health.check(self.settings.feeds)
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
+
+    def send_digests(self, now: datetime | None = None) -> list[AlertRaised]:
+        """The daily digests that are due (one per watch and day); one replica at a time."""
+        with singleton(self.store, "digest") as mine:
+            if not mine:
+                return []
+            with self._consumers:
+                digester, watches = self.digester, list(self.watches)
+            sent = digester.run(watches, now or datetime.now(UTC))
+        self.metrics.alerts_raised.inc(len(sent))
+        return sent
 
     def deliver(self, *, flush: bool = False) -> int:
         attempts = self.deliverer.run_once(flush=flush)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from monitor.logs import QUIETENED
 from monitor.watches import Party, Watch
 from tests.pg import PostgresServer, PostgresUnavailable
 
@@ -15,6 +20,29 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 RULES = ROOT / "rules"
 SHARED = ROOT.parent / "shared"
+
+# Test servers listen on 127.0.0.1, and their feeds link to pages on it: the test settings let
+# links reach that one address (the product default allows no private address at all).
+# Subprocesses inherit this; tests of the refusals build their limits without it.
+os.environ.setdefault("MONITOR_FETCH__ALLOW_NETWORKS", '["127.0.0.1/32"]')
+
+# The delivery tests' real receivers (the smtp and web fixtures).
+pytest_plugins = ["tests.notify_helpers"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Tests that call ``monitor.cli.main`` in-process run its logging set-up, which replaces
+    the root handlers (with one on this test's captured stderr) and quietens libraries; the
+    next test gets the logging it started with."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIETENED}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, was in quiet.items():
+        logging.getLogger(name).setLevel(was)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +69,28 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'events.db'}"
+
+
+@pytest.fixture(scope="session")
+def replayed_seeds_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds replayed once by the real `monitor replay`, for tests that only read."""
+    path = tmp_path_factory.mktemp("seeds") / "seeds.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "replay", "seeds", "--db", f"sqlite:///{path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return path
+
+
+@pytest.fixture
+def replayed_seeds(replayed_seeds_file: Path, tmp_path: Path) -> str:
+    """A private copy of the replayed seeds' database, as a SQLAlchemy URL."""
+    copy = tmp_path / "seeds.db"
+    shutil.copyfile(replayed_seeds_file, copy)
+    return f"sqlite:///{copy}"
 
 
 def make_watch(parties: dict[str, list[str]], names: dict[str, str] | None = None) -> Watch:

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from monitor.sources.fetch import FetchLimits
+
+# Links and redirects may reach the test server's address (127.0.0.1) and no other private one.
+LOCAL = ("127.0.0.1/32",)
+LOCAL_LIMITS = FetchLimits(allow_networks=LOCAL)
+
 
 @dataclass
 class Reply:
@@ -29,11 +35,14 @@ Route = Callable[[Request], Reply]
 
 
 class TestServer:
-    """Serves ``root`` (if given) and any route added with ``route``; records every request."""
+    """Serves ``root`` (if given) and any route added with ``route``; records every request.
+
+    ``host`` is a loopback address: 127.0.0.2 stands in for an internal host in SSRF tests.
+    """
 
     __test__ = False
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, host: str = "127.0.0.1") -> None:
         self.root = root
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
@@ -61,7 +70,7 @@ class TestServer:
 
             do_GET = do_POST = do_HEAD = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

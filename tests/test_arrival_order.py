@@ -33,7 +33,9 @@ def alerts_in_order(tmp_path: Path, feeds: tuple[Path, ...]) -> list[AlertRaised
     try:
         raised: list[AlertRaised] = []
         for feed in feeds:
-            for item in runtime.poll(FeedConfig(name=feed.stem, url=feed.as_uri())):
+            config = FeedConfig(name=feed.stem, url=feed.as_uri(), files_under=SEEDS)
+            items, _ = runtime.poll(config)
+            for item in items:
                 runtime.ingest(item)
             raised.extend(runtime.advance())
         return raised

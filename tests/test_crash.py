@@ -35,6 +35,7 @@ from tests import crash_driver
 from tests.conftest import ROOT
 
 TRIALS = 20
+MAX_TRIALS = 3 * TRIALS  # kills that land too early or too late are retried, up to this many
 ARTICLES = 150
 STARTUP_KILLS = 4  # trials killed on a clock started at spawn: some land in start-up/migration
 MAX_DELAY = 0.3  # seconds after "ready"
@@ -151,7 +152,6 @@ def check_consistent(url: str, where: str) -> None:
         store.close()
 
 
-@pytest.mark.slow
 def assert_projections_replay(store: EventStore, reference: EventStore) -> None:
     """Caught up, the projections equal a rebuild from zero and the run that was never killed."""
     for projection in all_projections():  # the log moved on after the last advance
@@ -163,19 +163,27 @@ def assert_projections_replay(store: EventStore, reference: EventStore) -> None:
     assert state_rows(store) == state_rows(reference)
 
 
+def landed_mid_run(line: str) -> bool:
+    return line.startswith("article") or line == "ready"
+
+
+@pytest.mark.slow
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(db_url: str, tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "rules.yaml").write_text(RULES)
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    landed = []
-    for trial in range(TRIALS):
+    landed: list[str] = []
+    # Most kills must land while articles are being ingested, or the test proves little. On a
+    # busy machine a kill can land before the work starts or after it ends: such a trial
+    # proves nothing either way, so another one is run instead of failing the test.
+    trial = 0
+    while trial < TRIALS or sum(map(landed_mid_run, landed)) < TRIALS // 2:
+        assert trial < MAX_TRIALS, f"seed {seed}: kills never landed mid-run: {landed}"
         landed.append(kill_at_random(db_url, rules, rng, trial))
         check_consistent(db_url, f"seed {seed}, trial {trial}, killed after {landed[-1]!r}")
-    # Most kills must land while articles were being ingested, or the test proves little.
-    mid_run = [line for line in landed if line.startswith("article") or line == "ready"]
-    assert len(mid_run) >= TRIALS // 2, f"seed {seed}: kills landed at {landed}"
+        trial += 1
 
     final = spawn(db_url, rules)
     out, _ = final.communicate(timeout=120)

@@ -15,13 +15,13 @@ from monitor.events import AlertRaised
 from monitor.health import HealthChecker
 from monitor.leases import (
     FeedLeases,
-    PollOutcome,
     ReplicaLockError,
     SqliteReplicaLock,
     backoff,
     poll_gap,
     singleton,
 )
+from monitor.sources.polling import PollOutcome
 from monitor.store.log import EventStore
 from monitor.store.tables import FeedLease, OutboxRow
 

@@ -31,7 +31,7 @@ from monitor.events import DeliveryAttempted
 from monitor.store.log import EventStore
 from monitor.store.tables import OutboxRow
 from tests.httpserver import Reply, Request, TestServer
-from tests.test_notify import make_alert, queue, quick_server
+from tests.notify_helpers import make_alert, queue, quick_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTER = re.compile(r"alert ([0-9a-f-]{36}) · attempt (\d+)")
@@ -141,7 +141,12 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_only_in_the_stated_window(
         queue_more(40)
         workers = Workers(db_url, channels, log)
         busy_trials = 0
-        for trial in range(trials):
+        trial = 0
+        # A trial whose kills all landed before any delivery started proves nothing; on a
+        # busy machine that happens, so such trials are topped up rather than failed.
+        planned = trials
+        while trial < planned or busy_trials < planned // 3:
+            assert trial < 3 * planned, f"seed={seed}: kills never landed while delivering"
             receiver.trial = trial
             before = len(receiver.copies)
             pids = [workers.spawn() for _ in range(WORKERS)]
@@ -152,7 +157,9 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_only_in_the_stated_window(
                 status = workers.kill(pid)
                 assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
             busy_trials += len(receiver.copies) > before
+            trial += 1
         workers.close()
+        trials = trial
         receiver.trial = trials
         drain(db_url, channels, log)
 
@@ -203,4 +210,4 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_only_in_the_stated_window(
         f"attempts_without_event={sum(r.attempts for r in rows) - len(events)}"
     )
     print(stats)
-    assert busy_trials >= trials // 3, stats  # the kills did land while work was in flight
+    assert busy_trials >= planned // 3, stats  # the kills did land while work was in flight

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.extract.numbers import find_quantities, parse_count
-from monitor.extract.sentences import split_sentences
+from monitor.extract.sentences import MAX_SENTENCE, split_sentences
 
 
 def sentences(text: str) -> list[str]:
@@ -80,3 +80,32 @@ def test_vague_words(text: str, vague: str, acled: int) -> None:
 
 def test_compounds_models_and_money_are_not_counts() -> None:
     assert find_quantities("a 36-hour truce, an F-16 and $2.6 billion") == []
+
+
+def test_an_over_long_sentence_is_cut_at_clause_breaks() -> None:
+    clause = "the convoy passed the checkpoint near the river without incident"
+    text = ", ".join([clause] * 60) + ". Then it stopped."
+    spans = split_sentences(text)
+    assert all(e - s <= MAX_SENTENCE for s, e in spans)
+    pieces = [text[s:e] for s, e in spans]
+    assert all(p.endswith((",", ".")) for p in pieces)  # cut after a comma, not mid-word
+    assert pieces[-1] == "Then it stopped."
+    assert "".join(pieces).replace(",", "").replace(" ", "") == text.replace(",", "").replace(
+        " ", ""
+    )  # nothing lost but the spaces between pieces
+
+
+def test_an_over_long_run_without_breaks_is_still_bounded() -> None:
+    text = "x" * (3 * MAX_SENTENCE + 5) + " end."
+    spans = split_sentences(text)
+    assert all(e - s <= MAX_SENTENCE for s, e in spans)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+
+
+def test_runs_of_terminal_marks_still_end_sentences() -> None:
+    assert sentences("They fled!!! Then silence... And more?! ok") == [
+        "They fled!!!",
+        "Then silence...",
+        "And more?! ok",
+    ]
+    assert sentences("." * 5000) == ["." * MAX_SENTENCE] * 5

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 
 from monitor.sources.fetch import FetchError, FetchLimits, fetch, new_client, parse_retry_after
-from tests.httpserver import Reply, Request, TestServer
+from tests.httpserver import LOCAL, LOCAL_LIMITS, Reply, Request, TestServer
 
 
 def conditional(body: bytes, etag: str, modified: str):  # type: ignore[no-untyped-def]
@@ -163,8 +163,8 @@ def test_redirects_are_followed_up_to_the_limit() -> None:
         server.route("/a", Reply(301, b"", {"Location": "/b"}))
         server.route("/b", Reply(200, b"<rss/>"))
         server.route("/loop", Reply(302, b"", {"Location": "/loop"}))
-        got = fetch(f"{server.base}/a")
+        got = fetch(f"{server.base}/a", limits=LOCAL_LIMITS)
         assert got.final_url.endswith("/b") and got.body == b"<rss/>"
         with pytest.raises(FetchError) as info:
-            fetch(f"{server.base}/loop", limits=FetchLimits(max_redirects=2))
+            fetch(f"{server.base}/loop", limits=FetchLimits(max_redirects=2, allow_networks=LOCAL))
         assert info.value.kind == "redirects"

@@ -12,7 +12,7 @@ from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchLimits
 from monitor.store.log import EventStore
 from monitor.watches import Party, Watch
-from tests.httpserver import Reply, TestServer
+from tests.httpserver import LOCAL, LOCAL_LIMITS, Reply, TestServer
 
 WATCH = Watch(
     id="ruritania",
@@ -49,7 +49,7 @@ def types(store: EventStore) -> list[str]:
 def test_an_article_becomes_one_append_of_its_facts(store: EventStore) -> None:
     with TestServer() as server:
         server.route("/a", Reply(200, ARTICLE.encode(), {"Content-Type": "text/html"}))
-        result = ingest_item(store, item(f"{server.base}/a", "g1"), [WATCH])
+        result = ingest_item(store, item(f"{server.base}/a", "g1"), [WATCH], limits=LOCAL_LIMITS)
     assert result.status == "extracted" and result.facts >= 2
     events = list(store.read())
     assert len({e.metadata["correlation_id"] for e in events}) == 1  # one append, one batch
@@ -63,9 +63,9 @@ def test_an_article_becomes_one_append_of_its_facts(store: EventStore) -> None:
 def test_the_same_article_twice_appends_nothing(store: EventStore) -> None:
     with TestServer() as server:
         server.route("/a", Reply(200, ARTICLE.encode(), {"Content-Type": "text/html"}))
-        ingest_item(store, item(f"{server.base}/a", "g1"), [WATCH])
+        ingest_item(store, item(f"{server.base}/a", "g1"), [WATCH], limits=LOCAL_LIMITS)
         head = store.head()
-        again = ingest_item(store, item(f"{server.base}/a", "g1"), [WATCH])
+        again = ingest_item(store, item(f"{server.base}/a", "g1"), [WATCH], limits=LOCAL_LIMITS)
         fetches = [r for r in server.requests if r.path == "/a"]
     assert again.status == "skipped" and store.head() == head
     assert len(fetches) == 1  # not even fetched again
@@ -75,8 +75,8 @@ def test_the_same_text_at_another_address_adds_no_facts(store: EventStore) -> No
     with TestServer() as server:
         for path in ("/a", "/syndicated"):
             server.route(path, Reply(200, ARTICLE.encode(), {"Content-Type": "text/html"}))
-        first = ingest_item(store, item(f"{server.base}/a"), [WATCH])
-        second = ingest_item(store, item(f"{server.base}/syndicated"), [WATCH])
+        first = ingest_item(store, item(f"{server.base}/a"), [WATCH], limits=LOCAL_LIMITS)
+        second = ingest_item(store, item(f"{server.base}/syndicated"), [WATCH], limits=LOCAL_LIMITS)
     facts = [e for e in store.read() if e.type == "FactReported"]
     assert second.status == "extracted" and len(facts) == first.facts
 
@@ -85,7 +85,7 @@ def test_an_unrelated_article_is_extracted_without_facts(store: EventStore) -> N
     page = "<html><body><article><p>" + "The harvest festival drew record crowds. " * 5
     with TestServer() as server:
         server.route("/b", Reply(200, (page + "</p></article></body></html>").encode()))
-        result = ingest_item(store, item(f"{server.base}/b"), [WATCH])
+        result = ingest_item(store, item(f"{server.base}/b"), [WATCH], limits=LOCAL_LIMITS)
     assert result.status == "extracted" and result.facts == 0
     assert types(store) == ["ArticleDiscovered", "ArticleFetched", "ArticleExtracted"]
 
@@ -93,7 +93,10 @@ def test_an_unrelated_article_is_extracted_without_facts(store: EventStore) -> N
 def test_a_failing_fetch_is_recorded_and_retried_a_few_times(store: EventStore) -> None:
     with TestServer() as server:
         server.route("/down", Reply(503, b"busy"))
-        results = [ingest_item(store, item(f"{server.base}/down"), [WATCH]) for _ in range(5)]
+        results = [
+            ingest_item(store, item(f"{server.base}/down"), [WATCH], limits=LOCAL_LIMITS)
+            for _ in range(5)
+        ]
     assert [r.status for r in results] == ["failed"] * MAX_FETCH_FAILURES + ["skipped"] * 2
     failures = [e.data for e in store.read() if isinstance(e.data, ArticleFailed)]
     assert len(failures) == MAX_FETCH_FAILURES
@@ -118,7 +121,7 @@ def test_bad_pages_fail_with_a_reason_and_lose_nothing(
 ) -> None:
     with TestServer() as server:
         server.route("/bad", Reply(200, body, headers))
-        limits = FetchLimits(max_bytes=4000)
+        limits = FetchLimits(max_bytes=4000, allow_networks=LOCAL)
         result = ingest_item(store, item(f"{server.base}/bad"), [WATCH], limits=limits)
         failed = [e.data for e in store.read() if isinstance(e.data, ArticleFailed)]
         again = ingest_item(store, item(f"{server.base}/bad"), [WATCH], limits=limits)
@@ -137,6 +140,6 @@ def test_a_page_in_a_legacy_encoding_is_read_right(store: EventStore) -> None:
             "/latin",
             Reply(200, page.encode("cp1252"), {"Content-Type": "text/html; charset=cp1252"}),
         )
-        result = ingest_item(store, item(f"{server.base}/latin"), [WATCH])
+        result = ingest_item(store, item(f"{server.base}/latin"), [WATCH], limits=LOCAL_LIMITS)
     extracted = next(e.data for e in store.read() if isinstance(e.data, ArticleExtracted))
     assert result.status == "extracted" and "café" in extracted.text

@@ -443,8 +443,8 @@ def load_rule_file(path: Path) -> list[Rule]:
     problems = [
         f"{path}:{line}:{col}: {field}: {message}"
         for i, rule in enumerate(rules)
-        for field, message, loc in unknown_fields(rule)
-        for line, col in [position(node, loc if single else ["rules", i, *loc])]
+        for field, message, loc in [*unknown_fields(rule), *unknown_template_names(rule)]
+        for line, col in [position(node, loc if single else ["rules", i, *loc], value=True)]
     ]
     if problems:
         raise RuleError(problems)
@@ -468,6 +468,33 @@ def unknown_fields(rule: RuleBase) -> list[tuple[str, str, list[Any]]]:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             field = ".".join(str(p) for p in loc)
             found.append((field, f"{rule.event} facts have no field {name!r}{hint}", loc))
+    return found
+
+
+TEMPLATE_KEYS = ("dedup_key", "inhibit_key", "title", "summary", "body", "body_html")
+# What a template sees besides the fact's own fields (see Evaluator._tctx).
+TEMPLATE_NAMES = {"fact", "rule", "data", "evidence", "status"}
+
+
+def unknown_template_names(rule: RuleBase) -> list[tuple[str, str, list[Any]]]:
+    """Names a template uses that its context never has: templates render with strict
+    undefined, so ``{{ wacth }}`` would fail on the first alert; say so when the rule loads."""
+    from jinja2 import meta
+
+    from monitor.alerting.templates import template_env
+
+    known = {name.split(".")[0] for name in known_fields(rule.event)} | TEMPLATE_NAMES
+    found = []
+    for key in TEMPLATE_KEYS:
+        text = getattr(rule, key, None)
+        if not text:
+            continue
+        env = template_env(html=key == "body_html")
+        used = meta.find_undeclared_variables(env.parse(text)) - set(env.globals)
+        for name in sorted(used - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            found.append((key, f"template uses {name!r}, which is not defined{hint}", [key]))
     return found
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from monitor.extract.gazetteer import Mention
+from monitor.extract.gazetteer import Mention, group_codes
 from monitor.extract.numbers import Quantity
 from monitor.extract.sentences import lowered
 
@@ -52,6 +54,7 @@ _SPEAKER_NOUNS = frozenset(
         "the for its his her their air force navy aide adviser advisor envoy security health "
         "local regional provincial state medics medical doctors hospital witnesses residents "
         "activists monitors rescuers paramedics observers spokesmen television radio state-run "
+        "diplomats diplomat analysts analyst experts investigators lawmakers researchers "
     )
 )
 # Nouns that can head a speaker phrase on their own, without a capitalised name: "police
@@ -62,16 +65,35 @@ _SPEAKER_HEADS = frozenset(
         "military government authorities sources source command office agency commander chief "
         "governor mayor police department secretary ombudsman medics doctors hospital witnesses "
         "residents activists monitors rescuers paramedics observers envoy aide adviser advisor "
-        "media television radio"
+        "media television radio diplomats diplomat analysts analyst experts investigators "
+        "lawmakers researchers"
     )
 )
+
+
+# What a token is: E an actor name, N a count, W a word, P punctuation. One letter each,
+# because a sentence's signature spells actors and counts as E<i> and N<i>.
+TokenKind = Literal["E", "N", "W", "P"]
+
+
+Verdict = Literal["fired", "vetoed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One step of the explanation of a sentence: a pattern that matched and produced a
+    candidate fact (fired), or a candidate that a check rejected (vetoed), and why."""
+
+    pattern: str
+    verdict: Verdict
+    detail: str = ""
 
 
 @dataclass(slots=True)
 class Token:
     """One token: kind E (actor), N (count), W (word) or P (punctuation)."""
 
-    kind: str
+    kind: TokenKind
     text: str  # lower-cased for words; the sig item for E/N
     start: int  # absolute offsets into the article text
     end: int
@@ -97,18 +119,45 @@ class Sentence:
     speaker: str | None = None
     speaker_code: str | None = None
     speaker_end: int = -1  # token index after the speaker phrase (-1: none)
+    speaker_at: int = -1  # offset of the speaker phrase in the text (-1: none)
     actor_tokens: list[int] = field(default_factory=list)  # indices of E tokens
     memo: dict = field(default_factory=dict)  # per-sentence results shared by rule modules
     # Rule modules whose trigger stems occur here (normalize.py): the others skip the sentence.
     topics: frozenset[str] = frozenset()
+    # Patterns that fired or were vetoed here, kept only when explaining (normalize.explain).
+    trace: list[Note] | None = None
 
     @property
     def quote(self) -> str:
         return self.text[self.start : self.end]
 
+    def note(self, pattern: str, verdict: Verdict, detail: str = "") -> None:
+        """Record that a pattern fired or was vetoed here (a no-op unless explaining)."""
+        if self.trace is not None:
+            self.trace.append(Note(pattern, verdict, detail))
+
+    def provenance(self, pattern: str) -> dict[str, Any]:
+        """The fields every fact takes from its sentence (quote, span, speaker) and the
+        pattern that read it."""
+        return {
+            "quote": self.quote,
+            "span": (self.start, self.end),
+            "attributed_to": self.speaker,
+            "pattern": pattern,
+        }
+
     def token_at(self, sig_pos: int) -> int:
         """The token index at a position of the signature string."""
         return max(0, bisect.bisect_right(self.offsets, sig_pos) - 1)
+
+    def raw(self, i: int, j: int) -> str:
+        """The text of tokens i..j-1 as written (names and figures spelt out)."""
+        i, j = max(0, i), min(j, len(self.tokens))
+        return self.text[self.tokens[i].start : self.tokens[j - 1].end] if j > i else ""
+
+    def raw_match(self, m: re.Match[str]) -> str:
+        """The text as written under a match of a signature pattern."""
+        return self.raw(self.token_at(m.start()), self.token_at(max(m.start(), m.end() - 1)) + 1)
 
     def words(self, i: int, j: int) -> str:
         return " ".join(t.text for t in self.tokens[max(0, i) : max(0, j)])
@@ -152,7 +201,7 @@ def fold(text: str) -> str:
 
 
 def _tokenise(sent: Sentence, folded: str) -> None:
-    spans: list[tuple[int, int, str, int]] = [
+    spans: list[tuple[int, int, TokenKind, int]] = [
         (m.start, m.end, "E", i) for i, m in enumerate(sent.mentions)
     ]
     taken = [(m.start, m.end) for m in sent.mentions]
@@ -317,6 +366,19 @@ def _find_speaker(sent: Sentence) -> None:
                 _set_speaker(sent, j, end)
                 if sent.speaker:
                     return
+            lead = end  # ", Western diplomats said": the clause of the verb starts at a comma
+            while lead > 0 and toks[lead - 1].text not in _CLAUSE_MARKS:
+                lead -= 1
+            while lead < end and toks[lead].text in ("and", "but", "while", "whereas"):
+                lead += 1  # ", and the group said"
+            opened = lead > 0 or toks[0].text == "the"  # "..., the group said"; "The group said"
+            if opened and lead < end and _speaker_phrase(sent, lead, end, i):
+                # Its subject is the speaker, named or not ("the group"); the sentence's first
+                # actor ("The army shelled ..., the group said") is the one it speaks of.
+                sent.speaker = sent.text[toks[lead].start : toks[end - 1].end]
+                sent.speaker_end = end
+                sent.speaker_at = toks[lead].start
+                return
             k = 0
             while k < i and _speaker_like(sent, k):
                 k += 1
@@ -360,6 +422,35 @@ def _speaker_like(sent: Sentence, i: int) -> bool:
 
 
 _PRONOUNS = frozenset(words("i he she it we they you"))
+_CLAUSE_MARKS = frozenset([",", ";", ":", '"'])
+
+
+# Words that show a clause is more than a short noun phrase before its speech verb.
+_NOT_IN_SPEAKER = frozenset(
+    words(
+        "who which that when while after before as where whose but and or if because were "
+        "was is are be been being have has had not no"
+    )
+)
+
+
+# Words after which a speech verb is an adjective: "an alleged gang member", "by alleged".
+_BEFORE_ADJECTIVE = frozenset(words("a an the by of for to in on at from with its their his her"))
+
+
+def _speaker_phrase(sent: Sentence, i: int, j: int, verb: int) -> bool:
+    """Whether tokens i..j, a clause opened by a comma or quote and closed by the active
+    speech verb at `verb`, are a short noun phrase without a name ("the group", "the
+    statement", "two officials"): the speaker, kept verbatim so that nobody else is
+    credited. A pronoun is not: "he said" may well mean the actor the sentence opened with."""
+    toks = sent.tokens[i:j]
+    if len(toks) > 5 or all(t.text in _PRONOUNS for t in toks):
+        return False
+    if sent.tokens[verb - 1].text in _NOT_IN_SPEAKER | _BEFORE_ADJECTIVE:
+        return False  # "were reported", "as reported by", "by alleged": no speaking subject
+    return all(
+        t.kind != "N" and t.text not in _NOT_IN_SPEAKER and not t.text.endswith("ing") for t in toks
+    )
 
 
 def _set_speaker(sent: Sentence, i: int, j: int, need_actor: bool = False) -> None:
@@ -382,7 +473,39 @@ def _set_speaker(sent: Sentence, i: int, j: int, need_actor: bool = False) -> No
         return
     sent.speaker = sent.text[toks[i].start : toks[j - 1].end]
     sent.speaker_end = j
+    sent.speaker_at = toks[i].start
     for t in toks[i:j]:
         if t.kind == "E" and sent.mentions[t.ref].is_actor:
             sent.speaker_code = sent.mentions[t.ref].code
             break
+
+
+# Heads of a speaker phrase that refer back to an armed group: "the group said".
+_GROUP_HEADS = frozenset(
+    words(
+        "group militia paramilitary paramilitaries movement rebels insurgents militants "
+        "faction organisation organization"
+    )
+)
+
+
+def resolve_group_speakers(sentences: Sequence[Sentence]) -> None:
+    """ "The group said 150 of its fighters were killed": the speaker is the armed group
+    named last before the phrase (in its sentence or the two before), so that "its
+    fighters" are that group's and the figure joins that group's toll."""
+    for n, sent in enumerate(sentences):
+        if sent.speaker is None or sent.speaker_code is not None:
+            continue
+        head = sent.speaker.lower().rstrip(".,;:'\"").split()[-1:]
+        if not head or head[0] not in _GROUP_HEADS:
+            continue
+        sent.speaker_code = _last_group(sentences, n, sent.speaker_at)
+
+
+def _last_group(sentences: Sequence[Sentence], n: int, before: int) -> str | None:
+    groups = group_codes()
+    for sent in reversed(sentences[max(0, n - 2) : n + 1]):
+        for m in reversed(sent.mentions):
+            if m.end <= before and m.is_actor and (m.kind == "group" or m.code in groups):
+                return m.code
+    return None

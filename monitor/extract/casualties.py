@@ -12,84 +12,40 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final, Literal
 
-from monitor.extract.analysis import MONTHS, Sentence, Token, words
+from monitor.events import Casualties, Category, Fact, Outcome, Qualifier
+from monitor.extract import lexicon
+from monitor.extract.analysis import MONTHS, Sentence, Token, TokenKind, words
 from monitor.extract.gazetteer import trie_pattern
+from monitor.watches import Watch
 
-CIVILIAN = "civilian"
-MILITARY = "military"
-UNKNOWN = "unknown"
+CIVILIAN: Final = "civilian"
+MILITARY: Final = "military"
+UNKNOWN: Final = "unknown"
+# What a count's context says before it is settled: an outcome, "casualties" (deaths only
+# when the text speaks of deaths), or "lumped" (killed and wounded in one figure: no report).
+Reading = Outcome | Literal["casualties", "lumped"]
 
-_PLURAL_NOUNS: dict[str, str] = {
-    **dict.fromkeys(
-        words(
-            "civilians villagers residents children women men boys girls farmers students "
-            "worshippers passengers pedestrians journalists reporters workers doctors medics "
-            "patients refugees migrants shepherds pastoralists teachers sailors infants babies "
-            "teenagers youths herders traders fishermen miners pilgrims protesters protestors "
-            "demonstrators voters"
-        ),
-        CIVILIAN,
-    ),
-    **dict.fromkeys(
-        words(
-            "soldiers servicemen troops fighters rebels militants insurgents jihadists terrorists "
-            "gunmen militiamen militias combatants personnel officers policemen police guards "
-            "commanders pilots peacekeepers operatives members marines paratroopers recruits "
-            "conscripts mercenaries elements cadres guerrillas crew airmen gendarmes agents "
-            "militia forces army servicemembers seamen attackers assailants suspects traffickers "
-            "criminals robbers bandits poachers kidnappers gangsters cultists vigilantes herdsmen "
-            "tribesmen clansmen maoists naxals loggers smugglers pirates"
-        ),
-        MILITARY,
-    ),
-    **dict.fromkeys(
-        words(
-            "people persons individuals others victims bodies corpses lives hostages prisoners "
-            "captives abductees pows detainees them whom citizens nationals locals inmates "
-            "bystanders relatives"
-        ),
-        UNKNOWN,
-    ),
-}
-_SINGULAR_NOUNS: dict[str, str] = {
-    **dict.fromkeys(
-        words(
-            "civilian villager resident child woman man boy girl farmer student worshipper "
-            "passenger pedestrian journalist reporter worker doctor medic nurse patient refugee "
-            "shepherd pastoralist teacher sailor infant baby teenager youth herder trader "
-            "fisherman businessman shopkeeper activist imam priest politician mayor councillor "
-            "judge lawyer employee motorist toddler adolescent elder driver photographer"
-        ),
-        CIVILIAN,
-    ),
-    **dict.fromkeys(
-        words(
-            "soldier serviceman fighter rebel militant insurgent jihadist gunman militiaman "
-            "combatant officer policeman policewoman guard commander pilot peacekeeper operative "
-            "marine paratrooper conscript mercenary guerrilla airman gendarme agent sergeant "
-            "captain lieutenant colonel general attacker assailant bomber"
-        ),
-        MILITARY,
-    ),
-    **dict.fromkeys(
-        ["person", "individual", "victim", "member", "leader", "official", "body"], UNKNOWN
-    ),
-}
+# People nouns by category, singular and plural (data/casualty_words.yaml, plurals generated).
+_PLURAL_NOUNS: dict[str, Category] = lexicon.PEOPLE_PLURAL
+_SINGULAR_NOUNS: dict[str, Category] = lexicon.PEOPLE_SINGULAR
 # Nouns that carry their outcome: "bodies" are dead, "hostages" are captured.
-_INHERENT = {
+_INHERENT: dict[str, Outcome] = {
     **dict.fromkeys(["bodies", "corpses", "body", "lives"], "killed"),
     **dict.fromkeys(
         ["hostages", "prisoners", "captives", "abductees", "pows", "detainees"], "captured"
     ),
 }
-_OUTCOME_WORDS: dict[str, str] = {
+_OUTCOME_WORDS: dict[str, Outcome] = {
+    # Participles of killing verbs that need no particle ("slain", "beheaded"), every form of
+    # a verb of dying, and the words that say death on their own.
     **dict.fromkeys(
-        words(
-            "killed dead died die dies slain perished murdered executed massacred beheaded "
-            "eliminated deceased lynched assassinated succumbed lost fatally"
-        ),
+        [f for f, ps in lexicon.KILL_PASSIVE.items() if () in ps]
+        + sorted(lexicon.DEATH_ANY)
+        + words("dead deceased lost fatally"),
         "killed",
     ),
     **dict.fromkeys(["wounded", "injured", "hurt"], "wounded"),
@@ -99,7 +55,7 @@ _OUTCOME_WORDS: dict[str, str] = {
         "captured",
     ),
 }
-_OUTCOME_NOUNS: dict[str, str] = {
+_OUTCOME_NOUNS: dict[str, Reading] = {
     **dict.fromkeys(
         ["deaths", "death", "fatalities", "fatality", "dead", "killed", "bodies", "lives"], "killed"
     ),
@@ -108,13 +64,10 @@ _OUTCOME_NOUNS: dict[str, str] = {
     **dict.fromkeys(["hostages", "prisoners", "captives", "abductees", "pows"], "captured"),
     "casualties": "casualties",
 }
-_VERBS_BEFORE: dict[str, str] = {
+_VERBS_BEFORE: dict[str, Outcome] = {
     **dict.fromkeys(
-        words(
-            "killed killing kill kills dead lost losing lose loses executed executing murdered "
-            "murdering massacred massacring beheaded beheading slaughtered eliminated eliminating "
-            "neutralized neutralised neutralizing"
-        ),
+        [f for f, ps in lexicon.KILL_ACTIVE.items() if () in ps]
+        + words("dead lost losing lose loses neutralized neutralised neutralizing"),
         "killed",
     ),
     **dict.fromkeys(
@@ -129,7 +82,7 @@ _VERBS_BEFORE: dict[str, str] = {
         "captured",
     ),
 }
-_OF_NOUNS = {
+_OF_NOUNS: dict[str, Outcome] = {
     **dict.fromkeys(
         ["deaths", "death", "bodies", "body", "lives", "killing", "killings", "remains", "corpses"],
         "killed",
@@ -153,7 +106,7 @@ _FUNCTION = frozenset(
         "been be said says told after before during when while as than into"
     )
 )
-_QUALIFIERS: tuple[tuple[tuple[str, ...], str], ...] = (
+_QUALIFIERS: tuple[tuple[tuple[str, ...], Qualifier], ...] = (
     (("at", "least"), "at_least"),
     (("more", "than"), "at_least"),
     (("upwards", "of"), "at_least"),
@@ -212,6 +165,10 @@ _HISTORICAL_CUES = re.compile(
     r"previous war|earlier war|last war)\b"
 )
 _DECADE = re.compile(r"\b(?:19|20)\d0s\b")
+# "the 1988-1991 war", "the 2008 conflict": a war named by its years is an earlier one.
+_WAR_YEARS = re.compile(
+    r"\b(?:19|20)\d\d (?:- (?:19|20)\d\d )?(?:civil )?(?:war|conflict|genocide|insurgency)\b"
+)
 _LUMPED = re.compile(
     r"^(?:killed|dead|wounded|injured)(?: ,)? (?:and|or|,) (?:killed|dead|wounded|injured)"
 )
@@ -223,11 +180,11 @@ class Report:
 
     sentence: Sentence
     token: int
-    outcome: str
+    outcome: Outcome
     count: int | None
-    qualifier: str
+    qualifier: Qualifier
     acled: int | None
-    category: str
+    category: Category
     party: str | None
     cumulative: bool
     increment: int | None = None
@@ -235,6 +192,8 @@ class Report:
     subset: bool = False
     definite: bool = False  # "the victim": refers back to a figure given elsewhere
     claimed: bool = False
+    pattern: str = ""  # the id of the pattern that read it ("casualties.outcome-before")
+    place: str | None = None  # the city or region it is for ("in El Fasher")
 
 
 # --- helpers over tokens ----------------------------------------------------------------------
@@ -252,9 +211,10 @@ def _ends_with(sent: Sentence, i: int, words: tuple[str, ...]) -> bool:
     return tuple(t.text for t in sent.tokens[i - n : i]) == words
 
 
-def _qualifier(sent: Sentence, i: int) -> tuple[str, int]:
+def _qualifier(sent: Sentence, i: int) -> tuple[Qualifier, int]:
     """The qualifier before the count at token i, and the index where the phrase starts."""
-    found, start = "exact", i
+    found: Qualifier = "exact"
+    start = i
     for phrase, qual in _QUALIFIERS:
         if _ends_with(sent, i, phrase):
             found, start = qual, i - len(phrase)
@@ -288,7 +248,7 @@ def _is_excluded_number(sent: Sentence, i: int) -> bool:
     return False
 
 
-def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
+def _person_after(sent: Sentence, i: int) -> tuple[int, Category] | None:
     """The person noun heading the phrase after token i: (index, category), or None."""
     toks = sent.tokens
     free = 0
@@ -316,8 +276,8 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
             j += 1
             continue
         if w in _PLURAL_NOUNS:
-            if w == "police" and _text(sent, j + 1) in ("officers", "personnel", "men"):
-                j += 1
+            if _text(sent, j + 1) in _PLURAL_NOUNS and _text(sent, j + 1) not in _FUNCTION:
+                j += 1  # "police officers", "army officers": the last noun heads the phrase
                 continue
             return j, _PLURAL_NOUNS[w]
         if w in ("of", "the", "its", "their", "his", "her", "our", "other", "more", "whom"):
@@ -325,6 +285,8 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
             continue
         if w in _FUNCTION or w in _OUTCOME_WORDS or w in _OUTCOME_NOUNS or w in _AUX:
             return None
+        if not single and _unlisted_people(w, _text(sent, j + 1)):
+            return j, UNKNOWN  # "three surgeons were ...": people the lexicon does not list
         if not sent.text[t.start : t.start + 1].isupper():
             free += 1
         if free > 3:
@@ -333,7 +295,7 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, str] | None:
     return None
 
 
-def _category_in(sent: Sentence, i: int, j: int, default: str) -> str:
+def _category_in(sent: Sentence, i: int, j: int, default: Category) -> Category:
     words = {t.text for t in sent.tokens[i:j]}
     if "civilian" in words or "civilians" in words:
         return CIVILIAN
@@ -376,7 +338,7 @@ def _party_after(sent: Sentence, j: int) -> str | None:
 # --- outcome linking ----------------------------------------------------------------------------
 
 
-def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
+def _outcome_direct(sent: Sentence, j: int) -> tuple[Reading, int] | None:
     """An outcome noun or participle right after the phrase ending at token j."""
     k = j + 1
     while _text(sent, k) in (
@@ -393,6 +355,8 @@ def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
         "new",
     ):
         k += 1
+    if _text(sent, k) in _SINGULAR_NOUNS and _text(sent, k + 1) in _OUTCOME_NOUNS:
+        k += 1  # "6 rebel fatalities", "two soldier deaths"
     w = _text(sent, k)
     if w in _OUTCOME_NOUNS:
         return _OUTCOME_NOUNS[w], k
@@ -401,8 +365,9 @@ def _outcome_direct(sent: Sentence, j: int) -> tuple[str, int] | None:
     return None
 
 
-def _outcome_before(sent: Sentence, start: int) -> str | None:
-    """An outcome verb right before the phrase: "killed at least 10", "deaths of four"."""
+def _outcome_before(sent: Sentence, start: int, end: int | None = None) -> Outcome | None:
+    """An outcome verb right before the phrase: "killed at least 10", "deaths of four",
+    "hacked two farmers to death" (the particle after the phrase ending at `end`)."""
     k = start - 1
     if (
         _text(sent, k) in ("were", "are")
@@ -426,16 +391,24 @@ def _outcome_before(sent: Sentence, start: int) -> str | None:
             return None
         k -= 1
     w = _text(sent, k)
+    if k >= 0 and _hypothetical(sent, k):
+        return None
     if w in _VERBS_BEFORE:
         if w == "dead" and _text(sent, k - 1) != "shot":
             return None
         return _VERBS_BEFORE[w]
+    texts = _texts(sent)
+    if k >= 0 and lexicon.phrase_ending(texts, k, lexicon.KILL_ACTIVE):
+        return "killed"  # "gunned down 5 villagers", "shot dead two policemen"
+    for particle in lexicon.needs_particle(w, lexicon.KILL_ACTIVE):
+        if end is not None and tuple(texts[end + 1 : end + 1 + len(particle)]) == particle:
+            return "killed"  # "hacked two farmers to death"
     if w == "of" and _text(sent, k - 1) in _OF_NOUNS:
         return _OF_NOUNS[_text(sent, k - 1)]
     return None
 
 
-def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[str, int] | None:
+def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[Outcome, int] | None:
     """An outcome participle later in the clause; `strict` allows only auxiliaries between."""
     toks = sent.tokens
     k = j + 1
@@ -443,10 +416,18 @@ def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[str, int] | 
     while k < limit:
         t = toks[k]
         w = t.text
+        if w not in _OUTCOME_WORDS:
+            phrase_end = lexicon.phrase_at(_texts(sent), k, lexicon.KILL_PASSIVE)
+            if phrase_end is not None:  # "were gunned down", "was hacked to death"
+                if _active_use(sent, k, phrase_end) or _hypothetical(sent, k):
+                    return None
+                return "killed", k
         if w in _OUTCOME_WORDS:
             if w == "lost" and _text(sent, k + 2) not in ("lives", "life"):
                 return None
-            if _active_use(sent, k):
+            if w != "lost" and _active_use(sent, k):
+                return None
+            if _hypothetical(sent, k):
                 return None
             if w in ("hostage", "prisoner", "prisoners", "captive", "custody") and not (
                 _text(sent, k - 1) in ("taken", "held", "into", "in", "as", "a", "took")
@@ -458,6 +439,11 @@ def _outcome_forward(sent: Sentence, j: int, strict: bool) -> tuple[str, int] | 
             return None
         if w == "shot" and _text(sent, k - 1) not in _AUX:
             return None
+        if w in ("who", "whom", "which") and k > j + 1:
+            return None  # "20 friends of a man who died": the clause is another noun's
+        if w in ("went", "gone", "go") and _text(sent, k + 1) == "missing":
+            k += 1  # "went missing"
+            continue
         if w in _STOP_VERBS:
             return None
         if w == "(":
@@ -538,13 +524,40 @@ _OBJECT_START = frozenset(
 )
 
 
-def _active_use(sent: Sentence, k: int) -> bool:
-    """ "Gunmen killed a civilian": the outcome verb has an object, so the phrase before it
-    is the perpetrator, not the victim."""
-    if sent.tokens[k].text not in _VERBS_BEFORE or _text(sent, k - 1) in _AUX:
+def _active_use(sent: Sentence, k: int, after: int | None = None) -> bool:
+    """ "Gunmen killed a civilian", "gunmen shot dead a civilian": the outcome verb has an
+    object (at `after`, the token past the verb's particle), so the phrase before it is the
+    perpetrator, not the victim."""
+    w = sent.tokens[k].text
+    if (w not in _VERBS_BEFORE and w not in lexicon.KILL_ACTIVE) or _text(sent, k - 1) in _AUX:
         return False
-    nxt = sent.tokens[k + 1] if k + 1 < len(sent.tokens) else None
+    after = k + 1 if after is None else after
+    nxt = sent.tokens[after] if after < len(sent.tokens) else None
     return nxt is not None and (nxt.kind in ("N", "E") or nxt.text in _OBJECT_START)
+
+
+_BASE_FORMS = frozenset(
+    [f for f, ps in lexicon.KILL_ACTIVE.items() if f in lexicon.BASE_FORMS]
+    + [f for f in lexicon.DEATH_ANY if f in lexicon.BASE_FORMS]
+    + words("kill die wound injure kidnap abduct")
+)
+_MODALS = frozenset(words("could would might may can will shall should must cannot"))
+
+
+def _hypothetical(sent: Sentence, k: int) -> bool:
+    """ "Threatened to kill", "could have killed", "may die": a death that did not happen."""
+    prev = _text(sent, k - 1)
+    if prev in _MODALS or (prev == "to" and sent.tokens[k].text in _BASE_FORMS):
+        return True
+    return prev in ("have", "be", "not") and _text(sent, k - 2) in _MODALS
+
+
+def _texts(sent: Sentence) -> list[str]:
+    """The sentence's token texts, computed once (the lexicon matches phrases over them)."""
+    texts = sent.memo.get("casualty_texts")
+    if texts is None:
+        texts = sent.memo["casualty_texts"] = [t.text for t in sent.tokens]
+    return texts
 
 
 def _is_casualties_death(sent: Sentence, context_death: bool) -> bool:
@@ -561,7 +574,12 @@ def _is_casualties_death(sent: Sentence, context_death: bool) -> bool:
 def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool) -> Report | None:
     tok = sent.tokens[i]
     q = sent.quantities[tok.ref]
-    if _is_excluded_number(sent, i) or _is_range_end(sent, i):
+    figure = sent.text[tok.start : tok.end]
+    if _is_excluded_number(sent, i):
+        sent.note("casualties.not-a-count-of-people", "vetoed", figure)
+        return None
+    if _is_range_end(sent, i):
+        sent.note("casualties.range-upper-bound", "vetoed", figure)
         return None
     qualifier, start = _qualifier(sent, i)
     if q.vague is not None:
@@ -592,8 +610,9 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
     )
     if coordinated and previous is not None and previous.subset and previous.sentence is sent:
         subset = True  # "including one policeman and four army personnel"
-    outcome = _link_outcome(sent, i, start, end, noun)
+    outcome, pattern = _link_outcome(sent, i, start, end, noun)
     if outcome == "lumped":
+        sent.note(pattern, "vetoed", figure)
         return None
     if (
         outcome is None
@@ -603,13 +622,16 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
         and _bare_count(sent, end)
         and not (coordinated and _text(sent, start - 1) == "with")
     ):
-        outcome = previous.outcome
+        outcome, pattern = previous.outcome, "casualties.shares-outcome"
     if outcome is None:
+        sent.note(pattern, "vetoed", figure)
         return None
     if outcome == "casualties":
         if not _is_casualties_death(sent, death_ctx):
+            sent.note("casualties.casualties-not-deaths", "vetoed", figure)
             return None
         outcome = "killed"
+    sent.note(pattern, "fired", figure)
     category = _category_in(sent, start, end + 2, category)
     party = _party_in(sent, start, end) or _party_after(sent, end)
     generic = noun is None or sent.tokens[end].text in ("others", "people", "them", "whom")
@@ -634,32 +656,47 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
         cumulative=False,
         increment=q.value if increment else None,
         subset=subset,
+        # "One was burnt alive and the other stoned": a lone "one" opening the sentence
+        # is one of the people counted before, not one more
+        definite=noun is None and i == 0 and q.value == 1 and end == i,
+        pattern=pattern,
     )
 
 
+_LUMPED_ID = "casualties.killed-and-wounded-lumped"
+
+
 def _link_outcome(
-    sent: Sentence, i: int, start: int, end: int, noun: tuple[int, str] | None
-) -> str | None:
-    """The outcome of the count at token i, strongest cue first; "lumped" for "killed and
-    wounded" read together."""
-    before = _outcome_before(sent, start)
+    sent: Sentence, i: int, start: int, end: int, noun: tuple[int, Category] | None
+) -> tuple[Reading | None, str]:
+    """The outcome of the count at token i, strongest cue first ("lumped" for "killed and
+    wounded" read together), and the id of the pattern that decided it (or of the check
+    that found none)."""
+    before = _outcome_before(sent, start, end)
     if before is not None and _text(sent, start - 1) in ("of", "the"):
-        return before  # "the bodies of the eleven missing soldiers"
+        return before, "casualties.outcome-noun-of"  # "the bodies of the eleven missing soldiers"
     direct = _outcome_direct(sent, end)
     if direct:
-        return "lumped" if _LUMPED.match(sent.words(direct[1], direct[1] + 3)) else direct[0]
+        if _LUMPED.match(sent.words(direct[1], direct[1] + 3)):
+            return "lumped", _LUMPED_ID
+        return direct[0], "casualties.outcome-after"
     if before is not None:
         if noun is None and _counts_a_thing(sent, end):
-            return None  # "killed 15 livestock": a count of something else
-        return before
+            return None, "casualties.count-of-things"  # "killed 15 livestock"
+        return before, "casualties.outcome-before"
     if noun is None and _text(sent, i + 1) == "of":
-        return None  # "one of the attackers' cars", not a count of people
+        return None, "casualties.part-of-a-thing"  # "one of the attackers' cars"
+    if _text(sent, start - 1) == "by":
+        # "abducted by four men and stabbed to death": the agents, not victims
+        return None, "casualties.agents-not-victims"
     fwd = _outcome_forward(sent, end, strict=noun is None)
     if fwd:
-        return "lumped" if _LUMPED.match(sent.words(fwd[1], fwd[1] + 3)) else fwd[0]
+        if _LUMPED.match(sent.words(fwd[1], fwd[1] + 3)):
+            return "lumped", _LUMPED_ID
+        return fwd[0], "casualties.outcome-later"
     if noun and sent.tokens[noun[0]].text in _INHERENT:
-        return _INHERENT[sent.tokens[noun[0]].text]
-    return None
+        return _INHERENT[sent.tokens[noun[0]].text], "casualties.inherent-noun"
+    return None, "casualties.no-outcome"
 
 
 def _name_run(sent: Sentence, i: int) -> int:
@@ -682,6 +719,8 @@ def _counts_a_thing(sent: Sentence, end: int) -> bool:
         return False
     t = sent.tokens[end + 1]
     raw = sent.text[t.start : t.start + 1]
+    if _plural_people(t.text):
+        return False  # "killed 12 electricians": people the lexicon does not list
     return t.kind == "W" and raw.islower() and t.text not in _AUX and t.text not in _FUNCTION
 
 
@@ -714,31 +753,32 @@ def _subject_party(sent: Sentence, verb: int) -> str | None:
     return None
 
 
-_PASSIVE_OUT = {
-    "killed": r"(?:(?:\w+ and (?:later )?)?(?:shot (?:dead|and killed|to death|and died)|killed|"
-    r"found (?:dead|killed)|stabbed to death|"
-    r"beaten to death|hacked to death|burn(?:ed|t) (?:to death|alive)|stoned to death|"
-    r"tortured to death|lynched|executed|assassinated|murdered|beheaded|slain|"
+_PASSIVE_OUT: dict[Outcome, str] = {
+    "killed": r"(?:(?:\w+ and (?:later )?)?(?:"
+    + lexicon.alternation(lexicon.KILL_PASSIVE)
+    + r"|shot and died|found (?:dead|killed)|"
     r"fatally (?:shot|wounded|injured|stabbed|assaulted|attacked)|among (?:those|the) "
     r"(?:killed|dead)))",
     "wounded": r"(?:wounded|injured|hurt|shot and (?:wounded|injured))",
     "captured": r"(?:abducted|kidnapped|detained|captured|taken (?:hostage|captive|prisoner))",
     "missing": r"(?:missing|reported missing)",
 }
-_ACTIVE_OUT = {
-    "killed": r"(?:killed|killing|kills|assassinated|assassinating|murdered|murdering|executed|"
-    r"fatally (?:shot|stabbed|wounded|injured)|shot and killed|"
-    r"executing|beheaded|beheading|lynched|shot dead|shot and killed|stabbed to death|"
-    r"beat to death|beaten to death|hacked to death)",
+_ACTIVE_OUT: dict[Outcome, str] = {
+    "killed": r"(?:(?:\w+ and )?(?:"
+    + lexicon.alternation(lexicon.KILL_FINITE)
+    + ")"
+    + r"|fatally (?:shot|stabbed|wounded|injured))",
     "wounded": r"(?:wounded|wounding|injured|injuring)",
     "captured": r"(?:kidnapped|kidnapping|abducted|abducting|captured|capturing)",
 }
 _ADVERBS = r"(?:(?:reportedly|allegedly|also|later|then|subsequently|eventually|initially) )*"
-_NP = r"(?P<np>(?:\S+ ){0,7}?)"
-_SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+_NP = r"(?P<np>(?:\S+ ){0,9}?)"
+# (outcome, pattern id, pattern) for one person (or a pair) named without a count.
+_SINGLE_PATTERNS: tuple[tuple[Outcome, str, re.Pattern[str]], ...] = tuple(
     [
         (
             out,
+            "casualties.one-person-passive",
             re.compile(
                 rf"\b(?P<det>a|an|the|another) {_NP}(?:, (?:\S+ ){{1,5}}?, )?"
                 rf"(?:who |that )?(?:was|has been|"
@@ -750,22 +790,50 @@ _SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     + [
         (
             "killed",
+            "casualties.one-person-died",
             re.compile(
                 rf"\b(?P<det>a|an|the|another) {_NP}(?:who |that )?{_ADVERBS}"
                 r"(?:died|dies|succumbed|was dead)\b"
             ),
         ),
+        (  # "a man was shot in the head and later died", "was injured ... and died"
+            "killed",
+            "casualties.hurt-then-died",
+            re.compile(
+                rf"\b(?P<det>a|an|the|another) {_NP}(?:who |that )?(?:was|had been) "
+                rf"{_ADVERBS}(?:shot|stabbed|wounded|injured|hit|beaten)\b(?: \S+){{0,6}}? "
+                r"and (?:later |subsequently |eventually )?(?:died|succumbed)\b"
+            ),
+        ),
+        (  # "a man's body was found"
+            "killed",
+            "casualties.body-found",
+            re.compile(
+                r"\b(?P<det>a|an|the|another) (?P<np>(?:\S+ ){0,3}?)'s (?:body|corpse|remains) "
+                r"(?:was|were|has been) (?:found|recovered|discovered)\b"
+            ),
+        ),
         (
             "killed",
+            "casualties.death-of-one-person",
             re.compile(
                 r"\b(?:death|killing|murder|assassination|lynching) of "
                 r"(?P<det>a|an|the|another) (?P<np>)"
             ),
         ),
-        ("killed", re.compile(r"\b(?:killing|killed|shot) (?P<det>him|her)(?: dead)?\b(?P<np>)")),
-        ("killed", re.compile(r"\b(?:body|corpse|remains) of (?P<det>a|an|the|another) (?P<np>)")),
         (
             "killed",
+            "casualties.killed-him-or-her",
+            re.compile(r"\b(?:killing|killed|shot) (?P<det>him|her)(?: dead)?\b(?P<np>)"),
+        ),
+        (
+            "killed",
+            "casualties.body-of-one-person",
+            re.compile(r"\b(?:body|corpse|remains) of (?P<det>a|an|the|another) (?P<np>)"),
+        ),
+        (
+            "killed",
+            "casualties.one-person-to-death",
             re.compile(
                 r"\b(?:stabbed|beat|beaten|shot|hacked|burned|burnt|stoned|tortured|"
                 r"clubbed|strangled) (?P<det>a|an|the|another) "
@@ -774,15 +842,19 @@ _SINGLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
     ]
     + [
-        (out, re.compile(rf"\b{pat} (?P<det>a|an|the|another) (?P<np>)"))
+        (
+            out,
+            "casualties.one-person-object",
+            re.compile(rf"\b{pat} (?P<det>a|an|the|another) (?P<np>)"),
+        )
         for out, pat in _ACTIVE_OUT.items()
     ]
 )
 # A word that every pattern of an outcome above contains (checked first: one cheap scan).
 _SINGLE_CUES = re.compile(
-    r"\b(?:(?P<killed>kill|dead|death|die|shot (?:him|her)\b|slain|lynch|execut|assassin|"
-    r"murder|behead|fatal|burn|succumb|body|corpse|remains|stab|beat|hack|ston|tortur|club|"
-    r"strangl)|"
+    r"\b(?:(?P<killed>dead|death|shot (?:him|her)\b|fatal|body|corpse|remains|"
+    + trie_pattern(lexicon.trigger_words())
+    + r")|"
     r"(?P<wounded>wound|injur|hurt)|(?P<captured>abduct|kidnap|detain|captur|taken)|"
     r"(?P<missing>missing))"
 )
@@ -809,22 +881,27 @@ def _singulars(sent: Sentence) -> list[Report]:
     out: list[Report] = []
     taken: set[int] = set()
     outcomes = {m.lastgroup for m in _SINGLE_CUES.finditer(sent.sig)}
-    for outcome, rx in _SINGLE_PATTERNS:
+    for outcome, pattern, rx in _SINGLE_PATTERNS:
         if outcome not in outcomes:
             continue  # each pattern needs a word of its outcome: skip the costly scan
-        for m in rx.finditer(sent.sig):
+        inside = -1  # the end of the last phrase read as people: its inner "a" is no one new
+        for m in _matches(rx, sent.sig):
             det_tok = sent.token_at(m.start("det"))
-            if det_tok in taken:
+            if det_tok in taken or det_tok < inside:
                 continue
             np_tokens = sent.tokens[det_tok + 1 : det_tok + 1 + len(m.group("np").split())]
             if m.group("np") == "":
                 np_tokens = _np_after(sent, det_tok + 1)
             people = _people_count(np_tokens)
+            phrase = sent.raw(det_tok, det_tok + 1 + len(np_tokens))
             if people == 0:
+                sent.note(pattern, "vetoed", f"{phrase}: not a person")
                 continue
+            sent.note(pattern, "fired", phrase)
             taken.add(det_tok)
+            inside = sent.token_at(m.end() - 1)
             det = m.group("det")
-            category = next(
+            category: Category = next(
                 (_SINGULAR_NOUNS[t.text] for t in np_tokens if t.text in _SINGULAR_NOUNS), UNKNOWN
             )
             out.append(
@@ -843,9 +920,27 @@ def _singulars(sent: Sentence) -> list[Report]:
                         _text(sent, det_tok - 1) == "and"
                         and "including" in sent.words(det_tok - 6, det_tok)
                     ),
-                    definite=det in ("the", "him", "her"),
+                    # "the mayor along with three guards": a person of its own, not a
+                    # reference back to a figure given elsewhere
+                    definite=det in ("the", "him", "her")
+                    and len(_head(np_tokens)) == len(np_tokens),
+                    pattern=pattern,
                 )
             )
+    return out
+
+
+def _matches(rx: re.Pattern[str], sig: str) -> list[re.Match[str]]:
+    """Every match, each searched from just past the previous one's determiner: a phrase
+    that names no person ("an intense shoot-out broke out and a suspect") must not hide the
+    one inside it ("a suspect was shot")."""
+    out: list[re.Match[str]] = []
+    pos = 0
+    while (m := rx.search(sig, pos)) is not None:
+        out.append(m)
+        pos = m.start("det") + 1
+        # Inside a phrase that names a person the later determiners are its own ("a
+        # supporter of a party member"): those are skipped by the caller (see `inside`).
     return out
 
 
@@ -853,6 +948,10 @@ def _np_after(sent: Sentence, k: int) -> list[Token]:
     out: list[Token] = []
     while k < len(sent.tokens) and len(out) < 6:
         t = sent.tokens[k]
+        if t.text == "and" and _text(sent, k + 1) in _PAIR_SECOND and out:
+            out.append(t)  # "a commander and his son": a pair, read by _people_count
+            k += 1
+            continue
         if t.text in _NP_STOP or t.text in ("in", "on", "at", "near", "from", "of", "to", "for"):
             break
         out.append(t)
@@ -861,19 +960,14 @@ def _np_after(sent: Sentence, k: int) -> list[Token]:
 
 
 _PAIR_SECOND = frozenset(words("his her their a an another the its"))
-# Singular nouns of people beyond the categories above, for pairs ("a man and his son").
-_RELATIONS = frozenset(
-    words(
-        "brother sister son daughter father mother wife husband cousin nephew niece uncle aunt "
-        "companion friend bodyguard colleague neighbour neighbor relative aide suspect partner "
-        "grandson granddaughter grandfather grandmother"
-    )
-)
 
 
 def _people_count(np_tokens: list[Token]) -> int:
     """How many people a phrase after "a"/"the" names: one ("a farmer"), two when two
-    people nouns are joined ("a farmer and his brother"), else none."""
+    people nouns are joined ("a farmer and his brother"), else none. Only the head counts:
+    "the mayor of a town", "the chief, his nephews and ...", "a commander along with three
+    of his guards" name one person here (the others are counts of their own)."""
+    np_tokens = _head(np_tokens)
     texts = [t.text for t in np_tokens]
     if texts.count("and") == 1:
         k = texts.index("and")
@@ -882,16 +976,52 @@ def _people_count(np_tokens: list[Token]) -> int:
             first
             and second
             and texts[k + 1] in _PAIR_SECOND
-            and _person_noun(first[-1])
-            and _person_noun(second[-1])
+            and _person_noun(first[-1], agentive=True)
+            and _person_noun(second[-1], agentive=True)
             and all(w not in _NP_STOP for w in first + second)
         ):
             return 2
     return 1 if _single_person(np_tokens) else 0
 
 
-def _person_noun(word: str) -> bool:
-    return word in _SINGULAR_NOUNS or word in _RELATIONS
+def _head(np_tokens: list[Token]) -> list[Token]:
+    """The phrase up to where it leaves its head person noun: a comma, "along with",
+    "together with", or "of" right after it."""
+    for k, t in enumerate(np_tokens):
+        w = t.text
+        nxt = np_tokens[k + 1].text if k + 1 < len(np_tokens) else ""
+        if (
+            k
+            and (w in (",", "of") or (w in ("along", "together") and nxt == "with"))
+            and _person_noun(np_tokens[k - 1].text, agentive=True)
+        ):
+            return np_tokens[:k]
+    return np_tokens
+
+
+def _person_noun(word: str, agentive: bool = False) -> bool:
+    """A singular noun of a person; with `agentive`, also any agent noun ("commissioner",
+    "governor", "economist"), for places where only a person can stand."""
+    if word in _SINGULAR_NOUNS:
+        return True
+    return agentive and len(word) > 5 and word.endswith(_AGENT_SUFFIXES)
+
+
+_AGENT_SUFFIXES = ("er", "or", "ist", "ian", "man", "ant", "ent")
+
+
+def _unlisted_people(word: str, nxt: str) -> bool:
+    """A plural noun the lexicon lacks, right before a verb that people undergo ("46
+    surgeons were killed", "9 midwives died", "12 electricians killed")."""
+    verb = nxt in _AUX or nxt in _OUTCOME_WORDS or nxt in lexicon.KILL_ACTIVE
+    return verb and _plural_people(word)
+
+
+def _plural_people(word: str) -> bool:
+    """A plural that may name people: not an animal or a thing (`not_people` in
+    data/casualty_words.yaml, or a thing noun the reader knows)."""
+    plural = word.endswith("men") or (len(word) > 3 and word.endswith("s"))
+    return plural and word not in lexicon.NOT_PEOPLE and word.rstrip("s") not in _NOT_PERSON
 
 
 def _single_person(np_tokens: list[Token]) -> bool:
@@ -908,6 +1038,9 @@ def _single_person(np_tokens: list[Token]) -> bool:
     return not (words_only and words_only[-1].text in _NOT_PERSON)
 
 
+_BOTH_ID = "casualties.both-people"
+
+
 def _both(sent: Sentence) -> list[Report]:
     """ "Both victims died", "both pilots were captured": two people."""
     out: list[Report] = []
@@ -920,13 +1053,19 @@ def _both(sent: Sentence) -> list[Report]:
         fwd = _outcome_forward(sent, noun[0], strict=False)
         if fwd is None:
             continue
+        sent.note(_BOTH_ID, "fired", sent.raw(i, noun[0] + 1))
+        party = _party_in(sent, i, noun[0])
         out.append(
-            Report(sent, i, fwd[0], 2, "exact", None, noun[1], _party_in(sent, i, noun[0]), False)
+            Report(sent, i, fwd[0], 2, "exact", None, noun[1], party, False, pattern=_BOTH_ID)
         )
     return out
 
 
 # --- totals, increments, earlier wars ---------------------------------------------------------
+
+
+_INCREASE_ID = "casualties.increase-to-total"
+_TOTAL_ID = "casualties.toll-total"
 
 
 def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], set[int]]:
@@ -942,7 +1081,9 @@ def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], se
             continue
         outcome = _sentence_outcome(sent, death_ctx)
         if outcome is None:
+            sent.note(_INCREASE_ID, "vetoed", f"{sent.raw_match(m)}: no outcome in the sentence")
             continue
+        sent.note(_INCREASE_ID, "fired", sent.raw_match(m))
         qualifier, _ = _qualifier(sent, tot_tok)
         noun_party = _party_in(sent, 0, tot_tok)
         category = _sentence_category(sent)
@@ -958,20 +1099,21 @@ def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], se
                 party=noun_party,
                 cumulative=True,
                 increment=sent.quantities[inc_ref].value,
+                pattern=_INCREASE_ID,
             )
         )
         used.update((inc_tok, tot_tok))
     return out, used
 
 
-def _token_of_ref(sent: Sentence, kind: str, ref: int) -> int | None:
+def _token_of_ref(sent: Sentence, kind: TokenKind, ref: int) -> int | None:
     for i, t in enumerate(sent.tokens):
         if t.kind == kind and t.ref == ref:
             return i
     return None
 
 
-def _sentence_outcome(sent: Sentence, death_ctx: bool) -> str | None:
+def _sentence_outcome(sent: Sentence, death_ctx: bool) -> Outcome | None:
     sig = sent.sig
     if re.search(r"\b(?:killed|dead|death|deaths|died|fatalities|lives)\b", sig):
         return "killed"
@@ -984,7 +1126,7 @@ def _sentence_outcome(sent: Sentence, death_ctx: bool) -> str | None:
     return None
 
 
-def _sentence_category(sent: Sentence) -> str:
+def _sentence_category(sent: Sentence) -> Category:
     for t in sent.tokens:
         if t.text in _PLURAL_NOUNS and _PLURAL_NOUNS[t.text] != UNKNOWN:
             return _PLURAL_NOUNS[t.text]
@@ -1015,8 +1157,11 @@ def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Repo
         ):
             continue
         outcome = _toll_outcome(before, after, sent, death_ctx)
+        figure = sent.text[t.start : t.end]
         if outcome is None:
+            sent.note(_TOTAL_ID, "vetoed", f"{figure}: no outcome near the total")
             continue
+        sent.note(_TOTAL_ID, "fired", figure)
         if q.vague is not None:
             qualifier = "vague"
         out.append(
@@ -1027,16 +1172,46 @@ def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Repo
                 count=q.value,
                 qualifier=qualifier,
                 acled=q.acled,
-                category=_sentence_category(sent) if "death toll" not in before[-60:] else UNKNOWN,
+                category=_toll_category(sent, i, before),
                 party=_party_in(sent, max(0, start - 12), i),
                 cumulative=True,
+                pattern=_TOTAL_ID,
             )
         )
         used.add(i)
     return out
 
 
-def _toll_outcome(before: str, after: str, sent: Sentence, death_ctx: bool) -> str | None:
+# The people a toll counts, named on the toll itself: "the death toll among civilians", "the
+# number of soldiers killed" (the words after "among"/"of"), "the civilian death toll".
+_TOLL_OF = re.compile(r"\b(?:toll|number|total|tally|count) (?:among|of) (?:the )?(\S+)(?: (\S+))?")
+_TOLL_ADJECTIVE = re.compile(r"(\S+) (?:death )?toll\b")
+
+
+def _word_category(word: str) -> Category | None:
+    if word in ("civilian", "military"):
+        return CIVILIAN if word == "civilian" else MILITARY
+    found = _PLURAL_NOUNS.get(word) or _SINGULAR_NOUNS.get(word)
+    return found if found != UNKNOWN else None
+
+
+def _toll_category(sent: Sentence, i: int, before: str) -> Category:
+    """Whose toll: the people named right after the figure ("rose to 134 civilians"), else on
+    the toll itself ("the death toll among civilians"), else anywhere in the sentence unless
+    it is a plain death toll (whose other nouns rarely say whom it counts)."""
+    noun = _person_after(sent, i)
+    if noun is not None and noun[0] <= i + 2 and noun[1] != UNKNOWN:
+        return noun[1]
+    for rx in (_TOLL_OF, _TOLL_ADJECTIVE):
+        for m in reversed(list(rx.finditer(before[-120:]))):
+            for word in m.groups():
+                found = _word_category(word) if word else None
+                if found is not None:
+                    return found
+    return _sentence_category(sent) if "death toll" not in before[-60:] else UNKNOWN
+
+
+def _toll_outcome(before: str, after: str, sent: Sentence, death_ctx: bool) -> Outcome | None:
     tail = before[-90:] + " " + after[:60]
     if re.search(r"\b(?:wounded|injured|injuries)\b", tail) and not re.search(
         r"\bdeath toll\b", before[-90:]
@@ -1060,6 +1235,7 @@ def _mark_cumulative(sent: Sentence, reports: list[Report]) -> None:
     cue = bool(_CUMULATIVE_CUES.search(sig))
     historical = not re.search(r"\bsince\b", sig) and (
         bool(_DECADE.search(sent.quote))
+        or bool(_WAR_YEARS.search(sig))
         or (bool(_HISTORICAL_CUES.search(sig)) and _historical_year(sent))
     )
     for r in reports:
@@ -1090,11 +1266,15 @@ def _historical_year(sent: Sentence) -> bool:
 
 # Word stems without which no casualty can be read: the cheap test that lets the passage
 # skip a sentence (normalize.py scans the whole text for every module's stems at once).
-TRIGGERS = words(
-    "kill dead die death wound injur hurt abduct kidnap detain captur missing body bodies "
-    "corpse execut murder assassin behead lynch slain succumb shot casualt fatal toll "
-    "lives hostage prisoner captive pows victim lost eliminat neutrali massacr slaughter "
-    "perish"
+TRIGGERS = sorted(
+    {
+        *words(
+            "kill dead die death wound injur hurt abduct kidnap detain captur missing body "
+            "bodies corpse shot casualt fatal toll lives hostage prisoner captive pows victim "
+            "lost neutrali"
+        ),
+        *lexicon.trigger_words(),  # every form of every killing and dying verb
+    }
 )
 _ANY_OUTCOME = re.compile(r"\b(?:" + trie_pattern(TRIGGERS) + ")")
 
@@ -1115,6 +1295,7 @@ def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
             previous = r
     taken = {r.token for r in reports}
     reports += [r for r in _singulars(sent) + _both(sent) if r.token not in taken]
+    reports += [extra for r in reports for extra in _coordinated_outcome(sent, r)]
     reports = [split for r in reports for split in _per_side(sent, r)]
     reports.sort(key=lambda r: r.token)
     if not reports:
@@ -1122,8 +1303,102 @@ def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
     claimed = bool(re.search(r"\bclaim(?:s|ed)?\b", sent.sig))
     for r in reports:
         r.claimed = claimed
+        r.place = _place_near(sent, r.token)
     _mark_cumulative(sent, reports)
     return reports
+
+
+_PLACE_PREPS = frozenset(words("in at near outside around"))
+_PLACE_NOUNS = frozenset(words("city town village region province state district area camp"))
+_WEEKDAYS = frozenset(words("monday tuesday wednesday thursday friday saturday sunday"))
+
+
+def _place_near(sent: Sentence, i: int) -> str | None:
+    """The city or region a figure is for: the place phrase ("in El Fasher", "in the town of
+    Nyala", "near Khartoum") nearest to it in its clause, within a dozen tokens. States and
+    the watch's parties are not places here: a country's toll is the watch's own."""
+    best: tuple[int, str] | None = None
+    for k in range(max(0, i - 14), min(len(sent.tokens), i + 14)):
+        t = sent.tokens[k]
+        if t.kind != "W" or t.text not in _PLACE_PREPS:
+            continue
+        j = k + 1
+        if (
+            _text(sent, j) == "the"
+            and _text(sent, j + 1) in _PLACE_NOUNS
+            and _text(sent, j + 2) == "of"
+        ):
+            j += 3
+        name = _place_name(sent, j)
+        lo, hi = min(k, i), max(k, i)
+        if name is None or any(x.text in (";", ".", ":") for x in sent.tokens[lo:hi]):
+            continue
+        if best is None or abs(k - i) < best[0]:
+            best = (abs(k - i), name)
+    return best[1] if best else None
+
+
+def _place_name(sent: Sentence, j: int) -> str | None:
+    """A run of up to four capitalised words (or a capital city) starting at token j."""
+    end = j
+    while end < len(sent.tokens) and end - j < 4:
+        t = sent.tokens[end]
+        if t.kind == "E":
+            m = sent.mentions[t.ref]
+            if m.party or m.form != "capital":
+                break
+        elif (
+            t.kind != "W"
+            or not sent.text[t.start].isupper()
+            or t.text in MONTHS
+            or t.text in _WEEKDAYS
+            or t.text in _FUNCTION
+        ):
+            break
+        end += 1
+    if end == j:
+        return None
+    return sent.text[sent.tokens[j].start : sent.tokens[end - 1].end]
+
+
+_TAKEN = frozenset(words("kidnapped abducted captured seized detained"))
+_THEN = frozenset(words("later then subsequently eventually"))
+
+
+def _coordinated_outcome(sent: Sentence, r: Report) -> list[Report]:
+    """ "Were kidnapped and killed", "abducted and killed five": the same people were
+    captured and killed, so the figure is a report of each."""
+    texts = _texts(sent)
+    if r.outcome == "captured":
+        for k in range(r.token + 1, min(len(texts) - 2, r.token + 14)):
+            if texts[k] in _CLAUSE_STOP:
+                break
+            if texts[k] in _TAKEN and texts[k + 1] == "and":
+                m = k + 2 + (texts[k + 2] in _THEN)
+                if m < len(texts) and (
+                    lexicon.phrase_at(texts, m, lexicon.KILL_PASSIVE) is not None
+                ):
+                    return [dataclasses.replace(r, outcome="killed")]
+                break
+    elif r.outcome == "killed":
+        for k in range(r.token - 1, max(1, r.token - 5), -1):
+            start = next(
+                (
+                    b
+                    for b in range(k, max(-1, k - 3), -1)
+                    if lexicon.phrase_at(texts, b, lexicon.KILL_ACTIVE) == k + 1
+                ),
+                None,
+            )
+            if start is None:
+                continue
+            back = start - 1
+            while back > 1 and texts[back] in _THEN:
+                back -= 1
+            if back > 0 and texts[back] == "and" and texts[back - 1] in _TAKEN:
+                return [dataclasses.replace(r, outcome="captured")]
+            break
+    return []
 
 
 _EACH_SIDE = re.compile(r"^(?:\S+ ){0,4}?(?:from|on|of) (?:each|either) side\b")
@@ -1154,15 +1429,20 @@ def merge_passage(reports: list[Report]) -> list[Report]:
     increments = {(r.outcome, r.increment) for r in reports if r.increment is not None}
     for r in reports:
         if r.increment is None and (r.outcome, r.count) in increments:
+            r.sentence.note("casualties.increment-of-a-total", "vetoed", f"{r.count} {r.outcome}")
             continue
         if r.definite and r.count == 1 and r.outcome in has_other:
+            r.sentence.note("casualties.refers-back", "vetoed", f"one {r.outcome}")
             continue
         vague = r.qualifier == "vague"
         key = (r.outcome, r.count, r.historical, vague, r.category if vague else "")
         first = seen.get(key)
+        if first is not None and first.sentence is r.sentence and first.token != r.token:
+            first = None  # "his two cousins and two others": two figures, not one repeated
         if first is not None and (first.party is None or r.party is None or first.party == r.party):
             if first.party is None and r.party is not None:
                 first.party = r.party
+            r.sentence.note("casualties.repeated-figure", "vetoed", f"{r.count} {r.outcome}")
             continue
         seen[key] = r
         out.append(r)
@@ -1198,10 +1478,60 @@ def _totals_of_parts(reports: list[Report]) -> None:
             by_outcome.setdefault(r.outcome, []).append(r)
     for group in by_outcome.values():
         for r in group:
-            parts = [p for p in group if p is not r and p.increment is None]
+            # The total is given before its parts ("8 killed, 5 from A and 3 from B"); a
+            # figure after them is one more part ("the chief, two aides and three others").
+            parts = [
+                p
+                for p in group
+                if p is not r
+                and p.increment is None
+                and (p.sentence.index, p.token) > (r.sentence.index, r.token)
+            ]
             if len(parts) >= 2 and sum(p.count or 0 for p in parts) == r.count:
                 r.cumulative = True
 
 
-def tokens_text(tokens: list[Token]) -> str:
-    return " ".join(t.text for t in tokens)
+# --- the reader -----------------------------------------------------------------------------
+
+# Words that make "casualties" mean deaths in this sentence or the one after it.
+_DEATH_WORDS = re.compile(r"\b(?:death|deaths|dead|killed|died|fatalit\w*|toll)\b")
+
+
+class CasualtyReader:
+    """Casualty figures of one text: each sentence's reports, merged over the passage."""
+
+    topic = "casualties"
+    triggers = TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        reports: list[Report] = []
+        for i, sent in enumerate(sentences):
+            if self.topic not in sent.topics:
+                continue
+            ctx = bool(_DEATH_WORDS.search(sent.quote.lower())) or (
+                i > 0 and bool(_DEATH_WORDS.search(sentences[i - 1].quote.lower()))
+            )
+            reports += read_sentence(sent, ctx)
+        return [_fact(r, watch) for r in merge_passage(reports)]
+
+
+def _fact(r: Report, watch: Watch | None) -> Casualties:
+    return Casualties(
+        **r.sentence.provenance(r.pattern or "casualties"),
+        stance="claimed" if r.claimed else "reported",
+        party=r.party,
+        side=watch.side_of(r.party) if watch else None,
+        category=r.category,
+        outcome=r.outcome,
+        count=r.count,
+        qualifier=r.qualifier,
+        cumulative=r.cumulative,
+        increment=r.increment if r.increment != r.count else None,
+        historical=r.historical,
+        acled_count=r.acled if r.qualifier == "vague" else None,
+        place=r.place,
+        subset=r.subset,
+    )
+
+
+READER = CasualtyReader()

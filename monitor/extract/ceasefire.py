@@ -9,9 +9,12 @@ one status (CONVENTIONS.md). Brokers come from brokering phrases ("Russian-broke
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.events import Ceasefire, CeasefireStatus, Fact
 from monitor.extract.analysis import Sentence, words
+from monitor.watches import Watch
 
 # Stems every ceasefire name starts with (the passage-level prefilter, see normalize.py).
 TRIGGERS = words("cease cessation truce armistice pause")
@@ -20,7 +23,7 @@ _TRIGGER = re.compile(
     r"\b(?:ceasefires?|cease-fires?|truces?|cessation of (?:all )?(?:hostilities|fire)|"
     r"cease (?:the )?(?:hostilities|fire)|armistice|pause in (?:the )?(?:fighting|hostilities))\b"
 )
-_STATUS_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+_STATUS_CUES: tuple[tuple[CeasefireStatus, re.Pattern[str]], ...] = (
     (
         "called_for",
         re.compile(
@@ -87,10 +90,11 @@ _WINDOW = 14
 
 @dataclass(frozen=True, slots=True)
 class CeasefireHit:
-    status: str
+    status: CeasefireStatus
     broker: str | None
     count: int | None
     sentence: Sentence
+    pattern: str
 
 
 def _near(sent: Sentence, cue: re.Match[str], triggers: list[re.Match[str]]) -> bool:
@@ -205,23 +209,41 @@ def _proposer(sent: Sentence, cue: re.Match[str]) -> str | None:
     return None
 
 
+# A status cue found near a ceasefire's name: the match and the id of its pattern.
+_Cue = tuple[re.Match[str], str]
+
+
+def _cue_id(status: CeasefireStatus) -> str:
+    return f"ceasefire.{status.replace('_', '-')}-cue"
+
+
 def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]:
     sig = sent.sig
-    triggers = [t for t in _TRIGGER.finditer(sig) if not sig[: t.start()].endswith("no ")]
+    triggers = []
+    for t in _TRIGGER.finditer(sig):
+        if sig[: t.start()].endswith("no "):
+            sent.note("ceasefire.name", "vetoed", f"no {sent.raw_match(t)}")
+        else:
+            triggers.append(t)
     if not triggers:
         return []
-    statuses: dict[str, re.Match[str]] = {}
+    statuses: dict[CeasefireStatus, _Cue] = {}
     for status, pattern in _STATUS_CUES:
+        far: re.Match[str] | None = None
         for cue in pattern.finditer(sig):
             if _near(sent, cue, triggers):
-                statuses.setdefault(status, cue)
+                statuses.setdefault(status, (cue, _cue_id(status)))
                 break
-    for pattern in (_DESPITE, _RESUMED):
+            far = far or cue
+        if status not in statuses and far is not None:
+            sent.note(_cue_id(status), "vetoed", f"{sent.raw_match(far)}: far from the name")
+    for pattern, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
         found_cue = pattern.search(sig)
         if found_cue and "collapsed" not in statuses:
-            statuses.setdefault("violated", found_cue)
-    if _NEGATED.search(sig):
-        statuses.pop("violated", None)
+            statuses.setdefault("violated", (found_cue, name))
+    negated = _NEGATED.search(sig)
+    if negated and "violated" in statuses:
+        sent.note(statuses.pop("violated")[1], "vetoed", sent.raw_match(negated))
     found = brokers(sent, parties)
     mediated = bool(re.search(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)) and bool(
         found
@@ -232,33 +254,75 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     count_m = _COUNT.search(sig)
     count = sent.quantities[int(count_m.group(1)[1:])].value if count_m else None
     out: list[CeasefireHit] = []
-    for status, cue in statuses.items():
+    for status, (cue, pattern) in statuses.items():
+        sent.note(pattern, "fired", sent.raw_match(cue))
         if status == "called_for":
-            out.append(CeasefireHit(status, None, None, sent))
+            out.append(CeasefireHit(status, None, None, sent, pattern))
             continue
         names = found
         if status == "proposed" and not names:
             proposer = _proposer(sent, cue)
             names = [proposer] if proposer else []
         if not names:
-            out.append(CeasefireHit(status, None, count, sent))
+            out.append(CeasefireHit(status, None, count, sent, pattern))
         for code in names:
-            out.append(CeasefireHit(status, code, count, sent))
+            out.append(CeasefireHit(status, code, count, sent, pattern))
     return out
 
 
 def _resolve(
-    statuses: dict[str, re.Match[str]], sent: Sentence, parties: frozenset[str], mediated: bool
-) -> dict[str, re.Match[str]]:
+    statuses: dict[CeasefireStatus, _Cue],
+    sent: Sentence,
+    parties: frozenset[str],
+    mediated: bool,
+) -> dict[CeasefireStatus, _Cue]:
     """An announcement that both sides made, or one with a mediator, is an agreement; one
     that is violated or collapsed was in force, so it is no mere proposal."""
     sig = sent.sig
-    if "proposed" in statuses and (mediated or _joint(sent, statuses["proposed"], parties)):
-        statuses.setdefault("agreed", statuses["proposed"])
+    if "proposed" in statuses and (mediated or _joint(sent, statuses["proposed"][0], parties)):
+        cue = statuses["proposed"][0]
+        statuses.setdefault("agreed", (cue, "ceasefire.announced-jointly-or-mediated"))
     if "proposed" in statuses and (
         "agreed" in statuses or "violated" in statuses or "collapsed" in statuses
     ):
-        statuses.pop("proposed")
-    if "proposed" in statuses and sig[: statuses["proposed"].start()].endswith(" to "):
-        statuses.pop("proposed")  # "called on them to declare a truce": still an appeal
+        cue, pattern = statuses.pop("proposed")
+        sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: the truce was in force")
+    if "proposed" in statuses and sig[: statuses["proposed"][0].start()].endswith(" to "):
+        cue, pattern = statuses.pop("proposed")  # "called on them to declare a truce"
+        sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: still an appeal")
     return statuses
+
+
+class CeasefireReader:
+    """Ceasefire facts of one text: one per (status, broker), with the largest count given."""
+
+    topic = "ceasefire"
+    triggers = TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        parties = frozenset(watch.parties) if watch else frozenset()
+        seen: dict[tuple[str, str | None], int] = {}
+        out: list[Ceasefire] = []
+        for sent in sentences:
+            if self.topic not in sent.topics:
+                continue
+            for hit in read_sentence(sent, parties):
+                key = (hit.status, hit.broker)
+                if key in seen:
+                    prev = out[seen[key]]
+                    if hit.count and (prev.count or 0) < hit.count:
+                        out[seen[key]] = prev.model_copy(update={"count": hit.count})
+                    continue
+                seen[key] = len(out)
+                out.append(
+                    Ceasefire(
+                        **sent.provenance(hit.pattern),
+                        status=hit.status,
+                        broker=hit.broker,
+                        count=hit.count,
+                    )
+                )
+        return list(out)
+
+
+READER = CeasefireReader()

@@ -7,13 +7,16 @@ actor, with every actor named (places and reporters excluded) as a participant.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from monitor.events import Diplomacy, DiplomacyKind, Fact
 from monitor.extract.analysis import Sentence, words
+from monitor.watches import Watch
 
 # Stems every diplomatic act below starts with (the passage-level prefilter, see normalize.py).
 TRIGGERS = words("recogni phone telephone spoke speak call met meet summit talks negotiat")
 
-_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+_KINDS: tuple[tuple[DiplomacyKind, re.Pattern[str]], ...] = (
     ("recognition", re.compile(r"\brecogni[sz](?:e|ed|es|ing)\b(?! as part)")),
     (
         "call",
@@ -27,13 +30,16 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-def read_sentence(sent: Sentence) -> tuple[str, list[str]] | None:
+def read_sentence(sent: Sentence) -> tuple[DiplomacyKind, list[str]] | None:
     """(kind, participant codes) for the first diplomatic act named in the sentence."""
     for kind, pattern in _KINDS:
-        if pattern.search(sent.sig):
+        found = pattern.search(sent.sig)
+        if found:
             participants = _participants(sent)
             if participants:
+                sent.note(f"diplomacy.{kind}", "fired", sent.raw_match(found))
                 return kind, participants
+            sent.note(f"diplomacy.{kind}", "vetoed", f"{sent.raw_match(found)}: no actor named")
             return None
     return None
 
@@ -46,3 +52,32 @@ def _participants(sent: Sentence) -> list[str]:
             if code not in out:
                 out.append(code)
     return out
+
+
+class DiplomacyReader:
+    """Diplomatic acts of one text: one per (kind, participants)."""
+
+    topic = "diplomacy"
+    triggers = TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        out: list[Fact] = []
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for sent in sentences:
+            if self.topic not in sent.topics:
+                continue
+            found = read_sentence(sent)
+            if found and (found[0], tuple(found[1])) not in seen:
+                kind, participants = found
+                seen.add((kind, tuple(participants)))
+                out.append(
+                    Diplomacy(
+                        **sent.provenance(f"diplomacy.{kind}"),
+                        kind=kind,
+                        participants=participants,
+                    )
+                )
+        return out
+
+
+READER = DiplomacyReader()

@@ -9,9 +9,12 @@ earlier downing refers back to it and adds nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.events import Asset, Downing, Fact
 from monitor.extract.analysis import Sentence, words
+from monitor.watches import Watch
 
 # Stems every downing verb starts with (the passage-level prefilter, see normalize.py).
 TRIGGERS = words("down intercept destroy")
@@ -28,7 +31,7 @@ _PASSIVE_BEFORE = re.compile(
 )
 # "aircraft that Ukraine claims to have shot down": a relative clause puts the object first.
 _RELATIVE_BEFORE = re.compile(r"\b(?:that|which)\b[^.;,]{0,45}$", re.IGNORECASE)
-_ASSETS: tuple[tuple[str, str], ...] = (
+_ASSETS: tuple[tuple[Asset, str], ...] = (
     (
         "drone",
         r"drones?|UAVs?|unmanned aerial vehicles?|unmanned aircraft|quadcopters?|"
@@ -69,20 +72,21 @@ _OWNER_GENERIC = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class DowningHit:
-    asset: str
+    asset: Asset
     owner: str | None
     claimed_by: str | None
     count: int
     sentence: Sentence
     definite: bool
+    pattern: str
 
 
-def _asset_kind(m: re.Match[str]) -> str:
+def _asset_kind(m: re.Match[str]) -> Asset:
     return next(name for name, _ in _ASSETS if m.group(name))
 
 
 def _object_after(s: str, pos: int) -> list[re.Match[str]]:
-    stop = _STOP.search(s, pos)
+    stop = _STOP.search(s, pos, pos + 110)  # past the 90 characters read, no stop matters
     end = min(stop.start() if stop else len(s), pos + 90)
     found: list[re.Match[str]] = []
     for m in _ASSET.finditer(s, pos, end):
@@ -224,26 +228,34 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
             before,
             re.IGNORECASE,
         ):
+            sent.note("downing.verb", "vetoed", f"{before.strip()} {t.group(0)}: negated")
             continue
         word = t.group(0).lower()
-        passive = bool(_PASSIVE_BEFORE.search(s[sent.start : t.start()])) or bool(t.group("pro"))
+        # The auxiliary and at most one word before the verb: a short window is enough.
+        lead = s[max(sent.start, t.start() - 60) : t.start()]
+        passive = bool(_PASSIVE_BEFORE.search(lead)) or bool(t.group("pro"))
         if word.startswith("downing") or (word.startswith("intercept") and not passive):
             passive = False
         if (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them")) or (
             passive and not word.startswith("downing")
         ):
+            pattern = "downing.object-before-passive-verb"
             assets = _object_before(s, t.start(), sent.start)
         else:
+            pattern = "downing.object-after-verb"
             object_first = word.startswith("intercept") or _RELATIVE_BEFORE.search(
                 s, max(sent.start, t.start() - 50), t.start()
             )
-            assets = _object_after(s, t.end()) or (
-                _object_before(s, t.start(), sent.start) if object_first else []
-            )
-        if word.startswith("destroy") and not passive and not assets:
+            assets = _object_after(s, t.end())
+            if not assets and object_first:
+                pattern = "downing.object-before-verb"
+                assets = _object_before(s, t.start(), sent.start)
+        if not assets:
+            sent.note(pattern, "vetoed", f"{t.group(0)}: no drone, aircraft or missile")
             continue
         claimant = _claimant(sent, t.start())
         for a in assets:
+            sent.note(pattern, "fired", f"{t.group(0)} / {a.group(0)}")
             count = _count_before(sent, a.start()) or 1
             head = s[max(sent.start, a.start() - 40) : a.start()].lower()
             definite = bool(re.search(r"\bthe\s+(?:\w+\s+){0,3}$", head))
@@ -255,6 +267,7 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
                     count,
                     sent,
                     definite,
+                    pattern,
                 )
             )
     return _dedupe(out)
@@ -272,14 +285,16 @@ def _dedupe(hits: list[DowningHit]) -> list[DowningHit]:
 
 
 def denied_by_owner(
-    sentences: list[Sentence], index: int, owner: str | None, claimant: str | None
+    sentences: Sequence[Sentence], index: int, owner: str | None, claimant: str | None
 ) -> bool:
     """Whether the owner disputes the downing in this or one of the next two sentences."""
     if owner is None or owner == claimant:
         return False
-    for sent in sentences[index : index + 3]:
+    for k, sent in enumerate(sentences[index : index + 3]):
         if not _DENIAL.search(sent.quote):
             continue
+        if k and not _about_a_downing(sent.quote):
+            continue  # "... denied the RSF claim that it bombed a market": another claim
         if sent.speaker_code == owner:
             return True
         codes = {m.code for m in sent.mentions}
@@ -292,3 +307,74 @@ def denied_by_owner(
         ):
             return True
     return False
+
+
+# A later sentence's denial concerns the downing only when it speaks of one (an aircraft, a
+# loss, a crash) or denies bare: "denied it", "dismissed the claim as propaganda".
+_DOWNING_WORDS = re.compile(
+    r"\b(?:down\w*|intercept\w*|lost|lose|losing|loss|losses|crash\w*|malfunction\w*|"
+    r"technical|engine|accident\w*|wreck\w*|debris)\b",
+    re.IGNORECASE,
+)
+_BARE_DENIAL = re.compile(
+    r"\b(?:denied|denies|deny|dismissed|rejected|refuted)\s+(?:it|this|that|the\s+"
+    r"(?:claims?|reports?|allegations?))\s*(?:$|[.,;:]|as\b|outright\b)",
+    re.IGNORECASE,
+)
+
+
+# "the claim from Baku was false" refers back to the downing; "the claim that its jets bombed
+# a market" says what it denies, and that is a downing only if it says so.
+_CLAIM = r"\b(?:claims?|reports?|allegations?|assertions?)\b"
+_CLAIM_REFERENCE = re.compile(_CLAIM + r"(?!\s+(?:that|of|about)\b)", re.IGNORECASE)
+_CLAIM_CONTENT = re.compile(_CLAIM + r"\s+(?:that|of|about)\b", re.IGNORECASE)
+
+
+def _about_a_downing(quote: str) -> bool:
+    content = _CLAIM_CONTENT.search(quote)
+    if content:
+        return bool(_DOWNING_WORDS.search(quote, content.end()))
+    return any(rx.search(quote) for rx in (_ASSET, _DOWNING_WORDS, _BARE_DENIAL, _CLAIM_REFERENCE))
+
+
+class DowningReader:
+    """Downings of one text: one per (asset, owner, claimant); a definite "the drone" after
+    an earlier downing refers back to it. The owner's denial may come in the next sentences,
+    which is why denial stems are among the triggers."""
+
+    topic = "downing"
+    triggers = TRIGGERS + DENIAL_TRIGGERS
+
+    def facts(self, sentences: Sequence[Sentence], watch: Watch | None) -> list[Fact]:
+        out: list[Fact] = []
+        seen: set[tuple[str, str | None, str | None]] = set()
+        for i, sent in enumerate(sentences):
+            if self.topic not in sent.topics:
+                continue
+            for hit in read_sentence(sent):
+                if hit.definite and out:
+                    sent.note(hit.pattern, "vetoed", f"the {hit.asset}: refers to one before")
+                    continue
+                key = (hit.asset, hit.owner, hit.claimed_by)
+                if key in seen:
+                    sent.note(hit.pattern, "vetoed", f"{hit.asset}: the same downing again")
+                    continue
+                seen.add(key)
+                denied = denied_by_owner(sentences, i, hit.owner, hit.claimed_by)
+                if denied:
+                    sent.note("downing.denied-by-owner", "fired", f"{hit.owner} {hit.asset}")
+                out.append(
+                    Downing(
+                        **sent.provenance(hit.pattern),
+                        stance="denied" if denied else "claimed" if hit.claimed_by else "reported",
+                        asset=hit.asset,
+                        owner=hit.owner,
+                        claimed_by=hit.claimed_by,
+                        denied=denied,
+                        count=hit.count,
+                    )
+                )
+        return out
+
+
+READER = DowningReader()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 from text_to_num import text2num
 
@@ -20,11 +21,32 @@ _UNITS = (
     "fifteen|sixteen|seventeen|eighteen|nineteen"
 )
 _TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
-_SCALE = "hundred|thousand|million"
-_WORD = rf"(?:(?:{_TENS})(?:[- ](?:{_UNITS}))?|{_UNITS}|{_SCALE})"
-_WORDS = rf"{_WORD}(?:(?:\s+|\s+and\s+|-){_WORD})*"
+# Every scale word, even those far beyond any count of people: "nine hundred ninety-nine
+# quintillion" must be read whole (and then refused), never as its first three words.
+_BIG_SCALES = "million|billion|trillion|quadrillion|quintillion|sextillion|septillion|octillion"
+_SCALE = f"hundred|thousand|{_BIG_SCALES}"
+_NUMBER_WORD = rf"(?:{_TENS})(?:[- ](?:{_UNITS}))?|{_UNITS}"
+# A number phrase may open on "hundred", "thousand" or "million" alone, never on "billion"
+# and above ("$2.6 billion" names no count of its own).
+_FIRST_WORD = rf"(?:{_NUMBER_WORD}|hundred|thousand|million)"
+_NEXT_WORD = rf"(?:{_NUMBER_WORD}|{_SCALE})"
+_WORDS = rf"{_FIRST_WORD}(?:(?:\s+|\s+and\s+|-){_NEXT_WORD})*"
 _DIGITS = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?"
-_MULT = r"(?:\s+(?P<mult>million|billion|thousand))?"
+_MULT = rf"(?:\s+(?P<mult>thousand|{_BIG_SCALES}))?"
+# Past this no figure is a count of people: larger values are refused, not rounded.
+_LARGEST = 10**10
+# Scale words as powers of ten; text2num reads only up to "billion".
+_SCALE_EXPONENT = {
+    "thousand": 3,
+    "million": 6,
+    "billion": 9,
+    "trillion": 12,
+    "quadrillion": 15,
+    "quintillion": 18,
+    "sextillion": 21,
+    "septillion": 24,
+    "octillion": 27,
+}
 
 # Vague quantities: (pattern, ACLED reading). Longest first so that "tens of thousands" wins.
 _VAGUE: tuple[tuple[str, int | None], ...] = (
@@ -44,9 +66,10 @@ _VAGUE: tuple[tuple[str, int | None], ...] = (
 )
 
 # Matched against lower-cased text (see `lowered`): twice as fast as an IGNORECASE scan.
+# A "^" on either side is a power ("10^30"), neither of whose numbers is a count.
 _NUMBER = re.compile(
-    rf"(?<![\w.,$€£-])(?:(?P<digits>{_DIGITS}){_MULT}|(?P<words>{_WORDS})|"
-    rf"(?P<dozen>(?:half )?a dozen)|(?P<vague>{'|'.join(p for p, _ in _VAGUE)}))(?![\w])"
+    rf"(?<![\w.,$€£^-])(?:(?P<digits>{_DIGITS}){_MULT}|(?P<words>{_WORDS})|"
+    rf"(?P<dozen>(?:half )?a dozen)|(?P<vague>{'|'.join(p for p, _ in _VAGUE)}))(?![\w^])"
 )
 
 
@@ -70,21 +93,24 @@ def _vague_table() -> dict[str, int | None]:
 def _parse_words(words: str) -> int | None:
     cleaned = re.sub(r"[-\s]+", " ", words.lower()).strip()
     try:
-        return int(text2num(cleaned, "en"))
+        value = int(text2num(cleaned, "en"))
     except (ValueError, TypeError):
-        return None
+        return None  # not one number ("one one"), or a scale text2num does not know
+    return value if value <= _LARGEST else None
 
 
 def _parse_digits(digits: str, mult: str | None) -> int | None:
-    try:
-        value = float(digits.replace(",", ""))
-    except ValueError:
+    """The integer a digit string (with an optional scale word) spells, or None when it is
+    not a whole number or too large to count people. Exact decimal arithmetic: a float would
+    overflow on a few hundred digits and round long ones."""
+    whole, _, fraction = digits.replace(",", "").partition(".")
+    whole = whole.lstrip("0") or "0"
+    fraction = fraction.rstrip("0")
+    exponent = _SCALE_EXPONENT.get((mult or "").lower(), 0)
+    if len(whole) + exponent > len(str(_LARGEST)) or len(fraction) > exponent:
         return None
-    scale = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
-    value *= scale.get((mult or "").lower(), 1)
-    if value != int(value) or value > 10**10:
-        return None
-    return int(value)
+    value = int(whole + fraction.ljust(exponent, "0"))
+    return value if value <= _LARGEST else None
 
 
 def _to_quantity(m: re.Match[str]) -> Quantity | None:
@@ -101,12 +127,29 @@ def _to_quantity(m: re.Match[str]) -> Quantity | None:
     return Quantity(m.start(), m.end(), None, vague=word, acled=_vague_table().get(word))
 
 
+@cache
+def _designation() -> re.Pattern[str]:
+    """A name from data/designations.txt ending right before a number ("Hermes 450")."""
+    text = resources.files("monitor.extract").joinpath("data", "designations.txt")
+    names = [
+        line.strip()
+        for line in text.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives}) $")
+
+
 def find_quantities(text: str) -> list[Quantity]:
-    """Every count-like expression in `text`, in order; dates and units are left to callers."""
+    """Every count-like expression in `text`, in order; dates and units are left to callers,
+    model and unit numbers ("Hermes 450", "Flight 752") are not counts at all."""
     out: list[Quantity] = []
+    designation = _designation()
     for m in _NUMBER.finditer(lowered(text)):
         if text[m.end() : m.end() + 1] == "-":
             continue  # a compound adjective: "36-hour", "nine-storey"
+        if m.group("digits") and designation.search(text, max(0, m.start() - 20), m.start()):
+            continue  # part of a name: "a Hermes 450 drone" is one drone
         q = _to_quantity(m)
         if q is not None:
             out.append(q)

@@ -6,10 +6,13 @@ wrongly declared charset or a binary blob becomes a clear error, never a crash u
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 
+import dateparser
 import trafilatura
 from pydantic import BaseModel
 
@@ -33,7 +36,13 @@ class ArticleText(BaseModel):
 
 
 def decode(raw: bytes, declared: str | None = None) -> str:
-    """Bytes to str: BOM, then the declared charset, then UTF-8, then cp1252 as last resort."""
+    """Bytes to str: BOM, then the declared charset, then UTF-8 or cp1252 by the bytes' shape.
+
+    Bad bytes become U+FFFD where they stand; they never switch the whole page to another
+    charset. Without a declaration, text is UTF-8 when its valid multi-byte sequences outnumber
+    its invalid ones (a stray byte in a UTF-8 page), else cp1252 (a legacy page, whose accented
+    letters almost never form valid UTF-8).
+    """
     for bom, codec in (
         (b"\xef\xbb\xbf", "utf-8"),
         (b"\xff\xfe", "utf-16"),
@@ -41,14 +50,52 @@ def decode(raw: bytes, declared: str | None = None) -> str:
     ):
         if raw.startswith(bom):
             return raw.decode(codec, errors="replace")
-    for codec in (declared, "utf-8"):
-        if not codec:
-            continue
+    codec = _codec(declared)
+    if codec is not None:
         try:
-            return raw.decode(codec)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return raw.decode("cp1252", errors="replace")
+            return raw.decode(codec, errors="replace")
+        except LookupError:
+            pass  # a codec that is not a charset (base64, rot13) declared as one
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if not bad:
+        return text
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad
+    return text if good > bad else raw.decode("cp1252", errors="replace")
+
+
+def _codec(name: str | None) -> str | None:
+    """The Python codec for a declared charset name, or None when it names none."""
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name.strip().strip("\"'")).name
+    except LookupError:
+        return None
+
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.-]{1,40})""", re.I
+)
+
+
+def sniff_charset(raw: bytes) -> str | None:
+    """The charset an HTML page declares in a ``<meta>`` near its top, if any."""
+    match = _META_CHARSET.search(raw[:4096])
+    return match[1].decode("ascii") if match else None
+
+
+# A body with this share of NULs and other control characters is binary, not text (random
+# bytes have about 13 %; real pages next to none).
+BINARY_SHARE = 0.05
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def clean(text: str, what: str) -> str:
+    """NULs dropped (one stray NUL must not cost the article); binary content refused."""
+    if len(_CONTROL.findall(text)) > BINARY_SHARE * len(text):
+        raise TextError(f"binary content, not {what}")
+    return text.replace("\x00", "")
 
 
 def normalize_text(text: str) -> str:
@@ -58,23 +105,76 @@ def normalize_text(text: str) -> str:
     return "\n".join(lines).strip("\n")
 
 
+class TextHeader(BaseModel):
+    """What a plain-text article may say about itself in a header block at its top."""
+
+    title: str | None = None
+    published: datetime | None = None
+
+
+_HEADER_LINE = re.compile(r"^(title|published|date)[ \t]*:[ \t]*(\S.*?)\s*$", re.I)
+MAX_HEADER_LINES = 8
+
+
+def split_header(text: str) -> tuple[TextHeader, str]:
+    """A header block (``Title: ...``, ``Published: 2020-10-01``; ``Date:`` means the same)
+    as the first lines of a text, ended by a blank line; and the text after it. A text that
+    does not start so has no header and is returned whole."""
+    lines = text.split("\n", MAX_HEADER_LINES + 1)
+    fields: dict[str, str] = {}
+    for index, line in enumerate(lines[: MAX_HEADER_LINES + 1]):
+        if not line.strip():
+            if not fields:
+                break
+            header = TextHeader(
+                title=fields.get("title"),
+                published=parse_published(fields.get("published") or fields.get("date") or ""),
+            )
+            return header, "\n".join(lines[index + 1 :]).lstrip("\n")
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            break
+        fields[match[1].lower()] = match[2]
+    return TextHeader(), text
+
+
+def parse_published(value: str) -> datetime | None:
+    """A publication date as people write it (ISO, "1 October 2020", ...), in UTC."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            when = dateparser.parse(
+                value,
+                settings={"RETURN_AS_TIMEZONE_AWARE": True, "TIMEZONE": "UTC"},
+            )
+        except (ValueError, OverflowError, TypeError):
+            when = None
+        if when is None:
+            return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def from_plain(raw: bytes | str, declared: str | None = None) -> ArticleText:
-    text = raw if isinstance(raw, str) else decode(raw, declared)
-    if "\x00" in text:
-        raise TextError("binary content, not text")
-    text = normalize_text(text)
+    text = clean(raw if isinstance(raw, str) else decode(raw, declared), "text")
+    header, text = split_header(normalize_text(text))
     if not text.strip():
         raise TextError("empty text")
-    return ArticleText(text=text)
+    return ArticleText(text=text, title=header.title, published=header.published)
 
 
 def from_html(raw: bytes | str, url: str | None = None, declared: str | None = None) -> ArticleText:
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
     if size > MAX_HTML_BYTES:
         raise TextError(f"page of {size} bytes exceeds the {MAX_HTML_BYTES}-byte limit")
-    html = raw if isinstance(raw, str) else decode(raw, declared)
-    if "\x00" in html:
-        raise TextError("binary content, not HTML")
+    if isinstance(raw, str):
+        html = raw
+    else:
+        html = decode(raw, declared if _codec(declared) else sniff_charset(raw))
+    html = clean(html, "HTML")
     doc = trafilatura.bare_extraction(
         html,
         url=url,

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
 from apprise.decorators import notify
+from apprise.plugins.custom_json import NotifyJSON
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import ChannelConfig, RateLimit
@@ -207,10 +208,19 @@ def send(channel: Channel, message: Message) -> int:
         if plugin is None:
             raise DeliveryError(f"Apprise does not understand {channel.safe_url()}")
         body = message.body(channel.format)
+        # A target without a title field gets it as the body's first line, in the body's format.
+        title = message.title_in(channel.format) if plugin.title_maxlen <= 0 else message.title
+        if message.payload and isinstance(plugin, NotifyJSON):
+            # Generic JSON webhooks also get the alerts as data; the URL's own ":key=value"
+            # payload settings still win.
+            plugin.payload_extras = {**message.payload, **plugin.payload_extras}
         with apprise.LogCapture(level=logging.WARNING) as log:
             try:
                 ok = plugin.notify(
-                    body=body, title=message.title, body_format=_FORMATS[channel.format]
+                    body=body,
+                    title=title,
+                    body_format=_FORMATS[channel.format],
+                    notify_type=apprise.NotifyType(message.notify_type),
                 )
             except Exception as exc:  # a broken plugin must not take the worker down
                 raise DeliveryError(

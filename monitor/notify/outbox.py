@@ -174,8 +174,10 @@ class Deliverer:
         clock: Clock | None = None,
         worker: str | None = None,
         scan: int = 200,
+        explain_url: str | None = None,
     ) -> None:
         self.store = store
+        self.explain_url = explain_url
         self.channels = {c.name: c for c in channels}
         self.health = [c for c in channels if c.health]
         self.policy = policy or RetryPolicy()
@@ -376,7 +378,7 @@ class Deliverer:
                 sections.append(Section(alert=alert, attempt=row.attempt))
         if not sections:
             return None
-        return render_group(sections, unit.channel)
+        return render_group(sections, unit.channel, self.explain_url)
 
     def _compose_report(self, row: Claimed) -> Message | None:
         with self.store.read_session() as session:
@@ -415,7 +417,7 @@ class Deliverer:
         group = message.alert_ids if message is not None and len(message.alert_ids) > 1 else []
         target = channel.safe_url() if channel is not None else None
         events: list[NewEvent] = []
-        notes: list[tuple[Claimed, str, str | None, bool]] = []
+        notes: list[tuple[Claimed, str, str | None, bool, datetime | None]] = []
         with self.store.transaction() as session:
             for row in unit.rows:
                 row_error = row.error or error
@@ -431,8 +433,10 @@ class Deliverer:
                     "last_error": row_error,
                     "status": "pending" if outcome == "failed" else outcome,
                 }
+                retry_at = None
                 if outcome == "failed":
-                    values["next_attempt_at"] = now + self.policy.delay(row.attempt, self.rng)
+                    retry_at = now + self.policy.delay(row.attempt, self.rng)
+                    values["next_attempt_at"] = retry_at
                 if outcome == "delivered" and message is not None:
                     values["sent_at"] = now
                     values["message_id"] = message.key
@@ -468,10 +472,10 @@ class Deliverer:
                         occurred_at=now,
                     )
                 )
-                notes.append((row, outcome, row_error, superseded))
+                notes.append((row, outcome, row_error, superseded, retry_at))
             self.store.append(events, session=session)
-        for row, outcome, row_error, superseded in notes:
-            self._log(row, outcome, row_error, superseded)
+        for row, outcome, row_error, superseded, retry_at in notes:
+            self._log(row, outcome, row_error, superseded, retry_at, now)
 
     def _queue_reports(self, session: Session, row: Claimed, now: datetime) -> None:
         """One report per health channel about this given-up delivery, queued atomically."""
@@ -483,7 +487,15 @@ class Deliverer:
             enqueue(session, report_id, [health.name], now, kind="report", ref=row.id)
 
     @staticmethod
-    def _log(row: Claimed, outcome: str, error: str | None, superseded: bool) -> None:
+    def _log(
+        row: Claimed,
+        outcome: str,
+        error: str | None,
+        superseded: bool,
+        retry_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """One line per attempt; a failure says when the next try is."""
         what = f"alert {row.subject_alert} to {row.channel} (attempt {row.attempt})"
         if row.kind == "report":
             what = f"report on {row.subject_alert}/{row.reports_on} to {row.channel}"
@@ -494,6 +506,20 @@ class Deliverer:
         elif outcome == "delivered":
             log.info("delivered %s", what)
         elif outcome == "given_up":
-            log.error("gave up delivering %s: %s", what, error)
+            log.error(
+                "gave up delivering %s: %s; re-queue with: monitor alerts retry %s",
+                what,
+                error,
+                row.subject_alert,
+            )
+        elif retry_at is not None and now is not None:
+            wait = max(0, round((retry_at - now).total_seconds()))
+            log.warning(
+                "delivery of %s failed: %s; next try at %s UTC (in %ss)",
+                what,
+                error,
+                retry_at.strftime("%Y-%m-%d %H:%M:%S"),
+                wait,
+            )
         else:
             log.warning("delivery of %s failed: %s", what, error)

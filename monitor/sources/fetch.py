@@ -2,10 +2,15 @@
 
 Politeness: a clear User-Agent, conditional GET (``If-None-Match`` / ``If-Modified-Since``),
 gzip, at most ``per_host`` requests in flight to one host, and ``Retry-After`` reported back to
-the scheduler. Limits that protect the daemon: connect, read and total timeouts, a redirect
-limit, and a body cap applied to both the bytes on the wire and the decompressed bytes (a gzip
-bomb is cut off, never inflated whole). Every failure is a ``FetchError`` whose ``kind`` is one
-short word for metrics and whose message a person can act on.
+the scheduler. Limits that protect the daemon: connect, read and total timeouts (the total
+covers everything from connecting to the last body byte), a redirect limit, and a body cap
+applied to both the bytes on the wire and the decompressed bytes (a gzip bomb is cut off, never
+inflated whole). Every failure is a ``FetchError`` whose ``kind`` is one short word for metrics
+and whose message a person can act on.
+
+Two entry points, because trust differs: ``fetch`` reads a location the operator configured;
+``fetch_link`` reads a URL found inside a document (see ``guard`` for what that may reach).
+Redirects are followed here, hop by hop, and every hop after the first is untrusted.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, IPvAnyNetwork
+
+from monitor.sources.guard import TRUSTED, AddressPolicy, AddressRefused, GuardedTransport, deadline
 
 
 def _version() -> str:
@@ -45,7 +52,8 @@ class FetchError(RuntimeError):
     """The location could not be read; the message says why in one line.
 
     ``kind`` classifies the failure for metrics (timeout, connect, http_4xx, http_5xx,
-    rate_limited, too_large, redirects, decode, file, scheme, other); ``retry_after`` is the
+    rate_limited, too_large, redirects, decode, file, scheme, refused, other); ``refused``
+    means an untrusted URL led somewhere it may not go. ``retry_after`` is the
     server's ``Retry-After`` in seconds, when it sent one.
     """
 
@@ -86,6 +94,9 @@ class FetchLimits(BaseModel):
     max_redirects: int = 5
     per_host: int = 2
     user_agent: str = USER_AGENT
+    # Non-public networks that links and redirects may reach (the operator's own feeds may
+    # always be reached). Empty: public addresses only.
+    allow_networks: tuple[IPvAnyNetwork, ...] = ()
 
 
 def fetch(
@@ -96,28 +107,73 @@ def fetch(
     etag: str | None = None,
     last_modified: str | None = None,
 ) -> Fetched:
+    """Read a location the operator configured (a feed): any address, file or http(s)."""
     limits = limits or FetchLimits()
     scheme = urlparse(url).scheme
     if scheme == "file":
         return _fetch_file(url, limits)
     if scheme in ("http", "https"):
-        return _fetch_http(url, limits, client, etag, last_modified)
+        return _fetch_http(url, limits, client, etag, last_modified, trusted=True)
     raise FetchError(f"unsupported URL scheme {scheme!r} in {url}", kind="scheme")
+
+
+def fetch_link(
+    url: str,
+    *,
+    file_root: Path | None = None,
+    limits: FetchLimits | None = None,
+    client: httpx.Client | None = None,
+) -> Fetched:
+    """Read a URL found inside a document: http(s) to an allowed address, or a file: URL
+    inside ``file_root`` (given only for links of a local feed file). Refusals raise
+    ``FetchError`` with kind ``refused``."""
+    limits = limits or FetchLimits()
+    scheme = urlparse(url).scheme.lower()
+    if scheme == "file":
+        return _fetch_file(url, limits, file_root=_file_root(url, file_root))
+    if scheme in ("http", "https"):
+        return _fetch_http(url, limits, client, None, None, trusted=False)
+    raise FetchError(f"{url}: refused: only http(s) links are followed", kind="refused")
+
+
+def _file_root(url: str, root: Path | None) -> Path:
+    """The directory a file: link may read from, or the reason it may not be read at all."""
+    if root is None:
+        raise FetchError(
+            f"{url}: refused: file: links are read only from local feed files", kind="refused"
+        )
+    host = urlparse(url).netloc
+    if host not in ("", "localhost"):
+        raise FetchError(f"{url}: refused: file: link to another host", kind="refused")
+    return root
 
 
 def file_path(url: str) -> Path:
     return Path(unquote(urlparse(url).path))
 
 
-def _fetch_file(url: str, limits: FetchLimits) -> Fetched:
+def read_file_capped(path: Path, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` of a file; a larger one (or a device that never ends) is refused
+    after reading one byte more than the cap, never read whole."""
+    with path.open("rb") as handle:
+        body = handle.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise FetchError(f"{path}: larger than the {max_bytes}-byte limit", kind="too_large")
+    return body
+
+
+def _fetch_file(url: str, limits: FetchLimits, file_root: Path | None = None) -> Fetched:
     path = file_path(url)
-    try:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
+    if "\x00" in str(path):
+        raise FetchError(f"{url!r}: refused: a NUL in a file path", kind="refused")
+    if file_root is not None:
+        real, root = path.resolve(), file_root.resolve()
+        if not real.is_relative_to(root):
             raise FetchError(
-                f"{path}: {size} bytes exceeds the {limits.max_bytes}-byte limit", kind="too_large"
+                f"{url}: refused: file: link outside the feed's directory {root}", kind="refused"
             )
-        body = path.read_bytes()
+    try:
+        body = read_file_capped(path, limits.max_bytes)
     except OSError as exc:
         raise FetchError(f"{path}: {exc.strerror or exc}", kind="file") from exc
     return Fetched(url=url, final_url=url, body=body)
@@ -181,7 +237,9 @@ class HostLimitedTransport(httpx.BaseTransport):
 
 
 def new_client(limits: FetchLimits | None = None) -> httpx.Client:
-    """One client per process: connection reuse, per-host limits, our headers."""
+    """One client per process: connection reuse, per-host limits, the address policy, our
+    headers. Proxy environment variables are not used: the address check needs the direct
+    connection. Redirects are followed by ``fetch``, one checked hop at a time."""
     limits = limits or FetchLimits()
     timeout = httpx.Timeout(
         min(limits.read_timeout, limits.total_timeout),
@@ -189,14 +247,17 @@ def new_client(limits: FetchLimits | None = None) -> httpx.Client:
         pool=limits.total_timeout,
     )
     transport = HostLimitedTransport(
-        httpx.HTTPTransport(limits=httpx.Limits(max_connections=32, max_keepalive_connections=8)),
+        GuardedTransport(
+            AddressPolicy(limits.allow_networks),
+            httpx.Limits(max_connections=32, max_keepalive_connections=8),
+        ),
         limits.per_host,
         wait=limits.total_timeout,
     )
     return httpx.Client(
         timeout=timeout,
-        follow_redirects=True,
-        max_redirects=limits.max_redirects,
+        follow_redirects=False,
+        trust_env=False,
         transport=transport,
         headers={
             "User-Agent": limits.user_agent,
@@ -213,6 +274,8 @@ def _fetch_http(
     client: httpx.Client | None,
     etag: str | None,
     last_modified: str | None,
+    *,
+    trusted: bool,
 ) -> Fetched:
     own = client is None
     client = client or new_client(limits)
@@ -221,22 +284,58 @@ def _fetch_http(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    deadline = time.monotonic() + limits.total_timeout
+    ends = time.monotonic()
     try:
-        with client.stream("GET", url, headers=headers) as resp:
+        with deadline(limits.total_timeout) as ends:
+            return _follow(client, url, headers, limits, trusted)
+    except AddressRefused as exc:
+        raise FetchError(f"{url}: refused: {exc}", kind="refused") from exc
+    except httpx.TimeoutException as exc:
+        if time.monotonic() >= ends:
+            message = f"{url}: took longer than {limits.total_timeout:g} s in total"
+        else:
+            message = f"{url}: timed out ({type(exc).__name__})"
+        raise FetchError(message, kind="timeout") from exc
+    except httpx.ConnectError as exc:
+        raise FetchError(f"{url}: cannot connect: {exc}", kind="connect") from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if own:
+            client.close()
+
+
+def _follow(
+    client: httpx.Client, url: str, headers: dict[str, str], limits: FetchLimits, trusted: bool
+) -> Fetched:
+    """GET ``url``, following redirects; each redirect target is an untrusted link."""
+    location = url
+    for _hop in range(limits.max_redirects + 1):
+        with client.stream("GET", location, headers=headers, extensions={TRUSTED: trusted}) as resp:
+            target = resp.headers.get("location")
+            if resp.is_redirect and target:
+                location = urljoin(str(resp.url), target.strip())
+                if urlparse(location).scheme.lower() not in ("http", "https"):
+                    raise FetchError(
+                        f"{url}: refused: redirect to {location} (only http(s) is followed)",
+                        kind="refused",
+                    )
+                trusted = False
+                continue
             if resp.status_code == 304:
+                etag, modified = headers.get("If-None-Match"), headers.get("If-Modified-Since")
                 return Fetched(
                     url=url,
                     final_url=str(resp.url),
                     status=304,
                     body=b"",
                     etag=resp.headers.get("etag") or etag,
-                    last_modified=resp.headers.get("last-modified") or last_modified,
+                    last_modified=resp.headers.get("last-modified") or modified,
                     not_modified=True,
                 )
             if resp.status_code >= 400:
                 raise _status_error(url, resp)
-            body = _read_capped(resp, limits.max_bytes, url, deadline, limits.total_timeout)
+            body = _read_capped(resp, limits.max_bytes, url)
             return Fetched(
                 url=url,
                 final_url=str(resp.url),
@@ -246,19 +345,7 @@ def _fetch_http(
                 etag=resp.headers.get("etag"),
                 last_modified=resp.headers.get("last-modified"),
             )
-    except httpx.TooManyRedirects as exc:
-        raise FetchError(
-            f"{url}: more than {limits.max_redirects} redirects", kind="redirects"
-        ) from exc
-    except httpx.TimeoutException as exc:
-        raise FetchError(f"{url}: timed out ({type(exc).__name__})", kind="timeout") from exc
-    except httpx.ConnectError as exc:
-        raise FetchError(f"{url}: cannot connect: {exc}", kind="connect") from exc
-    except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        if own:
-            client.close()
+    raise FetchError(f"{url}: more than {limits.max_redirects} redirects", kind="redirects")
 
 
 def _status_error(url: str, resp: httpx.Response) -> FetchError:
@@ -324,9 +411,7 @@ class _Decoder:
         return out, len(out) > room or bool(self._z.unconsumed_tail)
 
 
-def _read_capped(
-    resp: httpx.Response, max_bytes: int, url: str, deadline: float, total: float
-) -> bytes:
+def _read_capped(resp: httpx.Response, max_bytes: int, url: str) -> bytes:
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(
@@ -345,8 +430,6 @@ def _read_capped(
                     f"{url}: body exceeds the {max_bytes}-byte limit", kind="too_large"
                 )
             chunks.append(out)
-            if time.monotonic() > deadline:
-                raise FetchError(f"{url}: took longer than {total:g} s in total", kind="timeout")
     except zlib.error as exc:
         raise FetchError(f"{url}: cannot decode the body: {exc}", kind="decode") from exc
     return b"".join(chunks)

@@ -21,12 +21,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, func, insert, select, update
-from sqlmodel import Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col
 
 from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
-from monitor.store.db import READ_ONLY, make_engine
-from monitor.store.tables import EventRow, LogHead
+from monitor.store.db import (
+    READ_ONLY,
+    check_owner,
+    check_sqlite_file,
+    make_engine,
+    store_error,
+)
+from monitor.store.tables import EVENTS, EventRow, LogHead
 
 # Deterministic ids: the same idempotency key always yields the same event id, so a replay
 # into a fresh database reproduces the same ids.
@@ -120,12 +127,18 @@ def to_stored(row: EventRow) -> StoredEvent:
 class EventStore:
     """Append, read and follow the log; one instance per process, safe across threads."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, read_only: bool = False) -> None:
         self.url = url
-        self.engine: Engine = make_engine(url)
+        check_sqlite_file(url)
+        check_owner(url)
+        self.engine: Engine = make_engine(url, read_only=read_only)
         self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
-        if create:
-            self.create_schema()
+        if create and not read_only:
+            try:
+                self.create_schema()
+            except (SQLAlchemyError, OSError) as exc:
+                self.engine.dispose()
+                raise store_error(url, exc) from exc
 
     def create_schema(self) -> None:
         """Apply every pending migration (one query when there is none)."""
@@ -205,13 +218,13 @@ class EventStore:
             out.append(event)
             created.append(True)
         if rows:
-            session.execute(insert(EventRow.__table__), rows)  # type: ignore[arg-type]
-            session.execute(update(LogHead).where(LogHead.id == 1).values(seq=head))
+            session.execute(insert(EVENTS), rows)
+            session.execute(update(LogHead).where(col(LogHead.id) == 1).values(seq=head))
         return AppendResult(events=out, created=created)
 
     def _lock_head(self, session: Session) -> int:
         # SQLite: the write transaction began with BEGIN IMMEDIATE and holds the database lock.
-        stmt = select(LogHead.seq).where(LogHead.id == 1)
+        stmt = select(col(LogHead.seq)).where(col(LogHead.id) == 1)
         if self.engine.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         return int(session.execute(stmt).scalar_one())
@@ -221,7 +234,9 @@ class EventStore:
         found: dict[str, StoredEvent] = {}
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), IN_CHUNK):
-            stmt = select(EventRow).where(EventRow.idempotency_key.in_(unique[i : i + IN_CHUNK]))
+            stmt = select(EventRow).where(
+                col(EventRow.idempotency_key).in_(unique[i : i + IN_CHUNK])
+            )
             for row in session.execute(stmt).scalars():
                 assert row.idempotency_key is not None
                 found[row.idempotency_key] = to_stored(row)
@@ -233,9 +248,9 @@ class EventStore:
         names = sorted(streams)
         for i in range(0, len(names), IN_CHUNK):
             stmt = (
-                select(EventRow.stream, func.max(EventRow.stream_version))
-                .where(EventRow.stream.in_(names[i : i + IN_CHUNK]))
-                .group_by(EventRow.stream)
+                select(col(EventRow.stream), func.max(col(EventRow.stream_version)))
+                .where(col(EventRow.stream).in_(names[i : i + IN_CHUNK]))
+                .group_by(col(EventRow.stream))
             )
             versions.update({s: int(v) for s, v in session.execute(stmt).all()})
         return versions
@@ -246,7 +261,9 @@ class EventStore:
         found: dict[str, str] = {}
         ids = sorted(event_ids)
         for i in range(0, len(ids), IN_CHUNK):
-            stmt = select(EventRow.id, EventRow.meta).where(EventRow.id.in_(ids[i : i + IN_CHUNK]))
+            stmt = select(col(EventRow.id), col(EventRow.meta)).where(
+                col(EventRow.id).in_(ids[i : i + IN_CHUNK])
+            )
             for event_id, meta in session.execute(stmt).all():
                 found[event_id] = str((meta or {}).get("correlation_id") or event_id)
         return found
@@ -283,12 +300,12 @@ class EventStore:
         position = after
         while remaining is None or remaining > 0:
             size = batch if remaining is None else min(batch, remaining)
-            stmt = select(EventRow).where(EventRow.seq > position)
+            stmt = select(EventRow).where(col(EventRow.seq) > position)
             if until is not None:
-                stmt = stmt.where(EventRow.seq <= until)
+                stmt = stmt.where(col(EventRow.seq) <= until)
             if types:
-                stmt = stmt.where(EventRow.type.in_(list(types)))
-            stmt = stmt.order_by(EventRow.seq).limit(size)
+                stmt = stmt.where(col(EventRow.type).in_(list(types)))
+            stmt = stmt.order_by(col(EventRow.seq)).limit(size)
             if session is not None:
                 rows = list(session.execute(stmt).scalars())
             else:
@@ -303,7 +320,7 @@ class EventStore:
                 remaining -= len(rows)
 
     def read_stream(self, stream: str, *, session: Session | None = None) -> list[StoredEvent]:
-        stmt = select(EventRow).where(EventRow.stream == stream).order_by(EventRow.seq)
+        stmt = select(EventRow).where(col(EventRow.stream) == stream).order_by(col(EventRow.seq))
         if session is not None:
             return [to_stored(r) for r in session.execute(stmt).scalars()]
         with self.read_session() as own:
@@ -311,12 +328,12 @@ class EventStore:
 
     def get(self, event_id: str) -> StoredEvent | None:
         with self.read_session() as session:
-            row = session.execute(select(EventRow).where(EventRow.id == event_id)).scalar()
+            row = session.execute(select(EventRow).where(col(EventRow.id) == event_id)).scalar()
             return to_stored(row) if row is not None else None
 
     def head(self, session: Session | None = None) -> int:
         """The last committed position (in ``session``'s view, when given)."""
-        stmt = select(LogHead.seq).where(LogHead.id == 1)
+        stmt = select(col(LogHead.seq)).where(col(LogHead.id) == 1)
         if session is not None:
             return int(session.execute(stmt).scalar_one())
         with self.read_session() as own:

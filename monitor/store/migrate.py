@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,7 +89,7 @@ def downgrade(engine: Engine, revision: str) -> str | None:
     return current_revision(engine)
 
 
-def _run(engine: Engine, action) -> None:  # type: ignore[no-untyped-def]
+def _run(engine: Engine, action: Callable[[Config], None]) -> None:
     config = alembic_config()
     with engine.connect() as conn, conn.begin():
         config.attributes["connection"] = conn

@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    UniqueConstraint,
+    inspect,
+)
 from sqlmodel import Field, SQLModel
 
 # Log positions are 64-bit. On SQLite the column must stay plain INTEGER: only
@@ -62,6 +72,19 @@ class EventRow(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, unique=True, max_length=300)
     data: dict[str, Any] = _json()
     meta: dict[str, Any] = _json(name="metadata")
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a table model, for bulk statements keyed by column name.
+
+    SQLModel's types do not declare ``__table__``; the mapper's table is the same object.
+    """
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
+
+
+EVENTS = table_of(EventRow)
 
 
 class LogHead(SQLModel, table=True):

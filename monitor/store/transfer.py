@@ -19,11 +19,12 @@ from typing import Any, TextIO
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from monitor.events import as_utc, parse_event_data
 from monitor.store.db import StoreError
 from monitor.store.log import EventStore, row_fields
-from monitor.store.tables import EventRow, LogHead
+from monitor.store.tables import EVENTS, EventRow, LogHead
 
 
 class TransferError(StoreError):
@@ -77,7 +78,7 @@ def raw_events(store: EventStore, after: int = 0, batch: int = 1000) -> Iterator
     position = after
     while True:
         with store.read_session() as session:
-            stmt = select(EventRow).where(EventRow.seq > position).order_by(EventRow.seq)
+            stmt = select(EventRow).where(col(EventRow.seq) > position).order_by(col(EventRow.seq))
             rows = list(session.execute(stmt.limit(batch)).scalars())
         if not rows:
             return
@@ -126,7 +127,7 @@ def _import_batch(
     store: EventStore, pending: list[tuple[int, RawEvent]], result: TransferResult
 ) -> None:
     with store.transaction() as session:
-        stmt = select(LogHead.seq).where(LogHead.id == 1)
+        stmt = select(col(LogHead.seq)).where(col(LogHead.id) == 1)
         if store.engine.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         head = int(session.execute(stmt).scalar_one())
@@ -134,7 +135,9 @@ def _import_batch(
         existing = (
             {
                 row.seq: _raw(row)
-                for row in session.execute(select(EventRow).where(EventRow.seq.in_(seqs))).scalars()
+                for row in session.execute(
+                    select(EventRow).where(col(EventRow.seq).in_(seqs))
+                ).scalars()
             }
             if seqs
             else {}
@@ -158,14 +161,14 @@ def _import_batch(
         if not rows:
             return
         try:
-            session.execute(insert(EventRow.__table__), rows)  # type: ignore[arg-type]
+            session.execute(insert(EVENTS), rows)
         except IntegrityError as exc:
             first = pending[0][0]
             raise TransferError(
                 f"lines {first}-{pending[-1][0]}: an id, idempotency key or stream version "
                 f"is already used by another event in the target ({exc.orig})"
             ) from exc
-        session.execute(update(LogHead).where(LogHead.id == 1).values(seq=head))
+        session.execute(update(LogHead).where(col(LogHead.id) == 1).values(seq=head))
         result.written += len(rows)
 
 
