@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
@@ -691,10 +692,12 @@ def find_event(store: EventStore, ref: str) -> StoredEvent:
     ref = ref.strip()
     with store.read_session() as session:
         if ref.isdigit():
-            rows = list(session.execute(select(EventRow).where(EventRow.seq == int(ref))).scalars())
+            rows = list(
+                session.execute(select(EventRow).where(col(EventRow.seq) == int(ref))).scalars()
+            )
             if rows:
                 return to_stored(rows[0])
-        stmt = select(EventRow).where(EventRow.id.startswith(ref, autoescape=True)).limit(6)
+        stmt = select(EventRow).where(col(EventRow.id).startswith(ref, autoescape=True)).limit(6)
         rows = list(session.execute(stmt).scalars())
     if not rows:
         raise UsageError(f"no event with sequence number or id {ref!r}")
@@ -729,7 +732,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         from monitor.notify.admin import delivery_states
 
         with store.read_session() as session:
-            alerts = list(session.execute(select(AlertState).order_by(AlertState.seq)).scalars())
+            alerts = list(
+                session.execute(select(AlertState).order_by(col(AlertState.seq))).scalars()
+            )
         deliveries = delivery_states(store)
         silenced = silenced_alerts(store)
     finally:
@@ -781,7 +786,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str | None]]:
+def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str]]:
     """Alerts a silence suppressed, from the log: (position, suppression, when it happened)."""
     found = []
     for event in store.read(types=["AlertSuppressed"]):

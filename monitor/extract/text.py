@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import dateparser
 import trafilatura
 from pydantic import BaseModel
+from trafilatura.settings import Document
 
 # Pages larger than this are refused before parsing: lxml would need many times as much memory.
 MAX_HTML_BYTES = 8 * 1024 * 1024
@@ -50,10 +51,10 @@ def decode(raw: bytes, declared: str | None = None) -> str:
     ):
         if raw.startswith(bom):
             return raw.decode(marked, errors="replace")
-    codec = _codec(declared)
-    if codec is not None:
+    charset = _codec(declared)
+    if charset is not None:
         try:
-            return raw.decode(codec, errors="replace")
+            return raw.decode(charset, errors="replace")
         except LookupError:
             pass  # a codec that is not a charset (base64, rot13) declared as one
     text = raw.decode("utf-8", errors="replace")
@@ -185,7 +186,7 @@ def from_html(raw: bytes | str, url: str | None = None, declared: str | None = N
         with_metadata=True,
         deduplicate=False,
     )
-    if doc is None or not (doc.text or "").strip():
+    if not isinstance(doc, Document) or not doc.text or not doc.text.strip():
         raise TextError("no main text found in page")
     return ArticleText(
         title=doc.title or None,
