@@ -650,95 +650,231 @@ def _brokers(rng: random.Random, k: int = 3) -> list[Country]:
     return rng.sample(lx.OUTSIDERS, k)
 
 
+# Templates: {a} {b} the parties (names; {ad} {bd} demonyms), {x} {y} outsiders ({xd} a
+# demonym, {ax} the same with its article), {cf} a ceasefire noun ({acf} with its article),
+# {src} a source, {when} a time. Expected facts name the fillers by letter ("x", None).
+CEASEFIRE_TEMPLATES: tuple[tuple[str, str, tuple[tuple[str, str | None], ...]], ...] = (
+    # an outside appeal: called for, never brokered
+    (
+        "ceasefire_called_for",
+        "{x} called for an immediate {cf} between {a} and {b}",
+        (("called_for", None),),
+    ),
+    ("ceasefire_called_for", "{x} urged {a} and {b} to agree to {acf}", (("called_for", None),)),
+    ("ceasefire_called_for", "{x} urged both sides to accept {acf}", (("called_for", None),)),
+    (
+        "ceasefire_called_for",
+        "{x} urged the warring parties to sign {acf} {when}",
+        (("called_for", None),),
+    ),
+    ("ceasefire_called_for", "{x} called on {a} and {b} to respect {acf}", (("called_for", None),)),
+    (
+        "ceasefire_called_for",
+        "{x} appealed to {a} and {b} to observe {acf}",
+        (("called_for", None),),
+    ),
+    (
+        "ceasefire_called_for",
+        "the {xd} foreign minister demanded {acf} {when}",
+        (("called_for", None),),
+    ),
+    (
+        "ceasefire_called_for",
+        "{x} is pressing {a} and {b} to agree on {acf}",
+        (("called_for", None),),
+    ),
+    (
+        "ceasefire_called_for",
+        "{x} has pushed for {acf} between the two sides",
+        (("called_for", None),),
+    ),
+    ("ceasefire_called_for", "{x} and {y} called for {acf}, {src}", (("called_for", None),)),
+    (
+        "ceasefire_called_for",
+        "{x} asked {a} and {b} to implement {acf} without delay",
+        (("called_for", None),),
+    ),
+    # proposed: one side's plan, or an outsider's plan not yet taken up
+    (
+        "ceasefire_proposed",
+        "{a} accepted {acf} proposed by {x}, but {b} has yet to respond",
+        (("proposed", "x"),),
+    ),
+    ("ceasefire_proposed", "{acf} proposed by {x} was rejected by {b}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{x} proposed {acf} between {a} and {b} {when}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{x} has put forward {acf} plan, {src}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{b} rejected {ax} proposal for {acf}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{b} said it was studying {acf} offered by {x}", (("proposed", "x"),)),
+    # agreed
+    ("ceasefire_agreed", "{a} and {b} agreed to {acf} brokered by {x}", (("agreed", "x"),)),
+    (
+        "ceasefire_agreed",
+        "{ax}-brokered {cf} between {a} and {b} took effect at midnight",
+        (("agreed", "x"),),
+    ),
+    ("ceasefire_agreed", "{a} and {b} signed {acf} agreement {when}", (("agreed", None),)),
+    ("ceasefire_agreed", "{acf} mediated by {x} came into force {when}", (("agreed", "x"),)),
+    ("ceasefire_agreed", "{a} and {b} reached {acf} under {xd} mediation", (("agreed", "x"),)),
+    (
+        "ceasefire_agreed",
+        "{acf} between {a} and {b} went into effect {when}, {src}",
+        (("agreed", None),),
+    ),
+    (
+        "ceasefire_agreed",
+        "{a} and {b} agreed to {acf} mediated by {x} and {y}",
+        (("agreed", "x"), ("agreed", "y")),
+    ),
+    ("ceasefire_agreed", "{x} brokered {acf} between {a} and {b} {when}", (("agreed", "x"),)),
+    (
+        "ceasefire_agreed",
+        "the {cf} agreed {when} appeared to be holding, {src}",
+        (("agreed", None),),
+    ),
+    # violated
+    (
+        "ceasefire_violated",
+        "fighting between {ad} and {bd} forces continued despite {ax}-brokered {cf}",
+        (("violated", "x"),),
+    ),
+    (
+        "ceasefire_violated",
+        "{ad} troops shelled {bd} positions despite the {xd}-brokered {cf}",
+        (("violated", "x"),),
+    ),
+    (
+        "ceasefire_violated",
+        "clashes broke out {when} despite {acf} brokered by {x}",
+        (("violated", "x"),),
+    ),
+    ("ceasefire_violated", "{a} accused {b} of violating the {cf}", (("violated", None),)),
+    (
+        "ceasefire_violated",
+        "{a} and {b} traded accusations of breaching the {cf}",
+        (("violated", None),),
+    ),
+    (
+        "ceasefire_violated",
+        "the {cf} between {a} and {b} was broken within hours",
+        (("violated", None),),
+    ),
+    ("ceasefire_violated", "the {cf} was not respected, {src}", (("violated", None),)),
+    ("ceasefire_violated", "the {cf} has not been respected by either side", (("violated", None),)),
+    (
+        "ceasefire_violated",
+        "{a} and {b} had reached {acf} deal last month but did not respect it",
+        (("agreed", None), ("violated", None)),
+    ),
+    (
+        "ceasefire_violated",
+        "{a} and {b} had agreed to {acf} in March but neither side respected it",
+        (("agreed", None), ("violated", None)),
+    ),
+    (
+        "ceasefire_violated",
+        "{ad} artillery fired on {bd} villages in breach of the {cf}",
+        (("violated", None),),
+    ),
+    (
+        "ceasefire_violated",
+        "the {cf} has been repeatedly violated since it was declared",
+        (("violated", None),),
+    ),
+    ("ceasefire_violated", "{b} said {a} had broken the {cf} {when}", (("violated", None),)),
+    (
+        "ceasefire_violated",
+        "the {xd}-brokered {cf} agreement was violated {when}, {src}",
+        (("violated", "x"),),
+    ),
+    # collapsed
+    (
+        "ceasefire_collapsed",
+        "the collapse of two {xd}-brokered {cf} agreements dimmed hopes of peace",
+        (("collapsed", "x"),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "the {xd}-brokered {cf} between {a} and {b} collapsed {when}",
+        (("collapsed", "x"),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "{acf} brokered by {x} collapsed after two days",
+        (("collapsed", "x"),),
+    ),
+    ("ceasefire_collapsed", "heavy {ad} shelling shattered the {cf}", (("collapsed", None),)),
+    (
+        "ceasefire_collapsed",
+        "{ad} air strikes shattered {acf} that had held for a week",
+        (("collapsed", None),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "the {cf} between {a} and {b} broke down after two days",
+        (("collapsed", None),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "clashes erupted again {when}, ending the {cf}",
+        (("collapsed", None),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "fighting resumed {when}, bringing the {cf} to an end",
+        (("collapsed", None),),
+    ),
+    ("ceasefire_collapsed", "the {cf} fell apart within days, {src}", (("collapsed", None),)),
+    (
+        "ceasefire_collapsed",
+        "the collapse of the {cf} {when} left dozens of villages exposed",
+        (("collapsed", None),),
+    ),
+    ("ceasefire_collapsed", "the {cf} failed to hold, {src}", (("collapsed", None),)),
+    # directional: a denial of violations, an intent or a hypothesis is no report
+    ("ceasefire_negation", "there were no violations of the {cf} between {a} and {b}, {src}", ()),
+    (
+        "ceasefire_negation",
+        "the {cf} held overnight without any violations, {src}",
+        (("agreed", None),),
+    ),
+    ("ceasefire_negation", "the {cf} could collapse at any moment, {src}", ()),
+    ("ceasefire_negation", "{a} will not respect the {cf}, {b} warned", ()),
+    ("ceasefire_negation", "{x} said talks to reach {acf} would resume {when}", ()),
+    ("ceasefire_negation", "diplomats fear that {acf} would be violated within hours", ()),
+)
+CEASEFIRE_NOUNS = ("ceasefire", "truce", "cease-fire", "cessation of hostilities")
+
+
 def ceasefire_cases(per: int) -> list[Case]:
     rng = random.Random("ceasefire")
     out = []
-    for _ in range(per):
-        pair = rng.choice(lx.CONFLICTS)
-        a, b = pair
-        x = _brokers(rng, 1)[0]
-        src = rng.choice(lx.SOURCES)
-        cases = (
-            (
-                "ceasefire_called_for",
-                f"{x.name} called for an immediate ceasefire between {a.name} and {b.name}",
-                (("called_for", None),),
-            ),
-            (
-                "ceasefire_called_for",
-                f"{x.name} urged {a.name} and {b.name} to agree to a truce",
-                (("called_for", None),),
-            ),
-            (
-                "ceasefire_agreed",
-                f"{a.name} and {b.name} agreed to a ceasefire brokered by {x.name}",
-                (("agreed", x.code),),
-            ),
-            (
-                "ceasefire_agreed",
-                f"{lx.article(x.demonym)}-brokered truce between {a.name} and {b.name} "
-                "took effect at midnight",
-                (("agreed", x.code),),
-            ),
-            (
-                "ceasefire_agreed",
-                f"{a.name} and {b.name} signed a ceasefire agreement on Sunday",
-                (("agreed", None),),
-            ),
-            (
-                "ceasefire_proposed",
-                f"{a.name} accepted a truce proposed by {x.name}, but {b.name} has yet to respond",
-                (("proposed", x.code),),
-            ),
-            (
-                "ceasefire_violated",
-                f"fighting between {a.demonym} and {b.demonym} forces "
-                f"continued despite {lx.article(x.demonym)}-brokered ceasefire",
-                (("violated", x.code),),
-            ),
-            (
-                "ceasefire_violated",
-                f"{a.name} accused {b.name} of violating the ceasefire",
-                (("violated", None),),
-            ),
-            (
-                "ceasefire_violated",
-                f"the truce between {a.name} and {b.name} was broken within hours",
-                (("violated", None),),
-            ),
-            (
-                "ceasefire_violated",
-                f"the ceasefire was not respected, {src}",
-                (("violated", None),),
-            ),
-            (
-                "ceasefire_violated",
-                f"{a.name} and {b.name} had reached a ceasefire deal last "
-                "month but did not respect it",
-                (("agreed", None), ("violated", None)),
-            ),
-            (
-                "ceasefire_collapsed",
-                f"the {x.demonym}-brokered truce between {a.name} and {b.name} collapsed on Monday",
-                (("collapsed", x.code),),
-            ),
-            (
-                "ceasefire_collapsed",
-                f"heavy {a.demonym} shelling shattered the ceasefire",
-                (("collapsed", None),),
-            ),
-            (
-                "ceasefire_collapsed",
-                f"the ceasefire between {a.name} and {b.name} broke down after two days",
-                (("collapsed", None),),
-            ),
-        )
-        for capability, text, want in cases:
-            out.append(Case(capability, "MFT", _sentence(text), {"cf": want}, watch=pair))
-        text = f"there were no violations of the ceasefire between {a.name} and {b.name}, {src}"
-        out.append(
-            Case("ceasefire_negation", "DIR", _sentence(text), {"cf_status": ()}, watch=pair)
-        )
+    for capability, template, want in CEASEFIRE_TEMPLATES:
+        for _ in range(per):
+            pair = rng.choice(lx.CONFLICTS)
+            a, b = rng.sample(pair, 2)
+            x, y = _brokers(rng, 2)
+            cf = rng.choice(CEASEFIRE_NOUNS)
+            text = template.format(
+                a=a.name,
+                b=b.name,
+                ad=a.demonym,
+                bd=b.demonym,
+                x=x.name,
+                y=y.name,
+                xd=x.demonym,
+                ax=lx.article(x.demonym),
+                cf=cf,
+                acf=lx.article(cf),
+                src=rng.choice(lx.SOURCES),
+                when=_when(rng),
+            )
+            fill = {"a": a.code, "b": b.code, "x": x.code, "y": y.code, None: None}
+            expect = tuple(sorted({(st, fill[who]) for st, who in want}, key=repr))
+            view = "cf_status" if capability == "ceasefire_negation" else "cf"
+            if view == "cf_status":
+                expect = tuple(sorted({st for st, _ in want}))
+            test = "DIR" if capability == "ceasefire_negation" else "MFT"
+            out.append(Case(capability, test, _sentence(text), {view: expect}, watch=pair))
     return out
 
 
@@ -934,7 +1070,7 @@ def build() -> list[Case]:
         *historical_cases(per=25),
         *attribution_cases(per=30),
         *invariance_cases(groups=60),
-        *ceasefire_cases(per=12),
+        *ceasefire_cases(per=8),
         *third_party_cases(per=12),
         *downing_cases(per=15),
     ]
