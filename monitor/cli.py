@@ -6,9 +6,11 @@ With ``--format jsonl`` stdout carries JSON lines only; logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -21,18 +23,27 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
 from monitor.events import AlertRaised
-from monitor.extract.normalize import normalize
-from monitor.extract.text import TextError, article_text
+from monitor.extract.normalize import Explained, explain, normalize
+from monitor.extract.text import (
+    TextError,
+    article_text,
+    looks_like_html,
+    parse_published,
+    split_header,
+)
 from monitor.logs import setup_logging
+from monitor.pipeline import IngestResult, item_for_file
 from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchError, read_file_capped
-from monitor.store.db import StoreError
+from monitor.sources.polling import PollOutcome
+from monitor.store.db import StoreError, store_error
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import AlertState
@@ -41,6 +52,10 @@ from monitor.watches import WatchError, load_watch, load_watches
 log = logging.getLogger("monitor")
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".feed"}
 ARTICLE_SUFFIXES = {".txt", ".html", ".htm"}
+PUBLISHED_HELP = (
+    "publication date of the article files given (e.g. 2020-10-01); overrides a "
+    "'Published:' line in a .txt file's header block"
+)
 
 
 class UsageError(Exception):
@@ -62,8 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuleError as exc:
         print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:  # the database failed after it opened (a disk fills up)
+        print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _db_of(args: argparse.Namespace) -> str:
+    """The database a command used, for an error message (its settings may not load now)."""
+    try:
+        return settings_from(args).db
+    except (ConfigError, OSError):
+        return getattr(args, "db", None) or "the database"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,9 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "replay", cmd_replay, "ingest feeds or article files through the whole pipeline, then exit"
     )
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="feed or article files, directories, feed URLs"
+    )
     config_args(p)
     p.add_argument("--rules", type=Path, help="rules directory (watches/ and alerts/)")
+    p.add_argument("--published", help=PUBLISHED_HELP)
     p.add_argument("--notify", action="append", default=[], metavar="URL")
     fmt(p)
 
@@ -116,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--watch", type=Path, help="watch YAML: enables third-party involvement")
     p.add_argument("--config", help="TOML config file: its [fetch] max_bytes caps each file")
+    p.add_argument("--published", help=PUBLISHED_HELP)
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="per sentence: the patterns that fired or were vetoed, and the facts found",
+    )
     fmt(p)
 
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
@@ -244,7 +279,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
-    daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    try:
+        daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
+    except OSError as exc:  # its lock file beside the database, before the store opens it
+        raise store_error(settings.db, exc) from exc
     code = daemon.run()
     if daemon.abandoned:
         # A poll outlived the stop timeout: its thread would hold up interpreter exit, and its
@@ -266,19 +304,72 @@ def cmd_replay(args: argparse.Namespace) -> int:
             overrides["db"] = f"sqlite:///{tmp}/replay.db"
         runtime = Runtime(settings_from(args, **overrides), extra_notify=args.notify)
         try:
-            return _replay(runtime, args.paths, args.format)
+            return _replay(runtime, args.paths, args.format, args.published)
         finally:
             runtime.close()
 
 
-def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
-    items = sorted(collect_items(runtime, paths), key=publication_order)
+class ReplayTally:
+    """What a replay read and what became of it: the summary line and the exit status."""
+
+    def __init__(self) -> None:
+        self.feeds = 0
+        self.skipped_entries = 0
+        self.failures: list[str] = []  # one line each: which input, and why
+        self.undated: list[str] = []  # extracted with no date: facts without an event time
+        self.articles: dict[str, int] = {}
+
+    def polled(self, feed: FeedConfig, outcome: PollOutcome) -> None:
+        self.feeds += 1
+        self.skipped_entries += outcome.skipped
+        if not outcome.ok:
+            self.failures.append(f"feed {feed.url}: {outcome.error}")
+
+    def ingested(self, result: IngestResult) -> None:
+        status = result.status
+        if status == "skipped" and result.reason == "failed before":
+            status = "failed"  # still failing: a replay that cannot read it has failed
+        self.articles[status] = self.articles.get(status, 0) + 1
+        if status == "failed":
+            self.failures.append(f"article {result.url}: {result.reason}")
+        if status == "extracted" and result.published is None:
+            self.undated.append(result.url)
+
+    def summary(self, alerts: int) -> str:
+        counts = ", ".join(
+            f"{self.articles[k]} {label}"
+            for k, label in (
+                ("extracted", "extracted"),
+                ("failed", "failed"),
+                ("skipped", "already in the log"),
+            )
+            if self.articles.get(k)
+        )
+        feeds = f"{self.feeds} feeds" + (
+            f" ({self.skipped_entries} entries without a link skipped)"
+            if self.skipped_entries
+            else ""
+        )
+        articles = sum(self.articles.values())
+        undated = f", {len(self.undated)} undated" if self.undated else ""
+        failed = f"; {len(self.failures)} inputs FAILED" if self.failures else ""
+        return (
+            f"replayed {feeds}, {articles} articles ({counts or 'none'}{undated}), "
+            f"raised {alerts} alerts{failed}"
+        )
+
+
+def _replay(runtime: Runtime, paths: Sequence[str], fmt: str, published: str | None) -> int:
+    tally = ReplayTally()
+    when = _published_flag(published)
+    items = sorted(collect_items(runtime, paths, tally, when), key=publication_order)
     raised: list[AlertRaised] = []
     err = console(stderr=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("replaying", total=len(items))
         for item in items:
             result = runtime.ingest(item)
+            tally.ingested(result)
             progress.advance(task)
             for alert in runtime.advance():
                 raised.append(alert)
@@ -294,12 +385,33 @@ def _replay(runtime: Runtime, paths: Sequence[Path], fmt: str) -> int:
         pass
     if fmt == "text":
         _print_alerts(raised)
-    log.info("replayed %d articles, raised %d alerts", len(items), len(raised))
-    return 0
+    for url in tally.undated:
+        print(f"undated: {url} (no date from feed, page or header)", file=sys.stderr)
+    for failure in tally.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(tally.summary(len(raised)), file=sys.stderr)
+    return 1 if tally.failures else 0
 
 
-def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]:
-    for path in paths:
+def _published_flag(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    when = parse_published(value)
+    if when is None:
+        raise UsageError(f"--published {value!r}: not a date (use e.g. 2020-10-01)")
+    return when
+
+
+def collect_items(
+    runtime: Runtime, paths: Sequence[str], tally: ReplayTally, published: datetime | None
+) -> Iterator[FeedItem]:
+    for location in paths:
+        if re.match(r"^https?://", location, re.I):
+            # A feed URL named by the operator: trusted like a configured feed.
+            name = re.sub(r"^https?://", "", location, flags=re.I).split("?")[0].strip("/")
+            yield from _poll_into(runtime, tally, FeedConfig(name=name, url=location))
+            continue
+        path = Path(location)
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
         if path.is_dir():
@@ -308,18 +420,23 @@ def collect_items(runtime: Runtime, paths: Sequence[Path]) -> Iterator[FeedItem]
                 raise UsageError(f"{path}: no feed files (*.xml, *.rss, *.atom) found")
             for feed in feeds:
                 # The directory named on the command line bounds the feeds' file: links.
-                yield from _feed_items(runtime, feed, files_under=path.resolve())
+                yield from _feed_items(runtime, tally, feed, files_under=path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
-            from monitor.pipeline import item_for_file
-
-            yield item_for_file(path)
+            yield item_for_file(path, published)
         else:
-            yield from _feed_items(runtime, path)
+            yield from _feed_items(runtime, tally, path)
 
 
-def _feed_items(runtime: Runtime, path: Path, files_under: Path | None = None) -> list[FeedItem]:
+def _feed_items(
+    runtime: Runtime, tally: ReplayTally, path: Path, files_under: Path | None = None
+) -> list[FeedItem]:
     feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
-    items, _outcome = runtime.poll(feed)
+    return _poll_into(runtime, tally, feed)
+
+
+def _poll_into(runtime: Runtime, tally: ReplayTally, feed: FeedConfig) -> list[FeedItem]:
+    items, outcome = runtime.poll(feed)
+    tally.polled(feed, outcome)
     return items
 
 
@@ -341,6 +458,7 @@ def _print_alerts(alerts: list[AlertRaised]) -> None:
 def cmd_extract(args: argparse.Namespace) -> int:
     watch = load_watch(args.watch) if args.watch else None
     cap = settings_from(args).fetch.max_bytes  # the same cap as a fetched page
+    published = _published_flag(args.published)
     status = 0
     for path in args.files:
         try:
@@ -351,17 +469,58 @@ def cmd_extract(args: argparse.Namespace) -> int:
             print(f"monitor: {where}{exc}", file=sys.stderr)
             status = 1
             continue
-        found = normalize(text.text, watch)
-        for problem in found.problems:
+        when = published or text.published
+        if when is None:
+            print(
+                f"monitor: {path}: undated (no 'Published:' header, page date or --published): "
+                "its facts would have no event time",
+                file=sys.stderr,
+            )
+        place = _Place(text.text, 0 if looks_like_html(raw, _type_of(path)) else _lead_lines(raw))
+        if args.explain:
+            found, sentences = explain(text.text, watch)
+            for sentence in sentences:
+                _print_explained(args.format, path, place, sentence)
+        else:
+            found = normalize(text.text, watch)
+            for fact in found.facts:
+                line, column = place.of(fact.span[0])
+                row = {
+                    **fact.model_dump(mode="json"),
+                    "file": str(path),
+                    "published": when.isoformat() if when else None,
+                }
+                if args.format == "jsonl":
+                    emit({**row, "line": line, "column": column})
+                else:
+                    print(_fact_line(row, line, column))
+        for problem in [found.failed] if found.failed else found.problems:
             print(f"monitor: {path}: {problem}", file=sys.stderr)
             status = 1
-        for fact in found.facts:
-            row = {**fact.model_dump(mode="json"), "file": str(path)}
-            if args.format == "jsonl":
-                emit(row)
-            else:
-                print(_fact_line(row))
     return status
+
+
+class _Place:
+    """Line and column (from 1) of an offset into an article's text. For a text file they
+    are the file's own: its text differs only by the blank lines it starts with. For a page
+    they are those of the text extracted from it."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self.first_line = first_line
+
+    def of(self, offset: int) -> tuple[int, int]:
+        row = bisect.bisect_right(self.starts, offset) - 1
+        return row + 1 + self.first_line, offset - self.starts[row] + 1
+
+
+def _lead_lines(raw: bytes) -> int:
+    """How many lines of a text file come before its article text: a header block and the
+    blank lines the article text drops."""
+    decoded = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    _, body = split_header(decoded)
+    header = decoded[: len(decoded) - len(body)].count("\n")
+    return header + next((i for i, line in enumerate(body.split("\n")) if line.strip()), 0)
 
 
 def _type_of(path: Path) -> str | None:
@@ -370,12 +529,46 @@ def _type_of(path: Path) -> str | None:
     )
 
 
-def _fact_line(row: dict[str, Any]) -> str:
-    skip = {"quote", "span", "file", "type"}
+def _fact_line(row: dict[str, Any], line: int, column: int) -> str:
+    skip = {"quote", "span", "file", "type", "pattern", "published"}
     fields = " ".join(
         f"{k}={v}" for k, v in row.items() if k not in skip and v not in (None, False, [])
     )
-    return f"{row['file']}:{row['span'][0]} {row['type']} {fields}\n    {row['quote']}"
+    where = f"{row['file']}:{line}:{column}"
+    return f"{where} {row['type']} {fields} [{row['pattern']}]\n    {row['quote']}"
+
+
+def _print_explained(fmt: str, path: Path, place: _Place, sentence: Explained) -> None:
+    """One sentence of `extract --explain`: where it is, the patterns that fired or were
+    vetoed there and why, and the facts it gave."""
+    line, column = place.of(sentence.start)
+    facts = [f.model_dump(mode="json") for f in sentence.facts]
+    if fmt == "jsonl":
+        notes = [
+            {"pattern": n.pattern, "verdict": n.verdict, "detail": n.detail} for n in sentence.notes
+        ]
+        emit(
+            {
+                "file": str(path),
+                "line": line,
+                "column": column,
+                "quote": sentence.quote,
+                "notes": notes,
+                "facts": facts,
+            }
+        )
+        return
+    print(f"{path}:{line}:{column} {sentence.quote}")
+    for note in sentence.notes:
+        detail = f"  {note.detail}" if note.detail else ""
+        print(f"    {note.verdict:<6} {note.pattern}{detail}")
+    for fact in facts:
+        fields = " ".join(
+            f"{k}={v}"
+            for k, v in fact.items()
+            if k not in ("quote", "span", "type", "pattern") and v not in (None, False, [])
+        )
+        print(f"    => {fact['type']} {fields} [{fact['pattern']}]")
 
 
 # --- events, alerts, status, rules, rebuild -----------------------------------------------------

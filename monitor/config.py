@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -34,15 +35,42 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
-    """'90s', '15m', '6h', '7d' or a number of seconds."""
+    """'90s', '15m', '6h', '7d' or a number of seconds (``true`` is not a number of seconds)."""
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 6h, 7d)")
     if isinstance(value, int | float):
         return timedelta(seconds=value)
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 6h, 7d)")
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+def positive_duration(value: str | int | float | timedelta) -> timedelta:
+    """A duration that must be longer than zero: an interval or a timeout of 0 means never."""
+    duration = parse_duration(value)
+    if duration <= timedelta(0):
+        raise ValueError(f"must be longer than 0 (got {value!r})")
+    return duration
+
+
+def _optional_positive(value: Any) -> timedelta | None:
+    return None if value is None else positive_duration(value)
+
+
+_LISTEN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(?P<port>\d{1,5})$")
+
+
+def check_listen(value: str) -> str:
+    """``host:port`` (``[::1]:9311`` for IPv6; an empty host is loopback) or "" for off."""
+    if value == "":
+        return value
+    match = _LISTEN.match(value.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError(f'not host:port: {value!r} (e.g. 127.0.0.1:9311, or "" for off)')
+    return value.strip()
 
 
 class FeedConfig(BaseModel):
@@ -62,10 +90,11 @@ class FeedConfig(BaseModel):
     # feed file's own directory). Links of feeds read over http(s) never read files.
     files_under: Path | None = None
 
-    _d = field_validator("interval", mode="before")(parse_duration)
-    _o = field_validator("jitter", "expected_period", mode="before")(
+    _d = field_validator("interval", mode="before")(positive_duration)
+    _j = field_validator("jitter", mode="before")(
         lambda v: None if v is None else parse_duration(v)
     )
+    _o = field_validator("expected_period", mode="before")(_optional_positive)
 
     def jitter_seconds(self) -> float:
         if self.jitter is not None:
@@ -104,7 +133,7 @@ class RateLimit(BaseModel):
             return {"count": int(count), "per": f"1{per}" if per.isalpha() else per}
         return value
 
-    _d = field_validator("per", mode="before")(parse_duration)
+    _d = field_validator("per", mode="before")(positive_duration)
 
 
 class ChannelConfig(BaseModel):
@@ -172,7 +201,7 @@ class FetchConfig(BaseModel):
 
     _d = field_validator(
         "connect_timeout", "read_timeout", "total_timeout", "max_backoff", mode="before"
-    )(parse_duration)
+    )(positive_duration)
 
 
 class DeliveryConfig(BaseModel):
@@ -190,9 +219,8 @@ class DeliveryConfig(BaseModel):
     # as "explain.url" (the command "monitor alerts explain ID" is always there).
     explain_url: str | None = None
 
-    _d = field_validator("retry_base", "retry_cap", "max_age", "lease", mode="before")(
-        parse_duration
-    )
+    _d = field_validator("retry_base", mode="before")(parse_duration)
+    _p = field_validator("retry_cap", "max_age", "lease", mode="before")(positive_duration)
 
 
 class Settings(BaseSettings):
@@ -231,7 +259,8 @@ class Settings(BaseSettings):
         "stop_timeout",
         "extract_budget",
         mode="before",
-    )(parse_duration)
+    )(positive_duration)
+    _l = field_validator("http_listen", mode="before")(check_listen)
 
     @classmethod
     def settings_customise_sources(
@@ -261,12 +290,29 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     class FileSettings(Settings):
         model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_path})
 
+    where = config_path or "settings"
     try:
         settings: Settings = FileSettings(**flags)
-    except Exception as exc:  # pydantic and TOML errors alike
-        raise ConfigError(f"{config_path or 'settings'}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {validation_problems(exc)}") from exc
+    except Exception as exc:  # TOML syntax
+        raise ConfigError(f"{where}: {exc}") from exc
     base = config_path.resolve().parent if config_path else Path.cwd()
     return _resolve_paths(settings, base, flags)
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Pydantic's errors as "key: problem" lines, named as in the file (``feeds[0].interval``)."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        key = ""
+        for part in error["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{key or 'settings'}: {message}")
+    return "; ".join(lines)
 
 
 def _resolve_paths(settings: Settings, base: Path, flags: dict[str, Any]) -> Settings:

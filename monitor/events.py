@@ -44,12 +44,15 @@ class _Frozen(BaseModel):
 
 
 class FactBase(_Frozen):
-    """Provenance shared by every fact: the sentence, where it sits, who says so."""
+    """Provenance shared by every fact: the sentence, where it sits, who says so, and the
+    extraction pattern that read it (``monitor extract --explain`` lists them; None on facts
+    stored before patterns were recorded)."""
 
     quote: str
     span: tuple[int, int]
     attributed_to: str | None = None
     stance: Stance = "reported"
+    pattern: str | None = None
 
 
 class Casualties(FactBase):
@@ -201,6 +204,17 @@ class FeedFailed(_Frozen):
     reason: str
 
 
+class EntrySkipped(_Frozen):
+    """A feed entry that cannot become an article (no link to fetch): on record, not dropped."""
+
+    type: Literal["EntrySkipped"] = "EntrySkipped"
+    feed: str
+    url: str  # the feed's location
+    guid: str | None = None
+    title: str | None = None
+    reason: str
+
+
 class Evidence(_Frozen):
     event_id: str
     quote: str
@@ -333,6 +347,7 @@ EventData = Annotated[
     | FactReported
     | FeedPolled
     | FeedFailed
+    | EntrySkipped
     | AlertRaised
     | AlertSuppressed
     | RuleFailed
@@ -352,9 +367,10 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "ArticleFetched": 1,
     "ArticleExtracted": 1,
     "ArticleFailed": 2,
-    "FactReported": 1,
+    "FactReported": 2,
     "FeedPolled": 1,
     "FeedFailed": 1,
+    "EntrySkipped": 1,
     "AlertRaised": 1,
     "AlertSuppressed": 1,
     "RuleFailed": 1,
@@ -389,6 +405,12 @@ def _article_failed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     # v1 writers retried fetch failures only (network errors, 5xx); any later stage failed
     # on the content itself, which does not change on a second try.
     return {**data, "retryable": data.get("stage") == "fetch"}
+
+
+@upcaster("FactReported", 1)
+def _fact_reported_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # v2 facts name the pattern that read them; a v1 fact's pattern is unknown (None).
+    return {**data, "fact": {**data.get("fact", {}), "pattern": None}}
 
 
 def upcast(type_: str, version: int, data: dict[str, Any]) -> dict[str, Any]:

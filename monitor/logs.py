@@ -34,6 +34,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+# Libraries whose chatter stays at warning unless we are debugging.
+QUIETENED = ("apscheduler", "httpx", "trafilatura", "htmldate", "apprise", "alembic")
+
+
 def setup_logging(level: str = "INFO", fmt: str = "plain") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
@@ -44,8 +48,7 @@ def setup_logging(level: str = "INFO", fmt: str = "plain") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Third-party chatter stays at warning unless we are debugging.
-    for name in ("apscheduler", "httpx", "trafilatura", "htmldate", "apprise", "alembic"):
+    for name in QUIETENED:
         logging.getLogger(name).setLevel(
             logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,15 @@ from monitor.events import (
     FactReported,
 )
 from monitor.extract.normalize import DEFAULT_BUDGET, Budget, normalize
-from monitor.extract.text import ArticleText, TextError, article_text
+from monitor.extract.text import (
+    ArticleText,
+    TextError,
+    TextHeader,
+    article_text,
+    decode,
+    normalize_text,
+    split_header,
+)
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch_link
 from monitor.store.log import EventStore, NewEvent
@@ -35,6 +44,7 @@ from monitor.watches import Watch
 log = logging.getLogger(__name__)
 
 MAX_FETCH_FAILURES = 3
+HEADER_BYTES = 4096  # where a text file's header block must fit
 
 
 class IngestResult(BaseModel):
@@ -44,6 +54,7 @@ class IngestResult(BaseModel):
     facts: int = 0
     new_events: int = 0
     reason: str | None = None
+    published: datetime | None = None  # when extracted: the date the facts are placed at
 
 
 def ingest_item(
@@ -94,6 +105,7 @@ def ingest_item(
         facts=facts,
         new_events=len(result.new),
         reason="; ".join(failed) or None,
+        published=item.published or text.published,
     )
 
 
@@ -234,9 +246,23 @@ def _fail(
     )
 
 
-def item_for_file(path: Path) -> FeedItem:
-    """An article file given directly (no feed): its URL is its file:// location."""
+def item_for_file(path: Path, published: datetime | None = None) -> FeedItem:
+    """An article file given directly (no feed): its URL is its file:// location.
+
+    A ``.txt`` file's header block (``Title:``, ``Published:``) stands in for the feed entry
+    a page would have; ``published`` (``--published``) overrides its date.
+    """
+    header = TextHeader()
+    if path.suffix.lower() == ".txt":
+        with path.open("rb") as handle:
+            head = handle.read(HEADER_BYTES)
+        header, _ = split_header(normalize_text(decode(head)))
     url = path.resolve().as_uri()
     return FeedItem(
-        feed="file", url=url, guid=url, title=path.stem, file_root=path.resolve().parent
+        feed="file",
+        url=url,
+        guid=url,
+        title=header.title or path.stem,
+        published=published or header.published,
+        file_root=path.resolve().parent,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.logs import QUIETENED
 from monitor.watches import Party, Watch
 from tests.pg import PostgresServer, PostgresUnavailable
 
@@ -26,6 +28,21 @@ os.environ.setdefault("MONITOR_FETCH__ALLOW_NETWORKS", '["127.0.0.1/32"]')
 
 # The delivery tests' real receivers (the smtp and web fixtures).
 pytest_plugins = ["tests.notify_helpers"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Tests that call ``monitor.cli.main`` in-process run its logging set-up, which replaces
+    the root handlers (with one on this test's captured stderr) and quietens libraries; the
+    next test gets the logging it started with."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIETENED}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, was in quiet.items():
+        logging.getLogger(name).setLevel(was)
 
 
 @pytest.fixture(scope="session")

@@ -49,11 +49,36 @@ def test_monitor_config_variable_selects_the_file(
         ("unknown_key = 1\n", "unknown_key"),
         ('[[channels]]\nname = "x"\n', "exactly one of url, url_env, url_file"),
         ('[[feeds]]\nname = "f"\nurl = "x.xml"\ninterval = "soon"\n', "not a duration"),
+        ('[[feeds]]\nname = "f"\nurl = "x.xml"\ninterval = true\n', r"feeds\[0\]\.interval: not a"),
+        (
+            '[[feeds]]\nname = "f"\nurl = "x.xml"\ninterval = "0s"\n',
+            r"feeds\[0\]\.interval: must be",
+        ),
+        ("[fetch]\ntotal_timeout = 0\n", "fetch.total_timeout: must be longer than 0"),
+        ('[fetch]\nconnect_timeout = "0m"\n', "fetch.connect_timeout: must be longer than 0"),
+        ('stop_timeout = "0s"\n', "stop_timeout: must be longer than 0"),
+        ('[delivery]\nlease = "0s"\n', "delivery.lease: must be longer than 0"),
+        ('http_listen = "localhost"\n', "http_listen: not host:port"),
+        ('http_listen = "127.0.0.1:70000"\n', "http_listen: not host:port"),
+        ("unknown_key = 1\n", "unknown_key: unknown setting"),
     ],
 )
 def test_bad_config_names_the_file_and_the_problem(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(write(tmp_path, text))
+
+
+def test_good_listen_addresses_and_zero_waits_are_accepted(tmp_path: Path) -> None:
+    for listen in ("127.0.0.1:9311", "[::1]:9311", ":9311", ""):
+        assert load_settings(write(tmp_path, f'http_listen = "{listen}"\n')).http_listen == listen
+    text = '[[channels]]\nname = "c"\nurl = "json://h"\ngroup_wait = "0s"\n'
+    assert load_settings(write(tmp_path, text)).channels[0].group_wait.total_seconds() == 0
+
+
+def test_a_bad_config_is_one_line_without_pydantic_boilerplate(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, '[[feeds]]\nname = "f"\nurl = "x.xml"\ninterval = "0s"\n'))
+    assert "\n" not in str(caught.value) and "pydantic" not in str(caught.value)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

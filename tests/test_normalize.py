@@ -12,7 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.events import Casualties, Ceasefire, Diplomacy, Downing, ThirdParty
+from monitor.events import (
+    Casualties,
+    Ceasefire,
+    Diplomacy,
+    Downing,
+    FactReported,
+    ThirdParty,
+    parse_event_data,
+)
 from monitor.extract.normalize import READERS, extract, normalize
 from monitor.extract.reader import FactReader
 from monitor.watches import Watch, load_watch
@@ -547,3 +555,75 @@ def test_every_registered_reader_keeps_the_contract() -> None:
     text = "Seven soldiers were killed. Turkey-brokered talks on a truce collapsed."
     for fact in extract(text, UKRAINE):
         assert fact.type in {r.topic for r in READERS}
+
+
+def test_every_fact_names_the_pattern_that_read_it() -> None:
+    texts = [p.read_text(encoding="utf-8") for p in SEEDS.glob("*.txt")] + [
+        "Qatar proposed a truce. Three soldiers were killed in Omdurman. "
+        "The army said it shot down an RSF drone. A nurse died of her wounds.",
+    ]
+    seen: set[str] = set()
+    for text in texts:
+        for fact in extract(text, SUDAN) + extract(text, load_watch(NK_WATCH)):
+            assert fact.pattern and fact.pattern.startswith(f"{fact.type}."), fact
+            seen.add(fact.pattern)
+    assert len(seen) >= 8  # the id says which of the patterns fired, not only the topic
+
+
+def test_facts_stored_before_patterns_still_read() -> None:
+    v1 = {
+        "watch": "w",
+        "article": {"article_id": "a", "url": "u"},
+        "fact": {"type": "downing", "quote": "q", "span": [0, 1], "asset": "drone"},
+    }
+    event = parse_event_data("FactReported", 1, v1)
+    assert isinstance(event, FactReported) and event.fact.pattern is None
+
+
+# --- errors that reached alerts (issue 13, item 5): one sentence of our own each --------------
+
+
+def test_a_model_or_unit_number_is_not_a_count() -> None:
+    (hit,) = downings("The army said it shot down a Hermes 450 drone near Kassala.", SUDAN)
+    assert hit.count == 1
+    (two,) = downings("The RSF said it shot down two Shahed 136 drones over Atbara.", SUDAN)
+    assert two.count == 2
+    text = "Flight 752 crashed after take-off and all 176 people on board were killed."
+    assert pairs(text) == [("killed", 176)]
+    text = "Brigade 17 lost 30 soldiers near the bridge, and a Boeing 737 was hit on the ground."
+    assert pairs(text) == [("killed", 30)]
+
+
+def test_a_later_denial_of_something_else_leaves_a_downing_claimed() -> None:
+    claim = "The RSF said it shot down an army Antonov plane over El Fasher. "
+    other = downings(claim + "The army denied the RSF claim that its jets bombed a market.", SUDAN)
+    assert [(d.owner, d.claimed_by, d.denied, d.stance) for d in other] == [
+        ("SAF", "RSF", False, "claimed")
+    ]
+    for denial in (
+        "The army denied that any of its aircraft had been lost.",
+        "The army dismissed the claim as propaganda.",
+        "An army spokesman said the claim from the RSF was false.",
+    ):
+        (hit,) = downings(claim + denial, SUDAN)
+        assert hit.denied and hit.stance == "denied", denial
+
+
+def test_a_closing_attribution_names_the_speaker_not_the_subject() -> None:
+    (arms,) = third_parties(
+        "Egypt has supplied the army with drones and ammunition, Western diplomats said.", SUDAN
+    )
+    assert (arms.actor, arms.kind, arms.supports) == ("EGY", "arms", "SAF")
+    assert arms.attributed_to == "Western diplomats" and arms.stance == "reported"
+    (toll,) = casualties(
+        "The army shelled RSF positions in Omdurman, killing 40 fighters, the group said.", SUDAN
+    )
+    assert toll.count == 40 and toll.attributed_to == "the group"
+
+
+@pytest.mark.parametrize(
+    "weapons", ["six attack helicopters", "Mi-24 gunships", "armoured vehicles", "warplanes"]
+)
+def test_helicopters_gunships_and_vehicles_are_arms(weapons: str) -> None:
+    found = third_parties(f"Russia delivered {weapons} to the Sudanese army last month.", SUDAN)
+    assert [(f.actor, f.kind, f.supports) for f in found] == [("RUS", "arms", "SAF")]

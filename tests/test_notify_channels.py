@@ -95,6 +95,7 @@ def test_secrets_never_reach_events_logs_rows_reports_or_bodies(
     apprise_log.addHandler(tap)
     caplog.handler.addFilter(RedactingFilter())  # the filter monitor.logs puts on its handler
     caplog.set_level("DEBUG")  # Apprise's debug lines print request URLs
+    caplog.set_level("DEBUG", logger="apprise")  # whatever an earlier setup_logging left
     try:
         policy = RetryPolicy(base=timedelta(0), cap=timedelta(0), max_age=timedelta(0))
         deliverer = Deliverer(store, channels, policy)

@@ -183,7 +183,7 @@ def test_a_new_projection_version_rebuilds_it(sqlite_url: str) -> None:
     before = dump_state(store, [ConflictState()])
 
     class Doubled(ConflictState):
-        version = 2
+        version = ConflictState.version + 1
 
         def apply(self, session: Session, event: StoredEvent) -> None:
             super().apply(session, event)
@@ -195,7 +195,7 @@ def test_a_new_projection_version_rebuilds_it(sqlite_url: str) -> None:
         reports = [r.reports for r in session.execute(select(SeriesState)).scalars()]
     assert reports and all(n % 2 == 0 for n in reports)
     assert dump_state(store, [ConflictState()]) != before
-    assert catch_up(store, Doubled()) == 0  # at version 2 now: nothing more to do
+    assert catch_up(store, Doubled()) == 0  # at the new version now: nothing more to do
     store.close()
 
 
@@ -228,3 +228,21 @@ def test_concurrent_consumers_of_one_projection_apply_each_event_once(db_url: st
         rebuild(store, projection)
     assert dump_state(store, [ConflictState(), AlertsProjection()]) == live
     store.close()
+
+
+def test_a_late_report_does_not_replace_a_newer_toll_or_status(sqlite_url: str) -> None:
+    from tests.test_alerting import T0, ceasefire, fact_event, killed
+
+    store = EventStore(sqlite_url)
+    store.append([fact_event(killed(963), hours=24, n=1, watch="nk")])
+    store.append([fact_event(ceasefire("collapsed"), hours=24, n=2, watch="nk")])
+    # A month-old article arrives after them.
+    store.append([fact_event(killed(84), n=3, watch="nk")])
+    store.append([fact_event(ceasefire("agreed"), n=4, watch="nk")])
+    catch_up(store, ConflictState())
+    with store.session() as session:
+        series = session.execute(select(SeriesState)).scalar_one()
+        truce = session.execute(select(CeasefireState)).scalar_one()
+        assert (series.count, series.reports) == (963, 2)
+        assert series.updated_at.replace(tzinfo=UTC) == T0.replace(day=2)
+        assert truce.status == "collapsed"

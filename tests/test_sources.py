@@ -15,7 +15,7 @@ from tests.httpserver import LOCAL, Reply, TestServer
 
 def test_seed_feeds_over_file_urls_resolve_relative_links() -> None:
     for feed in sorted((SEEDS / "feeds").glob("*.xml")):
-        items = parse_feed(fetch(feed.as_uri()), feed.stem)
+        items = parse_feed(fetch(feed.as_uri()), feed.stem).items
         assert len(items) == 1
         item = items[0]
         assert item.url.startswith("file:///")
@@ -25,7 +25,7 @@ def test_seed_feeds_over_file_urls_resolve_relative_links() -> None:
 
 def test_seed_feeds_over_http() -> None:
     with TestServer(SEEDS) as server:
-        items = parse_feed(fetch(f"{server.base}/feeds/rferl.xml"), "rferl")
+        items = parse_feed(fetch(f"{server.base}/feeds/rferl.xml"), "rferl").items
         assert items[0].url == f"{server.base}/pages/rferl/001_7f5d40a5f4979764.html"
         page = fetch(items[0].url)
         assert b"Mnatsakanian" in page.body
@@ -83,7 +83,7 @@ def test_peer_feedparser_fixtures_over_http_never_crash() -> None:
             headers = _headers(head) or {"Content-Type": "application/xml"}
             server.route(f"/f{i}", Reply(200, raw, headers))
             try:
-                items = parse_feed(fetch(f"{server.base}/f{i}"), path.stem)
+                items = parse_feed(fetch(f"{server.base}/f{i}"), path.stem).items
             except FeedError:
                 continue
             parsed += 1
@@ -96,7 +96,7 @@ def test_peer_real_news_feeds_parse_over_http() -> None:
     root = shared_dir("peer", "realfeeds")
     with TestServer(root) as server:
         for path in sorted(p for p in root.iterdir() if p.suffix in {".xml", ".rss", ".atom"}):
-            items = parse_feed(fetch(f"{server.base}/{path.name}"), path.stem)
+            items = parse_feed(fetch(f"{server.base}/{path.name}"), path.stem).items
             assert items, path.name
             assert all(i.url.startswith(("http://", "https://")) for i in items), path.name
             assert sum(i.published is not None for i in items) >= len(items) // 2, path.name

@@ -13,7 +13,13 @@ Noise control, in order, for every rule type alike: dedup key + cooldown, ``for`
 higher-severity alert with the same inhibit key, silences (operator events in the log).
 Every suppression is an ``AlertSuppressed`` event with its reason.
 
-Time: rule time is event time (the article's publication). Silences are operator actions on
+Time: rule time is event time (the article's publication), whatever order the feeds answered
+in. A late or backdated report is placed at its publication time: series rules compare it with
+what was published before it, and when it changes the verdict on a later figure already in the
+log, that figure's alert is raised then (the same alert an in-order reading raises). An alert
+raised on late data says so in its explanation. What was sent cannot be unsent: when the first
+report to arrive was not the first published, the alert quotes the one that arrived first.
+Silences are operator actions on
 the wall-clock timeline, so they are matched against the moment the triggering event entered
 the log (``recorded_at``), which is stored: a backtest of the same log silences the same alerts.
 """
@@ -74,6 +80,7 @@ INPUT_TYPES = ("FactReported", "SilenceAdded", "SilenceExpired", "RulesTicked")
 GLOBAL = "~evaluator"
 HOLDS = "holds"
 FAILING = "failing"  # rule id -> its current run of failures (read by /healthz)
+LATEST = "latest"  # the latest publication time of the facts evaluated so far
 HEALTH_RULE = "rule-failure"  # the rule name on health alerts about a failing rule
 
 
@@ -549,17 +556,23 @@ class Evaluator:
         when: datetime,
         clock: datetime,
     ) -> list[AlertRaised]:
+        latest = (state.values.get((GLOBAL, LATEST)) or {}).get("at")
         shared: dict[str, Any] = {}
+        if latest is not None and latest > when.isoformat():
+            shared["late"] = (
+                f"raised on late data: published {when.isoformat()}, it reached the log after "
+                f"facts published up to {latest}"
+            )
+        else:
+            state.put(GLOBAL, LATEST, {"at": when.isoformat()})
         out: list[AlertRaised] = []
         for c in self.by_event.get(data.fact.type, ()):
             try:
-                alert = self._evaluate_rule(c, event, data, state, sink, when, clock, shared)
+                out.extend(self._evaluate_rule(c, event, data, state, sink, when, clock, shared))
             except Exception as exc:  # one broken rule must not stop the others
                 self._rule_failed(c, event.id, exc, state, sink, when)
                 continue
             self._rule_ok(c.rule.id, state)
-            if alert is not None:
-                out.append(alert)
         return out
 
     def _evaluate_rule(
@@ -572,13 +585,13 @@ class Evaluator:
         when: datetime,
         clock: datetime,
         shared: dict[str, Any],
-    ) -> AlertRaised | None:
+    ) -> list[AlertRaised]:
         """One rule on one fact. ``shared`` caches the fact's context across rules."""
         rule = c.rule
         note = self._noter(rule.id, event.id)
         if not rule.applies_to(data.watch):
             note(f"not selected: watch {data.watch!r} is not in {rule.watches}")
-            return None
+            return []
         if "ctx" not in shared:
             shared["ctx"] = fact_context(event)
         ctx: dict[str, Any] = shared["ctx"]
@@ -588,7 +601,7 @@ class Evaluator:
         if failed is not None:
             if note is not _ignore:
                 note(f"not selected: {describe_failure(failed)}")
-            return None
+            return []
         tracing = note is not _ignore
         if tracing:
             note(f"selected: {rule.event} fact in {data.watch} passes every where filter")
@@ -599,6 +612,7 @@ class Evaluator:
         verdict = c.kind.check(seen, memory)
         if tracing:
             note(f"{rule.type}: {verdict.why}")
+        out = self._revisit(c, verdict, seen, state, sink, clock, note)
         if not verdict.fire:
             if verdict.restates and rule.hold:
                 pending = Pending(
@@ -606,15 +620,47 @@ class Evaluator:
                 )
                 self._confirm_hold(pending, state, seen.evidence, note)
             note("verdict: no alert")
-            return None
+            return out
         pending = Pending(c, verdict, ctx, event.id, when, clock, [outlet_of(ctx, "outlet")])
+        if "late" in shared:
+            pending.notes.append(shared["late"])
         if isinstance(rule, MatchRule) and rule.per_report:
             if self.report is None:
                 self.report = Report(data.article.article_id, state, sink)
             self.report.join(pending)
             note("joins the one alert of its report (per_report)")
-            return None
-        return self._hold_or_raise(pending, state, sink, note)
+            return out
+        alert = self._hold_or_raise(pending, state, sink, note)
+        return [*out, alert] if alert is not None else out
+
+    def _revisit(
+        self,
+        c: Compiled,
+        verdict: Verdict,
+        seen: Observed,
+        state: State,
+        sink: Sink,
+        clock: datetime,
+        note: Callable[[str], None],
+    ) -> list[AlertRaised]:
+        """A late fact placed at its publication time can change the verdict on a fact
+        published after it that the log holds already: such an alert is raised for that fact
+        (the alert it would have had, had the facts come in order), saying why it is late."""
+        out: list[AlertRaised] = []
+        for later, again in verdict.later:
+            note(f"{c.rule.type}, again for {later.event_id} published after it: {again.why}")
+            if not again.fire:
+                continue
+            outlets = [outlet_of(later.ctx, "outlet")]
+            p = Pending(c, again, later.ctx, later.event_id, later.time, clock, outlets)
+            p.notes.append(
+                f"raised on late data: {seen.event_id}, published {seen.time.isoformat()}, "
+                f"reached the log after this fact, published {later.time.isoformat()}"
+            )
+            alert = self._hold_or_raise(p, state, sink, self._noter(c.rule.id, later.event_id))
+            if alert is not None:
+                out.append(alert)
+        return out
 
     def end_report(self) -> list[AlertRaised]:
         """The article's facts are all read: its ``per_report`` hits become alerts."""

@@ -54,6 +54,9 @@ class Verdict:
     # A non-firing fact that restates what an earlier hit said (the same collapse, the same
     # figure): it confirms an alert still held by ``for``, e.g. as a second outlet.
     restates: bool = False
+    # Verdicts on facts that arrived earlier but come after this one in event time, changed
+    # by it: a late report placed at its publication time can make a later figure a jump.
+    later: list[tuple[Observed, Verdict]] = field(default_factory=list)
 
 
 def lookup(ctx: dict[str, Any], path: str) -> Any:
@@ -125,15 +128,27 @@ class NewValue(RuleType):
         key = f"seen:{group}|{value}"
         first = memory.get(key)
         data = {**fact_data(seen.ctx), "value": value}
+        when = seen.time.isoformat()
         if first is not None:
             why = f"{self.rule.value}={value!r} already seen ({first['event_id']})"
+            if when < first.get("at", when):
+                # A late report of an earlier sighting: it is the first one now, but the
+                # value was told already; explanations name the earliest.
+                memory.put(key, {"event_id": seen.event_id, "at": when})
+                why = f"{self.rule.value}={value!r} already told ({first['event_id']} came first)"
             return Verdict(False, why, data, restates=True)
-        memory.put(key, {"event_id": seen.event_id})
+        memory.put(key, {"event_id": seen.event_id, "at": when})
         why = f"{self.rule.value}={value!r} seen for the first time per {'+'.join(self.rule.per)}"
         return Verdict(True, why, data, [seen.evidence])
 
 
 class Jump(RuleType):
+    """A series is the staircase of its record figures in event time: each point is higher
+    than every point published before it. A fact is compared with the highest figure
+    published before it, wherever it arrives in the log: a late report of an older figure
+    is placed at its publication time, and when it becomes the first figure of the series,
+    the figure that was first until then is checked again as a rise from it."""
+
     rule: JumpRule
 
     def check(self, seen: Observed, memory: Memory) -> Verdict:
@@ -143,14 +158,40 @@ class Jump(RuleType):
             return Verdict(False, f"{rule.value} is not a number ({current!r})")
         name = group_key(seen.ctx, rule.series)
         key = f"series:{name}"
-        previous = memory.get(key)
-        # The series remembers its highest figure: a lower report later is a competing claim,
-        # and must not make the old figure look like a fresh jump.
+        points = _points(memory.get(key))
+        when = seen.time.isoformat()
+        # Equal times keep arrival order: facts of one article come in text order.
+        at = next((i for i, p in enumerate(points) if p["at"] > when), len(points))
+        previous = points[at - 1] if at else None
+        # The staircase keeps the highest figure so far: a lower report later is a competing
+        # claim, and must not make the old figure look like a fresh jump.
         if previous is None or current > previous["value"]:
-            memory.put(key, {"value": current, "evidence": _dump(seen.evidence)})
+            point = {
+                "at": when,
+                "value": current,
+                "event_id": seen.event_id,
+                "evidence": _dump(seen.evidence),
+                "ctx": seen.ctx,
+            }
+            rest = [p for p in points[at:] if p["value"] > current]
+            memory.put(key, {"points": [*points[:at], point, *rest]})
         if previous is None:
-            return Verdict(False, f"first figure of series {name}: {current}")
-        before = previous["value"]
+            verdict = Verdict(False, f"first figure of series {name}: {current}")
+            head = points[0] if points else None
+            if head is not None and head["at"] > when and head["value"] > current:
+                first = Observed(
+                    head["event_id"],
+                    datetime.fromisoformat(head["at"]),
+                    head["ctx"],
+                    _ev(head["evidence"]),
+                )
+                verdict.later.append((first, self._compare(name, current, seen.evidence, first)))
+            return verdict
+        return self._compare(name, previous["value"], _ev(previous["evidence"]), seen)
+
+    def _compare(self, name: str, before: Any, earlier: Evidence, seen: Observed) -> Verdict:
+        rule = self.rule
+        current = lookup(seen.ctx, rule.value)
         rise = current - before
         percent = (rise / before * 100) if before else None
         data = {
@@ -171,8 +212,16 @@ class Jump(RuleType):
         )
         if rise <= 0 or not big_enough:
             return Verdict(False, f"{figures} is below {thresholds}", data, restates=rise == 0)
-        evidence = [_ev(previous["evidence"]), seen.evidence]
-        return Verdict(True, f"{figures} meets {thresholds}", data, evidence)
+        return Verdict(True, f"{figures} meets {thresholds}", data, [earlier, seen.evidence])
+
+
+def _points(state: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A series' staircase; state written before series kept times is one timeless point."""
+    if state is None:
+        return []
+    if "points" in state:
+        return list(state["points"])
+    return [{"at": "", "value": state["value"], "event_id": "", "evidence": state["evidence"]}]
 
 
 class Transition(RuleType):
@@ -183,6 +232,10 @@ class Transition(RuleType):
         name = group_key(seen.ctx, rule.key)
         key = f"state:{name}"
         state = memory.get(key) or {}
+        when = seen.time.isoformat()
+        if when < state.get("at", when):
+            why = f"published before the current {rule.field} of {name} ({state['at']}): history"
+            return Verdict(False, why)
         before, now = state.get("value"), lookup(seen.ctx, rule.field)
         firing = bool(state.get("firing"))
         data = {
@@ -194,7 +247,7 @@ class Transition(RuleType):
         evidence = (
             [_ev(state["evidence"]), seen.evidence] if "evidence" in state else [seen.evidence]
         )
-        record = {"value": now, "evidence": _dump(seen.evidence), "firing": firing}
+        record = {"value": now, "evidence": _dump(seen.evidence), "firing": firing, "at": when}
         moved = f"{rule.field} {before!r} -> {now!r} for {name}"
         if now in rule.to:
             entered = before not in rule.to and (rule.from_ is None or before in rule.from_)

@@ -55,9 +55,21 @@ DEFAULT_BODY_HTML = """\
 <p><small>rule {{ rule.id }} ({{ rule.type }}, {{ rule.severity }})</small></p>"""
 
 
+def actor_name(code: object) -> str:
+    """The ``name`` filter: ``{{ actor | name }}`` -> "Saudi Arabia" for SAU; a code the
+    gazetteer does not know (a watch's own party) and empty values stay as they are."""
+    from monitor.extract.gazetteer import display_name
+
+    if not isinstance(code, str) or not code:
+        return "" if code is None else str(code)
+    return display_name(code) or code
+
+
 @cache
 def _env(html: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(autoescape=html, undefined=StrictUndefined, trim_blocks=True)
+    env = SandboxedEnvironment(autoescape=html, undefined=StrictUndefined, trim_blocks=True)
+    env.filters["name"] = actor_name
+    return env
 
 
 @lru_cache(maxsize=4096)

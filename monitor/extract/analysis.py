@@ -53,6 +53,7 @@ _SPEAKER_NOUNS = frozenset(
         "the for its his her their air force navy aide adviser advisor envoy security health "
         "local regional provincial state medics medical doctors hospital witnesses residents "
         "activists monitors rescuers paramedics observers spokesmen television radio state-run "
+        "diplomats diplomat analysts analyst experts investigators lawmakers researchers "
     )
 )
 # Nouns that can head a speaker phrase on their own, without a capitalised name: "police
@@ -63,7 +64,8 @@ _SPEAKER_HEADS = frozenset(
         "military government authorities sources source command office agency commander chief "
         "governor mayor police department secretary ombudsman medics doctors hospital witnesses "
         "residents activists monitors rescuers paramedics observers envoy aide adviser advisor "
-        "media television radio"
+        "media television radio diplomats diplomat analysts analyst experts investigators "
+        "lawmakers researchers"
     )
 )
 
@@ -71,6 +73,19 @@ _SPEAKER_HEADS = frozenset(
 # What a token is: E an actor name, N a count, W a word, P punctuation. One letter each,
 # because a sentence's signature spells actors and counts as E<i> and N<i>.
 TokenKind = Literal["E", "N", "W", "P"]
+
+
+Verdict = Literal["fired", "vetoed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One step of the explanation of a sentence: a pattern that matched and produced a
+    candidate fact (fired), or a candidate that a check rejected (vetoed), and why."""
+
+    pattern: str
+    verdict: Verdict
+    detail: str = ""
 
 
 @dataclass(slots=True)
@@ -107,14 +122,27 @@ class Sentence:
     memo: dict = field(default_factory=dict)  # per-sentence results shared by rule modules
     # Rule modules whose trigger stems occur here (normalize.py): the others skip the sentence.
     topics: frozenset[str] = frozenset()
+    # Patterns that fired or were vetoed here, kept only when explaining (normalize.explain).
+    trace: list[Note] | None = None
 
     @property
     def quote(self) -> str:
         return self.text[self.start : self.end]
 
-    def provenance(self) -> dict[str, Any]:
-        """The fields every fact takes from its sentence: quote, span and speaker."""
-        return {"quote": self.quote, "span": (self.start, self.end), "attributed_to": self.speaker}
+    def note(self, pattern: str, verdict: Verdict, detail: str = "") -> None:
+        """Record that a pattern fired or was vetoed here (a no-op unless explaining)."""
+        if self.trace is not None:
+            self.trace.append(Note(pattern, verdict, detail))
+
+    def provenance(self, pattern: str) -> dict[str, Any]:
+        """The fields every fact takes from its sentence (quote, span, speaker) and the
+        pattern that read it."""
+        return {
+            "quote": self.quote,
+            "span": (self.start, self.end),
+            "attributed_to": self.speaker,
+            "pattern": pattern,
+        }
 
     def token_at(self, sig_pos: int) -> int:
         """The token index at a position of the signature string."""
@@ -327,6 +355,15 @@ def _find_speaker(sent: Sentence) -> None:
                 _set_speaker(sent, j, end)
                 if sent.speaker:
                     return
+            lead = end  # ", Western diplomats said": the clause of the verb starts at a comma
+            while lead > 0 and toks[lead - 1].text not in _CLAUSE_MARKS:
+                lead -= 1
+            if 0 < lead < end and _speaker_phrase(sent, lead, end, i):
+                # Its subject is the speaker, named or not ("the group"); the sentence's first
+                # actor ("The army shelled ..., the group said") is the one it speaks of.
+                sent.speaker = sent.text[toks[lead].start : toks[end - 1].end]
+                sent.speaker_end = end
+                return
             k = 0
             while k < i and _speaker_like(sent, k):
                 k += 1
@@ -370,6 +407,35 @@ def _speaker_like(sent: Sentence, i: int) -> bool:
 
 
 _PRONOUNS = frozenset(words("i he she it we they you"))
+_CLAUSE_MARKS = frozenset([",", ";", ":", '"'])
+
+
+# Words that show a clause is more than a short noun phrase before its speech verb.
+_NOT_IN_SPEAKER = frozenset(
+    words(
+        "who which that when while after before as where whose but and or if because were "
+        "was is are be been being have has had not no"
+    )
+)
+
+
+# Words after which a speech verb is an adjective: "an alleged gang member", "by alleged".
+_BEFORE_ADJECTIVE = frozenset(words("a an the by of for to in on at from with its their his her"))
+
+
+def _speaker_phrase(sent: Sentence, i: int, j: int, verb: int) -> bool:
+    """Whether tokens i..j, a clause opened by a comma or quote and closed by the active
+    speech verb at `verb`, are a short noun phrase without a name ("the group", "the
+    statement", "two officials"): the speaker, kept verbatim so that nobody else is
+    credited. A pronoun is not: "he said" may well mean the actor the sentence opened with."""
+    toks = sent.tokens[i:j]
+    if len(toks) > 5 or all(t.text in _PRONOUNS for t in toks):
+        return False
+    if sent.tokens[verb - 1].text in _NOT_IN_SPEAKER | _BEFORE_ADJECTIVE:
+        return False  # "were reported", "as reported by", "by alleged": no speaking subject
+    return all(
+        t.kind != "N" and t.text not in _NOT_IN_SPEAKER and not t.text.endswith("ing") for t in toks
+    )
 
 
 def _set_speaker(sent: Sentence, i: int, j: int, need_actor: bool = False) -> None:

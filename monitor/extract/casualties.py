@@ -192,6 +192,7 @@ class Report:
     subset: bool = False
     definite: bool = False  # "the victim": refers back to a figure given elsewhere
     claimed: bool = False
+    pattern: str = ""  # the id of the pattern that read it ("casualties.outcome-before")
 
 
 # --- helpers over tokens ----------------------------------------------------------------------
@@ -572,7 +573,12 @@ def _is_casualties_death(sent: Sentence, context_death: bool) -> bool:
 def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool) -> Report | None:
     tok = sent.tokens[i]
     q = sent.quantities[tok.ref]
-    if _is_excluded_number(sent, i) or _is_range_end(sent, i):
+    figure = sent.text[tok.start : tok.end]
+    if _is_excluded_number(sent, i):
+        sent.note("casualties.not-a-count-of-people", "vetoed", figure)
+        return None
+    if _is_range_end(sent, i):
+        sent.note("casualties.range-upper-bound", "vetoed", figure)
         return None
     qualifier, start = _qualifier(sent, i)
     if q.vague is not None:
@@ -603,8 +609,9 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
     )
     if coordinated and previous is not None and previous.subset and previous.sentence is sent:
         subset = True  # "including one policeman and four army personnel"
-    outcome = _link_outcome(sent, i, start, end, noun)
+    outcome, pattern = _link_outcome(sent, i, start, end, noun)
     if outcome == "lumped":
+        sent.note(pattern, "vetoed", figure)
         return None
     if (
         outcome is None
@@ -614,13 +621,16 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
         and _bare_count(sent, end)
         and not (coordinated and _text(sent, start - 1) == "with")
     ):
-        outcome = previous.outcome
+        outcome, pattern = previous.outcome, "casualties.shares-outcome"
     if outcome is None:
+        sent.note(pattern, "vetoed", figure)
         return None
     if outcome == "casualties":
         if not _is_casualties_death(sent, death_ctx):
+            sent.note("casualties.casualties-not-deaths", "vetoed", figure)
             return None
         outcome = "killed"
+    sent.note(pattern, "fired", figure)
     category = _category_in(sent, start, end + 2, category)
     party = _party_in(sent, start, end) or _party_after(sent, end)
     generic = noun is None or sent.tokens[end].text in ("others", "people", "them", "whom")
@@ -648,34 +658,44 @@ def _read_count(sent: Sentence, i: int, previous: Report | None, death_ctx: bool
         # "One was burnt alive and the other stoned": a lone "one" opening the sentence
         # is one of the people counted before, not one more
         definite=noun is None and i == 0 and q.value == 1 and end == i,
+        pattern=pattern,
     )
+
+
+_LUMPED_ID = "casualties.killed-and-wounded-lumped"
 
 
 def _link_outcome(
     sent: Sentence, i: int, start: int, end: int, noun: tuple[int, Category] | None
-) -> Reading | None:
-    """The outcome of the count at token i, strongest cue first; "lumped" for "killed and
-    wounded" read together."""
+) -> tuple[Reading | None, str]:
+    """The outcome of the count at token i, strongest cue first ("lumped" for "killed and
+    wounded" read together), and the id of the pattern that decided it (or of the check
+    that found none)."""
     before = _outcome_before(sent, start, end)
     if before is not None and _text(sent, start - 1) in ("of", "the"):
-        return before  # "the bodies of the eleven missing soldiers"
+        return before, "casualties.outcome-noun-of"  # "the bodies of the eleven missing soldiers"
     direct = _outcome_direct(sent, end)
     if direct:
-        return "lumped" if _LUMPED.match(sent.words(direct[1], direct[1] + 3)) else direct[0]
+        if _LUMPED.match(sent.words(direct[1], direct[1] + 3)):
+            return "lumped", _LUMPED_ID
+        return direct[0], "casualties.outcome-after"
     if before is not None:
         if noun is None and _counts_a_thing(sent, end):
-            return None  # "killed 15 livestock": a count of something else
-        return before
+            return None, "casualties.count-of-things"  # "killed 15 livestock"
+        return before, "casualties.outcome-before"
     if noun is None and _text(sent, i + 1) == "of":
-        return None  # "one of the attackers' cars", not a count of people
+        return None, "casualties.part-of-a-thing"  # "one of the attackers' cars"
     if _text(sent, start - 1) == "by":
-        return None  # "abducted by four men and stabbed to death": the agents, not victims
+        # "abducted by four men and stabbed to death": the agents, not victims
+        return None, "casualties.agents-not-victims"
     fwd = _outcome_forward(sent, end, strict=noun is None)
     if fwd:
-        return "lumped" if _LUMPED.match(sent.words(fwd[1], fwd[1] + 3)) else fwd[0]
+        if _LUMPED.match(sent.words(fwd[1], fwd[1] + 3)):
+            return "lumped", _LUMPED_ID
+        return fwd[0], "casualties.outcome-later"
     if noun and sent.tokens[noun[0]].text in _INHERENT:
-        return _INHERENT[sent.tokens[noun[0]].text]
-    return None
+        return _INHERENT[sent.tokens[noun[0]].text], "casualties.inherent-noun"
+    return None, "casualties.no-outcome"
 
 
 def _name_run(sent: Sentence, i: int) -> int:
@@ -752,10 +772,12 @@ _ACTIVE_OUT: dict[Outcome, str] = {
 }
 _ADVERBS = r"(?:(?:reportedly|allegedly|also|later|then|subsequently|eventually|initially) )*"
 _NP = r"(?P<np>(?:\S+ ){0,9}?)"
-_SINGLE_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
+# (outcome, pattern id, pattern) for one person (or a pair) named without a count.
+_SINGLE_PATTERNS: tuple[tuple[Outcome, str, re.Pattern[str]], ...] = tuple(
     [
         (
             out,
+            "casualties.one-person-passive",
             re.compile(
                 rf"\b(?P<det>a|an|the|another) {_NP}(?:, (?:\S+ ){{1,5}}?, )?"
                 rf"(?:who |that )?(?:was|has been|"
@@ -767,6 +789,7 @@ _SINGLE_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
     + [
         (
             "killed",
+            "casualties.one-person-died",
             re.compile(
                 rf"\b(?P<det>a|an|the|another) {_NP}(?:who |that )?{_ADVERBS}"
                 r"(?:died|dies|succumbed|was dead)\b"
@@ -774,6 +797,7 @@ _SINGLE_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
         ),
         (  # "a man was shot in the head and later died", "was injured ... and died"
             "killed",
+            "casualties.hurt-then-died",
             re.compile(
                 rf"\b(?P<det>a|an|the|another) {_NP}(?:who |that )?(?:was|had been) "
                 rf"{_ADVERBS}(?:shot|stabbed|wounded|injured|hit|beaten)\b(?: \S+){{0,6}}? "
@@ -782,6 +806,7 @@ _SINGLE_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
         ),
         (  # "a man's body was found"
             "killed",
+            "casualties.body-found",
             re.compile(
                 r"\b(?P<det>a|an|the|another) (?P<np>(?:\S+ ){0,3}?)'s (?:body|corpse|remains) "
                 r"(?:was|were|has been) (?:found|recovered|discovered)\b"
@@ -789,15 +814,25 @@ _SINGLE_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
         ),
         (
             "killed",
+            "casualties.death-of-one-person",
             re.compile(
                 r"\b(?:death|killing|murder|assassination|lynching) of "
                 r"(?P<det>a|an|the|another) (?P<np>)"
             ),
         ),
-        ("killed", re.compile(r"\b(?:killing|killed|shot) (?P<det>him|her)(?: dead)?\b(?P<np>)")),
-        ("killed", re.compile(r"\b(?:body|corpse|remains) of (?P<det>a|an|the|another) (?P<np>)")),
         (
             "killed",
+            "casualties.killed-him-or-her",
+            re.compile(r"\b(?:killing|killed|shot) (?P<det>him|her)(?: dead)?\b(?P<np>)"),
+        ),
+        (
+            "killed",
+            "casualties.body-of-one-person",
+            re.compile(r"\b(?:body|corpse|remains) of (?P<det>a|an|the|another) (?P<np>)"),
+        ),
+        (
+            "killed",
+            "casualties.one-person-to-death",
             re.compile(
                 r"\b(?:stabbed|beat|beaten|shot|hacked|burned|burnt|stoned|tortured|"
                 r"clubbed|strangled) (?P<det>a|an|the|another) "
@@ -806,7 +841,11 @@ _SINGLE_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
         ),
     ]
     + [
-        (out, re.compile(rf"\b{pat} (?P<det>a|an|the|another) (?P<np>)"))
+        (
+            out,
+            "casualties.one-person-object",
+            re.compile(rf"\b{pat} (?P<det>a|an|the|another) (?P<np>)"),
+        )
         for out, pat in _ACTIVE_OUT.items()
     ]
 )
@@ -841,7 +880,7 @@ def _singulars(sent: Sentence) -> list[Report]:
     out: list[Report] = []
     taken: set[int] = set()
     outcomes = {m.lastgroup for m in _SINGLE_CUES.finditer(sent.sig)}
-    for outcome, rx in _SINGLE_PATTERNS:
+    for outcome, pattern, rx in _SINGLE_PATTERNS:
         if outcome not in outcomes:
             continue  # each pattern needs a word of its outcome: skip the costly scan
         inside = -1  # the end of the last phrase read as people: its inner "a" is no one new
@@ -853,8 +892,11 @@ def _singulars(sent: Sentence) -> list[Report]:
             if m.group("np") == "":
                 np_tokens = _np_after(sent, det_tok + 1)
             people = _people_count(np_tokens)
+            phrase = sent.words(det_tok, det_tok + 1 + len(np_tokens))
             if people == 0:
+                sent.note(pattern, "vetoed", f"{phrase}: not a person")
                 continue
+            sent.note(pattern, "fired", phrase)
             taken.add(det_tok)
             inside = sent.token_at(m.end() - 1)
             det = m.group("det")
@@ -881,6 +923,7 @@ def _singulars(sent: Sentence) -> list[Report]:
                     # reference back to a figure given elsewhere
                     definite=det in ("the", "him", "her")
                     and len(_head(np_tokens)) == len(np_tokens),
+                    pattern=pattern,
                 )
             )
     return out
@@ -994,6 +1037,9 @@ def _single_person(np_tokens: list[Token]) -> bool:
     return not (words_only and words_only[-1].text in _NOT_PERSON)
 
 
+_BOTH_ID = "casualties.both-people"
+
+
 def _both(sent: Sentence) -> list[Report]:
     """ "Both victims died", "both pilots were captured": two people."""
     out: list[Report] = []
@@ -1006,13 +1052,19 @@ def _both(sent: Sentence) -> list[Report]:
         fwd = _outcome_forward(sent, noun[0], strict=False)
         if fwd is None:
             continue
+        sent.note(_BOTH_ID, "fired", sent.words(i, noun[0] + 1))
+        party = _party_in(sent, i, noun[0])
         out.append(
-            Report(sent, i, fwd[0], 2, "exact", None, noun[1], _party_in(sent, i, noun[0]), False)
+            Report(sent, i, fwd[0], 2, "exact", None, noun[1], party, False, pattern=_BOTH_ID)
         )
     return out
 
 
 # --- totals, increments, earlier wars ---------------------------------------------------------
+
+
+_INCREASE_ID = "casualties.increase-to-total"
+_TOTAL_ID = "casualties.toll-total"
 
 
 def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], set[int]]:
@@ -1028,7 +1080,9 @@ def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], se
             continue
         outcome = _sentence_outcome(sent, death_ctx)
         if outcome is None:
+            sent.note(_INCREASE_ID, "vetoed", f"{m.group(0)}: no outcome in the sentence")
             continue
+        sent.note(_INCREASE_ID, "fired", m.group(0))
         qualifier, _ = _qualifier(sent, tot_tok)
         noun_party = _party_in(sent, 0, tot_tok)
         category = _sentence_category(sent)
@@ -1044,6 +1098,7 @@ def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], se
                 party=noun_party,
                 cumulative=True,
                 increment=sent.quantities[inc_ref].value,
+                pattern=_INCREASE_ID,
             )
         )
         used.update((inc_tok, tot_tok))
@@ -1101,8 +1156,11 @@ def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Repo
         ):
             continue
         outcome = _toll_outcome(before, after, sent, death_ctx)
+        figure = sent.text[t.start : t.end]
         if outcome is None:
+            sent.note(_TOTAL_ID, "vetoed", f"{figure}: no outcome near the total")
             continue
+        sent.note(_TOTAL_ID, "fired", figure)
         if q.vague is not None:
             qualifier = "vague"
         out.append(
@@ -1116,6 +1174,7 @@ def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Repo
                 category=_sentence_category(sent) if "death toll" not in before[-60:] else UNKNOWN,
                 party=_party_in(sent, max(0, start - 12), i),
                 cumulative=True,
+                pattern=_TOTAL_ID,
             )
         )
         used.add(i)
@@ -1286,8 +1345,10 @@ def merge_passage(reports: list[Report]) -> list[Report]:
     increments = {(r.outcome, r.increment) for r in reports if r.increment is not None}
     for r in reports:
         if r.increment is None and (r.outcome, r.count) in increments:
+            r.sentence.note("casualties.increment-of-a-total", "vetoed", f"{r.count} {r.outcome}")
             continue
         if r.definite and r.count == 1 and r.outcome in has_other:
+            r.sentence.note("casualties.refers-back", "vetoed", f"one {r.outcome}")
             continue
         vague = r.qualifier == "vague"
         key = (r.outcome, r.count, r.historical, vague, r.category if vague else "")
@@ -1297,6 +1358,7 @@ def merge_passage(reports: list[Report]) -> list[Report]:
         if first is not None and (first.party is None or r.party is None or first.party == r.party):
             if first.party is None and r.party is not None:
                 first.party = r.party
+            r.sentence.note("casualties.repeated-figure", "vetoed", f"{r.count} {r.outcome}")
             continue
         seen[key] = r
         out.append(r)
@@ -1371,7 +1433,7 @@ class CasualtyReader:
 
 def _fact(r: Report, watch: Watch | None) -> Casualties:
     return Casualties(
-        **r.sentence.provenance(),
+        **r.sentence.provenance(r.pattern or "casualties"),
         stance="claimed" if r.claimed else "reported",
         party=r.party,
         side=watch.side_of(r.party) if watch else None,

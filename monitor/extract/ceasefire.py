@@ -107,6 +107,7 @@ class CeasefireHit:
     broker: str | None
     count: int | None
     sentence: Sentence
+    pattern: str
 
 
 def _near(sent: Sentence, cue: re.Match[str], triggers: list[re.Match[str]]) -> bool:
@@ -227,6 +228,14 @@ def _proposer(sent: Sentence, cue: re.Match[str]) -> str | None:
     return None
 
 
+# A status cue found near a ceasefire's name: the match and the id of its pattern.
+_Cue = tuple[re.Match[str], str]
+
+
+def _cue_id(status: CeasefireStatus) -> str:
+    return f"ceasefire.{status.replace('_', '-')}-cue"
+
+
 def _appeal_scopes(sent: Sentence) -> list[tuple[int, int, re.Match[str]]]:
     """Signature spans an appeal asks for: from the "to" after an appeal verb to the end of
     its clause ("urged both sides [to agree to a truce], ..."), with the appeal verb."""
@@ -263,59 +272,80 @@ def _acceptance(sent: Sentence, cue: re.Match[str], parties: frozenset[str]) -> 
 
 def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]:
     sig = sent.sig
-    triggers = [t for t in _TRIGGER.finditer(sig) if not sig[: t.start()].endswith("no ")]
+    triggers = []
+    for t in _TRIGGER.finditer(sig):
+        if sig[: t.start()].endswith("no "):
+            sent.note("ceasefire.name", "vetoed", f"no {t.group(0)}")
+        else:
+            triggers.append(t)
     if not triggers:
         return []
     scopes = _appeal_scopes(sent)
 
-    def appealed(cue: re.Match[str]) -> bool:
+    def appealed(cue: re.Match[str], pattern: str) -> bool:
         """Part of an appeal's content, or an intent or hypothesis: not a report."""
         if any(lo <= cue.start() < hi for lo, hi, _ in scopes):
+            sent.note(pattern, "vetoed", f"{cue.group(0)}: what an appeal asks for")
             return True
-        return bool(
-            _IRREALIS.search(sig, max(0, cue.start() - 24), cue.start())
-            and not _EXEMPT.match(sig, cue.start())
-        )
+        if _IRREALIS.search(sig, max(0, cue.start() - 24), cue.start()) and not _EXEMPT.match(
+            sig, cue.start()
+        ):
+            sent.note(pattern, "vetoed", f"{cue.group(0)}: an intent or a hypothesis")
+            return True
+        return False
 
-    statuses: dict[CeasefireStatus, re.Match[str]] = {}
+    statuses: dict[CeasefireStatus, _Cue] = {}
     for lo, hi, verb in scopes:
         if any(lo <= t.start() < hi for t in triggers) or _near(sent, verb, triggers):
-            statuses.setdefault("called_for", verb)
+            statuses.setdefault("called_for", (verb, "ceasefire.appeal-to"))
     negated = [
-        c for c in _NEGATED_VIOLATION.finditer(sig) if _near(sent, c, triggers) and not appealed(c)
+        c
+        for c in _NEGATED_VIOLATION.finditer(sig)
+        if _near(sent, c, triggers) and not appealed(c, "ceasefire.not-respected")
     ]
     if negated:
-        statuses["violated"] = negated[0]
+        statuses["violated"] = (negated[0], "ceasefire.not-respected")
     background = [c for c in _BACKGROUND.finditer(sig) if _near(sent, c, triggers)]
     for status, pattern in _STATUS_CUES:
+        far: re.Match[str] | None = None
         for cue in pattern.finditer(sig):
             if any(c.start() <= cue.start() < c.end() for c in negated + background):
                 continue  # "failed to observe the truce": a violation, not a collapse
-            if _near(sent, cue, triggers) and (status == "called_for" or not appealed(cue)):
-                statuses.setdefault(status, cue)
+            if not _near(sent, cue, triggers):
+                far = far or cue
+                continue
+            if status == "called_for" or not appealed(cue, _cue_id(status)):
+                statuses.setdefault(status, (cue, _cue_id(status)))
                 break
+        if status not in statuses and far is not None:
+            sent.note(_cue_id(status), "vetoed", f"{far.group(0)}: far from the name")
     for status, pattern in _BESIDE:
+        name = f"ceasefire.{status}-beside-name"
         for cue in pattern.finditer(sig):
-            if not appealed(cue):
-                statuses.setdefault(status, cue)
+            if not appealed(cue, name):
+                statuses.setdefault(status, (cue, name))
                 break
     for cue in _ACCEPT.finditer(sig):
-        if _near(sent, cue, triggers) and not appealed(cue):
-            statuses.setdefault(_acceptance(sent, cue, parties), cue)
+        if _near(sent, cue, triggers) and not appealed(cue, "ceasefire.accepted"):
+            accepted = _acceptance(sent, cue, parties)
+            statuses.setdefault(accepted, (cue, f"ceasefire.accepted-{accepted}"))
             break
-    for pattern in (_DESPITE, _RESUMED):
+    for pattern, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
         found_cue = pattern.search(sig)
         if found_cue and "collapsed" not in statuses:
-            statuses.setdefault("violated", found_cue)
-    if _NEGATED.search(sig):
-        statuses.pop("violated", None)
-    if not statuses.keys() - {"called_for"}:
-        # A truce described as brokered or in force and not said to have been broken, ended
-        # or merely proposed: agreed ("which brokered a truce, called for talks" is both).
-        for cue in background:
-            if not appealed(cue):
-                statuses["agreed"] = cue
-                break
+            statuses.setdefault("violated", (found_cue, name))
+    no_violation = _NEGATED.search(sig)
+    if no_violation and "violated" in statuses:
+        sent.note(statuses.pop("violated")[1], "vetoed", no_violation.group(0))
+    for cue in background:
+        if statuses.keys() - {"called_for"}:
+            # Only a description of a truce made earlier: what else is said of it counts.
+            sent.note("ceasefire.described-as-agreed", "vetoed", f"{cue.group(0)}: said of it")
+            break
+        if not appealed(cue, "ceasefire.described-as-agreed"):
+            # Brokered or in force, and not said to be broken, ended or merely proposed.
+            statuses["agreed"] = (cue, "ceasefire.described-as-agreed")
+            break
     found = brokers(sent, parties)
     mediated = bool(re.search(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)) and bool(
         found
@@ -326,38 +356,42 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     count_m = _COUNT.search(sig)
     count = sent.quantities[int(count_m.group(1)[1:])].value if count_m else None
     out: list[CeasefireHit] = []
-    for status, cue in statuses.items():
+    for status, (cue, pattern) in statuses.items():
+        sent.note(pattern, "fired", cue.group(0))
         if status == "called_for":
-            out.append(CeasefireHit(status, None, None, sent))
+            out.append(CeasefireHit(status, None, None, sent, pattern))
             continue
         names = found
         if status == "proposed" and not names:
             proposer = _proposer(sent, cue)
             names = [proposer] if proposer else []
         if not names:
-            out.append(CeasefireHit(status, None, count, sent))
+            out.append(CeasefireHit(status, None, count, sent, pattern))
         for code in names:
-            out.append(CeasefireHit(status, code, count, sent))
+            out.append(CeasefireHit(status, code, count, sent, pattern))
     return out
 
 
 def _resolve(
-    statuses: dict[CeasefireStatus, re.Match[str]],
+    statuses: dict[CeasefireStatus, _Cue],
     sent: Sentence,
     parties: frozenset[str],
     mediated: bool,
-) -> dict[CeasefireStatus, re.Match[str]]:
+) -> dict[CeasefireStatus, _Cue]:
     """An announcement that both sides made, or one with a mediator, is an agreement; one
     that is violated or collapsed was in force, so it is no mere proposal."""
     sig = sent.sig
-    if "proposed" in statuses and (mediated or _joint(sent, statuses["proposed"], parties)):
-        statuses.setdefault("agreed", statuses["proposed"])
+    if "proposed" in statuses and (mediated or _joint(sent, statuses["proposed"][0], parties)):
+        cue = statuses["proposed"][0]
+        statuses.setdefault("agreed", (cue, "ceasefire.announced-jointly-or-mediated"))
     if "proposed" in statuses and (
         "agreed" in statuses or "violated" in statuses or "collapsed" in statuses
     ):
-        statuses.pop("proposed")
-    if "proposed" in statuses and sig[: statuses["proposed"].start()].endswith(" to "):
-        statuses.pop("proposed")  # "called on them to declare a truce": still an appeal
+        cue, pattern = statuses.pop("proposed")
+        sent.note(pattern, "vetoed", f"{cue.group(0)}: the truce was in force")
+    if "proposed" in statuses and sig[: statuses["proposed"][0].start()].endswith(" to "):
+        cue, pattern = statuses.pop("proposed")  # "called on them to declare a truce"
+        sent.note(pattern, "vetoed", f"{cue.group(0)}: still an appeal")
     return statuses
 
 
@@ -384,7 +418,10 @@ class CeasefireReader:
                 seen[key] = len(out)
                 out.append(
                     Ceasefire(
-                        **sent.provenance(), status=hit.status, broker=hit.broker, count=hit.count
+                        **sent.provenance(hit.pattern),
+                        status=hit.status,
+                        broker=hit.broker,
+                        count=hit.count,
                     )
                 )
         return list(out)

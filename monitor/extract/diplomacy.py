@@ -33,10 +33,13 @@ _KINDS: tuple[tuple[DiplomacyKind, re.Pattern[str]], ...] = (
 def read_sentence(sent: Sentence) -> tuple[DiplomacyKind, list[str]] | None:
     """(kind, participant codes) for the first diplomatic act named in the sentence."""
     for kind, pattern in _KINDS:
-        if pattern.search(sent.sig):
+        found = pattern.search(sent.sig)
+        if found:
             participants = _participants(sent)
             if participants:
+                sent.note(f"diplomacy.{kind}", "fired", found.group(0))
                 return kind, participants
+            sent.note(f"diplomacy.{kind}", "vetoed", f"{found.group(0)}: no actor named")
             return None
     return None
 
@@ -67,7 +70,13 @@ class DiplomacyReader:
             if found and (found[0], tuple(found[1])) not in seen:
                 kind, participants = found
                 seen.add((kind, tuple(participants)))
-                out.append(Diplomacy(**sent.provenance(), kind=kind, participants=participants))
+                out.append(
+                    Diplomacy(
+                        **sent.provenance(f"diplomacy.{kind}"),
+                        kind=kind,
+                        participants=participants,
+                    )
+                )
         return out
 
 

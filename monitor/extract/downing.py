@@ -78,6 +78,7 @@ class DowningHit:
     count: int
     sentence: Sentence
     definite: bool
+    pattern: str
 
 
 def _asset_kind(m: re.Match[str]) -> Asset:
@@ -227,6 +228,7 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
             before,
             re.IGNORECASE,
         ):
+            sent.note("downing.verb", "vetoed", f"{before.strip()} {t.group(0)}: negated")
             continue
         word = t.group(0).lower()
         # The auxiliary and at most one word before the verb: a short window is enough.
@@ -237,18 +239,23 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
         if (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them")) or (
             passive and not word.startswith("downing")
         ):
+            pattern = "downing.object-before-passive-verb"
             assets = _object_before(s, t.start(), sent.start)
         else:
+            pattern = "downing.object-after-verb"
             object_first = word.startswith("intercept") or _RELATIVE_BEFORE.search(
                 s, max(sent.start, t.start() - 50), t.start()
             )
-            assets = _object_after(s, t.end()) or (
-                _object_before(s, t.start(), sent.start) if object_first else []
-            )
-        if word.startswith("destroy") and not passive and not assets:
+            assets = _object_after(s, t.end())
+            if not assets and object_first:
+                pattern = "downing.object-before-verb"
+                assets = _object_before(s, t.start(), sent.start)
+        if not assets:
+            sent.note(pattern, "vetoed", f"{t.group(0)}: no drone, aircraft or missile")
             continue
         claimant = _claimant(sent, t.start())
         for a in assets:
+            sent.note(pattern, "fired", f"{t.group(0)} / {a.group(0)}")
             count = _count_before(sent, a.start()) or 1
             head = s[max(sent.start, a.start() - 40) : a.start()].lower()
             definite = bool(re.search(r"\bthe\s+(?:\w+\s+){0,3}$", head))
@@ -260,6 +267,7 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
                     count,
                     sent,
                     definite,
+                    pattern,
                 )
             )
     return _dedupe(out)
@@ -282,9 +290,11 @@ def denied_by_owner(
     """Whether the owner disputes the downing in this or one of the next two sentences."""
     if owner is None or owner == claimant:
         return False
-    for sent in sentences[index : index + 3]:
+    for k, sent in enumerate(sentences[index : index + 3]):
         if not _DENIAL.search(sent.quote):
             continue
+        if k and not _about_a_downing(sent.quote):
+            continue  # "... denied the RSF claim that it bombed a market": another claim
         if sent.speaker_code == owner:
             return True
         codes = {m.code for m in sent.mentions}
@@ -297,6 +307,34 @@ def denied_by_owner(
         ):
             return True
     return False
+
+
+# A later sentence's denial concerns the downing only when it speaks of one (an aircraft, a
+# loss, a crash) or denies bare: "denied it", "dismissed the claim as propaganda".
+_DOWNING_WORDS = re.compile(
+    r"\b(?:down\w*|intercept\w*|lost|lose|losing|loss|losses|crash\w*|malfunction\w*|"
+    r"technical|engine|accident\w*|wreck\w*|debris)\b",
+    re.IGNORECASE,
+)
+_BARE_DENIAL = re.compile(
+    r"\b(?:denied|denies|deny|dismissed|rejected|refuted)\s+(?:it|this|that|the\s+"
+    r"(?:claims?|reports?|allegations?))\s*(?:$|[.,;:]|as\b|outright\b)",
+    re.IGNORECASE,
+)
+
+
+# "the claim from Baku was false" refers back to the downing; "the claim that its jets bombed
+# a market" says what it denies, and that is a downing only if it says so.
+_CLAIM = r"\b(?:claims?|reports?|allegations?|assertions?)\b"
+_CLAIM_REFERENCE = re.compile(_CLAIM + r"(?!\s+(?:that|of|about)\b)", re.IGNORECASE)
+_CLAIM_CONTENT = re.compile(_CLAIM + r"\s+(?:that|of|about)\b", re.IGNORECASE)
+
+
+def _about_a_downing(quote: str) -> bool:
+    content = _CLAIM_CONTENT.search(quote)
+    if content:
+        return bool(_DOWNING_WORDS.search(quote, content.end()))
+    return any(rx.search(quote) for rx in (_ASSET, _DOWNING_WORDS, _BARE_DENIAL, _CLAIM_REFERENCE))
 
 
 class DowningReader:
@@ -315,15 +353,19 @@ class DowningReader:
                 continue
             for hit in read_sentence(sent):
                 if hit.definite and out:
+                    sent.note(hit.pattern, "vetoed", f"the {hit.asset}: refers to one before")
                     continue
                 key = (hit.asset, hit.owner, hit.claimed_by)
                 if key in seen:
+                    sent.note(hit.pattern, "vetoed", f"{hit.asset}: the same downing again")
                     continue
                 seen.add(key)
                 denied = denied_by_owner(sentences, i, hit.owner, hit.claimed_by)
+                if denied:
+                    sent.note("downing.denied-by-owner", "fired", f"{hit.owner} {hit.asset}")
                 out.append(
                     Downing(
-                        **sent.provenance(),
+                        **sent.provenance(hit.pattern),
                         stance="denied" if denied else "claimed" if hit.claimed_by else "reported",
                         asset=hit.asset,
                         owner=hit.owner,

@@ -125,6 +125,39 @@ def _gazetteer_regex() -> re.Pattern[str]:
     return re.compile(_BOUNDARY_L + "(?:" + trie_pattern(list(gazetteer())) + ")" + _BOUNDARY_R)
 
 
+@cache
+def _display_names() -> dict[str, str]:
+    """Code -> the name a reader expects: each row's first name, with "the" where English
+    uses it (organisations of states; "United ...", "... Republic", "... Islands"; names the
+    data also lists as "The ...")."""
+    names: dict[str, str] = {}
+    for row in _rows("countries.tsv"):
+        forms = _split([*row, "-"][1])
+        if forms:
+            first = forms[0]
+            the = (
+                first.startswith("United ")
+                or "Republic" in first
+                or first.endswith(("Islands", "Emirates"))
+                or f"The {first}" in forms
+            )
+            names[row[0]] = f"the {first}" if the else first
+    for row in _rows("organisations.tsv"):
+        code, kind, cell = (row + ["-"] * 3)[:3]
+        forms = _split(cell)
+        if forms and code not in names:  # a state's ministries do not rename the state
+            first = forms[0]
+            the = kind == "igo" or (kind == "ngo" and first.startswith("International"))
+            names[code] = f"the {first}" if the else first
+    return names
+
+
+def display_name(code: str) -> str | None:
+    """The readable name of an actor code ("SAU" -> "Saudi Arabia", "MINSK" -> "the OSCE
+    Minsk Group"), or None for a code the gazetteer does not know (a watch's own party)."""
+    return _display_names().get(code)
+
+
 def lookup(surface: str) -> Entry | None:
     """The entry of an exact surface form ("Turkish", "Ankara", "OSCE"), or None."""
     return gazetteer().get(surface)

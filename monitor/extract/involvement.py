@@ -23,7 +23,8 @@ from monitor.watches import Watch
 _ARMS_NOUNS = (
     r"(?:weapons?|arms|ammunition|munitions|missiles?|rockets?|drones?|bombs?|jets?|aircraft|"
     r"tanks?|artillery|military aid|military assistance|shipments?|dual-use|himars|"
-    r"air defen[cs]e systems?|fighter jets?)"
+    r"air defen[cs]e systems?|fighter jets?|helicopters?|gunships?|warplanes?|"
+    r"armou?red vehicles?|military equipment|rifles|guns)"
 )
 _SUPPLY = (
     r"(?:send(?:s|ing)?|sent|suppl(?:y|ies|ied|ying)|provid(?:e|es|ed|ing)|deliver(?:s|ed|ing|y|"
@@ -74,6 +75,7 @@ class Involvement:
     supports: str | None
     stance: Stance
     sentence: Sentence
+    pattern: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +176,11 @@ def _actors_in_list(sent: Sentence, start_tok: int, scope: Scope) -> list[tuple[
     return out
 
 
-# --- rules: each yields (token of actor, actor code, kind, supports) -------------------------
+# --- rules: each yields (token of actor, actor code, kind, supports, pattern id) -------------
 
-Hit = tuple[int, str, InvolvementKind, str | None]
+# (token of the actor, actor code, kind, side supported, pattern id)
+Hit = tuple[int, str, InvolvementKind, str | None, str]
+_SENDS = "third_party.sends-fighters"
 
 
 _POLITICAL_GATE = re.compile(
@@ -198,7 +202,13 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         if code:
             sup = _party(sent, _ref(m, 2), scope) if m.group(2) else None
             tok = sent.token_at(m.start())
-            yield tok, code, "political", sup or _party_near(sent, tok, scope, False, 5)
+            yield (
+                tok,
+                code,
+                "political",
+                sup or _party_near(sent, tok, scope, False, 5),
+                "third_party.x-backed",
+            )
     for m in _matches(r"\b(?:backed|supported|armed) by\b|\bbacking of\b", sent):
         tok = sent.token_at(m.start())
         sup = _party_near(sent, tok, scope, before=True)
@@ -208,23 +218,41 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 if re.match(r"\S+ - led coalition", sent.sig[sent.offsets[k] :])
                 else ("political")
             )
-            yield k, code, kind, sup
+            yield k, code, kind, sup, "third_party.backed-by"
     for m in _matches(
         r"\b(E\d+) (?:, )?(E\d+) 's (?:\S+ ){0,2}?(?:backer|ally|allies|supporter|patron)\b", sent
     ):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
-            yield sent.token_at(m.start()), code, "political", _party(sent, _ref(m, 2), scope)
+            yield (
+                sent.token_at(m.start()),
+                code,
+                "political",
+                _party(sent, _ref(m, 2), scope),
+                "third_party.backer-of",
+            )
     for m in _matches(
         r"\b(E\d+) (?:key |main |chief |staunch |close )?(?:backer|ally) (E\d+)", sent
     ):
         code = _eligible(sent, _ref(m, 2), scope)
         if code:
-            yield sent.token_at(m.start(2)), code, "political", _party(sent, _ref(m, 1), scope)
+            yield (
+                sent.token_at(m.start(2)),
+                code,
+                "political",
+                _party(sent, _ref(m, 1), scope),
+                "third_party.key-backer",
+            )
     for m in _matches(r"\bpro - (E\d+) (E\d+)", sent):
         code = _eligible(sent, _ref(m, 2), scope)
         if code:
-            yield sent.token_at(m.start(2)), code, "political", _party(sent, _ref(m, 1), scope)
+            yield (
+                sent.token_at(m.start(2)),
+                code,
+                "political",
+                _party(sent, _ref(m, 1), scope),
+                "third_party.pro-x",
+            )
     for m in _matches(
         r"\b(E\d+) (?:[^.;]{0,60}?)(?:siding|sided|sides|stand|stood|stands) (?:with|by) "
         r"(?:its |the )?(?:\S+ ){0,2}?(E\d+)",
@@ -232,23 +260,38 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     ):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
-            yield sent.token_at(m.start()), code, "political", _party(sent, _ref(m, 2), scope)
-    for pattern in _BACKING:
+            yield (
+                sent.token_at(m.start()),
+                code,
+                "political",
+                _party(sent, _ref(m, 2), scope),
+                "third_party.sides-with",
+            )
+    for name, pattern in _BACKING:
         for m in _matches(pattern, sent):
             code = _eligible(sent, _ref(m, 1), scope)
             sup = _party(sent, _ref(m, 2), scope)
             if code and sup:
-                yield sent.token_at(m.start()), code, "political", sup
+                yield sent.token_at(m.start()), code, "political", sup, name
 
 
 # An outsider (group 1) backing a named party (group 2): "Turkey's support for Azerbaijan",
 # "Iran, which has long backed the Houthis", "a military pact with Armenia".
 _BACKING = (
-    r"\b(E\d+) (?:'s )?(?:[^.;]{0,80}?)\bsupport (?:to|for) (?:the )?(E\d+)",
-    r"\b(E\d+) (?:, which |, who )?(?:has |have |had |is |was )?(?:long |openly |also )?"
-    r"(?:backed|backs|supported|supports|armed|arms|sided with) (?:the )?(E\d+)",
-    r"\b(E\d+) (?:\S+ ){0,4}?(?:recogni[sz]e[sd]?|military pact with|alliance with) "
-    r"(?:the )?(E\d+)",
+    (
+        "third_party.support-for",
+        r"\b(E\d+) (?:'s )?(?:[^.;]{0,80}?)\bsupport (?:to|for) (?:the )?(E\d+)",
+    ),
+    (
+        "third_party.backs",
+        r"\b(E\d+) (?:, which |, who )?(?:has |have |had |is |was )?(?:long |openly |also )?"
+        r"(?:backed|backs|supported|supports|armed|arms|sided with) (?:the )?(E\d+)",
+    ),
+    (
+        "third_party.recognises-or-allied",
+        r"\b(E\d+) (?:\S+ ){0,4}?(?:recogni[sz]e[sd]?|military pact with|alliance with) "
+        r"(?:the )?(E\d+)",
+    ),
 )
 
 
@@ -265,25 +308,37 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         if "peacekeep" in rest or "peacekeep" in sig[m.start() : m.end()]:
             continue
         tok = sent.token_at(m.start())
-        yield tok, code, "military", _supports_after(sent, tok, scope)
+        yield tok, code, "military", _supports_after(sent, tok, scope), "third_party.forces-of"
     for m in _matches(
         r"\b(?:its|our) (?:\S+ ){0,2}?(?:troops|forces|soldiers|units|army|military)\b", sent
     ):
         tok = sent.token_at(m.start())
         code = _owner_of_pronoun(sent, tok, scope)
         if code:
-            yield tok, code, "military", _supports_after(sent, tok, scope)
+            yield tok, code, "military", _supports_after(sent, tok, scope), "third_party.its-forces"
     if "involve" not in sig:
         return
     for m in _matches(r"\b(E\d+) (?:'s )?(?:\S+ ){0,12}?involve(?:d|ment) in\b", sent):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             tok = sent.token_at(m.start())
-            yield tok, code, "military", _supports_after(sent, tok, scope)
+            yield (
+                tok,
+                code,
+                "military",
+                _supports_after(sent, tok, scope),
+                "third_party.involved-in",
+            )
     for m in _matches(r"\baccused (E\d+) of (?:\S+ ){0,3}?involved\b", sent):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
-            yield sent.token_at(m.start(1)), code, "military", None
+            yield (
+                sent.token_at(m.start(1)),
+                code,
+                "military",
+                None,
+                "third_party.accused-of-involvement",
+            )
 
 
 def _owner_of_pronoun(sent: Sentence, tok: int, scope: Scope) -> str | None:
@@ -313,7 +368,13 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         hi = sent.offsets[min(verb + 14, len(sent.offsets) - 1)]
         if not re.search(rf"\b{_ARMS_NOUNS}\b", sig[lo:hi] if hi > lo else sig[lo:]):
             continue
-        yield tok, code, "arms", _party_near(sent, verb, scope, before=False, span=14)
+        yield (
+            tok,
+            code,
+            "arms",
+            _party_near(sent, verb, scope, before=False, span=14),
+            "third_party.supplies-arms",
+        )
     for m in _matches(
         rf"\b(E\d+) (?:'s )?(?:\S+ ){{0,3}}?{_ARMS_NOUNS} (?:sales?|deliver\w*|suppl\w*|"
         rf"shipments?)\b",
@@ -322,14 +383,26 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             tok = sent.token_at(m.start())
-            yield tok, code, "arms", _party_near(sent, tok, scope, before=False, span=14)
+            yield (
+                tok,
+                code,
+                "arms",
+                _party_near(sent, tok, scope, before=False, span=14),
+                "third_party.arms-deliveries",
+            )
     if re.search(r"\b(?:received|receive|receives|delivered|delivery|deliveries)\b", sig):
         for m in _matches(rf"\b(E\d+) (?:\S+ ){{0,3}}?{_ARMS_NOUNS}\b", sent):
             ref = _ref(m, 1)
             code = _eligible(sent, ref, scope)
             if code and sent.mentions[ref].form == "adj":
                 tok = sent.token_at(m.start())
-                yield tok, code, "arms", _party_near(sent, tok, scope, before=True, span=14)
+                yield (
+                    tok,
+                    code,
+                    "arms",
+                    _party_near(sent, tok, scope, before=True, span=14),
+                    "third_party.arms-received",
+                )
 
 
 def _subject_before(sent: Sentence, verb: int, scope: Scope) -> tuple[int, str] | None:
@@ -369,7 +442,9 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         actor = _subject_before(sent, verb, scope)
         if actor:
             tok, code = actor
-            sent_by.append((tok, code, "fighters", _party_near(sent, verb, scope, False, 16)))
+            sent_by.append(
+                (tok, code, "fighters", _party_near(sent, verb, scope, False, 16), _SENDS)
+            )
     yield from sent_by
     if sent_by:
         return
@@ -385,7 +460,7 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         code = _eligible(sent, ref, scope)
         if code and sent.mentions[ref].form in ("adj", "org"):
             tok = sent.token_at(m.start())
-            yield tok, code, "fighters", _helped(sent, tok, scope)
+            yield tok, code, "fighters", _helped(sent, tok, scope), "third_party.foreign-fighters"
     for m in _matches(rf"\b{nouns} from\b", sent):
         start = sent.token_at(m.end()) + 1
         for k in range(start, min(start + 6, len(sent.tokens))):
@@ -393,7 +468,13 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             if t.kind == "E" and sent.mentions[t.ref].kind == "group":
                 code = _eligible(sent, t.ref, scope)
                 if code:
-                    yield k, code, "fighters", _helped(sent, k, scope)
+                    yield (
+                        k,
+                        code,
+                        "fighters",
+                        _helped(sent, k, scope),
+                        "third_party.fighters-from-group",
+                    )
 
 
 def _helped(sent: Sentence, tok: int, scope: Scope) -> str | None:
@@ -408,7 +489,7 @@ def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         if t.kind == "E" and sent.text[t.start : t.end].upper() in _MISSIONS:
             code = _eligible(sent, t.ref, scope)
             if code:
-                yield k, code, "peacekeeping", None
+                yield k, code, "peacekeeping", None, "third_party.peacekeeping-mission"
     if "peacekeep" not in sig:
         return
     pats = (
@@ -420,7 +501,13 @@ def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             ref = _ref(m, 1)
             code = _eligible(sent, ref, scope)
             if code:
-                yield sent.token_at(m.start(1)), code, "peacekeeping", None
+                yield (
+                    sent.token_at(m.start(1)),
+                    code,
+                    "peacekeeping",
+                    None,
+                    "third_party.peacekeepers",
+                )
 
 
 def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
@@ -434,28 +521,34 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             if code not in scope.home:
                 tok = _first_token_of(sent, code)
                 if tok is not None and sent.is_actor_token(tok):
-                    yield tok, code, "mediation", None
-    # (word every match contains, pattern): the substring test spares most regex scans.
+                    yield tok, code, "mediation", None, "third_party.ceasefire-broker"
+    # (id, word every match contains, pattern): the substring test spares most regex scans.
     pats = (
         (
+            "third_party.acts-as-mediator",
             ("act", "serv", "playing"),
             r"\b(E\d+) (?:\S+ ){0,3}?(?:acted|acting|act|served|serving|serves|playing) (?:as )?"
             r"(?:an? |the )?(?:same )?(?:intermediary|mediator|broker|guarantor|host|role)",
         ),
-        (("mediator",), r"\b(E\d+) (?:\S+ ){0,2}?(?:envoy|mediators?) , (?:\S+ )?mediator"),
         (
+            "third_party.envoy-mediator",
+            ("mediator",),
+            r"\b(E\d+) (?:\S+ ){0,2}?(?:envoy|mediators?) , (?:\S+ )?mediator",
+        ),
+        (
+            "third_party.mediates",
             ("mediat", "resol"),
             r"\b(E\d+) (?:\S+ ){0,10}?(?:to mediate|mediat(?:ed|es|ing)|to find a resolution|"
             r"to resolve)",
         ),
     )
-    for cues, pat in pats:
+    for name, cues, pat in pats:
         if not any(cue in sig for cue in cues):
             continue
         for m in _matches(pat, sent):
             code = _eligible(sent, _ref(m, 1), scope)
             if code:
-                yield sent.token_at(m.start(1)), code, "mediation", None
+                yield sent.token_at(m.start(1)), code, "mediation", None, name
     if "co-chair" in sig or "guarantor" in sig:
         yield from _co_chairs(sent, scope)
     yield from _meeting(sent, scope)
@@ -470,10 +563,10 @@ def _co_chairs(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             if t.kind == "E":
                 code = _eligible(sent, t.ref, scope)
                 if code and sent.mentions[t.ref].kind == "state":
-                    yield k, code, "mediation", None
+                    yield k, code, "mediation", None, "third_party.co-chair"
         for k, code in _actors_in_list(sent, tok + 1, scope):
             if sent.mentions[sent.tokens[k].ref].kind == "state":
-                yield k, code, "mediation", None
+                yield k, code, "mediation", None, "third_party.co-chair"
 
 
 _BOTH_SIDES = re.compile(
@@ -500,7 +593,7 @@ def _meeting(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         if t.kind == "E":
             code = _eligible(sent, t.ref, scope)
             if code and sent.mentions[t.ref].kind in ("state", "igo"):
-                yield k, code, "mediation", None
+                yield k, code, "mediation", None, "third_party.meets-both-sides"
                 return
 
 
@@ -518,7 +611,7 @@ def _humanitarian(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             continue
         code = _eligible(sent, t.ref, scope)
         if code and not (sup_m and t.ref == _ref(sup_m, 1)):
-            yield k, code, "humanitarian", supports
+            yield k, code, "humanitarian", supports, "third_party.aid"
 
 
 _RULES: tuple[Callable[[Sentence, Scope], Iterator[Hit]], ...] = (
@@ -602,12 +695,16 @@ def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:
         return []  # only the parties themselves are named: nobody else to be involved
     out: list[Involvement] = []
     for rule in _RULES:
-        for tok, code, kind, supports in rule(sent, scope):
-            if code in scope.home or (supports is not None and supports == code):
+        for tok, code, kind, supports, pattern in rule(sent, scope):
+            if code in scope.home:
+                sent.note(pattern, "vetoed", f"{code}: a party to the conflict")
                 continue
-            out.append(
-                Involvement(code, kind, supports, _stance(sent, tok, code, supports, kind), sent)
-            )
+            if supports is not None and supports == code:
+                sent.note(pattern, "vetoed", f"{code}: would help itself")
+                continue
+            stance = _stance(sent, tok, code, supports, kind)
+            sent.note(pattern, "fired", f"{code} {kind}" + (f" for {supports}" if supports else ""))
+            out.append(Involvement(code, kind, supports, stance, sent, pattern))
     return out
 
 
@@ -622,6 +719,7 @@ _STANCE_RANK: dict[Stance, int] = {
     "reported": 4,
 }
 _Key = tuple[str, InvolvementKind, str | None]
+_Found = tuple[Stance, Sentence, str]  # stance, first sentence, pattern
 
 
 class ThirdPartyReader:
@@ -638,38 +736,38 @@ class ThirdPartyReader:
             return []  # an outsider is only an outsider to some conflict
         scope = Scope(frozenset(watch.parties), home_states(watch_key(watch)))
         denials = [deniers(s) if self.topic in s.topics else set() for s in sentences]
-        merged: dict[_Key, tuple[Stance, Sentence]] = {}
+        merged: dict[_Key, _Found] = {}
         for i, sent in enumerate(sentences):
             for hit in read_sentence(sent, scope):
                 stance = hit.stance
                 window = set().union(*denials[max(0, i - 1) : i + 3])
                 covert = hit.kind not in OPEN_KINDS
                 if covert and (hit.actor in window or (hit.supports and hit.supports in window)):
+                    sent.note("third_party.denied-nearby", "fired", f"{hit.actor} {hit.kind}")
                     stance = "denied"
                 k = (hit.actor, hit.kind, hit.supports)
                 if k in merged:
-                    old_stance, old_sent = merged[k]
+                    old_stance, old_sent, old_pattern = merged[k]
                     if _STANCE_RANK[stance] < _STANCE_RANK[old_stance]:
-                        merged[k] = (stance, old_sent)
+                        merged[k] = (stance, old_sent, old_pattern)
                     continue
-                merged[k] = (stance, sent)
+                merged[k] = (stance, sent, hit.pattern)
         merged = _drop_unsupported_duplicates(merged)
         return [
-            ThirdParty(**sent.provenance(), stance=stance, actor=a, kind=kind, supports=sup)
-            for (a, kind, sup), (stance, sent) in merged.items()
+            ThirdParty(**sent.provenance(pattern), stance=stance, actor=a, kind=kind, supports=sup)
+            for (a, kind, sup), (stance, sent, pattern) in merged.items()
         ]
 
 
-def _drop_unsupported_duplicates(
-    merged: dict[_Key, tuple[Stance, Sentence]],
-) -> dict[_Key, tuple[Stance, Sentence]]:
+def _drop_unsupported_duplicates(merged: dict[_Key, _Found]) -> dict[_Key, _Found]:
     """(TUR, military, None) adds nothing beside (TUR, military, AZE) from the same text."""
     out = dict(merged)
-    for (actor, kind, sup), (stance, _) in merged.items():
+    for (actor, kind, sup), (stance, sent, pattern) in merged.items():
         if sup is None and any(a == actor and k == kind and s for a, k, s in merged):
             richer = next(v for (a, k, s), v in merged.items() if a == actor and k == kind and s)
             if _STANCE_RANK[stance] >= _STANCE_RANK[richer[0]]:
                 out.pop((actor, kind, sup), None)
+                sent.note(pattern, "vetoed", f"{actor} {kind}: said with the side it helps")
     return out
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from monitor.events import Fact
 from monitor.extract import casualties, ceasefire, diplomacy, downing, involvement
-from monitor.extract.analysis import Sentence, build_sentence, fold
+from monitor.extract.analysis import Note, Sentence, build_sentence, fold
 from monitor.extract.gazetteer import Mention, find_mentions, home_states, trie_pattern, watch_key
 from monitor.extract.numbers import Quantity, find_quantities
 from monitor.extract.reader import FactReader
@@ -109,11 +109,51 @@ def extract(text: str, watch: Watch | None = None) -> list[Fact]:
     return _run(text, watch, isolate=False, budget=Budget(float("inf"))).facts
 
 
-def _run(text: str, watch: Watch | None, *, isolate: bool, budget: Budget) -> Normalized:
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """One sentence that some fact reader looked at: the facts read from it and the
+    patterns that fired or were vetoed there, in the order the readers ran."""
+
+    start: int
+    end: int
+    quote: str
+    facts: list[Fact]
+    notes: list[Note]
+
+
+def explain(text: str, watch: Watch | None = None) -> tuple[Normalized, list[Explained]]:
+    """What `normalize` finds in `text`, and why, sentence by sentence (for `monitor extract
+    --explain`): every sentence with a fact or a pattern that fired or was vetoed."""
+    sentences: list[Sentence] = []
+    found = _run(text, watch, isolate=True, budget=Budget(float("inf")), traced=sentences)
+    by_span: dict[tuple[int, int], list[Fact]] = {}
+    for fact in found.facts:
+        by_span.setdefault(fact.span, []).append(fact)
+    out = [
+        Explained(s.start, s.end, s.quote, by_span.get((s.start, s.end), []), s.trace or [])
+        for s in sentences
+        if s.trace or (s.start, s.end) in by_span
+    ]
+    return found, out
+
+
+def _run(
+    text: str,
+    watch: Watch | None,
+    *,
+    isolate: bool,
+    budget: Budget,
+    traced: list[Sentence] | None = None,
+) -> Normalized:
+    """Read `text`; with `traced`, every sentence records its patterns and is put there."""
     if not isinstance(text, str) or not text.strip():
         return Normalized([])
     text = text[:MAX_TEXT]
     sentences = _sentences(text, watch, budget)
+    if traced is not None:
+        for sent in sentences:
+            sent.trace = []
+        traced += sentences
     facts: list[Fact] = []
     problems: list[str] = []
     for reader in READERS:

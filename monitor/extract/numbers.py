@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 from text_to_num import text2num
 
@@ -126,12 +127,29 @@ def _to_quantity(m: re.Match[str]) -> Quantity | None:
     return Quantity(m.start(), m.end(), None, vague=word, acled=_vague_table().get(word))
 
 
+@cache
+def _designation() -> re.Pattern[str]:
+    """A name from data/designations.txt ending right before a number ("Hermes 450")."""
+    text = resources.files("monitor.extract").joinpath("data", "designations.txt")
+    names = [
+        line.strip()
+        for line in text.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives}) $")
+
+
 def find_quantities(text: str) -> list[Quantity]:
-    """Every count-like expression in `text`, in order; dates and units are left to callers."""
+    """Every count-like expression in `text`, in order; dates and units are left to callers,
+    model and unit numbers ("Hermes 450", "Flight 752") are not counts at all."""
     out: list[Quantity] = []
+    designation = _designation()
     for m in _NUMBER.finditer(lowered(text)):
         if text[m.end() : m.end() + 1] == "-":
             continue  # a compound adjective: "36-hour", "nine-storey"
+        if m.group("digits") and designation.search(text, max(0, m.start() - 20), m.start()):
+            continue  # part of a name: "a Hermes 450 drone" is one drone
         q = _to_quantity(m)
         if q is not None:
             out.append(q)

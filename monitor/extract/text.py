@@ -10,8 +10,9 @@ import codecs
 import hashlib
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 
+import dateparser
 import trafilatura
 from pydantic import BaseModel
 
@@ -104,12 +105,65 @@ def normalize_text(text: str) -> str:
     return "\n".join(lines).strip("\n")
 
 
+class TextHeader(BaseModel):
+    """What a plain-text article may say about itself in a header block at its top."""
+
+    title: str | None = None
+    published: datetime | None = None
+
+
+_HEADER_LINE = re.compile(r"^(title|published|date)[ \t]*:[ \t]*(\S.*?)\s*$", re.I)
+MAX_HEADER_LINES = 8
+
+
+def split_header(text: str) -> tuple[TextHeader, str]:
+    """A header block (``Title: ...``, ``Published: 2020-10-01``; ``Date:`` means the same)
+    as the first lines of a text, ended by a blank line; and the text after it. A text that
+    does not start so has no header and is returned whole."""
+    lines = text.split("\n", MAX_HEADER_LINES + 1)
+    fields: dict[str, str] = {}
+    for index, line in enumerate(lines[: MAX_HEADER_LINES + 1]):
+        if not line.strip():
+            if not fields:
+                break
+            header = TextHeader(
+                title=fields.get("title"),
+                published=parse_published(fields.get("published") or fields.get("date") or ""),
+            )
+            return header, "\n".join(lines[index + 1 :]).lstrip("\n")
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            break
+        fields[match[1].lower()] = match[2]
+    return TextHeader(), text
+
+
+def parse_published(value: str) -> datetime | None:
+    """A publication date as people write it (ISO, "1 October 2020", ...), in UTC."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            when = dateparser.parse(
+                value,
+                settings={"RETURN_AS_TIMEZONE_AWARE": True, "TIMEZONE": "UTC"},
+            )
+        except (ValueError, OverflowError, TypeError):
+            when = None
+        if when is None:
+            return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def from_plain(raw: bytes | str, declared: str | None = None) -> ArticleText:
     text = clean(raw if isinstance(raw, str) else decode(raw, declared), "text")
-    text = normalize_text(text)
+    header, text = split_header(normalize_text(text))
     if not text.strip():
         raise TextError("empty text")
-    return ArticleText(text=text)
+    return ArticleText(text=text, title=header.title, published=header.published)
 
 
 def from_html(raw: bytes | str, url: str | None = None, declared: str | None = None) -> ArticleText:

@@ -42,6 +42,20 @@ class FeedItem(BaseModel):
         return article_id(self.guid or self.url)
 
 
+class SkippedEntry(BaseModel):
+    """An entry that yields no item, and why."""
+
+    key: str  # stable across polls of the same entry: its guid, or a hash of what it holds
+    guid: str | None = None
+    title: str | None = None
+    reason: str
+
+
+class ParsedFeed(BaseModel):
+    items: list[FeedItem]
+    skipped: list[SkippedEntry] = []
+
+
 def article_id(identity: str) -> str:
     """A short stable id from the item's guid (or URL when it has none)."""
     return hashlib.sha256(identity.strip().encode("utf-8")).hexdigest()[:16]
@@ -49,8 +63,9 @@ def article_id(identity: str) -> str:
 
 def parse_feed(
     doc: Fetched, feed_name: str, outlet: str | None = None, file_root: Path | None = None
-) -> list[FeedItem]:
-    """The entries of a feed document; ``file_root`` is passed on to every item."""
+) -> ParsedFeed:
+    """The entries of a feed document as items (``file_root`` passed on to each), and the
+    entries that cannot be items, with the reason."""
     # Links are resolved here with urljoin: feedparser mangles file:// bases (file://host/...).
     headers = {"content-type": doc.content_type} if doc.content_type else {}
     parsed = feedparser.parse(doc.body, response_headers=headers)
@@ -58,8 +73,23 @@ def parse_feed(
         reason = parsed.get("bozo_exception")
         raise FeedError(f"{doc.url}: no feed entries" + (f" ({reason})" if reason else ""))
     title = outlet or parsed.feed.get("title") or urlparse(doc.url).netloc or feed_name
-    items = [_item(entry, doc.final_url, feed_name, title, file_root) for entry in parsed.entries]
-    return [i for i in items if i is not None]
+    result = ParsedFeed(items=[])
+    for entry in parsed.entries:
+        item = _item(entry, doc.final_url, feed_name, title, file_root)
+        if item is not None:
+            result.items.append(item)
+        else:
+            result.skipped.append(_skipped(entry))
+    return result
+
+
+def _skipped(entry: dict) -> SkippedEntry:
+    guid = entry.get("id") or None
+    title = entry.get("title") or None
+    held = "\n".join(str(entry.get(k) or "") for k in ("title", "summary", "published"))
+    return SkippedEntry(
+        key=article_id(guid or held), guid=guid, title=title, reason="entry has no link"
+    )
 
 
 def _item(

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from monitor.config import FeedConfig
-from monitor.events import FeedFailed, FeedPolled
+from monitor.events import EntrySkipped, FeedFailed, FeedPolled
 from monitor.leases import Lease
-from monitor.sources.feeds import FeedError, FeedItem, parse_feed
+from monitor.sources.feeds import FeedError, FeedItem, ParsedFeed, parse_feed
 from monitor.sources.fetch import FetchError, FetchLimits, fetch
 from monitor.store.log import IN_CHUNK, EventStore, NewEvent
 from monitor.store.tables import EventRow
@@ -41,7 +41,8 @@ class PollOutcome(BaseModel):
     error: str | None = None
     error_kind: str | None = None
     retry_after: float | None = None
-    appended: int = 0  # events the poll itself appended (FeedPolled / FeedFailed)
+    appended: int = 0  # events the poll itself appended (FeedPolled / FeedFailed / EntrySkipped)
+    skipped: int = 0  # entries that could not be items (no link), each recorded as EntrySkipped
 
 
 def poll(
@@ -66,8 +67,10 @@ def poll(
             etag=lease.etag if lease else None,
             last_modified=lease.last_modified if lease else None,
         )
-        items = (
-            [] if doc.not_modified else parse_feed(doc, feed.name, feed.outlet, feed.file_root())
+        parsed = (
+            ParsedFeed(items=[])
+            if doc.not_modified
+            else parse_feed(doc, feed.name, feed.outlet, feed.file_root())
         )
     except (FetchError, FeedError) as exc:
         kind = exc.kind if isinstance(exc, FetchError) else "parse"
@@ -97,18 +100,29 @@ def poll(
                 ]
             ).created.count(True)
         return [], outcome
+    items = parsed.items
     new = len(items) - known_articles(store, [i.article_id for i in items])
-    outcome.appended = store.append(
-        [
-            NewEvent(
-                stream=stream,
-                data=FeedPolled(feed=feed.name, url=feed.url, items=len(items), new_items=new),
-                # An unchanged body adds nothing; the first success after a failure always does.
-                idempotency_key=f"polled:{feed.name}:{doc.content_hash}{after}",
-            )
-        ]
-    ).created.count(True)
-    outcome.items, outcome.new_items = len(items), new
+    skipped = [
+        NewEvent(
+            stream=stream,
+            data=EntrySkipped(
+                feed=feed.name, url=feed.url, guid=s.guid, title=s.title, reason=s.reason
+            ),
+            idempotency_key=f"skipped:{feed.name}:{s.key}",
+        )
+        for s in parsed.skipped
+    ]
+    if skipped:
+        log.warning("feed %s: %d entries skipped (no link)", feed.name, len(skipped))
+    polled = NewEvent(
+        stream=stream,
+        data=FeedPolled(feed=feed.name, url=feed.url, items=len(items), new_items=new),
+        # An unchanged body adds nothing; the first success after a failure always does.
+        idempotency_key=f"polled:{feed.name}:{doc.content_hash}{after}",
+    )
+    # FeedPolled last: the stream's last event says how the latest poll went.
+    outcome.appended = store.append([*skipped, polled]).created.count(True)
+    outcome.items, outcome.new_items, outcome.skipped = len(items), new, len(skipped)
     return items, outcome
 
 

@@ -14,6 +14,8 @@ PostgreSQL is reached through psycopg 3 (the ``[postgres]`` extra); a plain
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,92 @@ READ_ONLY = "monitor_read_only"  # execution option: begin a deferred (reader) t
 
 class StoreError(RuntimeError):
     """The database cannot be used (bad URL, missing driver, unreachable server)."""
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL; None for other databases, memory and ``file:`` URIs."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
+def describe(url: str) -> str:
+    """How messages name a database: its file for SQLite, the redacted URL otherwise."""
+    path = sqlite_path(url)
+    return str(path) if path is not None else redact(url)
+
+
+def check_sqlite_file(url: str) -> None:
+    """Refuse, with the reason, an SQLite file that cannot be ours before SQLite says it in a
+    traceback: a file that is not SQLite, a directory in its place."""
+    path = sqlite_path(url)
+    if path is None or not path.exists():
+        return
+    if path.is_dir():
+        raise StoreError(f"database {path}: is a directory, not an SQLite file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"database {path}: cannot read: {exc.strerror or exc}") from exc
+    if head and head != SQLITE_MAGIC:
+        raise StoreError(f"database {path}: not an SQLite database (wrong file, or damaged)")
+
+
+def store_error(url: str, exc: BaseException) -> StoreError:
+    """One line naming the database and the cause, for an error from opening or using it."""
+    name = describe(url)
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc) else ""
+    lowered = cause.lower()
+    path = sqlite_path(url)
+    denied = (
+        isinstance(exc, PermissionError) or "unable to open" in lowered or "readonly" in lowered
+    )
+    if path is not None and denied and not os.access(path.parent, os.W_OK):
+        cause = f"directory {path.parent} is not writable by this user ({_user()})"
+    elif isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC:
+            cause = "the disk is full (free space, then start again)"
+        else:
+            cause = f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
+    elif "disk is full" in lowered or "disk full" in lowered or _no_space(path, lowered):
+        cause = "the disk is full (free space, then start again)"
+    elif "not a database" in lowered:
+        cause = "not an SQLite database (wrong file, or damaged)"
+    elif path is not None and denied:
+        if path.exists() and not os.access(path, os.W_OK):
+            cause = f"the file is not writable by this user ({_user()})"
+        else:
+            cause = f"cannot open ({cause})"
+    return StoreError(f"database {name}: {cause}")
+
+
+def _no_space(path: Path | None, cause: str) -> bool:
+    """SQLite reports a write that hit a full disk as "disk I/O error" too: ask the disk."""
+    if path is None or "i/o error" not in cause:
+        return False
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 1024 * 1024
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid {os.geteuid()}"
 
 
 def is_sqlite(url: str) -> bool:
@@ -60,7 +148,13 @@ def _sqlite_engine(url: URL) -> Engine:
     url = url.difference_update_query(["synchronous"])
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            cause = exc.strerror or type(exc).__name__
+            raise StoreError(
+                f"database {database}: cannot create its directory {Path(database).parent}: {cause}"
+            ) from exc
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -21,11 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
-from monitor.store.db import READ_ONLY, make_engine
+from monitor.store.db import READ_ONLY, check_sqlite_file, make_engine, store_error
 from monitor.store.tables import EVENTS, EventRow, LogHead
 
 # Deterministic ids: the same idempotency key always yields the same event id, so a replay
@@ -122,10 +123,15 @@ class EventStore:
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
+        check_sqlite_file(url)
         self.engine: Engine = make_engine(url)
         self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
         if create:
-            self.create_schema()
+            try:
+                self.create_schema()
+            except (SQLAlchemyError, OSError) as exc:
+                self.engine.dispose()
+                raise store_error(url, exc) from exc
 
     def create_schema(self) -> None:
         """Apply every pending migration (one query when there is none)."""

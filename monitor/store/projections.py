@@ -26,6 +26,7 @@ from monitor.events import (
     FeedFailed,
     FeedPolled,
     ThirdParty,
+    as_utc,
 )
 from monitor.store.log import EventStore, StoredEvent
 from monitor.store.tables import (
@@ -168,9 +169,14 @@ def _canonical(value: Any) -> Any:
 
 
 class ConflictState:
-    """Per watch: latest cumulative casualty figure per series, ceasefire status, third parties."""
+    """Per watch: latest cumulative casualty figure per series, ceasefire status, third parties.
+
+    "Latest" is by publication time, not by arrival: a late report of an older figure or
+    status counts as a report but does not replace what a newer one said.
+    """
 
     name = "conflict_state"
+    version = 2  # 2: latest by publication time
     tables = (SeriesState, CeasefireState, ThirdPartyState)
     types = ("FactReported",)
 
@@ -185,6 +191,8 @@ class ConflictState:
             row = session.get(CeasefireState, data.watch) or CeasefireState(
                 watch=data.watch, status=fact.status, last_event_id=event.id
             )
+            if _older(when, row.updated_at):
+                return
             row.status, row.broker, row.last_event_id, row.updated_at = (
                 fact.status,
                 fact.broker,
@@ -225,11 +233,19 @@ class ConflictState:
                 updated_at=when,
             )
         else:
-            row.count = fact.count
             row.reports += 1
-            row.last_event_id = event_id
-            row.updated_at = when
+            if not _older(when, row.updated_at):
+                row.count = fact.count
+                row.last_event_id = event_id
+                row.updated_at = when
         session.add(row)
+
+
+def _older(when: datetime | None, than: datetime | None) -> bool:
+    """Published before what the row holds (rows from SQLite come back naive: UTC)."""
+    if when is None or than is None:
+        return False
+    return as_utc(when) < as_utc(than)
 
 
 class FeedHealthProjection:
