@@ -82,6 +82,20 @@ def verb_pattern(entries: Sequence[str], tags: Sequence[str] = _VERB_TAGS) -> st
     return r"\b(?:" + "|".join(_entry_pattern(e, tags) for e in entries) + r")\b"
 
 
+def noun_forms(noun: str) -> tuple[str, ...]:
+    """A noun listed in a word file and its plural (from inflections.tsv)."""
+    if (noun, "NNS") not in _INFLECTED:
+        raise ValueError(
+            f"{noun!r} has no plural: run `python -m tests.behaviour.inflections --write`"
+        )
+    return tuple(dict.fromkeys((noun, *_INFLECTED[(noun, "NNS")])))
+
+
+def noun_pattern(nouns: Sequence[str]) -> str:
+    """A word-bounded alternation of nouns in the singular and the plural."""
+    return word_pattern([form for noun in nouns for form in noun_forms(noun)])
+
+
 def word_pattern(phrases: Sequence[str]) -> str:
     """A word-bounded alternation of fixed words or phrases (longest first)."""
     if not phrases:

@@ -880,103 +880,218 @@ def ceasefire_cases(per: int) -> list[Case]:
 
 # --- third parties -----------------------------------------------------------------------------
 
-WEAPONS = ("drones", "artillery shells", "ammunition", "anti-tank missiles", "rifles")
+# Templates: {a} {b} the parties ({ad} {bd} demonyms), {x} an outsider ({xd} its demonym), {y}
+# another, {arms} weapons, {supplied} {supplying} {supply_pp} a supply verb. Expected facts:
+# (actor, kind, supports, stance) with fillers by letter.
+THIRD_PARTY_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
+    # kinds
+    ("third_party_kind", "{x} {supplied} {arms} to {a}", (("x", "arms", "a", "reported"),)),
+    (
+        "third_party_kind",
+        "{x} has {supply_pp} {arms} to {a} since the war began",
+        (("x", "arms", "a", "reported"),),
+    ),
+    ("third_party_kind", "{a} received {arms} from {x} {when}", (("x", "arms", "a", "reported"),)),
+    (
+        "third_party_kind",
+        "{x} is {supplying} {arms} to the {ad} army, {src}",
+        (("x", "arms", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} provided {a} with {arms} and training",
+        (("x", "arms", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x}, a key military backer of {a}, said it was watching the fighting closely",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x}, a key backer of {a}, urged restraint",
+        (("x", "political", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} has been supporting the {ad} government since 2015",
+        (("x", "political", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} troops are fighting alongside {ad} forces",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} carried out air strikes in support of {a}",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} deployed troops to help {a} {when}",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} sent mercenaries to fight for {a}",
+        (("x", "fighters", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} mercenaries are fighting on the side of {a}",
+        (("x", "fighters", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} expressed solidarity with {a}",
+        (("x", "political", "a", "confirmed"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} voiced its support for {a} {when}",
+        (("x", "political", "a", "confirmed"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} declared its full support for {a}",
+        (("x", "political", "a", "confirmed"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} hosted talks between {a} and {b}",
+        (("x", "mediation", None, "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} sent humanitarian aid to {a}",
+        (("x", "humanitarian", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} brokered the release of {n} {ad} prisoners held by {b}",
+        (("x", "humanitarian", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{n} {ad} soldiers held by {b} were freed after {xd} mediation",
+        (("x", "humanitarian", "a", "reported"),),
+    ),
+    # stances
+    ("third_party_stance", "{x} denied supplying {arms} to {a}", (("x", "arms", "a", "denied"),)),
+    (
+        "third_party_stance",
+        "{x} has denied sending troops to help {a}",
+        (("x", "military", "a", "denied"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} rejected claims that it had {supply_pp} {arms} to {a}",
+        (("x", "arms", "a", "denied"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} dismissed reports that its troops were fighting for {a}",
+        (("x", "military", "a", "denied"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of supplying {arms} to {a}",
+        (("x", "arms", "a", "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of sending mercenaries to fight for {a}",
+        (("x", "fighters", "a", "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of shooting down one of its drones",
+        (("x", "military", None, "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of carrying out air strikes on {bd} positions",
+        (("x", "military", None, "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} confirmed that it had {supply_pp} {arms} to {a}",
+        (("x", "arms", "a", "confirmed"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} acknowledged that its troops were fighting alongside {ad} forces",
+        (("x", "military", "a", "confirmed"),),
+    ),
+    # not third parties
+    ("third_party_false", "a cargo flight bound for {a} passed through {x}'s airspace", ()),
+    ("third_party_false", "the plane carrying {arms} to {a} made a stop in {x}, {src}", ()),
+    ("third_party_false", "the {xd} ambassador accused {b} of shelling civilians in {a}", ()),
+    ("third_party_false", "{xd}-made {arms} were used by {a} in the offensive", ()),
+    ("third_party_false", "{a} used {xd}-made {arms} to strike {bd} positions", ()),
+    ("third_party_false", "{x} called for an immediate ceasefire between {a} and {b}", ()),
+    (
+        "third_party_false",
+        "{xd} newspapers reported heavy fighting between {ad} and {bd} troops",
+        (),
+    ),
+    (
+        "third_party_false",
+        "the UN-recognised government of {a} said its forces repelled an attack",
+        (),
+    ),
+    ("third_party_false", "{x} condemned the shelling of civilians in {a}", ()),
+)
+# Wars inside one state: the government's soldiers named by the state's demonym are a party.
+INSIDE_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
+    ("third_party_false", "{hd} soldiers clashed with {b} fighters {when}", ()),
+    ("third_party_false", "{hd} troops killed {n} {b} militants in an air strike", ()),
+    (
+        "third_party_false",
+        "{hd} forces, backed by {xd} drones, attacked {b} positions",
+        (("x", "military", "a", "reported"),),
+    ),
+)
 
 
 def third_party_cases(per: int) -> list[Case]:
     rng = random.Random("third_party")
     out = []
-    for _ in range(per):
-        pair = rng.choice(lx.CONFLICTS)
-        a, b = rng.sample(pair, 2)
-        x = _brokers(rng, 1)[0]
-        arms = rng.choice(WEAPONS)
-        cases = (
-            (
-                "third_party_kind",
-                f"{x.name} supplied {arms} to {a.name}",
-                ((x.code, "arms", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name}, a key military backer of {a.name}, said it was "
-                "watching the fighting closely",
-                ((x.code, "military", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.demonym} troops are fighting alongside {a.demonym} forces",
-                ((x.code, "military", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name} sent mercenaries to fight for {a.name}",
-                ((x.code, "fighters", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name} expressed solidarity with {a.name}",
-                ((x.code, "political", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name} hosted talks between {a.name} and {b.name}",
-                ((x.code, "mediation", None, "reported"),),
-            ),
-            (
-                "third_party_stance",
-                f"{x.name} denied supplying {arms} to {a.name}",
-                ((x.code, "arms", a.code, "denied"),),
-            ),
-            (
-                "third_party_stance",
-                f"{x.name} has denied sending troops to help {a.name}",
-                ((x.code, "military", a.code, "denied"),),
-            ),
-            (
-                "third_party_stance",
-                f"{b.name} accused {x.name} of supplying {arms} to {a.name}",
-                ((x.code, "arms", a.code, "alleged"),),
-            ),
-            (
-                "third_party_stance",
-                f"{b.name} accused {x.name} of sending mercenaries to fight for {a.name}",
-                ((x.code, "fighters", a.code, "alleged"),),
-            ),
-            (
-                "third_party_stance",
-                f"{x.name} confirmed that it had supplied {arms} to {a.name}",
-                ((x.code, "arms", a.code, "confirmed"),),
-            ),
-            (
-                "third_party_false",
-                f"a cargo flight bound for {a.name} passed through {x.name}'s airspace",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"the {x.demonym} ambassador accused {b.name} of shelling civilians in {a.name}",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"{x.demonym}-made {arms} were used by {a.name} in the offensive",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"{x.name} called for an immediate ceasefire between {a.name} and {b.name}",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"{x.demonym} newspapers reported heavy fighting between "
-                f"{a.demonym} and {b.demonym} troops",
-                (),
-            ),
-        )
-        for capability, text, want in cases:
-            out.append(Case(capability, "MFT", _sentence(text), {"tp": want}, watch=pair))
+    for template_set in (THIRD_PARTY_TEMPLATES, INSIDE_TEMPLATES):
+        for capability, template, want in template_set:
+            for _ in range(per):
+                x, y = _brokers(rng, 2)
+                if template_set is INSIDE_TEMPLATES:
+                    a, b, home = rng.choice(lx.INSIDE_WARS)
+                    pair = (a, b)
+                else:
+                    pair = rng.choice(lx.CONFLICTS)
+                    a, b = rng.sample(pair, 2)
+                    home = a.demonym
+                verb = rng.choice(lx.SUPPLY_VERBS)
+                text = template.format(
+                    a=a.name,
+                    b=b.name,
+                    ad=a.demonym,
+                    bd=b.demonym,
+                    hd=home,
+                    x=x.name,
+                    y=y.name,
+                    xd=x.demonym,
+                    arms=rng.choice(lx.WEAPONS),
+                    supplied=lx.verb_form(verb, "VBD"),
+                    supplying=lx.verb_form(verb, "VBG"),
+                    supply_pp=lx.participles(verb)[0],
+                    n=rng.choice(("two", "five", "12", "40")),
+                    src=rng.choice(lx.SOURCES),
+                    when=_when(rng),
+                )
+                fill = {"a": a.code, "b": b.code, "x": x.code, "y": y.code, None: None}
+                expect = tuple(
+                    sorted({(fill[w[0]], w[1], fill[w[2]], w[3]) for w in want}, key=repr)
+                )
+                out.append(Case(capability, "MFT", _sentence(text), {"tp": expect}, watch=pair))
     return out
 
 
@@ -1071,7 +1186,7 @@ def build() -> list[Case]:
         *attribution_cases(per=30),
         *invariance_cases(groups=60),
         *ceasefire_cases(per=8),
-        *third_party_cases(per=12),
+        *third_party_cases(per=8),
         *downing_cases(per=15),
     ]
 
