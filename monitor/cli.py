@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
 from monitor.config import ConfigError, FeedConfig, Settings, load_settings
-from monitor.events import AlertRaised
+from monitor.events import AlertRaised, AlertSuppressed
 from monitor.extract.normalize import Explained, explain, normalize
 from monitor.extract.text import (
     TextError,
@@ -43,8 +43,8 @@ from monitor.runtime import Runtime, publication_order
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchError, read_file_capped
 from monitor.sources.polling import PollOutcome
-from monitor.store.db import StoreError, store_error
-from monitor.store.log import EventStore
+from monitor.store.db import StoreError, check_owner, describe, sqlite_path, store_error
+from monitor.store.log import EventStore, StoredEvent
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import AlertState
 from monitor.watches import WatchError, load_watch, load_watches
@@ -71,12 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "log_level", None) or "INFO")
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, StoreError, WatchError) as exc:
+    except (UsageError, ConfigError, StoreError) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    except WatchError as exc:
+        print("monitor: invalid watches:\n" + "\n".join(exc.problems), file=sys.stderr)
         return 2
     except RuleError as exc:
         print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
         return 2
+    except EmptyDatabase as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 0
     except SQLAlchemyError as exc:  # the database failed after it opened (a disk fills up)
         print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
         return 2
@@ -102,11 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(metavar="COMMAND")
+    # Global flags are accepted after the command too (`monitor status --log-level DEBUG`);
+    # SUPPRESS keeps a subcommand from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING, ERROR"
+    )
 
     def command(
         name: str, func: Callable[[argparse.Namespace], int], help_: str
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -156,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("events", cmd_events, "read the event log, or move it between databases as JSONL")
     p.add_argument("action", choices=["list", "show", "export", "import"])
     p.add_argument(
-        "id", nargs="?", help="event id (show); JSONL file (export, import; default: stdout, stdin)"
+        "id",
+        nargs="?",
+        help="show: sequence number or event id (a unique prefix is enough); "
+        "export, import: JSONL file (default: stdout, stdin)",
     )
     p.add_argument("--after", type=int, default=0, help="only events with seq above this")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
@@ -194,9 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="check: rules dir; test: test files or dirs; explain: the rule id",
     )
     p.add_argument("--rules", type=Path, help="backtest/explain: rules dir (default: config's)")
-    p.add_argument("--against", type=Path, help="backtest: compare with the rules of this dir")
-    p.add_argument("--since", help="backtest: report alerts from this time (ISO, or 7d ago)")
-    p.add_argument("--until", help="backtest: evaluate events up to this time (ISO, or 1d ago)")
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="OLD_RULES_DIR",
+        help="backtest: diff two rule sets over the same log: --against is the OLD side (e.g. "
+        "the rules in production), --rules (default: the config's) the NEW side; '-' lines are "
+        "alerts only the old rules raise, '+' lines alerts only the new ones raise",
+    )
+    p.add_argument(
+        "--since", help="backtest: report alerts from this time (2020-10-24, or 7d, or '7d ago')"
+    )
+    p.add_argument(
+        "--until", help="backtest: evaluate events up to this time (ISO date, or '1d ago')"
+    )
     p.add_argument("--event", help="explain: the event id (or unique prefix) to explain")
     config_args(p)
     fmt(p)
@@ -211,7 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL=VALUE",
         help="label matcher: =, !=, =~, !~ (repeatable; all must match)",
     )
-    p.add_argument("--for", dest="duration", default="2h", help="how long (e.g. 6h, 1d12h)")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        default="2h",
+        help="how long (e.g. 6h, 1d12h; default: %(default)s)",
+    )
     p.add_argument("--comment", default="")
     p.add_argument("--author", default=os.environ.get("USER"))
     p.add_argument("--all", action="store_true", help="list: include expired silences")
@@ -258,7 +289,7 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 def console(*, stderr: bool = False) -> Console:
     """A console that prints text as it is: titles, quotes and errors come from feeds, so
     nothing in them may be read as markup (``[/]`` would crash), an emoji code or a highlight."""
-    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -279,6 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
+    check_owner(settings.db)  # before the daemon's lock file appears beside the database
     try:
         daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
     except OSError as exc:  # its lock file beside the database, before the store opens it
@@ -574,8 +606,56 @@ def _print_explained(fmt: str, path: Path, place: _Place, sentence: Explained) -
 # --- events, alerts, status, rules, rebuild -----------------------------------------------------
 
 
-def open_store(args: argparse.Namespace) -> EventStore:
-    return EventStore(settings_from(args).db)
+class EmptyDatabase(Exception):
+    """A read-only command found the database empty: said on stderr, exit status 0."""
+
+
+def db_source(args: argparse.Namespace) -> str:
+    """Where the database setting came from, so a message can say why this one was opened."""
+    if getattr(args, "db", None):
+        return "from --db"
+    if os.environ.get("MONITOR_DB"):
+        return "from $MONITOR_DB"
+    config = getattr(args, "config", None) or os.environ.get("MONITOR_CONFIG")
+    return f"from {config}" if config else "the default: no --config, $MONITOR_CONFIG or --db"
+
+
+def open_store(args: argparse.Namespace, mode: str = "read") -> EventStore:
+    """The command's database, opened as the command needs it.
+
+    ``read`` (status, lists, explain, export): an existing database, opened read-only: never
+    created, migrated or written. ``change`` (silence add, alerts retry, rebuild): an existing
+    database. ``create`` (events import): created when missing. Every mode names the database
+    it opened in the log; a missing or empty one is said plainly.
+    """
+    url = settings_from(args).db
+    name, source = describe(url), db_source(args)
+    path = sqlite_path(url)
+    if mode != "create" and path is not None and not path.exists():
+        raise UsageError(f"database {name} does not exist ({source}); nothing was created")
+    if mode != "read":
+        store = EventStore(url)
+        log.info("database %s (%s)", name, source)
+        return store
+    from monitor.store import migrate
+
+    store = EventStore(url, read_only=True)
+    try:
+        revision = migrate.current_revision(store.engine)
+    except SQLAlchemyError as exc:
+        store.close()
+        raise store_error(url, exc) from exc
+    if revision is None:
+        store.close()
+        raise EmptyDatabase(f"database {name} ({source}) is empty: nothing recorded yet")
+    if revision != migrate.head_revision():
+        store.close()
+        raise StoreError(
+            f"database {name} has schema {revision}, this monitor reads {migrate.head_revision()}:"
+            " upgrade it with `monitor db upgrade` (as the service's user)"
+        )
+    log.info("database %s (%s)", name, source)
+    return store
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -585,14 +665,14 @@ def cmd_events(args: argparse.Namespace) -> int:
     try:
         if args.action == "show":
             if not args.id:
-                raise UsageError("events show needs an event id")
-            event = store.get(args.id)
-            if event is None:
-                raise UsageError(f"no event {args.id}")
-            events = [event]
-        else:
-            events = list(store.read(args.after, types=args.type, limit=args.limit))
-        for event in events:
+                raise UsageError("usage: monitor events show SEQ|EVENT_ID")
+            event = find_event(store, args.id)
+            if args.format == "jsonl":
+                emit(event.to_json())
+            else:
+                print(event_text(event))
+            return 0
+        for event in store.read(args.after, types=args.type, limit=args.limit):
             if args.format == "jsonl":
                 emit(event.to_json())
             else:
@@ -603,34 +683,124 @@ def cmd_events(args: argparse.Namespace) -> int:
         store.close()
 
 
+def find_event(store: EventStore, ref: str) -> StoredEvent:
+    """An event by sequence number (``1234``) or by id, whole or a unique prefix."""
+    from monitor.store.log import to_stored
+    from monitor.store.tables import EventRow
+
+    ref = ref.strip()
+    with store.read_session() as session:
+        if ref.isdigit():
+            rows = list(session.execute(select(EventRow).where(EventRow.seq == int(ref))).scalars())
+            if rows:
+                return to_stored(rows[0])
+        stmt = select(EventRow).where(EventRow.id.startswith(ref, autoescape=True)).limit(6)
+        rows = list(session.execute(stmt).scalars())
+    if not rows:
+        raise UsageError(f"no event with sequence number or id {ref!r}")
+    if len(rows) > 1:
+        found = ", ".join(f"{r.seq} ({r.id[:12]})" for r in rows[:5])
+        raise UsageError(f"{ref!r} matches several events: {found}; give more of the id")
+    return to_stored(rows[0])
+
+
+def event_text(event: StoredEvent) -> str:
+    """The whole event for a person: its envelope, then its data as indented JSON."""
+    raw = event.to_json()
+    occurred = raw["occurred_at"] or "-"
+    lines = [
+        f"event {raw['seq']}  {raw['type']} (version {raw['schema_version']})",
+        f"  id           {raw['id']}",
+        f"  stream       {raw['stream']} (version {raw['stream_version']})",
+        f"  occurred at  {occurred}",
+        f"  recorded at  {raw['recorded_at']}",
+        f"  idempotency  {raw['idempotency_key'] or '-'}",
+    ]
+    if raw["metadata"]:
+        lines.append(f"  metadata     {json.dumps(raw['metadata'], ensure_ascii=False)}")
+    data = json.dumps(raw["data"], indent=2, ensure_ascii=False, sort_keys=False)
+    return "\n".join([*lines, "  data", *(f"    {line}" for line in data.splitlines())])
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
+    """Raised alerts with their deliveries, and alerts a silence kept quiet (state silenced)."""
     store = open_store(args)
     try:
         from monitor.notify.admin import delivery_states
 
-        with store.session() as session:
+        with store.read_session() as session:
             alerts = list(session.execute(select(AlertState).order_by(AlertState.seq)).scalars())
         deliveries = delivery_states(store)
-        table = Table("alert", "rule", "severity", "title", "deliveries")
-        for alert in alerts:
-            found = deliveries.get(alert.alert_id, [])
-            states = {d.channel: d.status for d in found}
-            if args.format == "jsonl":
-                detail = [d.model_dump(mode="json") for d in found]
-                emit({**alert.model_dump(mode="json"), "deliveries": states, "delivery": detail})
-            else:
-                table.add_row(
-                    alert.alert_id[:8],
-                    alert.rule,
-                    alert.severity,
-                    alert.title,
-                    ", ".join(d.describe() for d in found) or "-",
-                )
-        if args.format == "text":
-            console().print(table)
-        return 0
+        silenced = silenced_alerts(store)
     finally:
         store.close()
+    severities = _rule_severities(args)
+    rows: list[tuple[int, dict[str, Any], str]] = []
+    for alert in alerts:
+        found = deliveries.get(alert.alert_id, [])
+        row = {
+            **alert.model_dump(mode="json"),
+            "state": "raised",
+            "deliveries": {d.channel: d.status for d in found},
+            "delivery": [d.model_dump(mode="json") for d in found],
+        }
+        rows.append((alert.seq, row, ", ".join(d.describe() for d in found) or "-"))
+    for seq, item, when in silenced:
+        row = {
+            "alert_id": item.alert_id,
+            "seq": seq,
+            "rule": item.rule,
+            "severity": severities.get(item.rule),
+            "watch": None,
+            "title": item.title,
+            "dedup_key": item.dedup_key,
+            "raised_at": when,
+            "state": "silenced",
+            "silence": item.reason.removeprefix("silenced by "),
+            "deliveries": {},
+            "delivery": [],
+        }
+        words = row["silence"].split()
+        by = words[1][:8] if len(words) > 1 and words[0] == "silence" else row["silence"]
+        rows.append((seq, row, f"silenced by {by}"))
+    rows.sort(key=lambda r: r[0])
+    if args.format == "jsonl":
+        for _seq, row, _state in rows:
+            emit(row)
+        return 0
+    table = Table("raised (UTC)", "alert", "severity", "title", "state", expand=False)
+    for _seq, row, state in rows:
+        table.add_row(
+            _clock(row["raised_at"]),
+            row["alert_id"][:8] if row["alert_id"] else "-",
+            row["severity"] or "-",
+            f"{row['title'] or '-'} [{row['rule']}]",
+            state,
+        )
+    console().print(table)
+    return 0
+
+
+def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str | None]]:
+    """Alerts a silence suppressed, from the log: (position, suppression, when it happened)."""
+    found = []
+    for event in store.read(types=["AlertSuppressed"]):
+        data = event.data
+        if isinstance(data, AlertSuppressed) and data.kind == "silence":
+            when = event.occurred_at or event.recorded_at
+            found.append((event.seq, data, when.isoformat()))
+    return found
+
+
+def _rule_severities(args: argparse.Namespace) -> dict[str, str]:
+    """Rule id -> severity, from the rules on disk when they load (silenced alerts record none)."""
+    from monitor.alerting import commands
+
+    try:
+        rules_dir = args.rules or settings_from(args).rules_dir
+        return {r.id: r.severity for r in commands.load_alert_rules(rules_dir).rules}
+    except (RuleError, ConfigError, OSError, UsageError):
+        return {}
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -684,7 +854,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     try:
         watches = load_watches(watches_dir) if watches_dir.is_dir() else []
     except WatchError as exc:
-        problems.append(str(exc))
+        problems.extend(exc.problems)
         watches = []
     try:
         rules = load_rules(alerts_dir if alerts_dir.is_dir() else args.dir)
@@ -708,7 +878,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, "change")
     try:
         for projection in all_projections():
             count = rebuild(store, projection)
@@ -723,17 +893,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monitor.observability import ask_daemon, status_snapshot
 
     settings = settings_from(args)
-    store = EventStore(settings.db)
+    store = open_store(args)
     try:
         status = status_snapshot(store, settings.feeds)
     finally:
         store.close()
+    status["database"] = describe(settings.db)
     answer = ask_daemon(settings.http_listen, "GET", "/healthz")
     status["daemon"] = answer[1] if answer and isinstance(answer[1], dict) else None
     if args.format == "jsonl":
         emit(status)
         return 0
     out = console()
+    out.print(f"database {status['database']} ({db_source(args)})")
     daemon = status["daemon"]
     if daemon:
         state = "ready" if daemon.get("ready") else "not ready"
@@ -831,7 +1003,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     from monitor.store.db import make_engine, redact
 
     url = settings_from(args).db
-    engine = make_engine(url)
+    path = sqlite_path(url)
+    if args.action == "current" and path is not None and not path.exists():
+        print(f"empty (no database at {path}; {db_source(args)})")
+        return 0
+    check_owner(url)
+    engine = make_engine(url, read_only=args.action == "current")
     try:
         if args.action == "upgrade":
             before = migrate.current_revision(engine)
@@ -847,7 +1024,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_events_transfer(args: argparse.Namespace) -> int:
     from monitor.store.transfer import export_jsonl, import_jsonl
 
-    store = open_store(args)
+    store = open_store(args, "read" if args.action == "export" else "create")
     try:
         path = Path(args.id) if args.id and args.id != "-" else None
         if args.action == "export":
@@ -933,10 +1110,11 @@ def cmd_alerts_main(args: argparse.Namespace) -> int:
 def cmd_silence(args: argparse.Namespace) -> int:
     from monitor.alerting import commands
 
-    store = open_store(args)
+    store = open_store(args, "read" if args.action == "list" else "change")
     now = datetime.now(UTC)  # a silence is an operator action: it starts on the wall clock
     try:
         if args.action == "add":
+            warn_unmatched_silence(args)
             return commands.silence_add(
                 store,
                 args.match,
@@ -957,6 +1135,40 @@ def cmd_silence(args: argparse.Namespace) -> int:
         return commands.silence_expire(store, args.id, now=now, out=sys.stdout, err=sys.stderr)
     finally:
         store.close()
+
+
+def warn_unmatched_silence(args: argparse.Namespace) -> None:
+    """Warn (and still add) when no known rule could ever carry labels the matchers accept:
+    a typo in ``--match rule=casualty-jmup`` would otherwise silence nothing, silently."""
+    from monitor.alerting import commands
+    from monitor.alerting.silences import Silence, SilenceError, parse_matcher
+
+    try:
+        matchers = tuple(parse_matcher(m) for m in args.match)
+        rules_dir = settings_from(args).rules_dir
+        rules = commands.load_alert_rules(rules_dir).rules
+    except (SilenceError, RuleError, ConfigError, UsageError, OSError):
+        return  # silence_add reports a bad matcher; without rules there is nothing to check
+    if not matchers or any(m.name == "dedup_key" for m in matchers):
+        return  # a dedup key is made per alert: no rule list can say it never matches
+    try:
+        watches = [w.id for w in load_watches(rules_dir / "watches")] or [""]
+    except (WatchError, OSError):
+        watches = [""]
+    probe = Silence("probe", matchers, datetime.now(UTC), datetime.now(UTC))
+    for rule in rules:
+        static = {**rule.labels, "rule": rule.id, "type": rule.type, "severity": rule.severity}
+        static["event"] = rule.event
+        for watch in rule.watches or watches:
+            for status in ("firing", "resolved"):
+                if probe.matches({**static, "watch": watch, "status": status}):
+                    return
+    known = ", ".join(sorted(r.id for r in rules))
+    print(
+        f"monitor: warning: no rule in {rules_dir} matches {' '.join(args.match)} "
+        f"(rules: {known}); the silence is added but will mute nothing they raise",
+        file=sys.stderr,
+    )
 
 
 # --- notify test, alerts retry (logic in monitor/notify/admin.py) ------------------------------
@@ -993,7 +1205,7 @@ def cmd_alerts_retry(args: argparse.Namespace) -> int:
 
     if not args.id:
         raise UsageError("usage: monitor alerts retry ALERT_ID [--channel NAME]")
-    store = open_store(args)
+    store = open_store(args, "change")
     try:
         try:
             states = requeue(store, args.id, args.channel)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -223,6 +224,27 @@ class DeliveryConfig(BaseModel):
     _p = field_validator("retry_cap", "max_age", "lease", mode="before")(positive_duration)
 
 
+class DigestConfig(BaseModel):
+    """The daily digest (``[digest]``): one message a day per watch, sent at ``at`` (UTC,
+    "HH:MM") to the named channels, saying what the watch learned that day. Off with no
+    channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[str] = Field(default_factory=list)
+    at: dt_time = dt_time(7, 0)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt_time.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"not a time of day: {value!r} (use HH:MM, UTC)") from exc
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONITOR_", extra="forbid", env_nested_delimiter="__"
@@ -251,6 +273,7 @@ class Settings(BaseSettings):
     extract_budget: timedelta = timedelta(seconds=5)
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
+    digest: DigestConfig = Field(default_factory=lambda: DigestConfig())
 
     _d = field_validator(
         "deliver_interval",
@@ -261,6 +284,14 @@ class Settings(BaseSettings):
         mode="before",
     )(positive_duration)
     _l = field_validator("http_listen", mode="before")(check_listen)
+
+    @model_validator(mode="after")
+    def _digest_channels_exist(self) -> Settings:
+        known = {c.name for c in self.channels}
+        unknown = [name for name in self.digest.channels if name not in known]
+        if unknown:
+            raise ValueError(f"digest.channels: no channel named {', '.join(unknown)}")
+        return self
 
     @classmethod
     def settings_customise_sources(

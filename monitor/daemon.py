@@ -148,6 +148,14 @@ class Daemon:
             executor=SERVICE,
         )
         self.scheduler.add_job(
+            self._digest_job,
+            IntervalTrigger(seconds=60, timezone=UTC),
+            id="digest",
+            name="daily digests",
+            executor=SERVICE,
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.add_job(
             self._takeover_job,
             IntervalTrigger(seconds=takeover_every(settings.lease_period), timezone=UTC),
             id="takeover",
@@ -389,6 +397,12 @@ class Daemon:
             self.runtime.check_health()
         except Exception:
             log.exception("source health check failed")
+
+    def _digest_job(self) -> None:
+        try:
+            self.runtime.send_digests()
+        except Exception:
+            log.exception("daily digest failed")
 
     def _beat(self) -> None:
         self._heartbeat = time.monotonic()

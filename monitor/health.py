@@ -5,8 +5,10 @@ A problem is one *outage*: it starts at a time stored in the database (``failing
 the last time the feed had something new), and the alert's id and idempotency key derive from
 the feed, the kind of problem and that start. So however many replicas run the check, and
 however often, one outage raises one alert; when the feed recovers, one "resolved" notice
-follows. Alerts take the same path as rule alerts: ``AlertRaised`` in the log and one outbox
-row per health channel (``health = true`` in the config), written in one transaction.
+follows. Alerts take the same path as rule alerts: the operator's silences, then
+``AlertRaised`` in the log and one outbox row per health channel (``health = true`` in the
+config), written in one transaction. A silenced outage is recorded as ``AlertSuppressed`` and
+stays open, so it is told if it still lasts when the silence ends.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import Session, col
 
-from monitor.alerting.evaluator import FAILING, GLOBAL
+from monitor.alerting.silences import silences_in_log, silencing
+from monitor.alerting.state import FAILING, GLOBAL
 from monitor.config import FeedConfig
-from monitor.events import AlertRaised, as_utc
+from monitor.events import AlertRaised, AlertSuppressed, as_utc
 from monitor.leases import db_now
+from monitor.notify.outbox import enqueue
 from monitor.store.log import EventStore, NewEvent
-from monitor.store.tables import FeedLease, OutboxRow, RuleState
+from monitor.store.tables import FeedLease, RuleState
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,14 @@ class HealthChecker:
                 alert = self._alert(feed, f"{open_key}:resolved", None, open_key)
             else:
                 return None
+            silence = silencing(
+                [s for s in silences_in_log(self.store, session) if s.active(now)],
+                {**alert.labels, "rule": RULE, "severity": alert.severity, "status": alert.status},
+            )
+            if silence is not None:
+                # Muted for now: the outage stays open, so it is told when the silence ends.
+                self._suppress(session, alert, f"silenced by {silence.describe()}", now)
+                return None
             created = self.store.append(
                 [
                     NewEvent(
@@ -130,17 +142,23 @@ class HealthChecker:
             )
             if not created:
                 return None
-            for channel in alert.channels:
-                session.add(
-                    OutboxRow(
-                        alert_id=alert.alert_id,
-                        channel=channel,
-                        next_attempt_at=now,
-                        created_at=now,
-                    )
-                )
+            enqueue(session, alert.alert_id, alert.channels, now)
         log.warning("source health: %s", alert.title)
         return alert
+
+    def _suppress(self, session: Session, alert: AlertRaised, reason: str, now: datetime) -> None:
+        item = AlertSuppressed(
+            rule=RULE,
+            dedup_key=alert.dedup_key,
+            reason=reason,
+            trigger_event_id=alert.alert_id,
+            kind="silence",
+            alert_id=alert.alert_id,
+            title=alert.title,
+        )
+        key = f"suppressed:{RULE}:{alert.dedup_key}:silence"
+        event = NewEvent(stream=f"rule:{RULE}", data=item, idempotency_key=key, occurred_at=now)
+        self.store.append([event], session=session)
 
     def _alert(
         self, feed: FeedConfig, key: str, problem: Problem | None, resolves: str | None

@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel
 
+from monitor.alerting.digest import Digester
 from monitor.alerting.evaluator import Evaluator, Route
 from monitor.alerting.rules import RuleSet, load_rules
 from monitor.config import FeedConfig, Settings
@@ -33,7 +34,7 @@ from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
 from monitor.sources.polling import PollOutcome
 from monitor.store.log import EventStore
-from monitor.store.projections import all_projections, catch_up
+from monitor.store.projections import all_projections, follow
 from monitor.watches import Watch, load_watches
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class Runtime:
             explain_url=settings.delivery.explain_url,
         )
         self.health = HealthChecker(self.store, [c.name for c in self.channels if c.health])
+        self.digester = Digester(self.store, settings.digest.channels, settings.digest.at)
         self.leases = FeedLeases(
             self.store, self.replica_id, settings.lease_period, settings.fetch.max_backoff
         )
@@ -110,13 +112,6 @@ class Runtime:
         for client in [self.client, *self._old_clients]:
             client.close()
         self.store.close()
-
-    def reload_rules(self) -> None:
-        """Swap in new watches and rules; on any error the old ones stay and the error is raised."""
-        watches, rules = load_rule_dirs(self.settings.rules_dir)
-        with self._consumers:
-            self.watches, self.rules = watches, rules
-            self.evaluator = Evaluator(rules, self.evaluator.routes)
 
     def reload(self, settings: Settings) -> list[str]:
         """Apply new settings: rules, watches, channels, feeds, fetch limits.
@@ -146,6 +141,7 @@ class Runtime:
                 explain_url=settings.delivery.explain_url,
             )
             self.health = HealthChecker(self.store, [c.name for c in channels if c.health])
+            self.digester = Digester(self.store, settings.digest.channels, settings.digest.at)
             limits = fetch_limits(settings)
             if limits != self.limits:
                 # Polls in flight keep the old client; it is closed with the runtime.
@@ -239,12 +235,12 @@ class Runtime:
         with self._consumers, singleton(self.store, "advance") as mine:
             if not mine:
                 return []
-            for projection in self.projections:
-                catch_up(self.store, projection)
             if now is None:
                 alerts = self.evaluator.catch_up(self.store)
             else:
                 alerts = self.evaluator.tick(self.store, now)
+            for projection in self.projections:  # after the rules: they see its alerts too
+                follow(self.store, projection)
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
 
@@ -257,18 +253,21 @@ class Runtime:
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
 
+    def send_digests(self, now: datetime | None = None) -> list[AlertRaised]:
+        """The daily digests that are due (one per watch and day); one replica at a time."""
+        with singleton(self.store, "digest") as mine:
+            if not mine:
+                return []
+            with self._consumers:
+                digester, watches = self.digester, list(self.watches)
+            sent = digester.run(watches, now or datetime.now(UTC))
+        self.metrics.alerts_raised.inc(len(sent))
+        return sent
+
     def deliver(self, *, flush: bool = False) -> int:
         attempts = self.deliverer.run_once(flush=flush)
         self.metrics.delivery_attempts.inc(attempts)
         return attempts
-
-    def poll_and_ingest(self, feed: FeedConfig) -> list[AlertRaised]:
-        """Poll a feed now (if no other replica is polling it), then evaluate and deliver."""
-        self.leases.ensure([feed])
-        self.run_feed(feed, force=True)
-        alerts = self.advance()
-        self.deliver()
-        return alerts
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:

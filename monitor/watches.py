@@ -6,6 +6,7 @@ alerting (rules are scoped to watches), so it lives beside the event schema, not
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
@@ -68,18 +69,48 @@ def _word_re(term: str) -> re.Pattern[str]:
 
 
 class WatchError(ValueError):
-    """A watch file that cannot be used, with the file named."""
+    """Watch files that cannot be used: one problem a line, each ``file:line:column: field:
+    message`` like rule errors."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_WATCH_KEYS = {"": sorted(Watch.model_fields), "party": sorted(Party.model_fields)}
 
 
 def load_watch(path: Path) -> Watch:
+    from monitor.alerting.rules import position
+
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise WatchError(f"{path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+        node, raw = yaml.compose(text), yaml.safe_load(text)
+    except OSError as exc:
+        raise WatchError([f"{path}: {exc.strerror or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise WatchError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    if raw is None:
+        raise WatchError([f"{path}:1:1: (top level): the file is empty"])
     try:
         return Watch.model_validate(raw)
     except ValidationError as exc:
-        raise WatchError(f"{path}: {exc}") from exc
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = list(err["loc"])
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if not loc and "side" in message:
+                loc = ["sides"]  # the check across parties and sides
+            line, col = position(node, loc, value=err["type"] != "extra_forbidden")
+            if err["type"] == "extra_forbidden" and loc:
+                keys = _WATCH_KEYS["party" if loc[0] == "parties" else ""]
+                close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+                message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            problems.append(f"{path}:{line}:{col}: {field}: {message}")
+        raise WatchError(problems) from exc
 
 
 def load_watches(directory: Path) -> list[Watch]:
@@ -87,5 +118,5 @@ def load_watches(directory: Path) -> list[Watch]:
     ids = [w.id for w in watches]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
-        raise WatchError(f"{directory}: duplicate watch ids {sorted(dupes)}")
+        raise WatchError([f"{directory}: duplicate watch ids {sorted(dupes)}"])
     return watches

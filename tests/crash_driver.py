@@ -30,7 +30,7 @@ from monitor.events import (
     ThirdParty,
 )
 from monitor.store.log import EventStore, NewEvent
-from monitor.store.projections import all_projections, catch_up
+from monitor.store.projections import all_projections, follow
 
 T0 = datetime(2020, 9, 27, 6, tzinfo=UTC)
 WATCH = "nk"
@@ -157,7 +157,7 @@ def run(url: str, rules_dir: Path, articles: int, out=sys.stdout) -> None:  # ty
             )
         # Small batches: many consumer transactions, so kills land between and inside them.
         for projection in projections:
-            catch_up(store, projection, batch=7)
+            follow(store, projection, batch=7)
         evaluator.catch_up(store, batch=5)
         print(f"article {i}", file=out, flush=True)
     print("done", file=out, flush=True)

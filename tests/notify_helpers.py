@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from monitor.events import AlertRaised, DeliveryAttempted, Evidence
-from monitor.notify.outbox import RetryPolicy
+from monitor.notify.outbox import RetryPolicy, enqueue
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
 from tests.httpserver import Request, TestServer
@@ -82,10 +82,7 @@ def queue(
             ],
             session=session,
         )
-        for c in channels:
-            session.add(
-                OutboxRow(alert_id=alert.alert_id, channel=c, next_attempt_at=when, created_at=when)
-            )
+        enqueue(session, alert.alert_id, channels, when)
 
 
 def rows(store: EventStore) -> list[OutboxRow]:

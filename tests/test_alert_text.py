@@ -31,7 +31,7 @@ def test_seed_alerts_name_actors_and_cite_the_headline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = f"sqlite:///{tmp_path / 'm.db'}"
-    assert main(["replay", str(SEEDS / "feeds"), "--db", db, "--format", "jsonl"]) == 0
+    assert main(["replay", str(SEEDS), "--db", db, "--format", "jsonl"]) == 0
     alerts = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert alerts
     codes = {e.code for e in gazetteer().values()}

@@ -257,6 +257,8 @@ def test_one_collapse_report_is_one_alert_even_across_batches(tmp_path: Path) ->
     store.append([fact_event(killed(5), n=0), *article])
     evaluator = Evaluator(load_rules(RULES / "alerts"), [Route(name="desk", tags=["*"])])
     alerts = evaluator.catch_up(store, batch=2)
-    assert [a.title for a in alerts] == ["w: ceasefire brokered by USA, SAU collapsed"]
+    assert [a.title for a in alerts] == [
+        "w: ceasefire brokered by the United States, Saudi Arabia collapsed"
+    ]
     assert alerts[0].data["brokers"] == ["USA", "SAU"]
     assert alerts[0].dedup_key == "ceasefire-collapse:w:SAU,USA"

@@ -26,8 +26,8 @@ from monitor.store.log import EventStore, StoredEvent
 from monitor.store.projections import (
     ConflictState,
     all_projections,
-    catch_up,
     dump_state,
+    follow,
     rebuild,
 )
 from monitor.store.tables import EventRow, OutboxRow, RuleState
@@ -155,7 +155,7 @@ def check_consistent(url: str, where: str) -> None:
 def assert_projections_replay(store: EventStore, reference: EventStore) -> None:
     """Caught up, the projections equal a rebuild from zero and the run that was never killed."""
     for projection in all_projections():  # the log moved on after the last advance
-        catch_up(store, projection)
+        follow(store, projection)
     live = dump_state(store, all_projections())
     for projection in all_projections():
         rebuild(store, projection)

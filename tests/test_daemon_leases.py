@@ -232,3 +232,26 @@ def test_a_silent_feed_raises_a_health_alert(store: EventStore) -> None:
         session.execute(update(FeedLease).values(health_alert=None))
     assert checker.check([feed]) == []
     assert len(health_alerts(store)) == 1
+
+
+def test_health_alerts_go_through_silences_like_any_alert(store: EventStore) -> None:
+    from monitor.alerting.silences import add_silence, expire_silence
+
+    feed = FeedConfig(name="wire", url="http://x/f.xml", interval="60s", expected_period="10m")
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases.ensure([feed])
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=False, error="HTTP 503", error_kind="http_5xx"))
+    shift(store, feed.name, failing_since=timedelta(minutes=11))
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    silence = add_silence(store, ["rule=source-health", "feed=wire"], timedelta(hours=1), now=now)
+    assert checker.check([feed]) == [] and checker.check([feed]) == []
+    muted = [e.data for e in store.read(types=["AlertSuppressed"])]
+    assert len(muted) == 1 and muted[0].kind == "silence" and "Feed wire" in muted[0].title
+    with store.read_session() as session:
+        assert list(session.execute(select(OutboxRow)).scalars()) == []
+    # The outage outlives the silence: it is told then.
+    expire_silence(store, silence.silence_id, now=datetime.now(UTC))
+    [alert] = checker.check([feed])
+    assert alert.status == "firing" and alert.channels == ["ops"]

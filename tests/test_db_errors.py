@@ -1,6 +1,6 @@
 """A database that cannot be used stops `replay`, `status` and `run` at start-up with one line
 that names the database and the cause, exit status 2, no traceback: a file that is not SQLite,
-a directory the user cannot write, a full disk (a real tiny tmpfs)."""
+a directory the user cannot write, a full disk (a real tmpfs, filled)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.store.log import EventStore
 from tests.conftest import ROOT, SEEDS
 
 ARTICLE = str(SEEDS / "000_81398aff7cddd8a7.txt")
@@ -67,8 +68,9 @@ def without_root_override() -> list[str]:
 def test_a_directory_the_user_cannot_write(tmp_path: Path, command: str) -> None:
     folder = tmp_path / "locked"
     folder.mkdir()
-    folder.chmod(0o555)
     db = folder / "monitor.db"
+    EventStore(f"sqlite:///{db}").close()  # the log exists; its directory became read-only
+    folder.chmod(0o555)
     try:
         result = monitor(
             [*COMMANDS[command], "--db", f"sqlite:///{db}"], prefix=without_root_override()
@@ -76,24 +78,30 @@ def test_a_directory_the_user_cannot_write(tmp_path: Path, command: str) -> None
     finally:
         folder.chmod(0o755)
     assert_one_line(result, str(db), f"directory {folder} is not writable")
-    assert list(folder.iterdir()) == []
+    assert [p.name for p in folder.iterdir()] == ["monitor.db"]
 
 
 @pytest.fixture
-def tiny_disk() -> list[str]:
-    """A command prefix that runs in a private mount namespace with a 12 KiB tmpfs."""
+def full_disk(tmp_path: Path) -> list[str]:
+    """A command prefix that runs in a private mount namespace where /mnt is a 1 MiB tmpfs
+    holding a fresh log, filled up to the last byte."""
     if not shutil.which("unshare") or os.geteuid() != 0:
-        pytest.skip("needs root and unshare to mount a tiny tmpfs")
+        pytest.skip("needs root and unshare to mount a tmpfs")
     probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=12k tmpfs /mnt"],
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
         capture_output=True,
     )
     if probe.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()}")
-    return ["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=12k tmpfs /mnt && exec "$@"', "-"]
+    EventStore(f"sqlite:///{tmp_path / 'fresh.db'}").close()
+    script = (
+        f"mount -t tmpfs -o size=1m tmpfs /mnt && cp {tmp_path / 'fresh.db'} /mnt/monitor.db"
+        ' && { dd if=/dev/zero of=/mnt/fill bs=1k 2>/dev/null; true; } && exec "$@"'
+    )
+    return ["unshare", "-m", "sh", "-c", script, "-"]
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_a_full_disk(tiny_disk: list[str], command: str) -> None:
-    result = monitor([*COMMANDS[command], "--db", "sqlite:////mnt/monitor.db"], prefix=tiny_disk)
+def test_a_full_disk(full_disk: list[str], command: str) -> None:
+    result = monitor([*COMMANDS[command], "--db", "sqlite:////mnt/monitor.db"], prefix=full_disk)
     assert_one_line(result, "/mnt/monitor.db", "the disk is full")

@@ -101,3 +101,25 @@ def test_sysusers_and_tmpfiles_snippets_apply_to_a_scratch_root(tmp_path: Path) 
 def test_environment_example_holds_no_live_secret() -> None:
     for line in (DEPLOY / "monitor.env.example").read_text().splitlines():
         assert not line.strip() or line.startswith("#"), f"uncommented setting: {line}"
+
+
+def test_the_database_is_named_in_the_config_the_unit_points_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The unit sets no database of its own: the service and `sudo -u monitor monitor ...
+    --config /etc/monitor/config.toml` read the database the config names."""
+    from monitor.config import load_settings
+
+    unit = unit_text()
+    assert not [v for v in unit.get("Environment", []) if v.startswith("MONITOR_DB")]
+    assert unit["ExecStart"] == [INSTALLED_BINARY + " run --config /etc/monitor/config.toml"]
+    for name in ("MONITOR_DB", "MONITOR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(DEPLOY / "config.toml")
+    assert settings.db == "sqlite:////var/lib/monitor/monitor.db"
+    readme = (DEPLOY / "README.md").read_text()
+    assert (
+        "sudo -u monitor /opt/monitor/venv/bin/monitor status --config /etc/monitor/config.toml"
+        in readme
+    )
+    assert "install -m 0640 -g monitor deploy/config.toml /etc/monitor/config.toml" in readme

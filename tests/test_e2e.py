@@ -216,3 +216,11 @@ def test_example_config_runs_on_a_fresh_checkout_and_stops_on_ctrl_c(tmp_path: P
     assert out == ""  # alerts and logs both go to stderr
     assert "=== [" in err and "Traceback" not in err
     assert "email" in err and "MONITOR_MAILTO_URL" in err  # the skipped channel is explained
+
+
+def test_alerts_list_after_a_replay_shows_every_alert_it_raised(seed_alerts) -> None:
+    """The alerts read model is brought up after the rules, so the last article's alerts
+    are listed too."""
+    db, alerts = seed_alerts
+    rows = run_monitor("alerts", "list", "--db", db, "--format", "jsonl").stdout.splitlines()
+    assert sorted(json.loads(r)["alert_id"] for r in rows) == sorted(a["id"] for a in alerts)

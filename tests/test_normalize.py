@@ -627,3 +627,64 @@ def test_a_closing_attribution_names_the_speaker_not_the_subject() -> None:
 def test_helicopters_gunships_and_vehicles_are_arms(weapons: str) -> None:
     found = third_parties(f"Russia delivered {weapons} to the Sudanese army last month.", SUDAN)
     assert [(f.actor, f.kind, f.supports) for f in found] == [("RUS", "arms", "SAF")]
+
+
+# --- tolls a reader would call the same (issue 13, item 2) ------------------------------------
+
+SUDAN_SIDES = SUDAN.model_copy(update={"sides": {"army": ["SAF"], "rsf": ["RSF"]}})
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        (
+            "The death toll among civilians in El Fasher has risen to 134, officials said.",
+            "civilian",
+        ),
+        ("The civilian death toll in the besieged city rose to 210.", "civilian"),
+        ("The toll of civilian deaths reached 88 on Sunday.", "civilian"),
+        ("The death toll from the shelling has risen to 134 civilians.", "civilian"),
+        ("The number of soldiers killed since May has risen to 45.", "military"),
+        ("The death toll has risen to 300, medics in the city said.", "unknown"),
+    ],
+)
+def test_a_toll_counts_the_people_named_on_it(text: str, category: str) -> None:
+    (toll,) = casualties(text, SUDAN_SIDES)
+    assert toll.cumulative and toll.outcome == "killed" and toll.category == category
+
+
+def series(fact: Casualties) -> tuple[str | None, str, str]:
+    return (fact.side, fact.category, fact.outcome)
+
+
+def test_a_group_speaking_of_its_fighters_joins_that_groups_toll() -> None:
+    (first,) = casualties(
+        "The RSF has lost 400 fighters since April, a commander said.", SUDAN_SIDES
+    )
+    (later,) = casualties(
+        "Fighting between the army and the RSF went on around El Fasher. "
+        "The group said 150 of its fighters have been killed since April.",
+        SUDAN_SIDES,
+    )
+    assert series(first) == series(later) == ("rsf", "military", "killed")
+    assert later.attributed_to == "The group" and later.party == "RSF"
+    (other,) = casualties(
+        "The army shelled RSF positions in Omdurman, and the group said 40 of its fighters died.",
+        SUDAN_SIDES,
+    )
+    assert other.party == "RSF"  # the group named last before "the group", not the army
+
+
+def test_a_toll_for_a_city_names_the_place() -> None:
+    (city,) = casualties("The death toll among civilians in El Fasher has risen to 134.", SUDAN)
+    assert city.place == "El Fasher"
+    (town,) = casualties("Five civilians were killed in the town of Tawila on Monday.", SUDAN)
+    assert town.place == "Tawila"
+    (capital,) = casualties("Twelve civilians were killed near Khartoum overnight.", SUDAN)
+    assert capital.place == "Khartoum"
+    for text in (
+        "Twelve civilians were killed in Sudan on Monday.",  # a country: the watch's own toll
+        "Twelve civilians were killed in April, the RSF said.",
+        "Twelve civilians were killed; fighting went on in Omdurman.",  # another clause
+    ):
+        assert [c.place for c in casualties(text, SUDAN)] == [None], text

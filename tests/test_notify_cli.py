@@ -15,7 +15,7 @@ from pathlib import Path
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.store.log import EventStore
-from monitor.store.projections import all_projections, catch_up
+from monitor.store.projections import all_projections, follow
 from tests.conftest import ROOT, SEEDS
 from tests.httpserver import Reply
 from tests.notify_helpers import FOOTER, free_port, make_alert, queue, quick_server, rows
@@ -74,7 +74,7 @@ def test_given_up_delivery_is_listed_and_retry_requeues_it(tmp_path: Path) -> No
     alert = make_alert(7)
     queue(store, alert, ["broken", "hook"])
     for projection in all_projections():
-        catch_up(store, projection)
+        follow(store, projection)
     with quick_server() as server:
         server.route("/hook", Reply(200, b"{}"))
         host = server.base.removeprefix("http://")

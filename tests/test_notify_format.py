@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 
 from monitor.events import AlertRaised, Evidence
 from monitor.notify.channels import Channel
-from monitor.notify.message import render_alert, safe_url
+from monitor.notify.message import Section, render_group, safe_url
 from monitor.notify.outbox import Deliverer
 from monitor.store.log import EventStore
 from tests.httpserver import Reply, TestServer
@@ -132,4 +132,5 @@ def test_plain_text_webhook_has_clean_single_lines_and_encoded_urls(
     ]
     assert [line for line in lines if line.startswith("# ")] == []  # the quote's "heading"
     assert "  Outlet](https://evil.example), undated: " + safe_url(INJECTED_URL) in lines
-    assert render_alert(alert, 1).title == f"[CRITICAL] {alert.title}"
+    message = render_group([Section(alert=alert, attempt=1)], channel="hook")
+    assert message.title == f"[CRITICAL] {alert.title}"

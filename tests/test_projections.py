@@ -19,9 +19,9 @@ from monitor.store.projections import (
     ConflictState,
     FeedHealthProjection,
     all_projections,
-    catch_up,
     checkpoint,
     dump_state,
+    follow,
     rebuild,
 )
 from monitor.store.tables import CeasefireState, SeriesState, ThirdPartyState
@@ -61,7 +61,7 @@ def fill(store: EventStore, articles: range, *, live: bool) -> None:
             store.append([alert_event(i)])
         if live:
             for projection in all_projections():
-                catch_up(store, projection, batch=3)
+                follow(store, projection, batch=3)
 
 
 def test_rebuild_equals_the_live_state_byte_for_byte(db_url: str) -> None:
@@ -130,7 +130,7 @@ def test_a_log_moved_to_postgresql_projects_the_same_state(tmp_path: Path, postg
     with export.open() as lines:
         assert import_jsonl(target, lines).written == source.head()
     for projection in all_projections():
-        catch_up(target, projection)
+        follow(target, projection)
     assert dump_state(target, all_projections()) == dump_state(source, all_projections())
     source.close()
     target.close()
@@ -154,7 +154,7 @@ def test_a_failing_batch_leaves_state_and_checkpoint_as_they_were(db_url: str) -
     facts = [e.seq for e in store.read(types=["FactReported"])]
     bad = Exploding(bad_seq=facts[6])
     with pytest.raises(RuntimeError, match="projection bug"):
-        catch_up(store, bad, batch=4)
+        follow(store, bad, batch=4)
     # Batches 1 (facts 0-3) committed; batch 2 (facts 4-7) rolled back as one.
     with store.read_session() as session:
         assert checkpoint(session, bad.name) == facts[3]
@@ -170,7 +170,7 @@ def test_a_failing_batch_leaves_state_and_checkpoint_as_they_were(db_url: str) -
         assert partial.splitlines()[:-1] == ref_rows
         reference.close()
     # The fixed code carries on from the checkpoint, and ends where a rebuild ends.
-    catch_up(store, ConflictState())
+    follow(store, ConflictState())
     done = dump_state(store, [ConflictState()])
     rebuild(store, ConflictState())
     assert dump_state(store, [ConflictState()]) == done
@@ -189,13 +189,13 @@ def test_a_new_projection_version_rebuilds_it(sqlite_url: str) -> None:
             super().apply(session, event)
             super().apply(session, event)  # new meaning: every report counts twice
 
-    applied = catch_up(store, Doubled())
+    applied = follow(store, Doubled())
     assert applied == len(list(store.read(types=["FactReported"])))
     with store.read_session() as session:
         reports = [r.reports for r in session.execute(select(SeriesState)).scalars()]
     assert reports and all(n % 2 == 0 for n in reports)
     assert dump_state(store, [ConflictState()]) != before
-    assert catch_up(store, Doubled()) == 0  # at the new version now: nothing more to do
+    assert follow(store, Doubled()) == 0  # at the new version now: nothing more to do
     store.close()
 
 
@@ -209,7 +209,7 @@ def test_concurrent_consumers_of_one_projection_apply_each_event_once(db_url: st
         try:
             while not stop.is_set():
                 for projection in (ConflictState(), AlertsProjection()):
-                    catch_up(store, projection, batch=2)
+                    follow(store, projection, batch=2)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -222,7 +222,7 @@ def test_concurrent_consumers_of_one_projection_apply_each_event_once(db_url: st
         w.join()
     assert not errors, errors
     for projection in (ConflictState(), AlertsProjection()):
-        catch_up(store, projection)
+        follow(store, projection)
     live = dump_state(store, [ConflictState(), AlertsProjection()])
     for projection in (ConflictState(), AlertsProjection()):
         rebuild(store, projection)
@@ -239,7 +239,7 @@ def test_a_late_report_does_not_replace_a_newer_toll_or_status(sqlite_url: str) 
     # A month-old article arrives after them.
     store.append([fact_event(killed(84), n=3, watch="nk")])
     store.append([fact_event(ceasefire("agreed"), n=4, watch="nk")])
-    catch_up(store, ConflictState())
+    follow(store, ConflictState())
     with store.session() as session:
         series = session.execute(select(SeriesState)).scalar_one()
         truce = session.execute(select(CeasefireState)).scalar_one()

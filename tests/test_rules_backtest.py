@@ -8,14 +8,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from monitor.alerting.backtest import backtest, compare, explain_alert, explain_rule, parse_when
 from monitor.alerting.commands import rules_backtest
 from monitor.alerting.evaluator import Evaluator, Route
-from monitor.alerting.reload import RuleReloader
-from monitor.alerting.rules import load_rules
+from monitor.alerting.reload import snapshot
+from monitor.alerting.rules import RuleError, load_rules
 from monitor.alerting.silences import add_silence
+from monitor.config import load_settings
+from monitor.runtime import Runtime
 from monitor.store.log import EventStore
 from monitor.store.tables import EventRow, OutboxRow, RuleState
 from tests.test_alerting import JUMP, T0, ceasefire, fact_event, killed, write
@@ -155,22 +158,29 @@ def test_parse_when_accepts_dates_and_durations_ago() -> None:
     assert parse_when("1d12h", T0) == T0 - timedelta(hours=36)
 
 
-def test_reloader_keeps_the_last_good_rules_and_says_why(tmp_path: Path) -> None:
-    directory = rules_dir(tmp_path, "r", JUMP)
-    reloader = RuleReloader(directory)
-    assert reloader.poll() is None
-    path = directory / "0.yaml"
-    path.write_text(JUMP + "severty: critical\n")
-    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
-    result = reloader.poll()
-    assert result is not None and result.error is not None
-    assert (
-        f"{path}:8:1: severty" in result.message
-        and "keeping the previous 1 rules" in result.message
+def test_reload_keeps_the_last_good_rules_and_says_why(tmp_path: Path) -> None:
+    """The daemon's one reload path (file change or SIGHUP): ``Runtime.reload``."""
+    (tmp_path / "watches").mkdir()
+    directory = rules_dir(tmp_path, "alerts", JUMP)
+    settings = load_settings(
+        None, db=f"sqlite:///{tmp_path / 'db.sqlite'}", rules_dir=tmp_path, channels=[]
     )
-    assert reloader.rules.rules[0].id == "jump"
-    write(directory, "1.yaml", COLLAPSE)
-    path.write_text(JUMP)
-    result = reloader.poll()
-    assert result is not None and result.changed and result.error is None
-    assert {r.id for r in reloader.rules.rules} == {"jump", "collapse"}
+    runtime = Runtime(settings)
+    try:
+        before = snapshot(directory)
+        path = directory / "0.yaml"
+        path.write_text(JUMP + "severty: critical\n")
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+        assert snapshot(directory) != before  # what makes the daemon reload
+        with pytest.raises(RuleError) as err:
+            runtime.reload(settings)
+        assert f"{path}:8:1: severty" in str(err.value)
+        assert [r.id for r in runtime.rules.rules] == ["jump"]
+        assert runtime.evaluator.rules is runtime.rules
+        write(directory, "1.yaml", COLLAPSE)
+        path.write_text(JUMP)
+        assert runtime.reload(settings) == []
+        assert {r.id for r in runtime.rules.rules} == {"jump", "collapse"}
+        assert set(runtime.evaluator.compiled) == {"jump", "collapse"}
+    finally:
+        runtime.close()

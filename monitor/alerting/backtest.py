@@ -29,14 +29,20 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 def parse_when(text: str, now: datetime) -> datetime:
-    """An ISO date or datetime (UTC when no zone is given), or a duration before ``now``."""
+    """An ISO date or datetime (UTC when no zone is given), or a duration before ``now``
+    ("7d", or "7d ago" as people write it)."""
+    text = text.strip()
+    if text.lower().endswith(" ago"):
+        text = text[: -len(" ago")].strip()
     if _DATE.match(text):
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
     try:
         return now - parse_span(text)
     except ValueError as exc:
-        raise ValueError(f"not a time: {text!r} (use 2020-10-24, 2020-10-24T16:00Z or 7d)") from exc
+        raise ValueError(
+            f"not a time: {text!r} (use 2020-10-24, 2020-10-24T16:00Z, 7d or '7d ago')"
+        ) from exc
 
 
 @dataclass

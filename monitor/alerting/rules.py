@@ -63,12 +63,17 @@ _SPAN_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 def parse_span(value: Any) -> timedelta:
     """A duration: ``90s``, ``6h``, ``7d``, compound ``1d4h30m`` (Prometheus style), or seconds."""
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        parts = _SPAN.findall(text)
-        if parts and "".join(n + u for n, u in parts) == text:
-            return timedelta(seconds=sum(float(n) * _SPAN_UNITS[u] for n, u in parts))
-    return parse_duration(value)
+    if isinstance(value, bool) or not isinstance(value, str | int | float | timedelta):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 6h, 7d or 1d4h30m)")
+    try:
+        if isinstance(value, str):
+            text = value.strip().replace(" ", "")
+            parts = _SPAN.findall(text)
+            if parts and "".join(n + u for n, u in parts) == text:
+                return timedelta(seconds=sum(float(n) * _SPAN_UNITS[u] for n, u in parts))
+        return parse_duration(value)
+    except (OverflowError, TypeError) as exc:  # 1e400 seconds, NaN: no timedelta holds them
+        raise ValueError(f"not a usable duration: {value!r} ({exc})") from exc
 
 
 def _num(value: Any) -> float | None:
@@ -430,14 +435,16 @@ def load_rule_file(path: Path) -> list[Rule]:
     single = isinstance(raw, dict) and "rules" not in raw
     try:
         rules = RuleFile.model_validate({"rules": [raw]} if single else raw).rules
+    except RecursionError as exc:
+        raise RuleError([f"{path}:1:1: (top level): nested too deeply"]) from exc
     except ValidationError as exc:
         strip = 2 if single else 0
         raise RuleError([describe(path, node, err, strip=strip) for err in exc.errors()]) from exc
     problems = [
         f"{path}:{line}:{col}: {field}: {message}"
         for i, rule in enumerate(rules)
-        for field, message, loc in unknown_fields(rule)
-        for line, col in [position(node, loc if single else ["rules", i, *loc])]
+        for field, message, loc in [*unknown_fields(rule), *unknown_template_names(rule)]
+        for line, col in [position(node, loc if single else ["rules", i, *loc], value=True)]
     ]
     if problems:
         raise RuleError(problems)
@@ -464,6 +471,33 @@ def unknown_fields(rule: RuleBase) -> list[tuple[str, str, list[Any]]]:
     return found
 
 
+TEMPLATE_KEYS = ("dedup_key", "inhibit_key", "title", "summary", "body", "body_html")
+# What a template sees besides the fact's own fields (see Evaluator._tctx).
+TEMPLATE_NAMES = {"fact", "rule", "data", "evidence", "status"}
+
+
+def unknown_template_names(rule: RuleBase) -> list[tuple[str, str, list[Any]]]:
+    """Names a template uses that its context never has: templates render with strict
+    undefined, so ``{{ wacth }}`` would fail on the first alert; say so when the rule loads."""
+    from jinja2 import meta
+
+    from monitor.alerting.templates import template_env
+
+    known = {name.split(".")[0] for name in known_fields(rule.event)} | TEMPLATE_NAMES
+    found = []
+    for key in TEMPLATE_KEYS:
+        text = getattr(rule, key, None)
+        if not text:
+            continue
+        env = template_env(html=key == "body_html")
+        used = meta.find_undeclared_variables(env.parse(text)) - set(env.globals)
+        for name in sorted(used - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            found.append((key, f"template uses {name!r}, which is not defined{hint}", [key]))
+    return found
+
+
 def read_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
     """The composed node tree (for positions) and the plain data of a YAML file."""
     try:
@@ -471,6 +505,10 @@ def read_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
         return yaml.compose(text), yaml.safe_load(text)
     except OSError as exc:
         raise RuleError([f"{path}: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise RuleError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
+    except RecursionError as exc:
+        raise RuleError([f"{path}: not valid YAML: nested too deeply"]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

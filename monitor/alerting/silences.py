@@ -13,16 +13,15 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sqlmodel import Session
+
+from monitor.alerting.pending import Pending
+from monitor.alerting.state import GLOBAL, SILENCES, State
 from monitor.events import SilenceAdded, SilenceExpired, SilenceMatcher, as_utc
 from monitor.store.log import EventStore, NewEvent
 
-if TYPE_CHECKING:
-    from monitor.alerting.evaluator import State
-
-GLOBAL = "~evaluator"
-KEY = "silences"
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
 
@@ -96,11 +95,10 @@ def _test(m: SilenceMatcher, value: str) -> bool:
     return hit if m.op == "=~" else not hit
 
 
-def silence_state(state: State, data: SilenceAdded | SilenceExpired) -> None:
-    """Fold a silence event into the evaluator's state."""
-    table = state.get(GLOBAL, KEY) or {}
+def _fold(table: dict[str, Silence], data: SilenceAdded | SilenceExpired) -> None:
+    """One silence event applied to the silences known so far."""
     if isinstance(data, SilenceAdded):
-        silence = Silence(
+        table[data.silence_id] = Silence(
             data.silence_id,
             tuple(data.matchers),
             as_utc(data.starts_at),
@@ -108,18 +106,55 @@ def silence_state(state: State, data: SilenceAdded | SilenceExpired) -> None:
             data.comment,
             data.created_by,
         )
-        table[data.silence_id] = silence.to_json()
     elif data.silence_id in table:
-        raw = table[data.silence_id]
-        ends = min(datetime.fromisoformat(raw["ends_at"]), as_utc(data.expired_at))
-        table[data.silence_id] = {**raw, "ends_at": ends.isoformat()}
-    state.put(GLOBAL, KEY, table)
+        old = table[data.silence_id]
+        ends = min(old.ends_at, as_utc(data.expired_at))
+        table[data.silence_id] = Silence(
+            old.silence_id, old.matchers, old.starts_at, ends, old.comment, old.created_by
+        )
+
+
+def silence_state(state: State, data: SilenceAdded | SilenceExpired) -> None:
+    """Fold a silence event into the evaluator's state."""
+    raw = state.get(GLOBAL, SILENCES) or {}
+    table = {k: Silence.from_json(v) for k, v in raw.items()}
+    _fold(table, data)
+    state.put(GLOBAL, SILENCES, {k: v.to_json() for k, v in table.items()})
 
 
 def active_silences(state: State, at: datetime) -> list[Silence]:
-    table = state.get(GLOBAL, KEY) or {}
+    table = state.get(GLOBAL, SILENCES) or {}
     silences = (Silence.from_json(raw) for _, raw in sorted(table.items()))
     return [s for s in silences if s.active(at)]
+
+
+def silencing(silences: list[Silence], labels: dict[str, str]) -> Silence | None:
+    """The first silence that matches these labels, if any."""
+    return next((s for s in silences if s.matches(labels)), None)
+
+
+class Silences:
+    """The last noise-control stage: an operator's silence mutes matching alerts. Silences
+    are matched against the moment the triggering event entered the log (``clock``)."""
+
+    kind = "silence"
+
+    def mutes(self, pending: Pending, state: State) -> str | None:
+        silence = silencing(active_silences(state, pending.clock), pending.labels())
+        return f"silenced by {silence.describe()}" if silence is not None else None
+
+    def raised(self, pending: Pending, alert: Any, state: State) -> None:
+        return None
+
+
+def silences_in_log(store: EventStore, session: Session | None = None) -> list[Silence]:
+    """Every silence the log holds, as of its latest events (for alerts raised outside the
+    evaluator, such as source health, and for ``monitor silence list``)."""
+    table: dict[str, Silence] = {}
+    for event in store.read(types=["SilenceAdded", "SilenceExpired"], session=session):
+        if isinstance(event.data, SilenceAdded | SilenceExpired):
+            _fold(table, event.data)
+    return list(table.values())
 
 
 # --- operator commands (the CLI's `monitor silence ...`) ------------------------------------
@@ -166,27 +201,9 @@ def list_silences(
     store: EventStore, *, now: datetime, include_expired: bool = False
 ) -> list[dict[str, Any]]:
     """Every silence in the log with its state at ``now`` (active, pending or expired)."""
-    table: dict[str, Silence] = {}
-    for event in store.read(types=["SilenceAdded", "SilenceExpired"]):
-        data = event.data
-        if isinstance(data, SilenceAdded):
-            table[data.silence_id] = Silence(
-                data.silence_id,
-                tuple(data.matchers),
-                as_utc(data.starts_at),
-                as_utc(data.ends_at),
-                data.comment,
-                data.created_by,
-            )
-        elif isinstance(data, SilenceExpired) and data.silence_id in table:
-            old = table[data.silence_id]
-            ends = min(old.ends_at, as_utc(data.expired_at))
-            table[data.silence_id] = Silence(
-                old.silence_id, old.matchers, old.starts_at, ends, old.comment, old.created_by
-            )
     now = as_utc(now)
     rows = []
-    for silence in table.values():
+    for silence in silences_in_log(store):
         status = (
             "active" if silence.active(now) else "pending" if now < silence.starts_at else "expired"
         )

@@ -66,7 +66,8 @@ def actor_name(code: object) -> str:
 
 
 @cache
-def _env(html: bool) -> SandboxedEnvironment:
+def template_env(html: bool) -> SandboxedEnvironment:
+    """The sandboxed environment templates render in (``html``: autoescaped)."""
     env = SandboxedEnvironment(autoescape=html, undefined=StrictUndefined, trim_blocks=True)
     env.filters["name"] = actor_name
     return env
@@ -75,7 +76,7 @@ def _env(html: bool) -> SandboxedEnvironment:
 @lru_cache(maxsize=4096)
 def compile_template(template: str, *, html: bool = False) -> Template:
     """Parse once: the same few templates render for every alert."""
-    return _env(html).from_string(template)
+    return template_env(html).from_string(template)
 
 
 def render(template: str, context: dict[str, Any], *, html: bool = False) -> str:

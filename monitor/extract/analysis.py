@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from monitor.extract.gazetteer import Mention
+from monitor.extract.gazetteer import Mention, group_codes
 from monitor.extract.numbers import Quantity
 from monitor.extract.sentences import lowered
 
@@ -118,6 +119,7 @@ class Sentence:
     speaker: str | None = None
     speaker_code: str | None = None
     speaker_end: int = -1  # token index after the speaker phrase (-1: none)
+    speaker_at: int = -1  # offset of the speaker phrase in the text (-1: none)
     actor_tokens: list[int] = field(default_factory=list)  # indices of E tokens
     memo: dict = field(default_factory=dict)  # per-sentence results shared by rule modules
     # Rule modules whose trigger stems occur here (normalize.py): the others skip the sentence.
@@ -147,6 +149,15 @@ class Sentence:
     def token_at(self, sig_pos: int) -> int:
         """The token index at a position of the signature string."""
         return max(0, bisect.bisect_right(self.offsets, sig_pos) - 1)
+
+    def raw(self, i: int, j: int) -> str:
+        """The text of tokens i..j-1 as written (names and figures spelt out)."""
+        i, j = max(0, i), min(j, len(self.tokens))
+        return self.text[self.tokens[i].start : self.tokens[j - 1].end] if j > i else ""
+
+    def raw_match(self, m: re.Match[str]) -> str:
+        """The text as written under a match of a signature pattern."""
+        return self.raw(self.token_at(m.start()), self.token_at(max(m.start(), m.end() - 1)) + 1)
 
     def words(self, i: int, j: int) -> str:
         return " ".join(t.text for t in self.tokens[max(0, i) : max(0, j)])
@@ -358,11 +369,15 @@ def _find_speaker(sent: Sentence) -> None:
             lead = end  # ", Western diplomats said": the clause of the verb starts at a comma
             while lead > 0 and toks[lead - 1].text not in _CLAUSE_MARKS:
                 lead -= 1
-            if 0 < lead < end and _speaker_phrase(sent, lead, end, i):
+            while lead < end and toks[lead].text in ("and", "but", "while", "whereas"):
+                lead += 1  # ", and the group said"
+            opened = lead > 0 or toks[0].text == "the"  # "..., the group said"; "The group said"
+            if opened and lead < end and _speaker_phrase(sent, lead, end, i):
                 # Its subject is the speaker, named or not ("the group"); the sentence's first
                 # actor ("The army shelled ..., the group said") is the one it speaks of.
                 sent.speaker = sent.text[toks[lead].start : toks[end - 1].end]
                 sent.speaker_end = end
+                sent.speaker_at = toks[lead].start
                 return
             k = 0
             while k < i and _speaker_like(sent, k):
@@ -458,7 +473,39 @@ def _set_speaker(sent: Sentence, i: int, j: int, need_actor: bool = False) -> No
         return
     sent.speaker = sent.text[toks[i].start : toks[j - 1].end]
     sent.speaker_end = j
+    sent.speaker_at = toks[i].start
     for t in toks[i:j]:
         if t.kind == "E" and sent.mentions[t.ref].is_actor:
             sent.speaker_code = sent.mentions[t.ref].code
             break
+
+
+# Heads of a speaker phrase that refer back to an armed group: "the group said".
+_GROUP_HEADS = frozenset(
+    words(
+        "group militia paramilitary paramilitaries movement rebels insurgents militants "
+        "faction organisation organization"
+    )
+)
+
+
+def resolve_group_speakers(sentences: Sequence[Sentence]) -> None:
+    """ "The group said 150 of its fighters were killed": the speaker is the armed group
+    named last before the phrase (in its sentence or the two before), so that "its
+    fighters" are that group's and the figure joins that group's toll."""
+    for n, sent in enumerate(sentences):
+        if sent.speaker is None or sent.speaker_code is not None:
+            continue
+        head = sent.speaker.lower().rstrip(".,;:'\"").split()[-1:]
+        if not head or head[0] not in _GROUP_HEADS:
+            continue
+        sent.speaker_code = _last_group(sentences, n, sent.speaker_at)
+
+
+def _last_group(sentences: Sequence[Sentence], n: int, before: int) -> str | None:
+    groups = group_codes()
+    for sent in reversed(sentences[max(0, n - 2) : n + 1]):
+        for m in reversed(sent.mentions):
+            if m.end <= before and m.is_actor and (m.kind == "group" or m.code in groups):
+                return m.code
+    return None

@@ -193,6 +193,7 @@ class Report:
     definite: bool = False  # "the victim": refers back to a figure given elsewhere
     claimed: bool = False
     pattern: str = ""  # the id of the pattern that read it ("casualties.outcome-before")
+    place: str | None = None  # the city or region it is for ("in El Fasher")
 
 
 # --- helpers over tokens ----------------------------------------------------------------------
@@ -892,7 +893,7 @@ def _singulars(sent: Sentence) -> list[Report]:
             if m.group("np") == "":
                 np_tokens = _np_after(sent, det_tok + 1)
             people = _people_count(np_tokens)
-            phrase = sent.words(det_tok, det_tok + 1 + len(np_tokens))
+            phrase = sent.raw(det_tok, det_tok + 1 + len(np_tokens))
             if people == 0:
                 sent.note(pattern, "vetoed", f"{phrase}: not a person")
                 continue
@@ -1052,7 +1053,7 @@ def _both(sent: Sentence) -> list[Report]:
         fwd = _outcome_forward(sent, noun[0], strict=False)
         if fwd is None:
             continue
-        sent.note(_BOTH_ID, "fired", sent.words(i, noun[0] + 1))
+        sent.note(_BOTH_ID, "fired", sent.raw(i, noun[0] + 1))
         party = _party_in(sent, i, noun[0])
         out.append(
             Report(sent, i, fwd[0], 2, "exact", None, noun[1], party, False, pattern=_BOTH_ID)
@@ -1080,9 +1081,9 @@ def _increase_reports(sent: Sentence, death_ctx: bool) -> tuple[list[Report], se
             continue
         outcome = _sentence_outcome(sent, death_ctx)
         if outcome is None:
-            sent.note(_INCREASE_ID, "vetoed", f"{m.group(0)}: no outcome in the sentence")
+            sent.note(_INCREASE_ID, "vetoed", f"{sent.raw_match(m)}: no outcome in the sentence")
             continue
-        sent.note(_INCREASE_ID, "fired", m.group(0))
+        sent.note(_INCREASE_ID, "fired", sent.raw_match(m))
         qualifier, _ = _qualifier(sent, tot_tok)
         noun_party = _party_in(sent, 0, tot_tok)
         category = _sentence_category(sent)
@@ -1171,7 +1172,7 @@ def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Repo
                 count=q.value,
                 qualifier=qualifier,
                 acled=q.acled,
-                category=_sentence_category(sent) if "death toll" not in before[-60:] else UNKNOWN,
+                category=_toll_category(sent, i, before),
                 party=_party_in(sent, max(0, start - 12), i),
                 cumulative=True,
                 pattern=_TOTAL_ID,
@@ -1179,6 +1180,35 @@ def _total_reports(sent: Sentence, death_ctx: bool, used: set[int]) -> list[Repo
         )
         used.add(i)
     return out
+
+
+# The people a toll counts, named on the toll itself: "the death toll among civilians", "the
+# number of soldiers killed" (the words after "among"/"of"), "the civilian death toll".
+_TOLL_OF = re.compile(r"\b(?:toll|number|total|tally|count) (?:among|of) (?:the )?(\S+)(?: (\S+))?")
+_TOLL_ADJECTIVE = re.compile(r"(\S+) (?:death )?toll\b")
+
+
+def _word_category(word: str) -> Category | None:
+    if word in ("civilian", "military"):
+        return CIVILIAN if word == "civilian" else MILITARY
+    found = _PLURAL_NOUNS.get(word) or _SINGULAR_NOUNS.get(word)
+    return found if found != UNKNOWN else None
+
+
+def _toll_category(sent: Sentence, i: int, before: str) -> Category:
+    """Whose toll: the people named right after the figure ("rose to 134 civilians"), else on
+    the toll itself ("the death toll among civilians"), else anywhere in the sentence unless
+    it is a plain death toll (whose other nouns rarely say whom it counts)."""
+    noun = _person_after(sent, i)
+    if noun is not None and noun[0] <= i + 2 and noun[1] != UNKNOWN:
+        return noun[1]
+    for rx in (_TOLL_OF, _TOLL_ADJECTIVE):
+        for m in reversed(list(rx.finditer(before[-120:]))):
+            for word in m.groups():
+                found = _word_category(word) if word else None
+                if found is not None:
+                    return found
+    return _sentence_category(sent) if "death toll" not in before[-60:] else UNKNOWN
 
 
 def _toll_outcome(before: str, after: str, sent: Sentence, death_ctx: bool) -> Outcome | None:
@@ -1273,8 +1303,62 @@ def read_sentence(sent: Sentence, death_ctx: bool) -> list[Report]:
     claimed = bool(re.search(r"\bclaim(?:s|ed)?\b", sent.sig))
     for r in reports:
         r.claimed = claimed
+        r.place = _place_near(sent, r.token)
     _mark_cumulative(sent, reports)
     return reports
+
+
+_PLACE_PREPS = frozenset(words("in at near outside around"))
+_PLACE_NOUNS = frozenset(words("city town village region province state district area camp"))
+_WEEKDAYS = frozenset(words("monday tuesday wednesday thursday friday saturday sunday"))
+
+
+def _place_near(sent: Sentence, i: int) -> str | None:
+    """The city or region a figure is for: the place phrase ("in El Fasher", "in the town of
+    Nyala", "near Khartoum") nearest to it in its clause, within a dozen tokens. States and
+    the watch's parties are not places here: a country's toll is the watch's own."""
+    best: tuple[int, str] | None = None
+    for k in range(max(0, i - 14), min(len(sent.tokens), i + 14)):
+        t = sent.tokens[k]
+        if t.kind != "W" or t.text not in _PLACE_PREPS:
+            continue
+        j = k + 1
+        if (
+            _text(sent, j) == "the"
+            and _text(sent, j + 1) in _PLACE_NOUNS
+            and _text(sent, j + 2) == "of"
+        ):
+            j += 3
+        name = _place_name(sent, j)
+        lo, hi = min(k, i), max(k, i)
+        if name is None or any(x.text in (";", ".", ":") for x in sent.tokens[lo:hi]):
+            continue
+        if best is None or abs(k - i) < best[0]:
+            best = (abs(k - i), name)
+    return best[1] if best else None
+
+
+def _place_name(sent: Sentence, j: int) -> str | None:
+    """A run of up to four capitalised words (or a capital city) starting at token j."""
+    end = j
+    while end < len(sent.tokens) and end - j < 4:
+        t = sent.tokens[end]
+        if t.kind == "E":
+            m = sent.mentions[t.ref]
+            if m.party or m.form != "capital":
+                break
+        elif (
+            t.kind != "W"
+            or not sent.text[t.start].isupper()
+            or t.text in MONTHS
+            or t.text in _WEEKDAYS
+            or t.text in _FUNCTION
+        ):
+            break
+        end += 1
+    if end == j:
+        return None
+    return sent.text[sent.tokens[j].start : sent.tokens[end - 1].end]
 
 
 _TAKEN = frozenset(words("kidnapped abducted captured seized detained"))
@@ -1445,6 +1529,7 @@ def _fact(r: Report, watch: Watch | None) -> Casualties:
         increment=r.increment if r.increment != r.count else None,
         historical=r.historical,
         acled_count=r.acled if r.qualifier == "vague" else None,
+        place=r.place,
         subset=r.subset,
     )
 

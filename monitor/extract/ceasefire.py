@@ -275,7 +275,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     triggers = []
     for t in _TRIGGER.finditer(sig):
         if sig[: t.start()].endswith("no "):
-            sent.note("ceasefire.name", "vetoed", f"no {t.group(0)}")
+            sent.note("ceasefire.name", "vetoed", f"no {sent.raw_match(t)}")
         else:
             triggers.append(t)
     if not triggers:
@@ -285,12 +285,12 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     def appealed(cue: re.Match[str], pattern: str) -> bool:
         """Part of an appeal's content, or an intent or hypothesis: not a report."""
         if any(lo <= cue.start() < hi for lo, hi, _ in scopes):
-            sent.note(pattern, "vetoed", f"{cue.group(0)}: what an appeal asks for")
+            sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: what an appeal asks for")
             return True
         if _IRREALIS.search(sig, max(0, cue.start() - 24), cue.start()) and not _EXEMPT.match(
             sig, cue.start()
         ):
-            sent.note(pattern, "vetoed", f"{cue.group(0)}: an intent or a hypothesis")
+            sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: an intent or a hypothesis")
             return True
         return False
 
@@ -318,7 +318,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
                 statuses.setdefault(status, (cue, _cue_id(status)))
                 break
         if status not in statuses and far is not None:
-            sent.note(_cue_id(status), "vetoed", f"{far.group(0)}: far from the name")
+            sent.note(_cue_id(status), "vetoed", f"{sent.raw_match(far)}: far from the name")
     for status, pattern in _BESIDE:
         name = f"ceasefire.{status}-beside-name"
         for cue in pattern.finditer(sig):
@@ -336,11 +336,13 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
             statuses.setdefault("violated", (found_cue, name))
     no_violation = _NEGATED.search(sig)
     if no_violation and "violated" in statuses:
-        sent.note(statuses.pop("violated")[1], "vetoed", no_violation.group(0))
+        sent.note(statuses.pop("violated")[1], "vetoed", sent.raw_match(no_violation))
     for cue in background:
         if statuses.keys() - {"called_for"}:
             # Only a description of a truce made earlier: what else is said of it counts.
-            sent.note("ceasefire.described-as-agreed", "vetoed", f"{cue.group(0)}: said of it")
+            sent.note(
+                "ceasefire.described-as-agreed", "vetoed", f"{sent.raw_match(cue)}: said of it"
+            )
             break
         if not appealed(cue, "ceasefire.described-as-agreed"):
             # Brokered or in force, and not said to be broken, ended or merely proposed.
@@ -357,7 +359,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     count = sent.quantities[int(count_m.group(1)[1:])].value if count_m else None
     out: list[CeasefireHit] = []
     for status, (cue, pattern) in statuses.items():
-        sent.note(pattern, "fired", cue.group(0))
+        sent.note(pattern, "fired", sent.raw_match(cue))
         if status == "called_for":
             out.append(CeasefireHit(status, None, None, sent, pattern))
             continue
@@ -388,10 +390,10 @@ def _resolve(
         "agreed" in statuses or "violated" in statuses or "collapsed" in statuses
     ):
         cue, pattern = statuses.pop("proposed")
-        sent.note(pattern, "vetoed", f"{cue.group(0)}: the truce was in force")
+        sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: the truce was in force")
     if "proposed" in statuses and sig[: statuses["proposed"][0].start()].endswith(" to "):
         cue, pattern = statuses.pop("proposed")  # "called on them to declare a truce"
-        sent.note(pattern, "vetoed", f"{cue.group(0)}: still an appeal")
+        sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: still an appeal")
     return statuses
 
 

@@ -37,9 +37,9 @@ def read_sentence(sent: Sentence) -> tuple[DiplomacyKind, list[str]] | None:
         if found:
             participants = _participants(sent)
             if participants:
-                sent.note(f"diplomacy.{kind}", "fired", found.group(0))
+                sent.note(f"diplomacy.{kind}", "fired", sent.raw_match(found))
                 return kind, participants
-            sent.note(f"diplomacy.{kind}", "vetoed", f"{found.group(0)}: no actor named")
+            sent.note(f"diplomacy.{kind}", "vetoed", f"{sent.raw_match(found)}: no actor named")
             return None
     return None
 

@@ -158,6 +158,12 @@ def display_name(code: str) -> str | None:
     return _display_names().get(code)
 
 
+@cache
+def group_codes() -> frozenset[str]:
+    """Codes of the armed groups the gazetteer knows (a watch may name one as a party)."""
+    return frozenset(e.code for e in gazetteer().values() if e.kind == "group")
+
+
 def lookup(surface: str) -> Entry | None:
     """The entry of an exact surface form ("Turkish", "Ankara", "OSCE"), or None."""
     return gazetteer().get(surface)

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 
 from monitor.events import Fact
 from monitor.extract import casualties, ceasefire, diplomacy, downing, involvement
-from monitor.extract.analysis import Note, Sentence, build_sentence, fold
+from monitor.extract.analysis import (
+    Note,
+    Sentence,
+    build_sentence,
+    fold,
+    resolve_group_speakers,
+)
 from monitor.extract.gazetteer import Mention, find_mentions, home_states, trie_pattern, watch_key
 from monitor.extract.numbers import Quantity, find_quantities
 from monitor.extract.reader import FactReader
@@ -202,6 +208,7 @@ def _sentences(text: str, watch: Watch | None, budget: Budget) -> list[Sentence]
             sent = Sentence(text, start, end, index, ms, qs)
         sent.topics = topics[index]
         out.append(sent)
+    resolve_group_speakers(out)
     return out
 
 

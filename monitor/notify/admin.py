@@ -14,6 +14,7 @@ from sqlalchemy import select
 from monitor.events import AlertRaised, DeliveryAttempted, DeliveryRequeued
 from monitor.notify.channels import Channel, DeliveryError, secret_scope, send
 from monitor.notify.message import render_test
+from monitor.notify.outbox import enqueue
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
 
@@ -186,15 +187,13 @@ def restore_outbox(store: EventStore) -> int:
         }
         missing = [(key, d) for key, d in deliveries.items() if key not in present]
         for (alert_id, channel), d in missing:
-            session.add(
-                OutboxRow(
-                    alert_id=alert_id,
-                    channel=channel,
-                    status=d.status,
-                    attempts=d.attempts,
-                    last_error=d.last_error,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+            enqueue(
+                session,
+                alert_id,
+                [channel],
+                now,
+                status=d.status,
+                attempts=d.attempts,
+                last_error=d.last_error,
             )
     return len(missing)

@@ -219,13 +219,6 @@ def _html(section: Section) -> str:
     return "\n".join(parts)
 
 
-def render_alert(alert: AlertRaised, attempt: int, explain_url: str | None = None) -> Message:
-    """A message for one alert; its key is the alert id (email Message-ID derives from it)."""
-    return render_group(
-        [Section(alert=alert, attempt=attempt)], channel="", explain_url=explain_url
-    )
-
-
 def notify_type(alerts: Sequence[AlertRaised]) -> str:
     """Resolved notices are "success"; otherwise the highest severity's type."""
     if alerts and all(a.status == "resolved" for a in alerts):

@@ -53,6 +53,41 @@ REPORT_NAMESPACE = uuid.UUID("9b7e2c51-0d8a-4f3e-b6c4-7a1e5d9f2c30")
 Clock = Callable[[], datetime]
 
 
+def enqueue(
+    session: Session,
+    alert_id: str,
+    channels: Sequence[str],
+    at: datetime,
+    *,
+    kind: str = "alert",
+    ref: int | None = None,
+    status: str = "pending",
+    attempts: int = 0,
+    last_error: str | None = None,
+) -> None:
+    """Queue one delivery of ``alert_id`` per channel, due at ``at``, in the caller's
+    transaction (the one that appended the alert): the only place an outbox row is made.
+
+    ``kind="report"`` queues a health report about the given-up delivery in row ``ref``;
+    ``status``, ``attempts`` and ``last_error`` let ``monitor outbox rebuild`` restore rows
+    as the log last saw them.
+    """
+    for channel in channels:
+        session.add(
+            OutboxRow(
+                alert_id=alert_id,
+                channel=channel,
+                kind=kind,
+                ref=ref,
+                status=status,
+                attempts=attempts,
+                last_error=last_error,
+                next_attempt_at=at,
+                created_at=at,
+            )
+        )
+
+
 class RetryPolicy(BaseModel):
     """Backoff ``base * 2**(attempt-1)`` (full jitter in its upper half), capped at ``cap``;
     given up after ``max_age``. ``lease`` must exceed the longest send (Apprise's timeouts are
@@ -449,16 +484,7 @@ class Deliverer:
             if health.name == row.channel:
                 log.warning("health channel %s gave up itself; not reporting to it", health.name)
                 continue
-            session.add(
-                OutboxRow(
-                    alert_id=report_id,
-                    channel=health.name,
-                    kind="report",
-                    ref=row.id,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
+            enqueue(session, report_id, [health.name], now, kind="report", ref=row.id)
 
     @staticmethod
     def _log(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -68,7 +69,11 @@ def parse_feed(
     entries that cannot be items, with the reason."""
     # Links are resolved here with urljoin: feedparser mangles file:// bases (file://host/...).
     headers = {"content-type": doc.content_type} if doc.content_type else {}
-    parsed = feedparser.parse(doc.body, response_headers=headers)
+    try:
+        body = _valid_char_refs(_without_internal_subset(doc.body))
+        parsed = feedparser.parse(body, response_headers=headers)
+    except Exception as exc:  # feedparser has no error contract: any failure is "not a feed"
+        raise FeedError(f"{doc.url}: unreadable feed ({type(exc).__name__}: {exc})") from exc
     if not parsed.entries:
         reason = parsed.get("bozo_exception")
         raise FeedError(f"{doc.url}: no feed entries" + (f" ({reason})" if reason else ""))
@@ -76,32 +81,69 @@ def parse_feed(
     result = ParsedFeed(items=[])
     for entry in parsed.entries:
         item = _item(entry, doc.final_url, feed_name, title, file_root)
-        if item is not None:
+        if isinstance(item, FeedItem):
             result.items.append(item)
         else:
-            result.skipped.append(_skipped(entry))
+            result.skipped.append(_skipped(entry, item))
     return result
 
 
-def _skipped(entry: dict) -> SkippedEntry:
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*\[", re.I)
+_SUBSET_END = re.compile(rb"\]\s*>")
+
+
+def _without_internal_subset(body: bytes) -> bytes:
+    """The DTD's internal subset dropped (``<!DOCTYPE rss [ ... ]>`` -> ``<!DOCTYPE rss>``).
+
+    Feeds have no use for entity declarations; they are how entity bombs and XXE are made.
+    expat stops a bomb, but only after inflating it to megabytes, and feedparser then retries
+    the document with its loose parser; without the declarations neither happens."""
+    start = _DOCTYPE.search(body, 0, 4096)
+    if start is None:
+        return body
+    end = _SUBSET_END.search(body, start.end())
+    rest = body[end.end() :] if end else b""
+    return body[: start.end() - 1] + b">" + rest
+
+
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _valid_char_refs(body: bytes) -> bytes:
+    """Character references to code points that cannot exist (NUL, surrogates, beyond
+    U+10FFFF) become U+FFFD, as HTML does: feedparser would fail on the whole feed."""
+
+    def fix(match: re.Match[bytes]) -> bytes:
+        point = int(match[1], 16) if match[1] else int(match[2])
+        if point == 0 or 0xD800 <= point <= 0xDFFF or point > 0x10FFFF:
+            return b"&#xFFFD;"
+        return match[0]
+
+    return _CHAR_REF.sub(fix, body)
+
+
+def _skipped(entry: dict, reason: str) -> SkippedEntry:
     guid = entry.get("id") or None
     title = entry.get("title") or None
-    held = "\n".join(str(entry.get(k) or "") for k in ("title", "summary", "published"))
-    return SkippedEntry(
-        key=article_id(guid or held), guid=guid, title=title, reason="entry has no link"
-    )
+    held = "\n".join(str(entry.get(k) or "") for k in ("title", "summary", "published", "link"))
+    return SkippedEntry(key=article_id(guid or held), guid=guid, title=title, reason=reason)
 
 
 def _item(
     entry: dict, base: str, feed_name: str, outlet: str, file_root: Path | None
-) -> FeedItem | None:
-    link = entry.get("link") or _alternate(entry)
+) -> FeedItem | str:
+    """The entry as an item, or why it cannot be one."""
+    link = (entry.get("link") or _alternate(entry) or "").strip()
     guid = entry.get("id") or None
     if not link:
-        return None
+        return "entry has no link"
+    try:
+        url = urljoin(base, link)
+    except ValueError as exc:  # e.g. "http://[::1": an unclosed IPv6 host
+        return f"entry link {link[:200]!r} is not a URL ({exc})"
     return FeedItem(
         feed=feed_name,
-        url=urljoin(base, link),
+        url=url,
         guid=guid,
         title=entry.get("title") or None,
         summary=entry.get("summary") or None,

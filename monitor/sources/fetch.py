@@ -164,6 +164,8 @@ def read_file_capped(path: Path, max_bytes: int) -> bytes:
 
 def _fetch_file(url: str, limits: FetchLimits, file_root: Path | None = None) -> Fetched:
     path = file_path(url)
+    if "\x00" in str(path):
+        raise FetchError(f"{url!r}: refused: a NUL in a file path", kind="refused")
     if file_root is not None:
         real, root = path.resolve(), file_root.resolve()
         if not real.is_relative_to(root):

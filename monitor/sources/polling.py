@@ -113,7 +113,7 @@ def poll(
         for s in parsed.skipped
     ]
     if skipped:
-        log.warning("feed %s: %d entries skipped (no link)", feed.name, len(skipped))
+        log.warning("feed %s: %d entries skipped (no usable link)", feed.name, len(skipped))
     polled = NewEvent(
         stream=stream,
         data=FeedPolled(feed=feed.name, url=feed.url, items=len(items), new_items=new),

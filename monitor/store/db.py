@@ -109,26 +109,52 @@ def _no_space(path: Path | None, cause: str) -> bool:
 
 
 def _user() -> str:
+    return _user_name(os.geteuid())
+
+
+def _user_name(uid: int) -> str:
     try:
         import pwd
 
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
-        return f"uid {os.geteuid()}"
+        return f"uid {uid}"
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
+def check_owner(url: str) -> None:
+    """Refuse root on another user's SQLite database: SQLite would create the -wal and -shm
+    files beside it owned by root, and the service could then no longer open its own log.
+    Run the command as the database's owner instead (``sudo -u monitor monitor ...``)."""
+    path = sqlite_path(url)
+    if path is None or os.geteuid() != 0:
+        return
+    target = path if path.exists() else path.parent
+    try:
+        owner = target.stat().st_uid
+    except OSError:
+        return
+    if owner != 0:
+        name = _user_name(owner)
+        raise StoreError(
+            f"database {path} belongs to {name}: run this as that user (sudo -u {name} "
+            f"monitor ... --config ...), so that no file beside it becomes root's"
+        )
+
+
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for ``url``; ``read_only`` (SQLite) opens the file read-only and never
+    creates it, never changes its journal mode, and begins every transaction deferred."""
     try:
         parsed = make_url(url)
     except Exception as exc:
         raise StoreError(f"not a database URL: {redact(url)}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, read_only=read_only)
     if backend == "postgresql":
         if "+" not in parsed.drivername:
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -141,13 +167,16 @@ def make_engine(url: str) -> Engine:
     raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql")
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, *, read_only: bool = False) -> Engine:
     synchronous = str(url.query.get("synchronous", "full")).lower()
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise StoreError(f"synchronous={synchronous!r}: use one of {', '.join(SQLITE_SYNCHRONOUS)}")
     url = url.difference_update_query(["synchronous"])
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
+    if read_only and database and database != ":memory:" and not database.startswith("file:"):
+        absolute = Path(database).resolve().as_posix()
+        url = url.set(database=f"file:{absolute}").update_query_dict({"mode": "ro", "uri": "true"})
+    elif database and database != ":memory:" and not database.startswith("file:"):
         try:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -162,15 +191,16 @@ def _sqlite_engine(url: URL) -> Engine:
         # Let SQLAlchemy's "begin" event below emit BEGIN itself.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(READ_ONLY):
+        if read_only or conn.get_execution_options().get(READ_ONLY):
             conn.exec_driver_sql("BEGIN DEFERRED")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")

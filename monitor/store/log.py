@@ -26,7 +26,13 @@ from sqlmodel import Session, col
 
 from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
-from monitor.store.db import READ_ONLY, check_sqlite_file, make_engine, store_error
+from monitor.store.db import (
+    READ_ONLY,
+    check_owner,
+    check_sqlite_file,
+    make_engine,
+    store_error,
+)
 from monitor.store.tables import EVENTS, EventRow, LogHead
 
 # Deterministic ids: the same idempotency key always yields the same event id, so a replay
@@ -121,12 +127,13 @@ def to_stored(row: EventRow) -> StoredEvent:
 class EventStore:
     """Append, read and follow the log; one instance per process, safe across threads."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, read_only: bool = False) -> None:
         self.url = url
         check_sqlite_file(url)
-        self.engine: Engine = make_engine(url)
+        check_owner(url)
+        self.engine: Engine = make_engine(url, read_only=read_only)
         self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
-        if create:
+        if create and not read_only:
             try:
                 self.create_schema()
             except (SQLAlchemyError, OSError) as exc:

@@ -1,7 +1,9 @@
-"""Projections: read models derived from the log, each with its own checkpoint.
+"""Following the log: ``follow`` feeds each consumer (the read models here, and the rule
+evaluator) its events after its own checkpoint.
 
-A projection applies events in ``seq`` order and writes its checkpoint in the same transaction
-as the state those events produced, so a crash can never leave state and checkpoint apart.
+A consumer applies events in ``seq`` order and ``follow`` writes its checkpoint in the same
+transaction as the state those events produced, so a crash can never leave state and
+checkpoint apart.
 ``rebuild`` drops a projection's state and replays the whole log; the result must equal the
 live state.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,18 +41,36 @@ from monitor.store.tables import (
 )
 
 
-class Projection(Protocol):
-    """A read model: ``apply`` folds one event of ``types`` into ``tables``.
+class Consumer:
+    """Something that follows the log: ``apply`` folds one event of ``types`` in.
 
-    A projection may set ``version``; when it differs from the version its checkpoint was
-    written with, ``catch_up`` rebuilds it from the start (its code changed meaning).
+    ``follow`` calls ``begin`` at the start of each batch's transaction and ``end`` before it
+    commits, so a consumer that keeps its state in memory writes it with the checkpoint.
+    ``whole`` says how many events of a full batch to take now (a consumer may keep together
+    events that belong together); ``version`` changes when the code changes meaning, and
+    the consumer is then ``reset`` (its ``tables`` emptied) and replayed from the start.
     """
 
     name: str
-    tables: Sequence[type[SQLModel]]
     types: Sequence[str]
+    version: int = 1
+    tables: Sequence[type[SQLModel]] = ()
 
-    def apply(self, session: Session, event: StoredEvent) -> None: ...
+    def begin(self, session: Session) -> None:
+        return None
+
+    def apply(self, session: Session, event: StoredEvent) -> None:
+        raise NotImplementedError
+
+    def end(self, session: Session) -> None:
+        return None
+
+    def whole(self, events: Sequence[StoredEvent]) -> int:
+        return len(events)
+
+    def reset(self, session: Session) -> None:
+        for table in self.tables:
+            session.execute(delete(table))
 
 
 def checkpoint(session: Session, name: str) -> int:
@@ -81,65 +101,74 @@ def _save_checkpoint(session: Session, name: str, seq: int, version: int | None 
     session.add(row)
 
 
-def catch_up(store: EventStore, projection: Projection, batch: int = 500) -> int:
-    """Apply the projection's events after its checkpoint, a batch per transaction.
+def follow(store: EventStore, consumer: Consumer, batch: int = 500) -> int:
+    """Apply the consumer's events after its checkpoint, a batch per transaction: the one
+    loop that reads the log for projections and the rule evaluator alike.
 
-    Each batch reads only the projection's event types up to the log head as seen at the start
-    of its transaction; the checkpoint then moves to that head (or to the last event read when
-    the batch was full). Returns how many events were applied.
+    Each batch locks the checkpoint, reads only the consumer's event types up to the log head
+    as seen at the start of its transaction, and writes the checkpoint with the consumer's
+    state before committing: to that head, or to the last event taken when the batch was
+    full. Returns how many events were applied.
     """
-    version = getattr(projection, "version", 1)
     applied = 0
     while True:
         with store.transaction() as session:
-            row = _lock_checkpoint(session, projection.name)
+            row = _lock_checkpoint(session, consumer.name)
             start = row.seq
-            if row.version != version:
+            if row.version != consumer.version:
                 if start > 0:
-                    _clear(session, projection)
+                    _clear(session, consumer)
                     start = 0
-                _save_checkpoint(session, projection.name, 0, version)
+                _save_checkpoint(session, consumer.name, 0, consumer.version)
             head = store.head(session)
             if head <= start:
                 return applied
-            events = list(
-                store.read(
-                    start,
-                    types=projection.types,
-                    until=head,
-                    limit=batch,
-                    session=session,
-                    batch=batch,
+            limit = batch
+            while True:
+                events = list(
+                    store.read(
+                        start,
+                        types=consumer.types,
+                        until=head,
+                        limit=limit,
+                        session=session,
+                        batch=batch,
+                    )
                 )
-            )
-            for event in events:
-                projection.apply(session, event)
-            end = events[-1].seq if len(events) == batch else head
-            _save_checkpoint(session, projection.name, end)
-            applied += len(events)
+                full = len(events) == limit
+                taken = consumer.whole(events) if full else len(events)
+                if taken or not full:
+                    break
+                limit *= 2  # nothing whole fits in a batch: read a larger one
+            consumer.begin(session)
+            for event in events[:taken]:
+                consumer.apply(session, event)
+            consumer.end(session)
+            end = events[taken - 1].seq if full else head
+            _save_checkpoint(session, consumer.name, end)
+            applied += taken
 
 
-def _clear(session: Session, projection: Projection) -> None:
-    for table in projection.tables:
-        session.execute(delete(table))
-    session.execute(delete(Checkpoint).where(Checkpoint.name == projection.name))
+def _clear(session: Session, consumer: Consumer) -> None:
+    consumer.reset(session)
+    session.execute(delete(Checkpoint).where(Checkpoint.name == consumer.name))
     session.flush()
     session.expunge_all()
 
 
-def rebuild(store: EventStore, projection: Projection) -> int:
+def rebuild(store: EventStore, projection: Consumer) -> int:
     """Drop the projection's state and checkpoint, then replay the log from the start.
 
     The drop commits before the replay; a crash half-way leaves a consistent, partly replayed
-    projection whose next ``catch_up`` finishes the job.
+    projection whose next ``follow`` finishes the job.
     """
     with store.transaction() as session:
         _lock_checkpoint(session, projection.name)
         _clear(session, projection)
-    return catch_up(store, projection)
+    return follow(store, projection)
 
 
-def dump_state(store: EventStore, projections: Sequence[Projection]) -> str:
+def dump_state(store: EventStore, projections: Sequence[Consumer]) -> str:
     """Every row of the projections' tables and their checkpoints, as canonical JSON lines.
 
     Rows are ordered by primary key and timestamps rendered in UTC, so two databases (or one
@@ -168,7 +197,7 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-class ConflictState:
+class ConflictState(Consumer):
     """Per watch: latest cumulative casualty figure per series, ceasefire status, third parties.
 
     "Latest" is by publication time, not by arrival: a late report of an older figure or
@@ -248,7 +277,7 @@ def _older(when: datetime | None, than: datetime | None) -> bool:
     return as_utc(when) < as_utc(than)
 
 
-class FeedHealthProjection:
+class FeedHealthProjection(Consumer):
     name = "feed_health"
     tables = (FeedHealth,)
     types = ("FeedPolled", "FeedFailed")
@@ -269,7 +298,7 @@ class FeedHealthProjection:
         session.add(row)
 
 
-class AlertsProjection:
+class AlertsProjection(Consumer):
     name = "alerts"
     tables = (AlertState,)
     types = ("AlertRaised",)
@@ -291,5 +320,5 @@ class AlertsProjection:
         )
 
 
-def all_projections() -> list[Projection]:
+def all_projections() -> list[Consumer]:
     return [ConflictState(), FeedHealthProjection(), AlertsProjection()]

@@ -4,6 +4,7 @@ as ``RuleFailed``, told to the health channels and shown by /healthz."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from monitor.alerting.evaluator import Evaluator, Route
 from monitor.alerting.rules import load_rules
 from monitor.alerting.ruletypes import Match, Memory, Observed, Verdict
+from monitor.alerting.silences import add_silence
 from monitor.config import ChannelConfig, load_settings
 from monitor.daemon import Daemon
 from monitor.events import RuleFailed
@@ -152,3 +154,17 @@ def test_healthz_reports_a_rule_that_keeps_failing(tmp_path: Path) -> None:
         if daemon.replica_lock is not None:
             daemon.replica_lock.release()
         daemon.runtime.close()
+
+
+def test_a_silence_mutes_the_failure_warning_like_any_alert(tmp_path: Path) -> None:
+    write(tmp_path, "rules.yaml", RULES)
+    store = EventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    add_silence(store, ["rule=rule-failure"], timedelta(hours=1), now=now, comment="known bug")
+    store.append([fact_event(killed(5), n=1)])
+    evaluator = Evaluator(load_rules(tmp_path), [Route(name="ops", tags=[], health=True)])
+    break_rule(evaluator, "broken")
+    assert [a.rule for a in evaluator.catch_up(store)] == ["fine"]
+    [muted] = [e.data for e in store.read(types=["AlertSuppressed"])]
+    assert muted.rule == "rule-failure" and "known bug" in muted.reason
+    assert len(list(store.read(types=["RuleFailed"]))) == 1
