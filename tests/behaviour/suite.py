@@ -1098,6 +1098,124 @@ def third_party_cases(per: int) -> list[Case]:
 # --- downings ----------------------------------------------------------------------------------
 
 
+# Templates: {a} claims to have downed {b}'s asset; {nb} is "a"/"an" with {b}'s demonym, {asset}
+# the asset's noun ({kind} its kind). Expected: (asset kind, owner, claimed by, denied).
+ASSET_NOUNS = (
+    ("drone", "drone"),
+    ("helicopter", "helicopter"),
+    ("fighter jet", "aircraft"),
+    ("military plane", "aircraft"),
+    ("reconnaissance drone", "drone"),
+    ("attack helicopter", "helicopter"),
+)
+DOWNING_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
+    # the owner disputes it: a denial, or another cause for the loss
+    (
+        "downing_denied",
+        "{a} said it shot down {nb} {asset}. {b} denied losing any {asset}",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} claimed to have downed {nb} {asset}. "
+        "{b} said the {asset} crashed because of a technical malfunction",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said its air defences downed {nb} {asset}. "
+        "{b}'s defence ministry said the {asset} went down after engine failure",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it had shot down {nb} {asset}, but {b} dismissed the claim as propaganda",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it had shot down {nb} {asset}. {b} blamed a mechanical fault for the crash",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} reported downing {nb} {asset} {when}. {b} called the report a lie",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it had brought down {nb} {asset}. "
+        "The {bd} military said the {asset} was lost in an accident",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it shot down {nb} {asset}. {b} rejected the claim",
+        (("kind", "b", "a", True),),
+    ),
+    # the owner does not dispute it, or disputes something else
+    (
+        "downing_claims",
+        "{a} said it shot down {nb} {asset}. {b} confirmed the loss of the {asset}",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_claims",
+        "{a} said it shot down {nb} {asset}. {b} denied that its troops had shelled civilians",
+        (("kind", "b", "a", False),),
+    ),
+    # the asset or its owner named a sentence earlier
+    (
+        "downing_context",
+        "{nb} {asset} crossed into {a} {when}. {a} said its air defences shot it down",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_context",
+        "{nb} {asset} entered {ad} airspace {when}. The {ad} army said it shot down the {asset}",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_context",
+        "{bd} forces sent {na} over the border {when}. "
+        "{a} said it had downed the {asset} near the front",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_context",
+        "{nb} {asset} flew over {ad} positions {when}. "
+        "{a}'s defence ministry said it was shot down",
+        (("kind", "b", "a", False),),
+    ),
+)
+
+
+def downing_template_cases(per: int) -> list[Case]:
+    rng = random.Random("downing_templates")
+    out = []
+    for capability, template, want in DOWNING_TEMPLATES:
+        for _ in range(per):
+            pair = rng.choice(lx.CONFLICTS)
+            a, b = rng.sample(pair, 2)
+            noun, kind = rng.choice(ASSET_NOUNS)
+            text = template.format(
+                a=a.name,
+                b=b.name,
+                ad=a.demonym,
+                bd=b.demonym,
+                nb=lx.article(b.demonym),
+                na=lx.article(noun),
+                asset=noun,
+                when=_when(rng),
+            )
+            fill = {"a": a.code, "b": b.code, "kind": kind, None: None}
+            expect = tuple(
+                sorted({(fill[w[0]], fill[w[1]], fill[w[2]], w[3]) for w in want}, key=repr)
+            )
+            out.append(Case(capability, "MFT", _sentence(text), {"dn": expect}, watch=pair))
+    return out
+
+
 def downing_cases(per: int) -> list[Case]:
     rng = random.Random("downing")
     out = []
@@ -1188,6 +1306,7 @@ def build() -> list[Case]:
         *ceasefire_cases(per=8),
         *third_party_cases(per=8),
         *downing_cases(per=15),
+        *downing_template_cases(per=8),
     ]
 
 
