@@ -163,6 +163,38 @@ PEOPLE_PLURAL: dict[str, Category] = {
 }
 
 
+_CIVILIAN_ENDINGS: tuple[str, ...] = tuple(_WORDS["civilian_endings"])
+_NOT_CIVILIAN: frozenset[str] = frozenset(_WORDS["not_civilian"])
+
+
+def _singular(word: str) -> str:
+    """A plural person noun's singular, well enough to read its ending."""
+    if word.endswith("men"):
+        return word[:-3] + "man"
+    if word.endswith("wives"):
+        return word[:-5] + "wife"
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("sses", "ches", "shes")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+
+
+def unlisted_category(word: str) -> Category:
+    """The category of a person noun the lists lack, by its ending (`civilian_endings` in
+    casualty_words.yaml): a trade names a civilian ("electricians", "a midwife"); any other
+    noun, or one under `not_civilian`, is unknown."""
+    known = PEOPLE_SINGULAR.get(word) or PEOPLE_PLURAL.get(word)
+    if known:
+        return known
+    single = _singular(word)
+    if single in PEOPLE_SINGULAR:
+        return PEOPLE_SINGULAR[single]
+    if single in _NOT_CIVILIAN or len(single) < 5 or not single.endswith(_CIVILIAN_ENDINGS):
+        return "unknown"
+    return "civilian"
+
+
 # Plurals that name animals or things, never people, for the reader of unlisted nouns.
 NOT_PEOPLE: frozenset[str] = frozenset(_WORDS["not_people"])
 
