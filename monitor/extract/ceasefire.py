@@ -349,9 +349,10 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
             statuses["agreed"] = (cue, "ceasefire.described-as-agreed")
             break
     found = brokers(sent, parties)
-    mediated = bool(re.search(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)) and bool(
-        found
-    )
+    mediated = bool(found) and any(
+        not _IRREALIS.search(sig, max(0, m.start() - 24), m.start())
+        for m in re.finditer(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)
+    )  # "offered to mediate" mediates nothing yet
     statuses = _resolve(statuses, sent, parties, mediated)
     if not statuses:
         return []
