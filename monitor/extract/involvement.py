@@ -57,6 +57,8 @@ _SUPPLY_RX = re.compile(rf"\b{_SUPPLY}\b")
 _ARMS_RX = re.compile(rf"\b{_ARMS_NOUNS}\b")
 _ARMED = re.compile(lexicon.verb_pattern(["arm"]))
 _RECEIVE = _without_b(lexicon.verb_pattern(_W["receive_verbs"]))
+_STOPPED = re.compile(lexicon.verb_pattern(_W["stopping_verbs"]) + r" (?:\S+ ){0,3}$")
+_SENT_BY = _without_b(lexicon.verb_pattern(_W["sending_verbs"], ("VBN",)))
 _BACKING_VERBS = _without_b(lexicon.verb_pattern(_W["backing_verbs"]))
 _SUPPORT_NOUNS = _without_b(lexicon.noun_pattern(_W["support_nouns"]))
 _BACKER = (
@@ -443,6 +445,8 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         if actor is None:
             continue
         tok, code = actor
+        if _STOPPED.search(sig, sent.offsets[tok], m.start()):
+            continue  # "suspended exports of drones to ...": no supply
         lo = sent.offsets[max(0, tok - 14)]
         hi = sent.offsets[min(verb + 14, len(sent.offsets) - 1)]
         if not re.search(rf"\b{_ARMS_NOUNS}\b", sig[lo:hi] if hi > lo else sig[lo:]):
@@ -536,6 +540,13 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             tok, code = actor
             sent_by.append(
                 (tok, code, "fighters", _party_near(sent, verb, scope, False, 16), _SENDS)
+            )
+    for m in _matches(rf"\b{nouns} (?:\S+ ){{0,2}}?{_SENT_BY} by (?:the )?(E\d+)", sent):
+        code = _eligible(sent, _ref(m, 1), scope)
+        if code:
+            tok = sent.token_at(m.start(1))
+            sent_by.append(
+                (tok, code, "fighters", _helped(sent, tok, scope), "third_party.sent-by")
             )
     yield from sent_by
     if sent_by:
@@ -829,13 +840,26 @@ def _stance(
         return "confirmed"
     if tok < len(sent.tokens):
         tail = sent.words(tok + 1, tok + 8)
-        if _CONFIRM_VERBS.search(tail) and not _ALLEGE.search(sent.words(0, tok)):
-            first_actor = next((k for k in range(len(sent.tokens)) if sent.is_actor_token(k)), None)
-            if first_actor == tok:
-                return "confirmed"
+        if (
+            _CONFIRM_VERBS.search(tail)
+            and not _ALLEGE.search(sent.words(0, tok))
+            and tok in _leading_subjects(sent)
+        ):
+            return "confirmed"
     if _ALLEGE.search(sent.sig):
         return "alleged"
     return "reported"
+
+
+def _leading_subjects(sent: Sentence) -> set[int]:
+    """The actor tokens the sentence opens with, coordinated ("Greece and Cyprus voiced")."""
+    out: set[int] = set()
+    for k, t in enumerate(sent.tokens):
+        if sent.is_actor_token(k):
+            out.add(k)
+        elif not (t.text == "the" or (out and t.text in ("and", ",", "both"))):
+            break
+    return out
 
 
 def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:

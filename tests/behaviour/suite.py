@@ -984,8 +984,18 @@ THIRD_PARTY_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] 
         "{n} {ad} soldiers held by {b} were freed after {xd} mediation",
         (("x", "humanitarian", "a", "reported"),),
     ),
+    (
+        "third_party_kind",
+        "{xd} mercenaries recruited by {y} are fighting for {a}",
+        (("y", "fighters", "a", "reported"),),
+    ),
     # stances
     ("third_party_stance", "{x} denied supplying {arms} to {a}", (("x", "arms", "a", "denied"),)),
+    (
+        "third_party_stance",
+        "{x} and {y} voiced their support for {a}",
+        (("x", "political", "a", "confirmed"), ("y", "political", "a", "confirmed")),
+    ),
     (
         "third_party_stance",
         "{x} has denied sending troops to help {a}",
@@ -1032,6 +1042,7 @@ THIRD_PARTY_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] 
         (("x", "military", "a", "confirmed"),),
     ),
     # not third parties
+    ("third_party_false", "{x} suspended exports of {arms} to {y}", ()),
     ("third_party_false", "a cargo flight bound for {a} passed through {x}'s airspace", ()),
     ("third_party_false", "the plane carrying {arms} to {a} made a stop in {x}, {src}", ()),
     ("third_party_false", "the {xd} ambassador accused {b} of shelling civilians in {a}", ()),
