@@ -443,8 +443,11 @@ def load_rule_file(path: Path) -> list[Rule]:
     problems = [
         f"{path}:{line}:{col}: {field}: {message}"
         for i, rule in enumerate(rules)
-        for field, message, loc in [*unknown_fields(rule), *unknown_template_names(rule)]
-        for line, col in [position(node, loc if single else ["rules", i, *loc], value=True)]
+        for field, message, loc, at_value in [
+            *((f, m, loc, False) for f, m, loc in unknown_fields(rule)),  # the key itself
+            *((f, m, loc, True) for f, m, loc in unknown_template_names(rule)),  # the template
+        ]
+        for line, col in [position(node, loc if single else ["rules", i, *loc], value=at_value)]
     ]
     if problems:
         raise RuleError(problems)
