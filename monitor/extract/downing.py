@@ -247,8 +247,14 @@ def _claimant(sent: Sentence, trigger_pos: int) -> str | None:
     best = None
     for i, m in enumerate(sent.mentions):
         if m.end <= trigger_pos and m.is_actor and i not in sent.location:
+            owned = _QUALIFIES_ASSET.match(sent.text, m.end)
+            if owned and owned.end() <= trigger_pos:
+                continue  # "a Russian helicopter was shot down": the owner, not a claimant
             best = m.code
     return best
+
+
+_QUALIFIES_ASSET = re.compile(r"\s+(?:[\w-]+\s+){0,2}?(?:" + _ASSET.pattern + ")", re.IGNORECASE)
 
 
 def _assets_in(sent: Sentence) -> list[re.Match[str]]:
@@ -256,6 +262,7 @@ def _assets_in(sent: Sentence) -> list[re.Match[str]]:
     return list(_ASSET.finditer(sent.text, sent.start, sent.end))
 
 
+_PRONOUN_OBJECT = re.compile(r"\s+(?:it|them)\b", re.IGNORECASE)
 _PRONOUN_SUBJECT = re.compile(r"\b(?:it|they)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
 
 
@@ -293,8 +300,10 @@ def read_sentence(sent: Sentence, previous: Sentence | None = None) -> list[Down
             if not assets and object_first:
                 pattern = "downing.object-before-verb"
                 assets = _object_before(s, t.start(), sent.start)
-        pronoun = (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them")) or (
-            passive and bool(_PRONOUN_SUBJECT.search(lead))
+        pronoun = (
+            (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them"))
+            or (passive and bool(_PRONOUN_SUBJECT.search(lead)))
+            or (not passive and bool(_PRONOUN_OBJECT.match(s, t.end())))
         )
         earlier: list[re.Match[str]] = []
         if not assets and pronoun and previous is not None:

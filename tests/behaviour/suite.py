@@ -1171,7 +1171,17 @@ DOWNING_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
         "{a} said it shot down {nb} {asset}. {b} rejected the claim",
         (("kind", "b", "a", True),),
     ),
+    (
+        "downing_denied",
+        "{a} said its air defences downed {nb} {asset}. {b} said it had lost no {asset}",
+        (("kind", "b", "a", True),),
+    ),
     # the owner does not dispute it, or disputes something else
+    (
+        "downing_claims",
+        "{nb} {asset} was shot down near the border {when}",
+        (("kind", "b", None, False),),
+    ),
     (
         "downing_claims",
         "{a} said it shot down {nb} {asset}. {b} confirmed the loss of the {asset}",
@@ -1183,6 +1193,11 @@ DOWNING_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
         (("kind", "b", "a", False),),
     ),
     # the asset or its owner named a sentence earlier
+    (
+        "downing_context",
+        "drones launched by {bd} forces targeted {ad} positions {when}. {a} said it destroyed them",
+        (("drone", "b", "a", False),),
+    ),
     (
         "downing_context",
         "{nb} {asset} crossed into {a} {when}. {a} said its air defences shot it down",
@@ -1226,7 +1241,7 @@ def downing_template_cases(per: int) -> list[Case]:
                 asset=noun,
                 when=_when(rng),
             )
-            fill = {"a": a.code, "b": b.code, "kind": kind, None: None}
+            fill = {"a": a.code, "b": b.code, "kind": kind, "drone": "drone", None: None}
             expect = tuple(
                 sorted({(fill[w[0]], fill[w[1]], fill[w[2]], w[3]) for w in want}, key=repr)
             )
