@@ -9,6 +9,7 @@ shape, outcome and downing verbs, punctuation runs); and long runs past the sent
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,9 @@ from monitor.extract.normalize import extract, normalize
 from monitor.extract.sentences import MAX_SENTENCE
 from monitor.extract.text import TextError, article_text
 from tests.conftest import make_watch
+
+# Fuzzing runs long by design: with the crash loops in `make test-slow` (and in CI).
+pytestmark = pytest.mark.slow
 
 WATCH = make_watch(
     {"RUR": ["Ruritanian", "Ruritania", "Zenda"], "GRA": ["Graustarkian", "Graustark"]},
