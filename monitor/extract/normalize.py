@@ -46,8 +46,10 @@ READERS: tuple[FactReader, ...] = (
 # Each reader's trigger stems: a sentence without one of a reader's stems cannot yield its
 # facts, so one scan of the whole text tells which sentences each reader must read and
 # which need no analysis at all. Third-party rules are gated on naming an outsider instead.
+# The scan finds one stem per word, so a stem's topics include those of every shorter stem it
+# begins with ("denied" is also "deni").
 _STEM_TOPICS: dict[str, frozenset[str]] = {
-    stem: frozenset(r.topic for r in READERS if stem in r.triggers)
+    stem: frozenset(r.topic for r in READERS if any(stem.startswith(t) for t in r.triggers))
     for r in READERS
     for stem in r.triggers
 }

@@ -293,3 +293,51 @@ QUALIFIERS = (
     ("roughly", "about"),
 )
 VAGUE = ("dozens of", "scores of", "hundreds of", "several", "many")
+
+# --- third parties ------------------------------------------------------------------------------
+
+# Weapons an outsider may supply, as reporters name them (plural or mass nouns). The last
+# ones are held out: the product lists weapon head words, not these phrases.
+WEAPONS = (
+    "drones",
+    "artillery shells",
+    "ammunition",
+    "anti-tank missiles",
+    "rifles",
+    "assault rifles",
+    "grenades",
+    "mortar rounds",
+    "howitzers",
+    "armoured vehicles",
+    "machine guns",
+    "rocket launchers",
+    "surface-to-air missiles",
+    "small arms",
+    "attack helicopters",
+    "sniper rifles",
+    "landmines",
+    "explosives",
+)
+# Verbs of supplying weapons, as lemmas ("supply X to Y"); inflected by lemminflect.
+SUPPLY_VERBS = ("supply", "send", "deliver", "provide", "ship", "sell", "transfer", "smuggle")
+# Wars between a government and an armed group, where the watch names the government's forces
+# without the state ("the government", alias "Malian army"): soldiers called by the state's
+# demonym are that party, not an outsider. (party, group, demonym of the state)
+INSIDE_WARS = (
+    (Country("GOV", "the government", "Malian army"), Country("JNIM", "JNIM", "JNIM"), "Malian"),
+    (
+        Country("FGS", "the federal government", "Somali army"),
+        Country("SHABAAB", "al-Shabaab", "al-Shabaab"),
+        "Somali",
+    ),
+    (
+        Country("FAN", "the government", "Nigerian army"),
+        Country("BH", "Boko Haram", "Boko Haram"),
+        "Nigerian",
+    ),
+    (
+        Country("FADM", "the government", "Mozambican army"),
+        Country("ASWJ", "Ansar al-Sunna", "Ansar al-Sunna"),
+        "Mozambican",
+    ),
+)
