@@ -20,6 +20,7 @@ from monitor.alerting.rules import (
     JumpRule,
     MatchRule,
     NewValueRule,
+    Rule,
     RuleBase,
     TransitionRule,
 )
@@ -369,5 +370,5 @@ RULE_TYPES: dict[str, type[RuleType]] = {
 }
 
 
-def rule_type_for(rule: RuleBase) -> RuleType:
-    return RULE_TYPES[rule.type](rule)  # type: ignore[attr-defined]
+def rule_type_for(rule: Rule) -> RuleType:
+    return RULE_TYPES[rule.type](rule)
