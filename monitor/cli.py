@@ -16,39 +16,21 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col
+if TYPE_CHECKING:
+    # Types only: the modules behind them (rich, SQLAlchemy, the pipeline, Apprise) cost
+    # seconds to import, so each command imports what it uses and `--help` imports none.
+    from rich.console import Console
 
-from monitor.alerting.backtest import parse_when
-from monitor.alerting.rules import RuleError, load_rules
-from monitor.config import ConfigError, FeedConfig, Settings, load_settings
-from monitor.events import AlertRaised, AlertSuppressed
-from monitor.extract.normalize import Explained, explain, normalize
-from monitor.extract.text import (
-    TextError,
-    article_text,
-    looks_like_html,
-    parse_published,
-    split_header,
-)
-from monitor.logs import setup_logging
-from monitor.pipeline import IngestResult, item_for_file
-from monitor.runtime import Runtime, publication_order
-from monitor.sources.feeds import FeedItem
-from monitor.sources.fetch import FetchError, read_file_capped
-from monitor.sources.polling import PollOutcome
-from monitor.store.db import StoreError, check_owner, describe, sqlite_path, store_error
-from monitor.store.log import EventStore, StoredEvent
-from monitor.store.projections import all_projections, rebuild
-from monitor.store.tables import AlertState
-from monitor.watches import WatchError, load_watch, load_watches
+    from monitor.config import FeedConfig, Settings
+    from monitor.events import AlertRaised, AlertSuppressed
+    from monitor.extract.normalize import Explained
+    from monitor.pipeline import IngestResult
+    from monitor.runtime import Runtime
+    from monitor.sources.feeds import FeedItem
+    from monitor.sources.polling import PollOutcome
+    from monitor.store.log import EventStore, StoredEvent
 
 log = logging.getLogger("monitor")
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".feed"}
@@ -69,30 +51,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return 2
+    from monitor.logs import setup_logging
+
     setup_logging(getattr(args, "log_level", None) or "INFO")
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, StoreError) as exc:
-        print(f"monitor: {exc}", file=sys.stderr)
-        return 2
-    except WatchError as exc:
-        print("monitor: invalid watches:\n" + "\n".join(exc.problems), file=sys.stderr)
-        return 2
-    except RuleError as exc:
-        print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
-        return 2
-    except EmptyDatabase as exc:
-        print(f"monitor: {exc}", file=sys.stderr)
-        return 0
-    except SQLAlchemyError as exc:  # the database failed after it opened (a disk fills up)
-        print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        code = _exit_status(exc, args)
+        if code is None:
+            raise
+        return code
+
+
+def _exit_status(exc: Exception, args: argparse.Namespace) -> int | None:
+    """Say an error the user can act on, without a traceback, and give the exit status; None
+    for any other error. The error classes are imported here, not at start-up: a command
+    that raised one has already imported its module."""
+    if isinstance(exc, UsageError):
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, EmptyDatabase):
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 0
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.alerting.rules import RuleError
+    from monitor.config import ConfigError
+    from monitor.store.db import StoreError, store_error
+    from monitor.watches import WatchError
+
+    if isinstance(exc, (ConfigError, StoreError)):
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, WatchError):
+        print("monitor: invalid watches:\n" + "\n".join(exc.problems), file=sys.stderr)
+        return 2
+    if isinstance(exc, RuleError):
+        print(f"monitor: invalid rules:\n{exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, SQLAlchemyError):  # the database failed after it opened (a disk fills up)
+        print(f"monitor: {store_error(_db_of(args), exc)}", file=sys.stderr)
+        return 2
+    return None
 
 
 def _db_of(args: argparse.Namespace) -> str:
     """The database a command used, for an error message (its settings may not load now)."""
+    from monitor.config import ConfigError
+
     try:
         return settings_from(args).db
     except (ConfigError, OSError):
@@ -290,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     """Flags beat the environment, which beats the config file."""
+    from monitor.config import load_settings
+
     flags = {"db": getattr(args, "db", None), **{k: v for k, v in extra.items() if v is not None}}
     return load_settings(getattr(args, "config", None), **flags)
 
@@ -297,6 +307,8 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 def console(*, stderr: bool = False) -> Console:
     """A console that prints text as it is: titles, quotes and errors come from feeds, so
     nothing in them may be read as markup (``[/]`` would crash), an emoji code or a highlight."""
+    from rich.console import Console
+
     return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
@@ -315,6 +327,8 @@ def alert_json(alert: AlertRaised) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon
+    from monitor.logs import setup_logging
+    from monitor.store.db import check_owner, store_error
 
     settings = settings_from(args)
     setup_logging(args.log_level or settings.log_level, settings.log_format)
@@ -337,6 +351,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from monitor.runtime import Runtime
+
     with tempfile.TemporaryDirectory(prefix="monitor-replay-") as tmp:
         overrides: dict[str, Any] = {"rules_dir": args.rules.resolve() if args.rules else None}
         if not args.db and not (args.config or os.environ.get("MONITOR_CONFIG")):
@@ -400,6 +416,10 @@ class ReplayTally:
 
 
 def _replay(runtime: Runtime, args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from monitor.runtime import publication_order
+
     tally, fmt = ReplayTally(), args.format
     when = _published_flag(args.published)
     files_under = args.files_under.resolve() if args.files_under else None
@@ -436,6 +456,8 @@ def _replay(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _published_flag(value: str | None) -> datetime | None:
+    from monitor.extract.text import parse_published
+
     if value is None:
         return None
     when = parse_published(value)
@@ -451,6 +473,9 @@ def collect_items(
     published: datetime | None,
     files_under: Path | None,
 ) -> Iterator[FeedItem]:
+    from monitor.config import FeedConfig
+    from monitor.pipeline import item_for_file
+
     for location in paths:
         if re.match(r"^https?://", location, re.I):
             # A feed URL named by the operator: trusted like a configured feed.
@@ -476,6 +501,8 @@ def collect_items(
 def _feed_items(
     runtime: Runtime, tally: ReplayTally, path: Path, files_under: Path | None = None
 ) -> list[FeedItem]:
+    from monitor.config import FeedConfig
+
     feed = FeedConfig(name=path.stem, url=path.resolve().as_uri(), files_under=files_under)
     return _poll_into(runtime, tally, feed)
 
@@ -487,6 +514,8 @@ def _poll_into(runtime: Runtime, tally: ReplayTally, feed: FeedConfig) -> list[F
 
 
 def _print_alerts(alerts: list[AlertRaised]) -> None:
+    from rich.text import Text
+
     out = console()
     if not alerts:
         out.print("no alerts raised")
@@ -502,6 +531,11 @@ def _print_alerts(alerts: list[AlertRaised]) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from monitor.extract.normalize import explain, normalize
+    from monitor.extract.text import TextError, article_text, looks_like_html
+    from monitor.sources.fetch import FetchError, read_file_capped
+    from monitor.watches import load_watch
+
     watch = load_watch(args.watch) if args.watch else None
     cap = settings_from(args).fetch.max_bytes  # the same cap as a fetched page
     published = _published_flag(args.published)
@@ -563,6 +597,8 @@ class _Place:
 def _lead_lines(raw: bytes) -> int:
     """How many lines of a text file come before its article text: a header block and the
     blank lines the article text drops."""
+    from monitor.extract.text import split_header
+
     decoded = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
     _, body = split_header(decoded)
     header = decoded[: len(decoded) - len(body)].count("\n")
@@ -642,6 +678,11 @@ def open_store(args: argparse.Namespace, mode: str = "read") -> EventStore:
     database. ``create`` (events import): created when missing. Every mode names the database
     it opened in the log; a missing or empty one is said plainly.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.store.db import StoreError, describe, sqlite_path, store_error
+    from monitor.store.log import EventStore
+
     url = settings_from(args).db
     name, source = describe(url), db_source(args)
     path = sqlite_path(url)
@@ -699,6 +740,9 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def find_event(store: EventStore, ref: str) -> StoredEvent:
     """An event by sequence number (``1234``) or by id, whole or a unique prefix."""
+    from sqlalchemy import select
+    from sqlmodel import col
+
     from monitor.store.log import to_stored
     from monitor.store.tables import EventRow
 
@@ -740,6 +784,12 @@ def event_text(event: StoredEvent) -> str:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """Raised alerts with their deliveries, and alerts a silence kept quiet (state silenced)."""
+    from rich.table import Table
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from monitor.store.tables import AlertState
+
     store = open_store(args)
     try:
         from monitor.notify.admin import delivery_states
@@ -801,6 +851,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str]]:
     """Alerts a silence suppressed, from the log: (position, suppression, when it happened)."""
+    from monitor.events import AlertSuppressed
+
     found = []
     for event in store.read(types=["AlertSuppressed"]):
         data = event.data
@@ -813,6 +865,8 @@ def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str]]
 def _rule_severities(args: argparse.Namespace) -> dict[str, str]:
     """Rule id -> severity, from the rules on disk when they load (silenced alerts record none)."""
     from monitor.alerting import commands
+    from monitor.alerting.rules import RuleError
+    from monitor.config import ConfigError
 
     try:
         rules_dir = args.rules or settings_from(args).rules_dir
@@ -865,6 +919,9 @@ def terminal_safe(text: str) -> str:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    from monitor.alerting.rules import RuleError, load_rules
+    from monitor.watches import WatchError, load_watches
+
     problems: list[str] = []
     watches_dir, alerts_dir = args.dir / "watches", args.dir / "alerts"
     if not args.dir.is_dir():
@@ -896,6 +953,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    from monitor.store.projections import all_projections, rebuild
+
     store = open_store(args, "change")
     try:
         for projection in all_projections():
@@ -908,7 +967,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The shared database's view (feeds, lag, outbox), plus what a local daemon says."""
+    from rich.table import Table
+
     from monitor.observability import ask_daemon, status_snapshot
+    from monitor.store.db import describe
 
     settings = settings_from(args)
     store = open_store(args)
@@ -962,6 +1024,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     """Poll one feed now. A running daemon (at ``http_listen``) does it on its own schedule's
     terms; with none answering, or ``--alone``, this process polls under the feed's lease."""
     from monitor.observability import ask_daemon
+    from monitor.runtime import Runtime
 
     settings = settings_from(args)
     feed = next((f for f in settings.feeds if f.name == args.feed), None)
@@ -1018,7 +1081,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     from monitor.store import migrate
-    from monitor.store.db import make_engine, redact
+    from monitor.store.db import check_owner, make_engine, redact, sqlite_path
 
     url = settings_from(args).db
     path = sqlite_path(url)
@@ -1074,11 +1137,12 @@ def cmd_events_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_main(args: argparse.Namespace) -> int:
-    from monitor.alerting import commands
-
-    if args.action == "check":
+    if args.action == "check":  # loads the rules alone: none of the evaluator
         args.dir = Path(args.dir[0]) if args.dir else Path("rules")
         return cmd_rules(args)
+    from monitor.alerting import commands
+    from monitor.alerting.backtest import parse_when
+
     if args.action == "test":
         paths = [Path(p) for p in args.dir] or [Path("rules/tests")]
         return commands.rules_test(paths, sys.stdout, sys.stderr)
@@ -1106,6 +1170,7 @@ def cmd_rules_main(args: argparse.Namespace) -> int:
 
 def cmd_alerts_main(args: argparse.Namespace) -> int:
     from monitor.alerting import commands
+    from monitor.alerting.rules import RuleError
 
     if args.action == "retry":
         return cmd_alerts_retry(args)
@@ -1159,7 +1224,10 @@ def warn_unmatched_silence(args: argparse.Namespace) -> None:
     """Warn (and still add) when no known rule could ever carry labels the matchers accept:
     a typo in ``--match rule=casualty-jmup`` would otherwise silence nothing, silently."""
     from monitor.alerting import commands
+    from monitor.alerting.rules import RuleError
     from monitor.alerting.silences import Silence, SilenceError, parse_matcher
+    from monitor.config import ConfigError
+    from monitor.watches import WatchError, load_watches
 
     try:
         matchers = tuple(parse_matcher(m) for m in args.match)
