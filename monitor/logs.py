@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from monitor.notify.channels import redact
+from monitor.notify.redaction import redact
 
 
 class RedactingFilter(logging.Filter):

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from monitor.events import AlertRaised, DeliveryAttempted, DeliveryRequeued
-from monitor.notify.channels import Channel, DeliveryError, secret_scope, send
+from monitor.notify.channels import Channel, DeliveryError, send
 from monitor.notify.message import render_test
 from monitor.notify.outbox import enqueue
+from monitor.notify.redaction import secret_scope
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
 

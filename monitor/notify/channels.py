@@ -12,9 +12,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, Literal
@@ -27,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import ChannelConfig, RateLimit
 from monitor.notify.message import Message
+from monitor.notify.redaction import SECRET_PARAMS, redact, secret_scope
 
 Format = Literal["text", "markdown", "html"]
 
@@ -64,14 +63,8 @@ class Channel(BaseModel):
         return redact(self.url, self.secrets)
 
 
-# --- redaction -----------------------------------------------------------------------------
+# --- which parts of a URL are secret (the redacting: monitor/notify/redaction.py) ----------
 
-_SECRET_IN_USERINFO = re.compile(
-    r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s?#&]*):(?P<pw>[^@/\s?#&]+)@"
-)
-_SECRET_PARAMS = re.compile(
-    r"(?i)([?&](?:pass|password|pwd|token|secret|key|apikey|api_key|access_token|webhook)=)[^&\s]+"
-)
 _SPLIT = re.compile(r"[/,;:+@\s]+")
 _SPLIT_ALL = re.compile(r"[/,;:+@\s?&=#]+")
 # Query keys whose values Apprise's privacy URL may drop although they are not secret.
@@ -80,12 +73,6 @@ _PLAIN_KEYS = frozenset(
     | {"priority", "method", "image", "verify", "cto", "rto", "tz", "lang", "user"}
 )
 _MIN_SECRET = 4  # shorter fragments are too common in ordinary text to replace
-
-# Secrets of the channels a worker is currently using; ``redact`` consults them, so that a
-# log line emitted deep inside Apprise (in this thread) is cleaned by the log filter too.
-_ACTIVE_SECRETS: ContextVar[frozenset[str]] = ContextVar(
-    "monitor_active_secrets", default=frozenset()
-)
 
 
 def url_secrets(url: str) -> frozenset[str]:
@@ -107,7 +94,7 @@ def url_secrets(url: str) -> frozenset[str]:
     public = plugin.url(privacy=True) if plugin is not None else ""
     visible = set(_fragments(public, _SPLIT_ALL))
     if plugin is None:  # no plugin to ask: only what is conventionally secret
-        candidates = {v for k, v in parse_qsl(parts.query) if _SECRET_PARAMS.search(f"?{k}=x")}
+        candidates = {v for k, v in parse_qsl(parts.query) if SECRET_PARAMS.search(f"?{k}=x")}
     found |= {c for c in candidates if c not in visible and len(c) >= _MIN_SECRET}
     return frozenset(found - {""})
 
@@ -117,28 +104,6 @@ def _fragments(text: str, split: re.Pattern[str] | None = None) -> Iterator[str]
         for piece in {raw, unquote(raw)}:
             if piece:
                 yield piece
-
-
-def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    """Remove passwords and tokens from any text that may hold an Apprise URL or its parts."""
-    known = set(secrets) if secrets is not None else set()
-    known |= _ACTIVE_SECRETS.get()
-    for secret in sorted(known, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "****")
-    text = _SECRET_IN_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:****@", text)
-    return _SECRET_PARAMS.sub(r"\1****", text)
-
-
-@contextmanager
-def secret_scope(channels: Iterable[Channel]) -> Iterator[None]:
-    """While inside, ``redact`` (and so the log filter) also hides these channels' secrets."""
-    merged = _ACTIVE_SECRETS.get().union(*(c.secrets for c in channels))
-    token = _ACTIVE_SECRETS.set(merged)
-    try:
-        yield
-    finally:
-        _ACTIVE_SECRETS.reset(token)
 
 
 # --- building and sending ------------------------------------------------------------------

@@ -42,8 +42,9 @@ from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
 from monitor.events import AlertRaised, DeliveryAttempted, DeliveryOutcome, as_utc
-from monitor.notify.channels import Channel, DeliveryError, redact, secret_scope, send
+from monitor.notify.channels import Channel, DeliveryError, send
 from monitor.notify.message import Message, Section, render_group, render_report
+from monitor.notify.redaction import redact, secret_scope
 from monitor.store.db import rowcount
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
