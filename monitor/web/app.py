@@ -79,7 +79,7 @@ class WebUI:
     reload of the configuration shows at once."""
 
     PREFIXES = ("/watch/", "/static/")
-    PATHS = ("/", "/alerts", "/feeds")
+    PATHS = ("/", "/alerts", "/feeds", "/favicon.ico")
 
     def __init__(
         self,
@@ -132,6 +132,8 @@ class WebUI:
             values = query.get(key)
             return values[0] if values and values[0] else None
 
+        if path == "/favicon.ico":  # browsers ask; no icon, and no error in their console
+            return Response(204, b"", "image/x-icon")
         if path == "/static/style.css":
             return Response(200, render.stylesheet().encode(), "text/css; charset=utf-8")
         if path == "/":

@@ -42,19 +42,19 @@ NO_SIDE = "unattributed"
 
 
 def _watch_of() -> ColumnElement[str]:
-    return EventRow.data["watch"].as_string()  # type: ignore[index,no-any-return]
+    return EventRow.data["watch"].as_string()
 
 
 def _fact_type() -> ColumnElement[str]:
-    return EventRow.data["fact"]["type"].as_string()  # type: ignore[index,no-any-return]
+    return EventRow.data["fact"]["type"].as_string()
 
 
 def _outlet() -> ColumnElement[str]:
-    return EventRow.data["article"]["outlet"].as_string()  # type: ignore[index,no-any-return]
+    return EventRow.data["article"]["outlet"].as_string()
 
 
 def _feed_of() -> ColumnElement[str]:
-    return EventRow.data["feed"].as_string()  # type: ignore[index,no-any-return]
+    return EventRow.data["feed"].as_string()
 
 
 def _event_time() -> ColumnElement[datetime]:
@@ -221,22 +221,27 @@ def casualty_series(facts: Sequence[TimelineFact]) -> dict[str, list[Series]]:
         side = str(fact.get("side") or NO_SIDE)
         key = (side, str(fact["category"]), str(fact["outcome"]))
         s = series.setdefault(key, Series(side=key[0], category=key[1], outcome=key[2]))
-        where = {"at": f.at, "event_id": f.event_id, "url": f.url, "outlet": f.outlet}
+        where = Point(
+            at=f.at,
+            count=0,
+            kind="total",
+            event_id=f.event_id,
+            url=f.url,
+            outlet=f.outlet,
+            quote=f.quote,
+        )
         count, increment = fact.get("count"), fact.get("increment")
         qualifier = str(fact.get("qualifier") or "exact")
         if fact.get("cumulative"):
             if isinstance(count, int):
-                s.totals.append(
-                    Point(**where, count=count, kind="total", qualifier=qualifier, quote=f.quote)
-                )
+                s.totals.append(where.model_copy(update={"count": count, "qualifier": qualifier}))
             if isinstance(increment, int):
                 s.increments.append(
-                    Point(**where, count=increment, kind="increment", quote=f.quote)
+                    where.model_copy(update={"count": increment, "kind": "increment"})
                 )
         elif isinstance(count, int):
-            s.increments.append(
-                Point(**where, count=count, kind="increment", qualifier=qualifier, quote=f.quote)
-            )
+            update = {"count": count, "kind": "increment", "qualifier": qualifier}
+            s.increments.append(where.model_copy(update=update))
     by_side: dict[str, list[Series]] = {}
     for key in sorted(series, key=lambda k: (k[0] == NO_SIDE, k)):
         s = series[key]
@@ -335,7 +340,7 @@ def alerts(
         )
     suppressed = []
     quiet = _newest(store, "AlertSuppressed", None, since, limit)
-    triggers = _watches_of(store, [e.data.trigger_event_id for e in quiet])  # type: ignore[union-attr]
+    triggers = _watches_of(store, [str(getattr(e.data, "trigger_event_id", "")) for e in quiet])
     for event in quiet:
         s = event.data
         assert isinstance(s, AlertSuppressed)
@@ -392,7 +397,7 @@ def feed_rows(
     """``monitor status``'s feed rows, with poll and error counts and the 304 share from the log."""
     now = now or datetime.now(UTC)
     snapshot = status_snapshot(store, feeds)
-    not_modified = case((EventRow.data["not_modified"].as_boolean(), 1), else_=0)  # type: ignore[index]
+    not_modified = case((EventRow.data["not_modified"].as_boolean(), 1), else_=0)
     polled = (
         select(_feed_of(), func.count(), func.sum(not_modified))
         .where(col(EventRow.type) == "FeedPolled")
