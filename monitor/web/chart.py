@@ -26,16 +26,18 @@ COLOURS = {
     ("unknown", "killed"): "#4d4d4d",
     ("unknown", "wounded"): "#999999",
 }
+GRID = 5  # horizontal grid lines above the axis
 QUALIFIERS = {"at_least": "≥", "about": "~"}
 
 
 def _nice_top(value: int) -> int:
-    """A round axis maximum at or above ``value`` (1, 2, 2.5 or 5 times a power of ten)."""
+    """A round axis maximum at or above ``value`` (1, 2 or 5 times a power of ten), so that
+    its fifths, the grid lines, are round too."""
     top = max(value, 1)
     power = 1
     while power * 10 <= top:
         power *= 10
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 5, 10):
         if top <= step * power:
             return int(step * power)
     return top  # unreachable: 10 * power > top
@@ -86,14 +88,14 @@ def side_chart(side: str, series: Sequence[Series], span: tuple[datetime, dateti
         f"<title>{label}</title>",
     ]
     # axes and grid
-    for i in range(5):
-        value = top * i / 4
-        gy = y(int(value)) if value == int(value) else round(TOP + plot_h * (1 - i / 4), 1)
+    for i in range(GRID + 1):
+        value = top * i / GRID
+        gy = round(TOP + plot_h * (1 - i / GRID), 1)
         out.append(
             f'<line class="grid" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{gy}" y2="{gy}" '
             f'stroke="#ddd" stroke-width="1"/>'
             f'<text class="tick" x="{LEFT - 6}" y="{gy + 4}" text-anchor="end" font-size="11">'
-            f"{value:,.0f}</text>"
+            f"{value:,.{0 if value == int(value) else 1}f}</text>"
         )
     for i in range(4):
         at = start + (end - start) * i / 3
