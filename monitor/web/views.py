@@ -9,9 +9,10 @@ few hundred; feed numbers are aggregates computed by the database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, case, func, select
@@ -30,7 +31,15 @@ from monitor.store.tables import (
     SeriesState,
     ThirdPartyState,
 )
-from monitor.timeline import Timeline, TimelineFact, Toll, build, entry
+from monitor.timeline import (
+    CeasefireNow,
+    Outsider,
+    Timeline,
+    TimelineFact,
+    Toll,
+    build,
+    entry,
+)
 
 PAGE_SIZE = 50
 ALERTS_SHOWN = 200
@@ -39,6 +48,35 @@ FACT_TYPES = ("casualties", "ceasefire", "third_party", "downing", "diplomacy")
 STATE_TYPES = ("casualties", "ceasefire", "third_party")
 CHART_OUTCOMES = ("killed", "wounded")
 NO_SIDE = "unattributed"
+HISTORY_SHOWN = 200  # ceasefire reports listed, the latest
+POINTS_PER_SERIES = 400  # marks per chart series; a longer series keeps one per stretch of time
+CACHE_ENTRIES = 64
+
+T = TypeVar("T")
+_cache: dict[tuple[str, ...], tuple[int, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def at_head(store: EventStore, key: tuple[str, ...], compute: Callable[[], T]) -> T:
+    """``compute()``, remembered until the log grows.
+
+    The log only grows, so whatever was derived from it at head ``n`` stays true until an event
+    is appended: a watch's folded state, a filter's count. The head is read before computing,
+    so a value that already saw a newer event is recomputed once more, never kept stale.
+    """
+    head = store.head()
+    full = (store.url, *key)
+    with _cache_lock:
+        hit = _cache.get(full)
+    if hit is not None and hit[0] == head:
+        return hit[1]  # type: ignore[no-any-return]
+    value = compute()
+    with _cache_lock:
+        _cache.pop(full, None)
+        _cache[full] = (head, value)
+        while len(_cache) > CACHE_ENTRIES:
+            del _cache[next(iter(_cache))]
+    return value
 
 
 def _watch_of() -> ColumnElement[str]:
@@ -151,18 +189,25 @@ def timeline_page(
         .offset((page - 1) * size)
         .limit(size + 1)
     )
+
+    def count() -> int:
+        with store.read_session() as session:
+            return int(session.execute(select(func.count()).where(*where)).scalar_one())
+
+    def outlets() -> list[str]:
+        stmt = (
+            select(_outlet())
+            .where(col(EventRow.type) == "FactReported", _watch_of() == watch)
+            .distinct()
+        )
+        with store.read_session() as session:
+            return sorted(o for o in session.execute(stmt).scalars() if o)
+
     with store.read_session() as session:
         rows = list(session.execute(stmt).scalars())
-        total = int(session.execute(select(func.count()).where(*where)).scalar_one())
-        outlets = sorted(
-            o
-            for o in session.execute(
-                select(_outlet())
-                .where(col(EventRow.type) == "FactReported", _watch_of() == watch)
-                .distinct()
-            ).scalars()
-            if o
-        )
+    filters = (watch, fact_type or "", outlet or "", since.isoformat() if since else "")
+    total = at_head(store, ("count", *filters), count)
+    known_outlets = at_head(store, ("outlets", watch), outlets)
     facts = []
     for row in rows[:size]:
         event = to_stored(row)
@@ -177,7 +222,7 @@ def timeline_page(
         has_next=len(rows) > size,
         fact_type=fact_type,
         outlet=outlet,
-        outlets=outlets,
+        outlets=known_outlets,
     )
 
 
@@ -245,9 +290,47 @@ def casualty_series(facts: Sequence[TimelineFact]) -> dict[str, list[Series]]:
     by_side: dict[str, list[Series]] = {}
     for key in sorted(series, key=lambda k: (k[0] == NO_SIDE, k)):
         s = series[key]
+        s.totals = _thin(s.totals, lambda bucket: bucket[-1])
+        s.increments = _thin(s.increments, lambda bucket: max(bucket, key=lambda p: p.count))
         if s.totals or s.increments:
             by_side.setdefault(key[0], []).append(s)
     return by_side
+
+
+def _thin(points: list[Point], keep: Callable[[list[Point]], Point]) -> list[Point]:
+    """At most ``POINTS_PER_SERIES`` marks: one chosen per run of consecutive reports (the
+    latest total, the largest increment), so a chart of years stays a page, not megabytes."""
+    if len(points) <= POINTS_PER_SERIES:
+        return points
+    step = -(-len(points) // POINTS_PER_SERIES)
+    return [keep(points[i : i + step]) for i in range(0, len(points), step)]
+
+
+class WatchState(BaseModel):
+    """What the watch page shows beside its timeline, folded once per log head."""
+
+    tolls: list[Toll]
+    ceasefire: CeasefireNow | None
+    third_parties: list[Outsider]
+    series: dict[str, list[Series]]
+    ceasefire_history: list[TimelineFact]
+    ceasefire_reports: int
+
+
+def watch_state(store: EventStore, watch: str) -> WatchState:
+    def fold() -> WatchState:
+        told = story(store, watch)
+        history = ceasefire_history(told.facts)
+        return WatchState(
+            tolls=told.tolls,
+            ceasefire=told.ceasefire,
+            third_parties=told.third_parties,
+            series=casualty_series(told.facts),
+            ceasefire_history=history[-HISTORY_SHOWN:],
+            ceasefire_reports=len(history),
+        )
+
+    return at_head(store, ("state", watch), fold)
 
 
 def ceasefire_history(facts: Sequence[TimelineFact]) -> list[TimelineFact]:
