@@ -5,8 +5,8 @@ accepted the message and before its receipt was stored.
 Two real worker processes (``tests/support/delivery_driver.py``, the real ``Deliverer``) deliver
 to a real HTTP receiver on 127.0.0.1, through ``json://`` and a grouped ``mmost://`` channel,
 while the test keeps queueing alerts as the evaluator would. The receiver is slow and sometimes
-answers 500, so kills land before, during and after sends. Every message names each alert id with the
-attempt number it was sent under; attempts count claims, so a copy whose attempt has no
+answers 500, so kills land before, during and after sends. Every message names each alert id with
+the attempt number it was sent under; attempts count claims, so a copy whose attempt has no
 ``DeliveryAttempted`` event is a copy whose worker died before recording it.
 """
 
