@@ -989,8 +989,19 @@ THIRD_PARTY_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] 
         "{xd} mercenaries recruited by {y} are fighting for {a}",
         (("y", "fighters", "a", "reported"),),
     ),
+    (
+        "third_party_kind",
+        "the {xd}-backed talks between {a} and {b} resumed {when}",
+        (("x", "mediation", None, "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} drones have helped the {ad} army regain ground",
+        (("x", "military", "a", "reported"),),
+    ),
     # stances
     ("third_party_stance", "{x} denied supplying {arms} to {a}", (("x", "arms", "a", "denied"),)),
+    ("third_party_stance", "{x} has denied arming {a}, {src}", (("x", "arms", "a", "denied"),)),
     (
         "third_party_stance",
         "{x} and {y} voiced their support for {a}",
