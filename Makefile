@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check monitor tests bench
 	$(VENV)/bin/ruff format --check monitor tests bench
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format monitor tests bench

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from jinja2 import TemplateSyntaxError
@@ -362,8 +362,8 @@ Rule = Annotated[
     Field(discriminator="type"),
 ]
 RULE_TYPES: tuple[str, ...] = tuple(
-    m.model_fields["type"].annotation.__args__[0] for m in RULE_MODELS
-)  # type: ignore[union-attr]
+    get_args(m.model_fields["type"].annotation)[0] for m in RULE_MODELS
+)
 
 
 class RuleFile(BaseModel):

@@ -306,9 +306,9 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
     if negated:
         statuses["violated"] = (negated[0], "ceasefire.not-respected")
     background = [c for c in _BACKGROUND.finditer(sig) if _near(sent, c, triggers)]
-    for status, pattern in _STATUS_CUES:
+    for status, cue_rx in _STATUS_CUES:
         far: re.Match[str] | None = None
-        for cue in pattern.finditer(sig):
+        for cue in cue_rx.finditer(sig):
             if any(c.start() <= cue.start() < c.end() for c in negated + background):
                 continue  # "failed to observe the truce": a violation, not a collapse
             if not _near(sent, cue, triggers):
@@ -319,9 +319,9 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
                 break
         if status not in statuses and far is not None:
             sent.note(_cue_id(status), "vetoed", f"{sent.raw_match(far)}: far from the name")
-    for status, pattern in _BESIDE:
+    for status, cue_rx in _BESIDE:
         name = f"ceasefire.{status}-beside-name"
-        for cue in pattern.finditer(sig):
+        for cue in cue_rx.finditer(sig):
             if not appealed(cue, name):
                 statuses.setdefault(status, (cue, name))
                 break
@@ -330,8 +330,8 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
             accepted = _acceptance(sent, cue, parties)
             statuses.setdefault(accepted, (cue, f"ceasefire.accepted-{accepted}"))
             break
-    for pattern, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
-        found_cue = pattern.search(sig)
+    for cue_rx, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
+        found_cue = cue_rx.search(sig)
         if found_cue and "collapsed" not in statuses:
             statuses.setdefault("violated", (found_cue, name))
     no_violation = _NEGATED.search(sig)

@@ -52,7 +52,8 @@ _ASSETS: tuple[tuple[Asset, str], ...] = (
         "aircraft",
         r"aircraft|airplanes?|planes?|warplanes?|jets?|fighter-bombers?|bombers?|"
         r"Su-\d+\w*|SU-\d+\w*|Sukhoi(?:-\d+)?\w*|MiG-?\d*\w*|F-\d+\w*|A-50\w*|Il-\d+\w*|"
-        r"Tu-\d+\w*|Cessna(?: \d+)?|Alpha Jets?|Tornados?|Mirages?|Rafales?|airliners?|"
+        r"Tu-\d+\w*|An-\d+\w*|Antonovs?(?:-\d+\w*)?|Cessna(?: \d+)?|Alpha Jets?|Tornados?|"
+        r"Mirages?|Rafales?|airliners?|"
         r"fighters?(?= of| from)|(?<=Air Force )fighters?",
     ),
 )
@@ -235,7 +236,8 @@ def _asserter(sent: Sentence, trigger_pos: int) -> str | None:
         m = sent.mentions[i]
         if m.end > trigger_pos or not m.is_actor or i in sent.location:
             continue
-        if _ASSERT.match(sent.text, m.end) and _ASSERT.match(sent.text, m.end).end() <= trigger_pos:
+        verb = _ASSERT.match(sent.text, m.end)
+        if verb and verb.end() <= trigger_pos:
             return m.code
     return sent.speaker_code
 
@@ -273,12 +275,13 @@ def read_sentence(sent: Sentence, previous: Sentence | None = None) -> list[Down
     out: list[DowningHit] = []
     for t in _TRIGGER.finditer(s, sent.start, sent.end):
         before = s[max(sent.start, t.start() - 30) : t.start()]
-        if re.search(
+        negation = re.search(
             r"\b(?:rather than|not|no|never|failed to|attempt(?:ed)? to)\s+(?:\S+\s+){0,3}$",
             before,
             re.IGNORECASE,
-        ):
-            sent.note("downing.verb", "vetoed", f"{before.strip()} {t.group(0)}: negated")
+        )
+        if negation:
+            sent.note("downing.verb", "vetoed", f"{negation.group(0)}{t.group(0)}: negated")
             continue
         word = t.group(0).lower()
         # The auxiliary and at most one word before the verb: a short window is enough.

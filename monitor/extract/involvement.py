@@ -337,8 +337,8 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             sup = _party(sent, _ref(m, 2), scope)
             if code and sup:
                 # "Turkey armed Azerbaijan": backing with weapons.
-                kind: InvolvementKind = "arms" if _ARMED.search(m.group(0)) else "political"
-                yield sent.token_at(m.start()), code, kind, sup, name
+                backing: InvolvementKind = "arms" if _ARMED.search(m.group(0)) else "political"
+                yield sent.token_at(m.start()), code, backing, sup, name
 
 
 # An outsider (group 1) backing a named party (group 2): "Turkey's support for Azerbaijan",
@@ -451,7 +451,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         actor = _subject_before(sent, verb, scope)
         if actor is None:
             continue
-        tok, code = actor
+        tok, supplier = actor
         if _STOPPED.search(sig, sent.offsets[tok], m.start()):
             continue  # "suspended exports of drones to ...": no supply
         lo = sent.offsets[max(0, tok - 14)]
@@ -460,7 +460,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             continue
         yield (
             tok,
-            code,
+            supplier,
             "arms",
             _party_near(sent, verb, scope, before=False, span=14),
             "third_party.supplies-arms",
@@ -544,9 +544,9 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         verb = sent.token_at(m.start())
         actor = _subject_before(sent, verb, scope)
         if actor:
-            tok, code = actor
+            tok, sender = actor
             sent_by.append(
-                (tok, code, "fighters", _party_near(sent, verb, scope, False, 16), _SENDS)
+                (tok, sender, "fighters", _party_near(sent, verb, scope, False, 16), _SENDS)
             )
     for m in _matches(rf"\b{nouns} (?:\S+ ){{0,2}}?{_SENT_BY} by (?:the )?(E\d+)", sent):
         code = _eligible(sent, _ref(m, 1), scope)
@@ -627,11 +627,11 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     if ceasefire._TRIGGER.search(sig) or re.search(
         r"\b(?:talks|negotiations|deal|meeting|consultations|agreement|accord)\b", sig
     ):
-        for code in ceasefire.brokers(sent, scope.parties):
-            if code not in scope.home:
-                tok = _first_token_of(sent, code)
+        for broker in ceasefire.brokers(sent, scope.parties):
+            if broker not in scope.home:
+                tok = _first_token_of(sent, broker)
                 if tok is not None and sent.is_actor_token(tok):
-                    yield tok, code, "mediation", None, "third_party.ceasefire-broker"
+                    yield tok, broker, "mediation", None, "third_party.ceasefire-broker"
     # (id, word every match contains, pattern): the substring test spares most regex scans.
     pats = (
         (
@@ -845,17 +845,24 @@ def _stance(
         return "confirmed"
     if re.search(r"\b(?:our|we)\b", sent.sig) and sent.speaker_code == code:
         return "confirmed"
+    allegation = _first_allegation(sent)
     if tok < len(sent.tokens):
         tail = sent.words(tok + 1, tok + 8)
-        if (
-            _CONFIRM_VERBS.search(tail)
-            and not _ALLEGE.search(sent.words(0, tok))
-            and tok in _leading_subjects(sent)
-        ):
+        alleged_before = allegation is not None and allegation < tok
+        if _CONFIRM_VERBS.search(tail) and not alleged_before and tok in _leading_subjects(sent):
             return "confirmed"
-    if _ALLEGE.search(sent.sig):
+    if allegation is not None:
         return "alleged"
     return "reported"
+
+
+def _first_allegation(sent: Sentence) -> int | None:
+    """The token of the sentence's first allegation word, or None (kept in its memo: every
+    involvement read from the sentence asks)."""
+    if "allegation" not in sent.memo:
+        m = _ALLEGE.search(sent.sig)
+        sent.memo["allegation"] = sent.token_at(m.start()) if m else None
+    return sent.memo["allegation"]
 
 
 def _leading_subjects(sent: Sentence) -> set[int]:
