@@ -286,8 +286,11 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, Category] | None:
         if w in _FUNCTION or w in _OUTCOME_WORDS or w in _OUTCOME_NOUNS or w in _AUX:
             return None
         object_of_killing = (
-            j == i + 1 and i > 0 and toks[i - 1].text in lexicon.KILL_ACTIVE and _plural_people(w)
-        )  # "gunmen killed 17 electricians"
+            (j == i + 1 or (j == i + 2 and toks[i + 1].text == "of"))
+            and i > 0
+            and toks[i - 1].text in lexicon.KILL_ACTIVE
+            and _plural_people(w)
+        )  # "gunmen killed 17 electricians", "killed scores of midwives"
         if not single and (object_of_killing or _unlisted_people(sent, j)):
             # "three surgeons were ...": people the lexicon does not list, by their ending
             return j, lexicon.unlisted_category(w)

@@ -370,7 +370,8 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
     if "accus" in sig or "blam" in sig:
         for m in _matches(
-            rf"\b(?:accus\w*|blam\w*) (E\d+) (?:of|for) (?:having |being |\S+ly )?{_HOSTILE}\b",
+            rf"\b(?:accus\w*|blam\w*) (?:the )?(E\d+) (?:of|for) (?:having |being |\S+ly )?"
+            rf"{_HOSTILE}\b",
             sent,
         ):
             code = _eligible(sent, _ref(m, 1), scope)
@@ -417,7 +418,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _supports_after(sent, tok, scope),
                 "third_party.involved-in",
             )
-    for m in _matches(r"\baccused (E\d+) of (?:\S+ ){0,3}?involved\b", sent):
+    for m in _matches(r"\baccused (?:the )?(E\d+) of (?:\S+ ){0,3}?involved\b", sent):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (

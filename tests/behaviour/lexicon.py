@@ -255,6 +255,15 @@ OUTSIDERS = (
     Country("DEU", "Germany", "German"),
     Country("BLR", "Belarus", "Belarusian"),
     Country("KEN", "Kenya", "Kenyan"),
+    # names with an article, and a second batch that no rule was written against
+    Country("USA", "the United States", "American"),
+    Country("ARE", "the United Arab Emirates", "Emirati"),
+    Country("GBR", "Britain", "British"),
+    Country("JPN", "Japan", "Japanese"),
+    Country("BRA", "Brazil", "Brazilian"),
+    Country("ISR", "Israel", "Israeli"),
+    Country("UGA", "Uganda", "Ugandan"),
+    Country("NOR", "Norway", "Norwegian"),
 )
 # Pairs of states at war in a watch (code, name, demonym for each side).
 CONFLICTS = (
