@@ -272,6 +272,13 @@ CONFLICTS = (
     (Country("ETH", "Ethiopia", "Ethiopian"), Country("ERI", "Eritrea", "Eritrean")),
     (Country("IND", "India", "Indian"), Country("PAK", "Pakistan", "Pakistani")),
     (Country("SDN", "Sudan", "Sudanese"), Country("SSD", "South Sudan", "South Sudanese")),
+    # a second batch that no rule was written against
+    (Country("THA", "Thailand", "Thai"), Country("KHM", "Cambodia", "Cambodian")),
+    (
+        Country("COD", "the Democratic Republic of Congo", "Congolese"),
+        Country("RWA", "Rwanda", "Rwandan"),
+    ),
+    (Country("KGZ", "Kyrgyzstan", "Kyrgyz"), Country("TJK", "Tajikistan", "Tajik")),
 )
 
 PLACES = (

@@ -17,6 +17,7 @@ compared across commits (the ratchet in `ceilings.json`).
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -173,8 +174,9 @@ def _noun(rng: random.Random, pool: list[Noun] | None = None) -> Noun:
 
 
 def _sentence(text: str) -> str:
+    """Spaces tidied, a full stop at the end, every sentence started with a capital."""
     text = " ".join(text.split())
-    return cap(text.rstrip(".") + ".")
+    return re.sub(r"(?<=[.!?] )[a-z]", lambda m: m.group(0).upper(), cap(text.rstrip(".") + "."))
 
 
 def _killed(n: int | None, qualifier: str = "exact") -> tuple:
