@@ -913,6 +913,8 @@ def _singulars(sent: Sentence) -> list[Report]:
                 (_SINGULAR_NOUNS[w] for w in heads if w in _SINGULAR_NOUNS),
                 lexicon.unlisted_category(heads[-1]) if heads else UNKNOWN,
             )
+            # "the police chief", "an army officer": the force the person serves in decides.
+            category = _category_in(sent, det_tok + 1, det_tok + 1 + len(np_tokens), category)
             out.append(
                 Report(
                     sentence=sent,

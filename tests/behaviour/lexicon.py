@@ -150,6 +150,16 @@ TITLES = (
     "tribal elder",
     "opposition politician",
 )
+# Titles with the category CONVENTIONS.md gives the person: a force's officers are military.
+TITLED = (
+    ("local police chief", "military"),
+    ("army commander", "military"),
+    ("district police commander", "military"),
+    ("militia leader", "military"),
+    ("village chief", "civilian"),
+    ("school headmaster", "civilian"),
+    ("hospital director", "unknown"),
+)
 RELATIONS = ("driver", "son", "brother", "bodyguard", "wife", "nephew", "colleague")
 RELATIONS_MANY = ("son", "brother", "bodyguard", "nephew", "cousin")
 

@@ -323,6 +323,11 @@ def category_cases() -> list[Case]:
             out.append(Case("victim_category", "MFT", text, {"cat": (("killed", noun.category),)}))
         text = _fill_kill(rng, "{v} was killed {where}", lx.article(noun.singular))
         out.append(Case("victim_category", "MFT", text, {"cat": (("killed", noun.category),)}))
+    # one person named by title: the force served in decides ("the police chief")
+    for title, category in lx.TITLED:
+        for frame in ("the {v} was killed {where}", "{p} shot dead the {v} {where}"):
+            text = _fill_kill(rng, frame, title)
+            out.append(Case("victim_category", "MFT", text, {"cat": (("killed", category),)}))
     return out
 
 
