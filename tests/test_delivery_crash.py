@@ -145,6 +145,7 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_only_in_the_stated_window(
         # A trial whose kills all landed before any delivery started proves nothing; on a
         # busy machine that happens, so such trials are topped up rather than failed.
         planned = trials
+        window = 0.5  # kills land this many seconds after the workers start, at most
         while trial < planned or busy_trials < planned // 3:
             assert trial < 3 * planned, f"seed={seed}: kills never landed while delivering"
             receiver.trial = trial
@@ -152,11 +153,15 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_only_in_the_stated_window(
             pids = [workers.spawn() for _ in range(WORKERS)]
             started = time.monotonic()
             queue_more(6)  # the evaluator keeps raising alerts while workers deliver
-            for at, pid in sorted((rng.uniform(0.0, 0.5), pid) for pid in pids):
+            for at, pid in sorted((rng.uniform(0.0, window), pid) for pid in pids):
                 time.sleep(max(0.0, at - (time.monotonic() - started)))
                 status = workers.kill(pid)
                 assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-            busy_trials += len(receiver.copies) > before
+            busy = len(receiver.copies) > before
+            busy_trials += busy
+            # A busy machine starts workers slowly: kills that all land before the first
+            # delivery widen the window for the next trial instead of failing the test.
+            window = 0.5 if busy else min(window * 2, 8.0)
             trial += 1
         workers.close()
         trials = trial
