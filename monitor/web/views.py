@@ -1,0 +1,445 @@
+"""What the dashboard shows, read from the database with bounded queries.
+
+Pages never load the whole log: the timeline is read a page at a time (``LIMIT``/``OFFSET``
+in event-time order, filtered in SQL by watch, fact type and outlet); a watch's state, chart
+and third parties come from its casualty, ceasefire and involvement facts only, folded by
+``monitor.timeline`` (the one place that decides what "latest" means); alerts are the newest
+few hundred; feed numbers are aggregates computed by the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, case, func, select
+from sqlmodel import col
+
+from monitor.config import FeedConfig
+from monitor.events import AlertRaised, AlertSuppressed, Evidence, FactReported, as_utc
+from monitor.notify.admin import DeliveryState, delivery_states
+from monitor.observability import status_snapshot
+from monitor.store.log import IN_CHUNK, EventStore, StoredEvent, to_stored
+from monitor.store.tables import (
+    AlertState,
+    CeasefireState,
+    EventRow,
+    FeedLease,
+    SeriesState,
+    ThirdPartyState,
+)
+from monitor.timeline import Timeline, TimelineFact, Toll, build, entry
+
+PAGE_SIZE = 50
+ALERTS_SHOWN = 200
+FACT_TYPES = ("casualties", "ceasefire", "third_party", "downing", "diplomacy")
+# The facts a watch's state, chart and third-party table are made of.
+STATE_TYPES = ("casualties", "ceasefire", "third_party")
+CHART_OUTCOMES = ("killed", "wounded")
+NO_SIDE = "unattributed"
+
+
+def _watch_of() -> ColumnElement[str]:
+    return EventRow.data["watch"].as_string()
+
+
+def _fact_type() -> ColumnElement[str]:
+    return EventRow.data["fact"]["type"].as_string()
+
+
+def _outlet() -> ColumnElement[str]:
+    return EventRow.data["article"]["outlet"].as_string()
+
+
+def _feed_of() -> ColumnElement[str]:
+    return EventRow.data["feed"].as_string()
+
+
+def _event_time() -> ColumnElement[datetime]:
+    """A fact's event time in SQL: the pipeline records publication time as ``occurred_at``."""
+    return func.coalesce(col(EventRow.occurred_at), col(EventRow.recorded_at))
+
+
+# Links to articles are followed only for these schemes: a feed could offer "javascript:".
+LINK_SCHEMES = ("http://", "https://", "file://")
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL when a link to it is harmless, else None (the page shows it as text)."""
+    if url and url.strip().lower().startswith(LINK_SCHEMES):
+        return url.strip()
+    return None
+
+
+# --- a watch ------------------------------------------------------------------------------------
+
+
+def watch_ids(store: EventStore, configured: Sequence[str] = ()) -> list[str]:
+    """Configured watches first, then any other the projections have seen (an old watch)."""
+    found: set[str] = set()
+    with store.read_session() as session:
+        for column in (
+            SeriesState.watch,
+            CeasefireState.watch,
+            ThirdPartyState.watch,
+            AlertState.watch,
+        ):
+            found.update(w for w in session.execute(select(col(column)).distinct()).scalars() if w)
+    return [*configured, *sorted(found - set(configured))]
+
+
+def story(store: EventStore, watch: str) -> Timeline:
+    """The watch's state facts folded by the timeline (tolls, ceasefire, third parties)."""
+    stmt = (
+        select(EventRow)
+        .where(
+            col(EventRow.type) == "FactReported",
+            _watch_of() == watch,
+            _fact_type().in_(STATE_TYPES),
+        )
+        .order_by(col(EventRow.seq))
+    )
+    with store.read_session() as session:
+        events = [to_stored(row) for row in session.execute(stmt).scalars()]
+    return build(events, watch)
+
+
+class TimelinePage(BaseModel):
+    """One page of a watch's facts in event-time order, with the filters that chose it."""
+
+    watch: str
+    facts: list[TimelineFact]
+    page: int
+    size: int
+    total: int
+    has_next: bool
+    fact_type: str | None = None
+    outlet: str | None = None
+    types: list[str] = Field(default_factory=lambda: list(FACT_TYPES))
+    outlets: list[str] = Field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+def timeline_page(
+    store: EventStore,
+    watch: str,
+    *,
+    fact_type: str | None = None,
+    outlet: str | None = None,
+    page: int = 1,
+    size: int = PAGE_SIZE,
+    since: datetime | None = None,
+) -> TimelinePage:
+    """A page of the timeline: ordered, filtered and cut by the database."""
+    page = max(1, page)
+    where = [col(EventRow.type) == "FactReported", _watch_of() == watch]
+    if fact_type:
+        where.append(_fact_type() == fact_type)
+    if outlet:
+        where.append(_outlet() == outlet)
+    if since is not None:
+        where.append(_event_time() >= as_utc(since))
+    stmt = (
+        select(EventRow)
+        .where(*where)
+        .order_by(_event_time(), col(EventRow.seq))
+        .offset((page - 1) * size)
+        .limit(size + 1)
+    )
+    with store.read_session() as session:
+        rows = list(session.execute(stmt).scalars())
+        total = int(session.execute(select(func.count()).where(*where)).scalar_one())
+        outlets = sorted(
+            o
+            for o in session.execute(
+                select(_outlet())
+                .where(col(EventRow.type) == "FactReported", _watch_of() == watch)
+                .distinct()
+            ).scalars()
+            if o
+        )
+    facts = []
+    for row in rows[:size]:
+        event = to_stored(row)
+        assert isinstance(event.data, FactReported)
+        facts.append(entry(event, event.data))
+    return TimelinePage(
+        watch=watch,
+        facts=facts,
+        page=page,
+        size=size,
+        total=total,
+        has_next=len(rows) > size,
+        fact_type=fact_type,
+        outlet=outlet,
+        outlets=outlets,
+    )
+
+
+class Point(BaseModel):
+    """One plotted report: a running total, or a figure for one day or one event."""
+
+    at: datetime
+    count: int
+    kind: str  # "total" or "increment"
+    qualifier: str = "exact"
+    event_id: str
+    url: str
+    outlet: str | None = None
+    quote: str = ""
+
+
+class Series(BaseModel):
+    side: str
+    category: str
+    outcome: str
+    totals: list[Point] = Field(default_factory=list)
+    increments: list[Point] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.side} {self.category} {self.outcome}"
+
+
+def casualty_series(facts: Sequence[TimelineFact]) -> dict[str, list[Series]]:
+    """Side -> its killed/wounded series, in event time: cumulative reports are totals, other
+    figures (and the "rose by 36" part of a cumulative report) are increments."""
+    series: dict[tuple[str, str, str], Series] = {}
+    for f in facts:
+        fact = f.fact
+        if (
+            f.type != "casualties"
+            or fact.get("historical")
+            or fact["outcome"] not in CHART_OUTCOMES
+        ):
+            continue
+        side = str(fact.get("side") or NO_SIDE)
+        key = (side, str(fact["category"]), str(fact["outcome"]))
+        s = series.setdefault(key, Series(side=key[0], category=key[1], outcome=key[2]))
+        where = Point(
+            at=f.at,
+            count=0,
+            kind="total",
+            event_id=f.event_id,
+            url=f.url,
+            outlet=f.outlet,
+            quote=f.quote,
+        )
+        count, increment = fact.get("count"), fact.get("increment")
+        qualifier = str(fact.get("qualifier") or "exact")
+        if fact.get("cumulative"):
+            if isinstance(count, int):
+                s.totals.append(where.model_copy(update={"count": count, "qualifier": qualifier}))
+            if isinstance(increment, int):
+                s.increments.append(
+                    where.model_copy(update={"count": increment, "kind": "increment"})
+                )
+        elif isinstance(count, int):
+            update = {"count": count, "kind": "increment", "qualifier": qualifier}
+            s.increments.append(where.model_copy(update=update))
+    by_side: dict[str, list[Series]] = {}
+    for key in sorted(series, key=lambda k: (k[0] == NO_SIDE, k)):
+        s = series[key]
+        if s.totals or s.increments:
+            by_side.setdefault(key[0], []).append(s)
+    return by_side
+
+
+def ceasefire_history(facts: Sequence[TimelineFact]) -> list[TimelineFact]:
+    """Every ceasefire report in event time: the status as it was said, one row each."""
+    return [f for f in facts if f.type == "ceasefire"]
+
+
+def tolls_by_side(tolls: Sequence[Toll]) -> dict[str, list[Toll]]:
+    out: dict[str, list[Toll]] = {}
+    for toll in tolls:
+        out.setdefault(toll.side or NO_SIDE, []).append(toll)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] == NO_SIDE, kv[0])))
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+class AlertView(BaseModel):
+    alert_id: str
+    seq: int
+    at: datetime | None
+    raised: datetime
+    rule: str
+    severity: str
+    status: str
+    watch: str | None
+    title: str
+    summary: str
+    explanation: list[str]
+    evidence: list[Evidence]
+    deliveries: list[DeliveryState]
+    channels: list[str]
+
+
+class SuppressionView(BaseModel):
+    seq: int
+    at: datetime
+    rule: str
+    kind: str | None
+    reason: str
+    title: str | None
+    alert_id: str | None
+    trigger_event_id: str
+
+
+def _newest(
+    store: EventStore, kind: str, watch: str | None, since: datetime | None, limit: int
+) -> list[StoredEvent]:
+    where = [col(EventRow.type) == kind]
+    if watch is not None and kind == "AlertRaised":
+        where.append(_watch_of() == watch)
+    if since is not None:
+        where.append(_event_time() >= as_utc(since))
+    stmt = select(EventRow).where(*where).order_by(col(EventRow.seq).desc()).limit(limit)
+    with store.read_session() as session:
+        return [to_stored(row) for row in session.execute(stmt).scalars()]
+
+
+def alerts(
+    store: EventStore,
+    *,
+    watch: str | None = None,
+    since: datetime | None = None,
+    limit: int = ALERTS_SHOWN,
+) -> tuple[list[AlertView], list[SuppressionView]]:
+    """The newest alerts with why they fired and where each delivery stands, and the newest
+    suppressions with their reason; newest first."""
+    deliveries = delivery_states(store)
+    raised = []
+    for event in _newest(store, "AlertRaised", watch, since, limit):
+        a = event.data
+        assert isinstance(a, AlertRaised)
+        raised.append(
+            AlertView(
+                alert_id=a.alert_id,
+                seq=event.seq,
+                at=event.occurred_at,
+                raised=event.recorded_at,
+                rule=a.rule,
+                severity=a.severity,
+                status=a.status,
+                watch=a.watch,
+                title=a.title,
+                summary=a.summary,
+                explanation=a.explanation,
+                evidence=a.evidence,
+                deliveries=deliveries.get(a.alert_id, []),
+                channels=a.channels,
+            )
+        )
+    suppressed = []
+    quiet = _newest(store, "AlertSuppressed", None, since, limit)
+    triggers = _watches_of(store, [str(getattr(e.data, "trigger_event_id", "")) for e in quiet])
+    for event in quiet:
+        s = event.data
+        assert isinstance(s, AlertSuppressed)
+        if watch is not None and triggers.get(s.trigger_event_id) != watch:
+            continue  # a suppression belongs to the watch of the fact that triggered it
+        suppressed.append(
+            SuppressionView(
+                seq=event.seq,
+                at=event.occurred_at or event.recorded_at,
+                rule=s.rule,
+                kind=s.kind,
+                reason=s.reason,
+                title=s.title,
+                alert_id=s.alert_id,
+                trigger_event_id=s.trigger_event_id,
+            )
+        )
+    return raised, suppressed
+
+
+def _watches_of(store: EventStore, event_ids: Sequence[str]) -> dict[str, str | None]:
+    """The watch of each (fact) event named, by id."""
+    out: dict[str, str | None] = {}
+    ids = sorted(set(event_ids))
+    with store.read_session() as session:
+        for i in range(0, len(ids), IN_CHUNK):
+            stmt = select(col(EventRow.id), _watch_of()).where(
+                col(EventRow.id).in_(ids[i : i + IN_CHUNK])
+            )
+            out.update({event_id: w for event_id, w in session.execute(stmt).all()})
+    return out
+
+
+def recent_alert_counts(
+    store: EventStore, now: datetime | None = None, window: timedelta = timedelta(hours=24)
+) -> dict[str | None, int]:
+    """Alerts the daemon raised in the last ``window`` (by when they were raised), per watch."""
+    now = now or datetime.now(UTC)
+    stmt = (
+        select(_watch_of(), func.count())
+        .where(col(EventRow.type) == "AlertRaised", col(EventRow.recorded_at) >= now - window)
+        .group_by(_watch_of())
+    )
+    with store.read_session() as session:
+        return {w: int(n) for w, n in session.execute(stmt).all()}
+
+
+# --- feeds --------------------------------------------------------------------------------------
+
+
+def feed_rows(
+    store: EventStore, feeds: Sequence[FeedConfig], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """``monitor status``'s feed rows, with poll and error counts and the 304 share from the log."""
+    now = now or datetime.now(UTC)
+    snapshot = status_snapshot(store, feeds)
+    not_modified = case((EventRow.data["not_modified"].as_boolean(), 1), else_=0)
+    polled = (
+        select(_feed_of(), func.count(), func.sum(not_modified))
+        .where(col(EventRow.type) == "FeedPolled")
+        .group_by(_feed_of())
+    )
+    failed = (
+        select(_feed_of(), func.count())
+        .where(col(EventRow.type) == "FeedFailed")
+        .group_by(_feed_of())
+    )
+    with store.read_session() as session:
+        polls = {f: (int(n), int(nm or 0)) for f, n, nm in session.execute(polled).all()}
+        errors = {f: int(n) for f, n in session.execute(failed).all()}
+        etags = {
+            f: bool(e or m)
+            for f, e, m in session.execute(
+                select(col(FeedLease.feed), col(FeedLease.etag), col(FeedLease.last_modified))
+            ).all()
+        }
+    rows = []
+    for row in snapshot["feeds"]:
+        name = row["feed"]
+        ok, unchanged = polls.get(name, (0, 0))
+        success = row["last_success"]
+        lag = now - datetime.fromisoformat(success) if success else None
+        rows.append(
+            {
+                **row,
+                "polls_ok": ok,
+                "polls_failed": errors.get(name, 0),
+                "not_modified": unchanged,
+                "not_modified_rate": unchanged / ok if ok else None,
+                "validators": etags.get(name, False),
+                "lag": lag,
+            }
+        )
+    return rows
+
+
+def feed_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    failing = [r["feed"] for r in rows if r["consecutive_failures"]]
+    polls = [
+        r["last_poll"] or r["last_success"] for r in rows if r["last_poll"] or r["last_success"]
+    ]
+    return {"feeds": len(rows), "failing": failing, "last_poll": max(polls) if polls else None}
