@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from monitor.alerting.backtest import parse_when
 from monitor.alerting.rules import RuleError, load_rules
@@ -148,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     p.add_argument("--rules", type=Path, help="rules directory (watches/ and alerts/)")
     p.add_argument("--published", help=PUBLISHED_HELP)
+    p.add_argument(
+        "--files-under",
+        type=Path,
+        metavar="DIR",
+        help="local feeds' file: links may point inside DIR (default: the directory named, "
+        "or a feed file's own directory)",
+    )
     p.add_argument("--notify", action="append", default=[], metavar="URL")
     fmt(p)
 
@@ -343,7 +351,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             overrides["db"] = f"sqlite:///{tmp}/replay.db"
         runtime = Runtime(settings_from(args, **overrides), extra_notify=args.notify)
         try:
-            return _replay(runtime, args.paths, args.format, args.published)
+            return _replay(runtime, args)
         finally:
             runtime.close()
 
@@ -398,10 +406,12 @@ class ReplayTally:
         )
 
 
-def _replay(runtime: Runtime, paths: Sequence[str], fmt: str, published: str | None) -> int:
-    tally = ReplayTally()
-    when = _published_flag(published)
-    items = sorted(collect_items(runtime, paths, tally, when), key=publication_order)
+def _replay(runtime: Runtime, args: argparse.Namespace) -> int:
+    tally, fmt = ReplayTally(), args.format
+    when = _published_flag(args.published)
+    files_under = args.files_under.resolve() if args.files_under else None
+    found = collect_items(runtime, args.paths, tally, when, files_under)
+    items = sorted(found, key=publication_order)
     raised: list[AlertRaised] = []
     err = console(stderr=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
@@ -442,7 +452,11 @@ def _published_flag(value: str | None) -> datetime | None:
 
 
 def collect_items(
-    runtime: Runtime, paths: Sequence[str], tally: ReplayTally, published: datetime | None
+    runtime: Runtime,
+    paths: Sequence[str],
+    tally: ReplayTally,
+    published: datetime | None,
+    files_under: Path | None,
 ) -> Iterator[FeedItem]:
     for location in paths:
         if re.match(r"^https?://", location, re.I):
@@ -459,11 +473,11 @@ def collect_items(
                 raise UsageError(f"{path}: no feed files (*.xml, *.rss, *.atom) found")
             for feed in feeds:
                 # The directory named on the command line bounds the feeds' file: links.
-                yield from _feed_items(runtime, tally, feed, files_under=path.resolve())
+                yield from _feed_items(runtime, tally, feed, files_under or path.resolve())
         elif path.suffix.lower() in ARTICLE_SUFFIXES:
             yield item_for_file(path, published)
         else:
-            yield from _feed_items(runtime, tally, path)
+            yield from _feed_items(runtime, tally, path, files_under)
 
 
 def _feed_items(
@@ -698,10 +712,12 @@ def find_event(store: EventStore, ref: str) -> StoredEvent:
     ref = ref.strip()
     with store.read_session() as session:
         if ref.isdigit():
-            rows = list(session.execute(select(EventRow).where(EventRow.seq == int(ref))).scalars())
+            rows = list(
+                session.execute(select(EventRow).where(col(EventRow.seq) == int(ref))).scalars()
+            )
             if rows:
                 return to_stored(rows[0])
-        stmt = select(EventRow).where(EventRow.id.startswith(ref, autoescape=True)).limit(6)
+        stmt = select(EventRow).where(col(EventRow.id).startswith(ref, autoescape=True)).limit(6)
         rows = list(session.execute(stmt).scalars())
     if not rows:
         raise UsageError(f"no event with sequence number or id {ref!r}")
@@ -736,7 +752,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         from monitor.notify.admin import delivery_states
 
         with store.read_session() as session:
-            alerts = list(session.execute(select(AlertState).order_by(AlertState.seq)).scalars())
+            alerts = list(
+                session.execute(select(AlertState).order_by(col(AlertState.seq))).scalars()
+            )
         deliveries = delivery_states(store)
         silenced = silenced_alerts(store)
     finally:
@@ -788,7 +806,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str | None]]:
+def silenced_alerts(store: EventStore) -> list[tuple[int, AlertSuppressed, str]]:
     """Alerts a silence suppressed, from the log: (position, suppression, when it happened)."""
     found = []
     for event in store.read(types=["AlertSuppressed"]):

@@ -39,6 +39,9 @@ Asset = Literal["drone", "aircraft", "helicopter", "missile"]
 DiplomacyKind = Literal["meeting", "talks", "call", "recognition", "statement"]
 
 
+DeliveryOutcome = Literal["delivered", "failed", "given_up"]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -313,7 +316,7 @@ class DeliveryAttempted(_Frozen):
     alert_id: str
     channel: str
     attempt: int
-    outcome: Literal["delivered", "failed", "given_up"]
+    outcome: DeliveryOutcome
     latency_ms: int | None = None
     error: str | None = None
     # Optional additions (defaults keep older stored events valid). ``attempt`` counts claims,

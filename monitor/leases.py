@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.config import FeedConfig
 from monitor.events import as_utc
-from monitor.store.db import StoreError
+from monitor.store.db import StoreError, rowcount
 from monitor.store.log import EventStore
 from monitor.store.tables import FeedLease
 
@@ -128,7 +128,7 @@ class FeedLeases:
         """The lease on ``feed`` when it is due (or ``force``) and free; else None."""
         with self.store.transaction() as session:
             now = db_now(session)
-            stmt = select(FeedLease).where(FeedLease.feed == feed.name)
+            stmt = select(FeedLease).where(col(FeedLease.feed) == feed.name)
             if self.postgres:
                 stmt = stmt.with_for_update(skip_locked=True)
             row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
@@ -163,7 +163,7 @@ class FeedLeases:
                 .where(self._held(lease))
                 .values(lease_until=now + self.lease_period)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if rowcount(result):
                 lease.until = now + self.lease_period
                 return True
         log.warning("lease on feed %s was lost (version %d)", lease.feed, lease.version)
@@ -212,7 +212,7 @@ class FeedLeases:
             session.execute(
                 update(FeedLease)
                 .where(self._held(lease))
-                .values(owner=None, lease_until=None, version=FeedLease.version + 1)
+                .values(owner=None, lease_until=None, version=col(FeedLease.version) + 1)
             )
 
     def release_all(self) -> int:
@@ -220,10 +220,10 @@ class FeedLeases:
         with self.store.transaction() as session:
             result = session.execute(
                 update(FeedLease)
-                .where(FeedLease.owner == self.owner)
-                .values(owner=None, lease_until=None, version=FeedLease.version + 1)
+                .where(col(FeedLease.owner) == self.owner)
+                .values(owner=None, lease_until=None, version=col(FeedLease.version) + 1)
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return rowcount(result)
 
     def abandoned(self) -> list[str]:
         """Feeds whose poll was claimed and never completed, with the lease now expired: the
@@ -231,8 +231,8 @@ class FeedLeases:
         claims them next polls at once."""
         with self.store.read_session() as session:
             now = db_now(session)
-            stmt = select(FeedLease.feed).where(
-                FeedLease.owner.is_not(None), FeedLease.lease_until < now
+            stmt = select(col(FeedLease.feed)).where(
+                col(FeedLease.owner).is_not(None), col(FeedLease.lease_until) < now
             )
             return list(session.execute(stmt).scalars())
 
@@ -241,19 +241,19 @@ class FeedLeases:
         with self.store.transaction() as session:
             now = db_now(session)
             result = session.execute(
-                update(FeedLease).where(FeedLease.feed == feed).values(next_due=now)
+                update(FeedLease).where(col(FeedLease.feed) == feed).values(next_due=now)
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return bool(rowcount(result))
 
     def states(self) -> list[FeedLease]:
         with self.store.read_session() as session:
-            return list(session.execute(select(FeedLease).order_by(FeedLease.feed)).scalars())
+            return list(session.execute(select(FeedLease).order_by(col(FeedLease.feed))).scalars())
 
-    def _held(self, lease: Lease):  # type: ignore[no-untyped-def]
-        return (
-            (FeedLease.feed == lease.feed)
-            & (FeedLease.version == lease.version)
-            & (FeedLease.owner == lease.owner)
+    def _held(self, lease: Lease) -> ColumnElement[bool]:
+        return and_(
+            col(FeedLease.feed) == lease.feed,
+            col(FeedLease.version) == lease.version,
+            col(FeedLease.owner) == lease.owner,
         )
 
 

@@ -97,11 +97,15 @@ def ingest_item(
     result = store.append(events)
     facts = sum(1 for e in events if isinstance(e.data, FactReported))
     log.info("article %s: %d facts (%s)", item.url, facts, item.outlet or item.feed)
+    # Normalization that failed (a reader, or the time budget) leaves the text extracted but
+    # its facts incomplete: the ingest reports a failure, as a replay must count it.
     failed = [e.data.reason for e in events if isinstance(e.data, ArticleFailed)]
+    if failed:
+        log.warning("article %s: normalization failed: %s", item.url, "; ".join(failed))
     return IngestResult(
         article_id=item.article_id,
         url=item.url,
-        status="extracted",
+        status="failed" if failed else "extracted",
         facts=facts,
         new_events=len(result.new),
         reason="; ".join(failed) or None,

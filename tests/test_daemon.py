@@ -19,7 +19,7 @@ import pytest
 
 from monitor.cli import main
 from tests.conftest import RULES, SEEDS
-from tests.daemon_helpers import (
+from tests.support.daemon_helpers import (
     NotifySocket,
     conditional_file,
     feed_toml,
@@ -29,7 +29,7 @@ from tests.daemon_helpers import (
     wait_for,
     write_config,
 )
-from tests.httpserver import Reply, Request, TestServer
+from tests.support.httpserver import Reply, Request, TestServer
 
 
 @pytest.fixture

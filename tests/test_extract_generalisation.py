@@ -323,3 +323,21 @@ def test_fighting_resumed_under_a_truce_is_a_violation(
 ) -> None:
     found = of_type(text, None, Ceasefire)
     assert sorted((c.status, c.broker) for c in found) == sorted(statuses)
+
+
+@pytest.mark.parametrize(
+    ("word", "category"),
+    [
+        ("plumbers", "civilian"),  # a trade the lists lack: read by its ending
+        ("librarian", "civilian"),
+        ("seamstresses", "civilian"),
+        ("nationalists", "unknown"),  # shares the ending, names no trade
+        ("separatists", "military"),  # listed
+        ("others", "unknown"),
+        ("riflemen", "military"),
+    ],
+)
+def test_unlisted_person_nouns_take_a_category_from_their_ending(word: str, category: str) -> None:
+    from monitor.extract import lexicon
+
+    assert lexicon.unlisted_category(word) == category

@@ -21,7 +21,7 @@ from monitor.events import (
     ThirdParty,
     parse_event_data,
 )
-from monitor.extract.normalize import READERS, extract, normalize
+from monitor.extract.normalize import READERS, explain, extract, normalize
 from monitor.extract.reader import FactReader
 from monitor.watches import Watch, load_watch
 from tests.conftest import make_watch
@@ -595,7 +595,7 @@ def test_a_model_or_unit_number_is_not_a_count() -> None:
 
 
 def test_a_later_denial_of_something_else_leaves_a_downing_claimed() -> None:
-    claim = "The RSF said it shot down an army Antonov plane over El Fasher. "
+    claim = "The RSF said it shot down an army Antonov over El Fasher. "
     other = downings(claim + "The army denied the RSF claim that its jets bombed a market.", SUDAN)
     assert [(d.owner, d.claimed_by, d.denied, d.stance) for d in other] == [
         ("SAF", "RSF", False, "claimed")
@@ -688,3 +688,18 @@ def test_a_toll_for_a_city_names_the_place() -> None:
         "Twelve civilians were killed; fighting went on in Omdurman.",  # another clause
     ):
         assert [c.place for c in casualties(text, SUDAN)] == [None], text
+
+
+def test_explain_records_what_each_reader_fired_and_vetoed() -> None:
+    text = (
+        "Both sides said there were no violations of the Saudi-brokered truce. "
+        "The army said it had not shot down the drone. Egypt sent weapons to the RSF."
+    )
+    found, sentences = explain(text, SUDAN)
+    assert found.facts == extract(text, SUDAN)
+    notes = [(n.pattern, n.verdict) for s in sentences for n in s.notes]
+    assert ("ceasefire.violated-cue", "vetoed") in notes  # "no violations"
+    assert any(p.startswith("ceasefire.") and "agreed" in p for p, v in notes if v == "fired")
+    assert ("downing.verb", "vetoed") in notes  # "had not shot down"
+    assert ("third_party.supplies-arms", "fired") in notes
+    assert all(f.span == (s.start, s.end) for s in sentences for f in s.facts)

@@ -15,8 +15,8 @@ from monitor.notify.channels import Channel
 from monitor.notify.message import Section, render_group, safe_url
 from monitor.notify.outbox import Deliverer
 from monitor.store.log import EventStore
-from tests.httpserver import Reply, TestServer
-from tests.notify_helpers import FAST, Inbox, host_of, mail_url, make_alert, posts, queue
+from tests.support.httpserver import Reply, TestServer
+from tests.support.notify_helpers import FAST, Inbox, host_of, mail_url, make_alert, posts, queue
 
 INJECTED_URL = "http://news.example/a>)[text](https://evil.example)"
 QUOTE = 'The truce held" onmouseover="x" <script>alert(1)</script> [click](https://evil.example)'
@@ -48,6 +48,8 @@ def test_urls_are_percent_encoded_so_no_character_ends_a_link() -> None:
     assert safe_url("http://news.example/3?a=1&b=2#top") == "http://news.example/3?a=1&b=2#top"
     assert safe_url('http://x.example/a b"c\\d%zz%41') == "http://x.example/a%20b%22c%5Cd%25zz%41"
     assert safe_url("https://bücher.example/ä") == "https://xn--bcher-kva.example/%C3%A4"
+    assert safe_url("https://Bücher.example/") == "https://xn--bcher-kva.example/"
+    assert ">" not in safe_url("http://" + "ä" * 70 + ".example/>")  # too long for IDNA
 
 
 def _links(tokens: list) -> list[str]:

@@ -10,8 +10,8 @@ from monitor.events import ArticleDiscovered, ArticleExtracted, FeedPolled
 from monitor.extract.text import split_header
 from monitor.store.log import EventStore
 from tests.conftest import RULES, SEEDS
-from tests.daemon_helpers import run_cli
-from tests.httpserver import TestServer
+from tests.support.daemon_helpers import run_cli
+from tests.support.httpserver import TestServer
 
 BODY = "The Ruritanian defence ministry said 31 soldiers had been killed since Sunday."
 DATED = f"Title: Toll rises in the border war\nPublished: 2020-10-01 09:30\n\n{BODY}\n"
@@ -105,3 +105,16 @@ def test_only_a_block_of_known_keys_at_the_top_is_a_header() -> None:
         assert header.title is None and header.published is None and text == prose
     header, text = split_header("Published: not a date at all\n\nBody.")
     assert header.published is None and text == "Body."
+
+
+def test_a_feed_files_links_stay_in_its_directory_unless_widened(tmp_path: Path) -> None:
+    """The seed feeds link to ../pages: outside the feed's folder, so named explicitly."""
+    feed = SEEDS / "feeds" / "ap.xml"
+    alone = run_cli("replay", str(feed), "--db", f"sqlite:///{tmp_path / 'a.db'}")
+    assert alone.returncode == 1
+    assert "refused: file: link outside the feed's directory" in alone.stderr
+    widened = run_cli(
+        "replay", str(feed), "--files-under", str(SEEDS), "--db", f"sqlite:///{tmp_path / 'b.db'}"
+    )
+    assert widened.returncode == 0, widened.stderr
+    assert "1 articles (1 extracted)" in widened.stderr

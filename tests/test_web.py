@@ -114,12 +114,13 @@ def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]
     assert httpx.get(f"{base}/watch/{WATCH}", params={"page": "x"}).status_code == 400
 
     whole = timeline_page(store, WATCH, size=1000)
-    assert whole.total == len(whole.facts) == 50 and not whole.has_next
+    assert whole.total == len(whole.facts) > 10 and not whole.has_next
     assert [f.at for f in whole.facts] == sorted(f.at for f in whole.facts)
+    pages = -(-whole.total // 10)
     paged = []
-    for page in range(1, 6):
+    for page in range(1, pages + 1):
         part = timeline_page(store, WATCH, page=page, size=10)
-        assert part.has_next == (page < 5) and part.pages == 5
+        assert part.has_next == (page < pages) and part.pages == pages
         paged += part.facts
     assert [f.event_id for f in paged] == [f.event_id for f in whole.facts]
     second = httpx.get(f"{base}/watch/{WATCH}", params={"page": "2", "type": "casualties"})
@@ -250,7 +251,10 @@ def test_report_is_one_self_contained_file(
     args = ["report", "--html", str(later), "--db", replayed_seeds, "--watch", WATCH]
     assert main([*args, "--since", "2020-10-01"]) == 0
     recent = later.read_text()
-    assert 0 < len(rows(recent, "fact")) < 50
+    seeds = EventStore(replayed_seeds)
+    everything = len(timeline_page(seeds, WATCH, size=1000).facts)
+    seeds.close()
+    assert 0 < len(rows(recent, "fact")) < everything
     assert "2020-09-30" not in "".join(rows(recent, "fact"))
     assert len(rows(recent, "alert")) == 2  # the ceasefire collapse and the jump to 963
     assert main([*args, "--since", "not a time"]) == 2

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlmodel import Session
 
@@ -50,7 +49,7 @@ from monitor.alerting.ruletypes import Observed, Verdict, lookup, outlet_of
 from monitor.alerting.silences import Silences, silence_state
 from monitor.alerting.sinks import CollectSink, LogSink, Sink, suppress
 from monitor.alerting.stages import Cooldown, Inhibition, Stage, last_fired
-from monitor.alerting.state import GLOBAL, HOLDS, LATEST, State
+from monitor.alerting.state import FAILING, GLOBAL, HOLDS, LATEST, State
 from monitor.events import (
     AlertRaised,
     FactReported,
@@ -180,39 +179,40 @@ class Evaluator:
         when: datetime,
         clock: datetime,
     ) -> list[AlertRaised]:
-        shared: dict[str, Any] = {"late": lateness(state, when)}
+        rules = self.by_event.get(data.fact.type, ())
+        late = lateness(state, when)
+        seen = Observed(event.id, when, fact_context(event), evidence_of(event)) if rules else None
+        failing = state.values.get((GLOBAL, FAILING)) or {}
         out: list[AlertRaised] = []
-        for c in self.by_event.get(data.fact.type, ()):
+        for c in rules:
+            assert seen is not None
             try:
-                out.extend(self._evaluate_rule(c, event, data, state, sink, when, clock, shared))
+                out.extend(self._evaluate_rule(c, data, seen, state, sink, clock, late))
             except Exception as exc:  # one broken rule must not stop the others
                 self.failures.failed(c, event.id, exc, state, sink, when, clock)
                 continue
-            rule_ok(c.rule.id, state)
+            if c.rule.id in failing:
+                rule_ok(c.rule.id, state)
         return out
 
     def _evaluate_rule(
         self,
         c: Compiled,
-        event: StoredEvent,
         data: FactReported,
+        seen: Observed,
         state: State,
         sink: Sink,
-        when: datetime,
         clock: datetime,
-        shared: dict[str, Any],
+        late: str | None,
     ) -> list[AlertRaised]:
-        """One rule on one fact. ``shared`` caches the fact's context across rules."""
+        """One rule on one fact (``late``: why the fact counts as late data, if it does)."""
         rule = c.rule
-        note = self._noter(rule.id, event.id)
+        note = self._noter(rule.id, seen.event_id)
         if not rule.applies_to(data.watch):
             note(f"not selected: watch {data.watch!r} is not in {rule.watches}")
             return []
-        if "seen" not in shared:
-            shared["seen"] = Observed(event.id, when, fact_context(event), evidence_of(event))
-        seen: Observed = shared["seen"]
         if c.cancel_if and c.first_failure(seen.ctx, c.cancel_if) is None:
-            self.holds.cancel(c, seen.ctx, state, sink, when, event.id)
+            self.holds.cancel(c, seen.ctx, state, sink, seen.time, seen.event_id)
         failed = c.first_failure(seen.ctx, c.where)
         tracing = note is not _ignore  # explanations are built only when asked for
         if failed is not None:
@@ -225,16 +225,17 @@ class Evaluator:
         if tracing:
             note(f"{rule.type}: {verdict.why}")
         out = self._revisit(c, verdict, seen, state, sink, clock, note)
-        pending = Pending(
-            c, verdict, seen.ctx, event.id, when, clock, [outlet_of(seen.ctx, "outlet")]
-        )
-        if not verdict.fire:
-            if verdict.restates and rule.hold:
-                self.holds.confirm(pending, state, seen.evidence, note)
+        if not verdict.fire and not (verdict.restates and rule.hold):
             note("verdict: no alert")
             return out
-        if shared["late"]:
-            pending.notes.append(shared["late"])
+        outlets = [outlet_of(seen.ctx, "outlet")]
+        pending = Pending(c, verdict, seen.ctx, seen.event_id, seen.time, clock, outlets)
+        if not verdict.fire:
+            self.holds.confirm(pending, state, seen.evidence, note)
+            note("verdict: no alert")
+            return out
+        if late:
+            pending.notes.append(late)
         if isinstance(rule, MatchRule) and rule.per_report:
             self.report = self.report or Report(data.article.article_id, state, sink)
             self.report.join(pending)
@@ -389,12 +390,14 @@ def lateness(state: State, when: datetime) -> str | None:
     """Why a fact published at ``when`` is late (facts published after it were evaluated
     already), or None when it is the newest so far (it then becomes the newest)."""
     latest = (state.values.get((GLOBAL, LATEST)) or {}).get("at")
-    if latest is None or latest <= when.isoformat():
-        state.put(GLOBAL, LATEST, {"at": when.isoformat()})
+    at = when.isoformat()
+    if latest is None or latest < at:
+        state.put(GLOBAL, LATEST, {"at": at})
+    if latest is None or latest <= at:
         return None
     return (
-        f"raised on late data: published {when.isoformat()}, it reached the log after facts "
-        f"published up to {latest}"
+        f"raised on late data: published {at}, it reached the log after facts published up "
+        f"to {latest}"
     )
 
 

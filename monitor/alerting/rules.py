@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from jinja2 import TemplateSyntaxError
@@ -362,8 +362,8 @@ Rule = Annotated[
     Field(discriminator="type"),
 ]
 RULE_TYPES: tuple[str, ...] = tuple(
-    m.model_fields["type"].annotation.__args__[0] for m in RULE_MODELS
-)  # type: ignore[union-attr]
+    get_args(m.model_fields["type"].annotation)[0] for m in RULE_MODELS
+)
 
 
 class RuleFile(BaseModel):
@@ -523,7 +523,7 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
 
 
 _CONDITION_KEYS = _keys_of(Condition)
-_RULE_KEYS = {m.model_fields["type"].annotation.__args__[0]: _keys_of(m) for m in RULE_MODELS}  # type: ignore[union-attr]
+_RULE_KEYS = {t: _keys_of(m) for t, m in zip(RULE_TYPES, RULE_MODELS, strict=True)}
 _ALL_RULE_KEYS = sorted({k for keys in _RULE_KEYS.values() for k in keys})
 
 

@@ -20,6 +20,7 @@ from monitor.alerting.rules import (
     JumpRule,
     MatchRule,
     NewValueRule,
+    Rule,
     RuleBase,
     TransitionRule,
 )
@@ -42,6 +43,10 @@ class Observed:
     time: datetime
     ctx: dict[str, Any]
     evidence: Evidence
+    at: str = ""  # ``time`` in ISO form, as state stores it (formatted once per fact)
+
+    def __post_init__(self) -> None:
+        self.at = self.at or self.time.isoformat()
 
 
 @dataclass
@@ -128,7 +133,7 @@ class NewValue(RuleType):
         key = f"seen:{group}|{value}"
         first = memory.get(key)
         data = {**fact_data(seen.ctx), "value": value}
-        when = seen.time.isoformat()
+        when = seen.at
         if first is not None:
             why = f"{self.rule.value}={value!r} already seen ({first['event_id']})"
             if when < first.get("at", when):
@@ -159,7 +164,7 @@ class Jump(RuleType):
         name = group_key(seen.ctx, rule.series)
         key = f"series:{name}"
         points = _points(memory.get(key))
-        when = seen.time.isoformat()
+        when = seen.at
         # Equal times keep arrival order: facts of one article come in text order.
         at = next((i for i, p in enumerate(points) if p["at"] > when), len(points))
         previous = points[at - 1] if at else None
@@ -185,11 +190,12 @@ class Jump(RuleType):
                     head["ctx"],
                     _ev(head["evidence"]),
                 )
-                verdict.later.append((first, self._compare(name, current, seen.evidence, first)))
+                earlier = _dump(seen.evidence)
+                verdict.later.append((first, self._compare(name, current, earlier, first)))
             return verdict
-        return self._compare(name, previous["value"], _ev(previous["evidence"]), seen)
+        return self._compare(name, previous["value"], previous["evidence"], seen)
 
-    def _compare(self, name: str, before: Any, earlier: Evidence, seen: Observed) -> Verdict:
+    def _compare(self, name: str, before: Any, earlier: dict[str, Any], seen: Observed) -> Verdict:
         rule = self.rule
         current = lookup(seen.ctx, rule.value)
         rise = current - before
@@ -212,7 +218,7 @@ class Jump(RuleType):
         )
         if rise <= 0 or not big_enough:
             return Verdict(False, f"{figures} is below {thresholds}", data, restates=rise == 0)
-        return Verdict(True, f"{figures} meets {thresholds}", data, [earlier, seen.evidence])
+        return Verdict(True, f"{figures} meets {thresholds}", data, [_ev(earlier), seen.evidence])
 
 
 def _points(state: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -232,7 +238,7 @@ class Transition(RuleType):
         name = group_key(seen.ctx, rule.key)
         key = f"state:{name}"
         state = memory.get(key) or {}
-        when = seen.time.isoformat()
+        when = seen.at
         if when < state.get("at", when):
             why = f"published before the current {rule.field} of {name} ({state['at']}): history"
             return Verdict(False, why)
@@ -278,7 +284,7 @@ class Frequency(RuleType):
         name = group_key(seen.ctx, rule.group_by)
         key = f"window:{name}"
         hits = (memory.get(key) or {}).get("hits", [])
-        hits.append([seen.time.isoformat(), _dump(seen.evidence)])
+        hits.append([seen.at, _dump(seen.evidence)])
         hits.sort(key=lambda h: h[0])
         latest = datetime.fromisoformat(hits[-1][0])
         hits = [h for h in hits if datetime.fromisoformat(h[0]) > latest - rule.window]
@@ -321,7 +327,7 @@ class Corroborated(RuleType):
         state = memory.get(key) or {"reports": [], "fired_at": None}
         outlet = outlet_of(seen.ctx, rule.outlet_field)
         reports = [r for r in state["reports"] if _near(r[0], seen.time, 2 * rule.window)]
-        reports.append([seen.time.isoformat(), outlet, _dump(seen.evidence)])
+        reports.append([seen.at, outlet, _dump(seen.evidence)])
         near = [r for r in reports if _near(r[0], seen.time, rule.window)]
         first_by_outlet: dict[str, list[Any]] = {}
         for report in sorted(near, key=lambda r: r[0]):
@@ -345,7 +351,7 @@ class Corroborated(RuleType):
         if fired is not None and _near(fired, seen.time, rule.window):
             memory.put(key, {"reports": reports, "fired_at": fired})
             return Verdict(False, f"{counted}: corroboration already reported at {fired}", data)
-        memory.put(key, {"reports": reports, "fired_at": seen.time.isoformat()})
+        memory.put(key, {"reports": reports, "fired_at": seen.at})
         evidence = [_ev(r[2]) for r in first_by_outlet.values()]
         return Verdict(True, f"{counted} reaches {rule.min_outlets}", data, evidence)
 
@@ -364,5 +370,5 @@ RULE_TYPES: dict[str, type[RuleType]] = {
 }
 
 
-def rule_type_for(rule: RuleBase) -> RuleType:
-    return RULE_TYPES[rule.type](rule)  # type: ignore[attr-defined]
+def rule_type_for(rule: Rule) -> RuleType:
+    return RULE_TYPES[rule.type](rule)

@@ -41,7 +41,8 @@ def parse_matcher(text: str) -> SilenceMatcher:
             re.compile(value)
         except re.error as exc:
             raise SilenceError(f"{text!r}: not a valid regular expression: {exc}") from exc
-    return SilenceMatcher(name=name, op=op, value=value)  # type: ignore[arg-type]
+    # The pattern admits only the four operators; validation types ``op`` as one of them.
+    return SilenceMatcher.model_validate({"name": name, "op": op, "value": value})
 
 
 @dataclass(frozen=True)

@@ -88,10 +88,11 @@ class Inhibition:
         row = state.get(GLOBAL, f"inhibit:{key}") or {}
         current = row.get("active")
         when = pending.when
-        stronger = current is not None and (
-            SEVERITY_RANK[current["severity"]] > SEVERITY_RANK[alert.severity]
-        )
-        if stronger and datetime.fromisoformat(current["until"]) > when:
+        if (
+            current is not None
+            and SEVERITY_RANK[current["severity"]] > SEVERITY_RANK[alert.severity]
+            and datetime.fromisoformat(current["until"]) > when
+        ):
             return  # a stronger inhibitor is still active
         row["active"] = {
             "severity": alert.severity,

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
-from sqlmodel import Session
+from sqlalchemy import delete, insert, select, tuple_
+from sqlmodel import Session, col
 
-from monitor.store.tables import RuleState
+from monitor.store.tables import RuleState, table_of
 
 # State rows not owned by one rule ("~" cannot start a rule id), and their keys.
 GLOBAL = "~evaluator"
@@ -56,7 +56,9 @@ class State:
 
     @classmethod
     def load(cls, session: Session) -> State:
-        rows = session.execute(select(RuleState.rule, RuleState.key, RuleState.value)).all()
+        rows = session.execute(
+            select(col(RuleState.rule), col(RuleState.key), col(RuleState.value))
+        ).all()
         return cls({(r, k): v for r, k, v in rows})
 
     def flush(self, session: Session, chunk: int = 400) -> None:
@@ -65,7 +67,7 @@ class State:
         for i in range(0, len(keys), chunk):
             part = keys[i : i + chunk]
             session.execute(
-                delete(RuleState).where(tuple_(RuleState.rule, RuleState.key).in_(part))
+                delete(RuleState).where(tuple_(col(RuleState.rule), col(RuleState.key)).in_(part))
             )
             rows = [
                 {"rule": r, "key": k, "value": self.values[(r, k)]}
@@ -73,7 +75,7 @@ class State:
                 if (r, k) in self.values
             ]
             if rows:
-                session.execute(RuleState.__table__.insert(), rows)  # type: ignore[attr-defined]
+                session.execute(insert(table_of(RuleState)), rows)
         self.dirty.clear()
 
 

@@ -285,8 +285,15 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, Category] | None:
             continue
         if w in _FUNCTION or w in _OUTCOME_WORDS or w in _OUTCOME_NOUNS or w in _AUX:
             return None
-        if not single and _unlisted_people(w, _text(sent, j + 1)):
-            return j, UNKNOWN  # "three surgeons were ...": people the lexicon does not list
+        object_of_killing = (
+            (j == i + 1 or (j == i + 2 and toks[i + 1].text == "of"))
+            and i > 0
+            and toks[i - 1].text in lexicon.KILL_ACTIVE
+            and _plural_people(w)
+        )  # "gunmen killed 17 electricians", "killed scores of midwives"
+        if not single and (object_of_killing or _unlisted_people(sent, j)):
+            # "three surgeons were ...": people the lexicon does not list, by their ending
+            return j, lexicon.unlisted_category(w)
         if not sent.text[t.start : t.start + 1].isupper():
             free += 1
         if free > 3:
@@ -901,9 +908,13 @@ def _singulars(sent: Sentence) -> list[Report]:
             taken.add(det_tok)
             inside = sent.token_at(m.end() - 1)
             det = m.group("det")
+            heads = [t.text for t in np_tokens if t.kind == "W"]
             category: Category = next(
-                (_SINGULAR_NOUNS[t.text] for t in np_tokens if t.text in _SINGULAR_NOUNS), UNKNOWN
+                (_SINGULAR_NOUNS[w] for w in heads if w in _SINGULAR_NOUNS),
+                lexicon.unlisted_category(heads[-1]) if heads else UNKNOWN,
             )
+            # "the police chief", "an army officer": the force the person serves in decides.
+            category = _category_in(sent, det_tok + 1, det_tok + 1 + len(np_tokens), category)
             out.append(
                 Report(
                     sentence=sent,
@@ -1010,11 +1021,19 @@ def _person_noun(word: str, agentive: bool = False) -> bool:
 _AGENT_SUFFIXES = ("er", "or", "ist", "ian", "man", "ant", "ent")
 
 
-def _unlisted_people(word: str, nxt: str) -> bool:
-    """A plural noun the lexicon lacks, right before a verb that people undergo ("46
-    surgeons were killed", "9 midwives died", "12 electricians killed")."""
+def _unlisted_people(sent: Sentence, j: int) -> bool:
+    """A plural noun the lexicon lacks (token j), right before a verb that people undergo
+    ("46 surgeons were killed", "9 midwives died", "12 electricians killed", "went
+    missing") or before another victim phrase it is coordinated with ("20 electricians and
+    a child were ...")."""
+    nxt, after = _text(sent, j + 1), _text(sent, j + 2)
     verb = nxt in _AUX or nxt in _OUTCOME_WORDS or nxt in lexicon.KILL_ACTIVE
-    return verb and _plural_people(word)
+    went = nxt == "went" and after == "missing"
+    coordinated = nxt == "and" and (
+        after in ("a", "an", "the", "his", "her", "their")
+        or (j + 2 < len(sent.tokens) and sent.tokens[j + 2].kind == "N")
+    )
+    return (verb or went or coordinated) and _plural_people(sent.tokens[j].text)
 
 
 def _plural_people(word: str) -> bool:

@@ -2,8 +2,12 @@
 
 A sentence yields ceasefire facts only when it names a ceasefire (truce, cessation of
 hostilities) and a status cue sits within a few tokens of that name; each cue family maps to
-one status (CONVENTIONS.md). Brokers come from brokering phrases ("Russian-brokered",
-"mediated by Qatar and Egypt", "with the help of China's facilitation").
+one status (CONVENTIONS.md). The names and cues are words in `data/ceasefire_words.yaml`,
+inflected from lemmas. A cue inside an appeal's content ("urged them to agree to a truce") or
+after an intent or a modal ("efforts to reach", "could collapse") reports nothing; a truce only
+described as brokered or in force ("despite an X-brokered truce") is agreed only when nothing
+else is said of it. Brokers come from brokering phrases ("Russian-brokered", "mediated by
+Qatar and Egypt", "with the help of China's facilitation").
 """
 
 from __future__ import annotations
@@ -13,66 +17,75 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.events import Ceasefire, CeasefireStatus, Fact
+from monitor.extract import lexicon
 from monitor.extract.analysis import Sentence, words
 from monitor.watches import Watch
 
 # Stems every ceasefire name starts with (the passage-level prefilter, see normalize.py).
 TRIGGERS = words("cease cessation truce armistice pause")
 
-_TRIGGER = re.compile(
-    r"\b(?:ceasefires?|cease-fires?|truces?|cessation of (?:all )?(?:hostilities|fire)|"
-    r"cease (?:the )?(?:hostilities|fire)|armistice|pause in (?:the )?(?:fighting|hostilities))\b"
+_WORDS = lexicon.words_file("ceasefire_words.yaml")
+_NAMES = lexicon.word_pattern(_WORDS["names"])
+_TRIGGER = re.compile(_NAMES)
+_STATUSES: tuple[CeasefireStatus, ...] = (
+    "called_for",
+    "proposed",
+    "agreed",
+    "violated",
+    "collapsed",
 )
-_STATUS_CUES: tuple[tuple[CeasefireStatus, re.Pattern[str]], ...] = (
-    (
-        "called_for",
-        re.compile(
-            r"\b(?:call(?:s|ed|ing)? (?:\S+ ){0,3}?for|call(?:s|ed|ing)? to|urg(?:e|ed|es|ing)|"
-            r"appeal(?:s|ed)?|demand(?:s|ed|ing)?|push(?:ed|ing)? for|press(?:ed|ing)? for|"
-            r"plea)\b"
-        ),
-    ),
-    (
-        "proposed",
-        re.compile(
-            r"\b(?:propos(?:e|ed|es|al|als|ing)|offer(?:s|ed)?|unilateral(?:ly)?|declared?|"
-            r"announc(?:ed|es|ement)|order(?:ed|s))\b"
-        ),
-    ),
-    (
-        "agreed",
-        re.compile(
-            r"\b(?:agreed?|agreeing|agreement|signed|reached|took effect|(?:came|come|comes|"
-            r"coming|went|go|goes) into (?:effect|force)|enter(?:ed|s)? into force|"
-            r"will enter into force|in effect|brokered|mediated|established|joined|"
-            r"decided to cease|started|began|accepted|(?:ceasefire|cease-fire|truce) "
-            r"(?:\S+ )?(?:holds|held|is holding|was holding))\b"
-        ),
-    ),
-    (
-        "violated",
-        re.compile(
-            r"\b(?:violat(?:e|ed|es|ing|ion|ions)|breach(?:ed|es|ing)?|broken|"
-            r"broke(?! (?:out|down|away))|not (?:been )?respected|flout(?:ed|ing)?)\b"
-        ),
-    ),
-    (
-        "collapsed",
-        re.compile(
-            r"\b(?:collaps(?:e|ed|es|ing)|failed|failure|shattered|broke down|break down|"
-            r"breakdown|ended|unravel(?:l?ed)?|fell apart|crumbled)\b"
-        ),
-    ),
+
+
+def _cues(entry: dict) -> str:
+    return "|".join(
+        (lexicon.verb_pattern(entry.get("verbs", [])), lexicon.word_pattern(entry.get("words", [])))
+    )
+
+
+_STATUS_CUES: tuple[tuple[CeasefireStatus, re.Pattern[str]], ...] = tuple(
+    (status, re.compile(_cues(_WORDS["status"][status]))) for status in _STATUSES
 )
+# Cues that count only beside a name: "the truce held", "the truce ended", "ending the truce".
+_GAP = rf"(?:{lexicon.word_pattern(_WORDS['beside_gap'])} )*"
+_NO_OBJECT = r"(?! (?:a|an|the|this|that|its|their|his|her|E\d+|N\d+|\S+'s)\b)"
+
+
+def _beside(where: dict) -> re.Pattern[str]:
+    after, before = where.get("after_verbs", []), where.get("before_verbs", [])
+    parts = []
+    if after:
+        parts.append(rf"{_NAMES} {_GAP}{lexicon.verb_pattern(after)}{_NO_OBJECT}")
+    if before:
+        parts.append(
+            rf"{lexicon.verb_pattern(before)} (?:the |a |an |this |that )?(?:\S+ )?{_NAMES}"
+        )
+    return re.compile("|".join(parts))
+
+
+_BESIDE: tuple[tuple[CeasefireStatus, re.Pattern[str]], ...] = tuple(
+    (status, _beside(where)) for status, where in _WORDS["beside_name"].items()
+)
+_IRREALIS = re.compile(rf"{lexicon.word_pattern(_WORDS['irrealis'])} (?:(?!have )\S+ )?$")
+_EXEMPT = re.compile(lexicon.verb_pattern(_WORDS["irrealis_exempt_verbs"]))
+_NEGATED_VIOLATION = re.compile(
+    rf"(?:{lexicon.word_pattern(_WORDS['negated_violation']['negators'])}|\b\S+n't\b) "
+    rf"(?:\S+ ){{0,2}}?{lexicon.verb_pattern(_WORDS['negated_violation']['verbs'])}"
+)
+_BG_VERBS = lexicon.verb_pattern(_WORDS["background"]["verbs"], ("VBN",))
+_BG_WORDS = lexicon.word_pattern(_WORDS["background"]["words"])
+_BACKGROUND = re.compile(rf"- {_BG_VERBS}|{_BG_VERBS} (?:\S+ )?by\b|{_BG_WORDS}")
+_APPEAL = re.compile(lexicon.verb_pattern(_WORDS["appeal_verbs"]))
+_ACCEPT = re.compile(lexicon.verb_pattern(_WORDS["acceptance_verbs"]))
+_BOTH_SIDES = re.compile(lexicon.word_pattern(_WORDS["both_sides"]))
 # Fighting again in a sentence about a truce: it is being violated (unless it collapsed).
 _RESUMED = re.compile(
     r"\b(?:fighting|clashes|hostilities|shelling) (?:\S+ )?(?:resumed|resumes|erupted again|"
     r"broke out again|flared again)\b"
 )
-_DESPITE = re.compile(
-    r"\bdespite (?:a |the |an )?(?:(?!calls?\b)\S+ ){0,4}?(?:ceasefire|cease-fire|truce)"
-)
+_DESPITE = re.compile(rf"\bdespite (?:a |the |an )?(?:(?!calls?\b)\S+ ){{0,4}}?{_NAMES}")
 _NEGATED = re.compile(r"\b(?:no (?:violations?|breach(?:es)?)|without (?:any )?violations?)\b")
+# Where an appeal's content ends: "urged them to agree to a truce, but fighting went on".
+_CLAUSE_END = frozenset(words(". ; but while after although whereas which who when since"))
 _BROKER_SUFFIX = re.compile(r"\b(E\d+) - (?:brokered|mediated|sponsored|facilitated|negotiated)\b")
 _BROKER_BY = re.compile(
     r"\b(?:brokered|mediated|facilitated|negotiated|sponsored|proposed|announced|declared|"
@@ -102,13 +115,19 @@ def _near(sent: Sentence, cue: re.Match[str], triggers: list[re.Match[str]]) -> 
     return any(abs(sent.token_at(t.start()) - ci) <= _WINDOW for t in triggers)
 
 
+# Words that end a list of brokers: "proposed by Qatar, but Sudan has yet to respond".
+_LIST_END = frozenset(
+    words(". ; : to that which who after in on but while although was were is are has had have")
+)
+
+
 def _actor_list(sent: Sentence, start_token: int, parties: frozenset[str]) -> list[str]:
     """Actors named in a list starting at a token: "Egypt, Qatar, and the United States"."""
     out: list[str] = []
     gap = 0
     for k in range(start_token, len(sent.tokens)):
         t = sent.tokens[k]
-        if t.text in (".", ";", ":", "to", "that", "which", "who", "after", "in", "on"):
+        if t.text in _LIST_END:
             break
         if t.kind == "E":
             if sent.is_actor_token(k) and not _possessive_modifier(sent, k):
@@ -217,6 +236,40 @@ def _cue_id(status: CeasefireStatus) -> str:
     return f"ceasefire.{status.replace('_', '-')}-cue"
 
 
+def _appeal_scopes(sent: Sentence) -> list[tuple[int, int, re.Match[str]]]:
+    """Signature spans an appeal asks for: from the "to" after an appeal verb to the end of
+    its clause ("urged both sides [to agree to a truce], ..."), with the appeal verb."""
+    out: list[tuple[int, int, re.Match[str]]] = []
+    toks = sent.tokens
+    for m in _APPEAL.finditer(sent.sig):
+        verb = sent.token_at(m.start())
+        k = verb + 1
+        while k < min(len(toks), verb + 10) and toks[k].text != "to":
+            if toks[k].text in _CLAUSE_END:
+                break
+            k += 1
+        if k >= len(toks) or toks[k].text != "to":
+            continue
+        end = k + 1
+        while end < len(toks) and toks[end].text not in _CLAUSE_END:
+            end += 1
+        hi = sent.offsets[end] if end < len(toks) else len(sent.sig)
+        out.append((sent.offsets[k], hi, m))
+    return out
+
+
+def _acceptance(sent: Sentence, cue: re.Match[str], parties: frozenset[str]) -> CeasefireStatus:
+    """A plan accepted by both sides is agreed; by one watch party only, still a proposal."""
+    ci = sent.token_at(cue.start())
+    if _joint(sent, cue, parties) or _BOTH_SIDES.search(sent.words(max(0, ci - 6), ci)):
+        return "agreed"
+    for k in range(ci - 1, max(-1, ci - 10), -1):
+        t = sent.tokens[k]
+        if t.kind == "E" and sent.is_actor_token(k):
+            return "proposed" if sent.mentions[t.ref].code in parties else "agreed"
+    return "agreed"
+
+
 def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]:
     sig = sent.sig
     triggers = []
@@ -227,27 +280,79 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
             triggers.append(t)
     if not triggers:
         return []
+    scopes = _appeal_scopes(sent)
+
+    def appealed(cue: re.Match[str], pattern: str) -> bool:
+        """Part of an appeal's content, or an intent or hypothesis: not a report."""
+        if any(lo <= cue.start() < hi for lo, hi, _ in scopes):
+            sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: what an appeal asks for")
+            return True
+        if _IRREALIS.search(sig, max(0, cue.start() - 24), cue.start()) and not _EXEMPT.match(
+            sig, cue.start()
+        ):
+            sent.note(pattern, "vetoed", f"{sent.raw_match(cue)}: an intent or a hypothesis")
+            return True
+        return False
+
     statuses: dict[CeasefireStatus, _Cue] = {}
-    for status, pattern in _STATUS_CUES:
+    for lo, hi, verb in scopes:
+        if any(lo <= t.start() < hi for t in triggers) or _near(sent, verb, triggers):
+            statuses.setdefault("called_for", (verb, "ceasefire.appeal-to"))
+    negated = [
+        c
+        for c in _NEGATED_VIOLATION.finditer(sig)
+        if _near(sent, c, triggers) and not appealed(c, "ceasefire.not-respected")
+    ]
+    if negated:
+        statuses["violated"] = (negated[0], "ceasefire.not-respected")
+    background = [c for c in _BACKGROUND.finditer(sig) if _near(sent, c, triggers)]
+    for status, cue_rx in _STATUS_CUES:
         far: re.Match[str] | None = None
-        for cue in pattern.finditer(sig):
-            if _near(sent, cue, triggers):
+        for cue in cue_rx.finditer(sig):
+            if any(c.start() <= cue.start() < c.end() for c in negated + background):
+                continue  # "failed to observe the truce": a violation, not a collapse
+            if not _near(sent, cue, triggers):
+                far = far or cue
+                continue
+            if status == "called_for" or not appealed(cue, _cue_id(status)):
                 statuses.setdefault(status, (cue, _cue_id(status)))
                 break
-            far = far or cue
         if status not in statuses and far is not None:
             sent.note(_cue_id(status), "vetoed", f"{sent.raw_match(far)}: far from the name")
-    for pattern, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
-        found_cue = pattern.search(sig)
+    for status, cue_rx in _BESIDE:
+        name = f"ceasefire.{status}-beside-name"
+        for cue in cue_rx.finditer(sig):
+            if not appealed(cue, name):
+                statuses.setdefault(status, (cue, name))
+                break
+    for cue in _ACCEPT.finditer(sig):
+        if _near(sent, cue, triggers) and not appealed(cue, "ceasefire.accepted"):
+            accepted = _acceptance(sent, cue, parties)
+            statuses.setdefault(accepted, (cue, f"ceasefire.accepted-{accepted}"))
+            break
+    for cue_rx, name in ((_DESPITE, "ceasefire.despite-truce"), (_RESUMED, "ceasefire.resumed")):
+        found_cue = cue_rx.search(sig)
         if found_cue and "collapsed" not in statuses:
             statuses.setdefault("violated", (found_cue, name))
-    negated = _NEGATED.search(sig)
-    if negated and "violated" in statuses:
-        sent.note(statuses.pop("violated")[1], "vetoed", sent.raw_match(negated))
+    no_violation = _NEGATED.search(sig)
+    if no_violation and "violated" in statuses:
+        sent.note(statuses.pop("violated")[1], "vetoed", sent.raw_match(no_violation))
+    for cue in background:
+        if statuses.keys() - {"called_for"}:
+            # Only a description of a truce made earlier: what else is said of it counts.
+            sent.note(
+                "ceasefire.described-as-agreed", "vetoed", f"{sent.raw_match(cue)}: said of it"
+            )
+            break
+        if not appealed(cue, "ceasefire.described-as-agreed"):
+            # Brokered or in force, and not said to be broken, ended or merely proposed.
+            statuses["agreed"] = (cue, "ceasefire.described-as-agreed")
+            break
     found = brokers(sent, parties)
-    mediated = bool(re.search(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)) and bool(
-        found
-    )
+    mediated = bool(found) and any(
+        not _IRREALIS.search(sig, max(0, m.start() - 24), m.start())
+        for m in re.finditer(r"\bmediat|\bbrokered|\bfacilitat|\bintermediar", sig)
+    )  # "offered to mediate" mediates nothing yet
     statuses = _resolve(statuses, sent, parties, mediated)
     if not statuses:
         return []

@@ -3,7 +3,10 @@
 The asset is the object of the downing verb: after it in the active voice ("shot down an
 Armenian drone"), before it in the passive ("a helicopter was shot down by a drone"), so the
 weapon that did the shooting is never taken for the asset. A definite "the aircraft" after an
-earlier downing refers back to it and adds nothing.
+earlier downing refers back to it and adds nothing; with none before, "it" and "the drone" take
+the asset and its owner from the sentence before ("A Turkish drone crossed the border. Armenia
+said it shot it down"). The owner's denial, or another cause it gives for the loss (a
+technical malfunction), is read with the words of `data/downing_words.yaml`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.events import Asset, Downing, Fact
+from monitor.extract import lexicon
 from monitor.extract.analysis import Sentence, words
 from monitor.watches import Watch
 
@@ -48,7 +52,8 @@ _ASSETS: tuple[tuple[Asset, str], ...] = (
         "aircraft",
         r"aircraft|airplanes?|planes?|warplanes?|jets?|fighter-bombers?|bombers?|"
         r"Su-\d+\w*|SU-\d+\w*|Sukhoi(?:-\d+)?\w*|MiG-?\d*\w*|F-\d+\w*|A-50\w*|Il-\d+\w*|"
-        r"Tu-\d+\w*|Cessna(?: \d+)?|Alpha Jets?|Tornados?|Mirages?|Rafales?|airliners?|"
+        r"Tu-\d+\w*|An-\d+\w*|Antonovs?(?:-\d+\w*)?|Cessna(?: \d+)?|Alpha Jets?|Tornados?|"
+        r"Mirages?|Rafales?|airliners?|"
         r"fighters?(?= of| from)|(?<=Air Force )fighters?",
     ),
 )
@@ -56,13 +61,42 @@ _ASSET = re.compile(
     "|".join(f"(?P<{name}>\\b(?:{pat})\\b)" for name, pat in _ASSETS), re.IGNORECASE
 )
 _STOP = re.compile(r"[.;:]|\b(?:with|using|by|after|while|but|and claimed|rather)\b", re.IGNORECASE)
-_DENIAL = re.compile(
-    r"\b(?:denied|denies|deny|false|lie|lies|untrue|not true|fake|refuted|dismissed|rejected|"
-    r"malfunction|technical (?:problem|failure|fault|reasons)|engine failure|accident)\b",
-    re.IGNORECASE,
+_WORDS = lexicon.words_file("downing_words.yaml")
+_CAUSE = (
+    lexicon.word_pattern(_WORDS["cause_words"])
+    + "|"
+    + lexicon.word_pattern(_WORDS["cause_qualifiers"])[:-2]
+    + r" "
+    + lexicon.noun_pattern(_WORDS["cause_nouns"])[2:]
+    + "|"
+    + lexicon.verb_pattern(_WORDS["cause_verbs"])
 )
+_DENY_VERBS = lexicon.verb_pattern(_WORDS["denial_verbs"])
+# The owner's dispute: a denial, or another cause given for the loss (CONVENTIONS.md).
+_DENIAL = re.compile(
+    "|".join((_DENY_VERBS, lexicon.word_pattern(_WORDS["denial_words"]), _CAUSE)), re.IGNORECASE
+)
+_DENY_VERB = re.compile(_DENY_VERBS, re.IGNORECASE)
+
+
+def _stems() -> list[str]:
+    """Trigger stems of the denial words: each single word, the longest word of each phrase
+    ("malfunction", "failure" of "engine failure"), the cause qualifiers and every verb form."""
+    out = {
+        max(p.split(), key=len).lower()
+        for key in ("denial_words", "cause_words", "cause_qualifiers")
+        for p in _WORDS[key]
+    }
+    out |= {
+        f
+        for lemma in _WORDS["denial_verbs"] + _WORDS["cause_verbs"]
+        for f in lexicon.verb_forms(lemma)
+    }
+    return sorted(out)
+
+
 # Stems of the denials that `denied_by_owner` reads in the sentences after a downing.
-DENIAL_TRIGGERS = words("deni deny dismiss reject refut false lie")
+DENIAL_TRIGGERS = _stems()
 _OWNER_GENERIC = re.compile(
     r"\b(?:the|its) (?:military|army|armed forces|government|air force|defen[cs]e ministry)\b|"
     r"\bthe country['’]s armed forces\b",
@@ -181,7 +215,8 @@ def _owner(sent: Sentence, asset: re.Match[str], floor: int) -> str | None:
     if m:
         if re.match(r"\s*(?:from|of)\s+its\b", tail):
             return _asserter(sent, asset.start())
-        return _mention_code_in(sent, asset.end() + m.end(), asset.end() + m.end() + 40)
+        # From the start of the tail: a name may begin with the "the" just read past.
+        return _mention_code_in(sent, asset.end(), asset.end() + m.end() + 40)
     return None
 
 
@@ -202,7 +237,8 @@ def _asserter(sent: Sentence, trigger_pos: int) -> str | None:
         m = sent.mentions[i]
         if m.end > trigger_pos or not m.is_actor or i in sent.location:
             continue
-        if _ASSERT.match(sent.text, m.end) and _ASSERT.match(sent.text, m.end).end() <= trigger_pos:
+        verb = _ASSERT.match(sent.text, m.end)
+        if verb and verb.end() <= trigger_pos:
             return m.code
     return sent.speaker_code
 
@@ -214,21 +250,39 @@ def _claimant(sent: Sentence, trigger_pos: int) -> str | None:
     best = None
     for i, m in enumerate(sent.mentions):
         if m.end <= trigger_pos and m.is_actor and i not in sent.location:
+            owned = _QUALIFIES_ASSET.match(sent.text, m.end)
+            if owned and owned.end() <= trigger_pos:
+                continue  # "a Russian helicopter was shot down": the owner, not a claimant
             best = m.code
     return best
 
 
-def read_sentence(sent: Sentence) -> list[DowningHit]:
+_QUALIFIES_ASSET = re.compile(r"\s+(?:[\w-]+\s+){0,2}?(?:" + _ASSET.pattern + ")", re.IGNORECASE)
+
+
+def _assets_in(sent: Sentence) -> list[re.Match[str]]:
+    """The assets a sentence names, in order (what "it" or "the drone" may refer back to)."""
+    return list(_ASSET.finditer(sent.text, sent.start, sent.end))
+
+
+_PRONOUN_OBJECT = re.compile(r"\s+(?:it|them)\b", re.IGNORECASE)
+_PRONOUN_SUBJECT = re.compile(r"\b(?:it|they)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
+
+
+def read_sentence(sent: Sentence, previous: Sentence | None = None) -> list[DowningHit]:
+    """Downings in one sentence; `previous` is the sentence before, where "it" or a definite
+    "the drone" may have been named with its owner."""
     s = sent.text
     out: list[DowningHit] = []
     for t in _TRIGGER.finditer(s, sent.start, sent.end):
         before = s[max(sent.start, t.start() - 30) : t.start()]
-        if re.search(
+        negation = re.search(
             r"\b(?:rather than|not|no|never|failed to|attempt(?:ed)? to)\s+(?:\S+\s+){0,3}$",
             before,
             re.IGNORECASE,
-        ):
-            sent.note("downing.verb", "vetoed", f"{before.strip()} {t.group(0)}: negated")
+        )
+        if negation:
+            sent.note("downing.verb", "vetoed", f"{negation.group(0)}{t.group(0)}: negated")
             continue
         word = t.group(0).lower()
         # The auxiliary and at most one word before the verb: a short window is enough.
@@ -250,19 +304,45 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
             if not assets and object_first:
                 pattern = "downing.object-before-verb"
                 assets = _object_before(s, t.start(), sent.start)
-        if not assets:
+        pronoun = (
+            (bool(t.group("pro")) and t.group("pro").lower() in ("it", "them"))
+            or (passive and bool(_PRONOUN_SUBJECT.search(lead)))
+            or (not passive and bool(_PRONOUN_OBJECT.match(s, t.end())))
+        )
+        earlier: list[re.Match[str]] = []
+        if not assets and pronoun and previous is not None:
+            earlier = _assets_in(previous)[-1:]
+            pattern = "downing.pronoun-refers-back"
+        if not assets and not earlier:
             sent.note(pattern, "vetoed", f"{t.group(0)}: no drone, aircraft or missile")
             continue
         claimant = _claimant(sent, t.start())
+        for a in earlier:
+            assert previous is not None
+            sent.note(pattern, "fired", f"{t.group(0)} / {a.group(0)} (the sentence before)")
+            out.append(
+                DowningHit(
+                    _asset_kind(a),
+                    _owner(previous, a, previous.start),
+                    claimant,
+                    _count_before(previous, a.start()) or 1,
+                    sent,
+                    False,
+                    pattern,
+                )
+            )
         for a in assets:
             sent.note(pattern, "fired", f"{t.group(0)} / {a.group(0)}")
             count = _count_before(sent, a.start()) or 1
             head = s[max(sent.start, a.start() - 40) : a.start()].lower()
             definite = bool(re.search(r"\bthe\s+(?:\w+\s+){0,3}$", head))
+            owner = _owner(sent, a, t.end() if a.start() >= t.end() else sent.start)
+            if owner is None and definite and previous is not None:
+                owner = _owner_earlier(previous, _asset_kind(a))
             out.append(
                 DowningHit(
                     _asset_kind(a),
-                    _owner(sent, a, t.end() if a.start() >= t.end() else sent.start),
+                    owner,
                     claimant,
                     count,
                     sent,
@@ -271,6 +351,34 @@ def read_sentence(sent: Sentence) -> list[DowningHit]:
                 )
             )
     return _dedupe(out)
+
+
+def _owner_earlier(previous: Sentence, kind: Asset) -> str | None:
+    """The owner of "the drone" named in the sentence before: "A Turkish drone crossed the
+    border. Armenia said it shot down the drone." """
+    for a in reversed(_assets_in(previous)):
+        if _asset_kind(a) == kind:
+            return _owner(previous, a, previous.start) or _launcher(previous, a)
+    return None
+
+
+_LAUNCH = re.compile(
+    r"\s*(?:['’]s\s+)?(?:\w+\s+){0,2}?" + lexicon.verb_pattern(_WORDS["launch_verbs"], ("VBD",)),
+    re.IGNORECASE,
+)
+
+
+def _launcher(sent: Sentence, asset: re.Match[str]) -> str | None:
+    """Who sent the asset: the actor right before a launching verb ahead of it ("Armenian
+    forces launched a drone")."""
+    for i in range(len(sent.mentions) - 1, -1, -1):
+        m = sent.mentions[i]
+        if m.end > asset.start() or not m.is_actor or i in sent.location:
+            continue
+        launch = _LAUNCH.match(sent.text, m.end)
+        if launch and launch.end() <= asset.start():
+            return m.code
+    return None
 
 
 def _dedupe(hits: list[DowningHit]) -> list[DowningHit]:
@@ -298,8 +406,11 @@ def denied_by_owner(
         if sent.speaker_code == owner:
             return True
         codes = {m.code for m in sent.mentions}
-        if owner in codes and re.search(
-            r"\b(?:denied|denies|deny|dismissed|rejected|refuted)\b", sent.quote
+        first = next((m.code for m in sent.mentions if m.is_actor), None)
+        if owner in codes and (
+            _DENY_VERB.search(sent.quote)
+            or re.search(_CAUSE, sent.quote, re.IGNORECASE)
+            or first == owner  # "Ukraine called the report a lie"
         ):
             return True
         if _OWNER_GENERIC.search(sent.quote) and (
@@ -351,7 +462,7 @@ class DowningReader:
         for i, sent in enumerate(sentences):
             if self.topic not in sent.topics:
                 continue
-            for hit in read_sentence(sent):
+            for hit in read_sentence(sent, sentences[i - 1] if i else None):
                 if hit.definite and out:
                     sent.note(hit.pattern, "vetoed", f"the {hit.asset}: refers to one before")
                     continue

@@ -233,20 +233,40 @@ def _watch_code(forms: dict[str, str], surface: str) -> str | None:
 
 
 @cache
-def home_states(key: WatchKey) -> frozenset[str]:
-    """States named inside the watch's party names ("Sudanese army" -> SDN): never third
-    parties, since they are the country at war rather than an outsider."""
+@cache
+def _institution() -> re.Pattern[str]:
+    """ "army", "government", "security forces": an alias ending in one, after a state's name
+    ("Malian army"), names that state's own forces (data/involvement_words.yaml)."""
+    from monitor.extract import lexicon  # the word files; imported late, used once per watch
+
+    nouns = lexicon.words_file("involvement_words.yaml")["institution_nouns"]
+    alternation = "|".join(re.escape(n) for n in sorted(nouns, key=len, reverse=True))
+    return re.compile(rf"\s+(?:national\s+)?(?:{alternation})$", re.IGNORECASE)
+
+
+@cache
+def home_parties(key: WatchKey) -> dict[str, str]:
+    """States that are a watch party's own country, each with that party: named in the
+    party's name ("Sudanese army" -> SDN: SAF) or in an alias that is a state's name and an
+    institution ("Malian army" -> MLI). Aliases of any other shape may name backers."""
     table = gazetteer()
-    found: set[str] = set()
     regex = _gazetteer_regex()
+    found: dict[str, str] = {}
     for code, names in key:
-        found.add(code)
-        for form in names[:1]:  # the party's name; aliases may name its backers
+        forms = [names[0]] if names else []
+        forms += [a for a in names[1:] if _institution().search(a)]
+        for form in forms:
             for m in regex.finditer(form):
                 entry = table[m.group(0)]
-                if entry.kind == "state":
-                    found.add(entry.code)
-    return frozenset(found)
+                if entry.kind == "state" and entry.code not in dict(key):
+                    found.setdefault(entry.code, code)
+    return found
+
+
+def home_states(key: WatchKey) -> frozenset[str]:
+    """The watch's parties and the states that are their own country (`home_parties`): never
+    third parties, since they are the country at war rather than an outsider."""
+    return frozenset({code for code, _ in key} | set(home_parties(key)))
 
 
 def find_mentions(text: str, watch: Watch | None = None) -> list[Mention]:

@@ -14,8 +14,9 @@ import bisect
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from monitor.events import Fact
 from monitor.extract import casualties, ceasefire, diplomacy, downing, involvement
@@ -45,8 +46,10 @@ READERS: tuple[FactReader, ...] = (
 # Each reader's trigger stems: a sentence without one of a reader's stems cannot yield its
 # facts, so one scan of the whole text tells which sentences each reader must read and
 # which need no analysis at all. Third-party rules are gated on naming an outsider instead.
+# The scan finds one stem per word, so a stem's topics include those of every shorter stem it
+# begins with ("denied" is also "deni").
 _STEM_TOPICS: dict[str, frozenset[str]] = {
-    stem: frozenset(r.topic for r in READERS if stem in r.triggers)
+    stem: frozenset(r.topic for r in READERS if any(stem.startswith(t) for t in r.triggers))
     for r in READERS
     for stem in r.triggers
 }
@@ -66,7 +69,8 @@ class BudgetExceeded(Exception):
 
 
 class Budget:
-    """A time allowance for one article, checked between sentences and between readers.
+    """A time allowance for one article, checked as sentences are analysed and as each reader
+    walks them.
 
     Measured on the calling thread's CPU clock by default, so that a busy machine (other
     poll workers, other programs) does not make an ordinary article fail."""
@@ -160,15 +164,16 @@ def _run(
         for sent in sentences:
             sent.trace = []
         traced += sentences
+    timed = _Timed(sentences, budget)
     facts: list[Fact] = []
     problems: list[str] = []
     for reader in READERS:
         budget.check()
         if not isolate:
-            facts += reader.facts(sentences, watch)
+            facts += reader.facts(timed, watch)
             continue
         try:
-            facts += reader.facts(sentences, watch)
+            facts += reader.facts(timed, watch)
         except BudgetExceeded:
             raise  # the whole text's failure, not this reader's
         except Exception as exc:
@@ -177,6 +182,33 @@ def _run(
     budget.check()
     facts.sort(key=lambda f: (f.span[0], _TYPE_RANK[f.type]))
     return Normalized(facts, problems)
+
+
+class _Timed(Sequence[Sentence]):
+    """The sentences as a reader walks them: every few sentences the walk checks the time
+    budget, so that no reader can run long past it (BudgetExceeded ends the text)."""
+
+    EVERY = 8
+
+    def __init__(self, sentences: list[Sentence], budget: Budget) -> None:
+        self._sentences = sentences
+        self._budget = budget
+
+    def __len__(self) -> int:
+        return len(self._sentences)
+
+    @overload
+    def __getitem__(self, index: int) -> Sentence: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Sentence]: ...
+    def __getitem__(self, index: int | slice) -> Sentence | list[Sentence]:
+        return self._sentences[index]
+
+    def __iter__(self) -> Iterator[Sentence]:
+        for n, sent in enumerate(self._sentences):
+            if n % self.EVERY == 0:
+                self._budget.check()
+            yield sent
 
 
 def _describe(exc: BaseException) -> str:

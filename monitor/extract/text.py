@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import dateparser
 import trafilatura
 from pydantic import BaseModel
+from trafilatura.settings import Document
 
 # Pages larger than this are refused before parsing: lxml would need many times as much memory.
 MAX_HTML_BYTES = 8 * 1024 * 1024
@@ -43,17 +44,17 @@ def decode(raw: bytes, declared: str | None = None) -> str:
     its invalid ones (a stray byte in a UTF-8 page), else cp1252 (a legacy page, whose accented
     letters almost never form valid UTF-8).
     """
-    for bom, codec in (
+    for bom, marked in (
         (b"\xef\xbb\xbf", "utf-8"),
         (b"\xff\xfe", "utf-16"),
         (b"\xfe\xff", "utf-16"),
     ):
         if raw.startswith(bom):
-            return raw.decode(codec, errors="replace")
-    codec = _codec(declared)
-    if codec is not None:
+            return raw.decode(marked, errors="replace")
+    charset = _codec(declared)
+    if charset is not None:
         try:
-            return raw.decode(codec, errors="replace")
+            return raw.decode(charset, errors="replace")
         except LookupError:
             pass  # a codec that is not a charset (base64, rot13) declared as one
     text = raw.decode("utf-8", errors="replace")
@@ -143,6 +144,7 @@ def parse_published(value: str) -> datetime | None:
     value = value.strip()
     if not value:
         return None
+    when: datetime | None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -153,8 +155,8 @@ def parse_published(value: str) -> datetime | None:
             )
         except (ValueError, OverflowError, TypeError):
             when = None
-        if when is None:
-            return None
+    if when is None:
+        return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
@@ -184,7 +186,7 @@ def from_html(raw: bytes | str, url: str | None = None, declared: str | None = N
         with_metadata=True,
         deduplicate=False,
     )
-    if doc is None or not (doc.text or "").strip():
+    if not isinstance(doc, Document) or not doc.text or not doc.text.strip():
         raise TextError("no main text found in page")
     return ArticleText(
         title=doc.title or None,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 
 from monitor.events import AlertRaised, DeliveryAttempted, DeliveryRequeued
 from monitor.notify.channels import Channel, DeliveryError, secret_scope, send
@@ -43,7 +44,7 @@ def delivery_states(store: EventStore) -> dict[str, list[DeliveryState]]:
     out: dict[str, list[DeliveryState]] = {}
     with store.read_session() as session:
         rows = session.execute(
-            select(OutboxRow).where(OutboxRow.kind == "alert").order_by(OutboxRow.id)
+            select(OutboxRow).where(col(OutboxRow.kind) == "alert").order_by(col(OutboxRow.id))
         ).scalars()
         for row in rows:
             out.setdefault(row.alert_id, []).append(
@@ -75,11 +76,12 @@ def requeue(
     now = now or datetime.now(UTC)
     with store.transaction() as session:
         stmt = select(OutboxRow).where(
-            OutboxRow.kind == "alert", OutboxRow.alert_id.startswith(alert_ref, autoescape=True)
+            col(OutboxRow.kind) == "alert",
+            col(OutboxRow.alert_id).startswith(alert_ref, autoescape=True),
         )
         if channel:
-            stmt = stmt.where(OutboxRow.channel == channel)
-        rows = list(session.execute(stmt.order_by(OutboxRow.id)).scalars())
+            stmt = stmt.where(col(OutboxRow.channel) == channel)
+        rows = list(session.execute(stmt.order_by(col(OutboxRow.id))).scalars())
         ids = sorted({r.alert_id for r in rows})
         if not ids:
             where = f" on channel {channel!r}" if channel else ""
@@ -183,7 +185,8 @@ def restore_outbox(store: EventStore) -> int:
     now = datetime.now(UTC)
     with store.transaction() as session:
         present = {
-            (a, c) for a, c in session.execute(select(OutboxRow.alert_id, OutboxRow.channel))
+            (a, c)
+            for a, c in session.execute(select(col(OutboxRow.alert_id), col(OutboxRow.channel)))
         }
         missing = [(key, d) for key, d in deliveries.items() if key not in present]
         for (alert_id, channel), d in missing:

@@ -202,7 +202,7 @@ def send(channel: Channel, message: Message) -> int:
 
     started = time.monotonic()
     with secret_scope([channel]):
-        plugin = email_plugin(channel.url, message)
+        plugin: apprise.NotifyBase | None = email_plugin(channel.url, message)
         if plugin is None:
             plugin = apprise.Apprise.instantiate(channel.url, suppress_exceptions=True)
         if plugin is None:

@@ -87,7 +87,8 @@ class AlertEmail(NotifyEmail):
                 user=self.user,
                 password=self.password,
                 verify_certificate=self.verify_certificate,
-                socket_connect_timeout=self.socket_connect_timeout,
+                # Apprise annotates this int but passes its own float seconds here too.
+                socket_connect_timeout=self.socket_connect_timeout,  # type: ignore[arg-type]
             ) as smtp:
                 mail = self.compose()
                 if not smtp.sendmail(self.from_addr[1], self.recipients(), mail.as_string()):

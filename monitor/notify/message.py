@@ -102,8 +102,9 @@ def safe_url(url: str) -> str:
         host = parts.hostname or ""
         netloc = parts.netloc
         if host and not host.isascii():
-            netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
-    except ValueError:
+            ascii_host = host.encode("idna").decode("ascii")
+            netloc = re.sub(re.escape(host), ascii_host, netloc, count=1, flags=re.IGNORECASE)
+    except (ValueError, UnicodeError):  # not a URL, or a host IDNA cannot encode
         return quote(url, safe=_SAFE_PATH)
     netloc = quote(netloc, safe="-._~!$&+,;=:@%[]")
     return urlunsplit(

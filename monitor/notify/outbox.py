@@ -39,11 +39,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from sqlalchemy import func, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from monitor.events import AlertRaised, DeliveryAttempted, as_utc
+from monitor.events import AlertRaised, DeliveryAttempted, DeliveryOutcome, as_utc
 from monitor.notify.channels import Channel, DeliveryError, redact, secret_scope, send
 from monitor.notify.message import Message, Section, render_group, render_report
+from monitor.store.db import rowcount
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
 
@@ -212,7 +213,11 @@ class Deliverer:
 
     def pending(self) -> int:
         with self.store.read_session() as session:
-            stmt = select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "pending")
+            stmt = (
+                select(func.count())
+                .select_from(OutboxRow)
+                .where(col(OutboxRow.status) == "pending")
+            )
             return int(session.execute(stmt).scalar_one())
 
     def release_dead_leases(self) -> int:
@@ -220,9 +225,12 @@ class Deliverer:
         now = self.clock()
         with self.store.read_session() as session:
             stmt = (
-                select(OutboxRow.lease_owner)
-                .where(OutboxRow.status == "pending", OutboxRow.lease_until > now)
-                .where(OutboxRow.lease_owner.is_not(None), OutboxRow.lease_owner != self.worker)
+                select(col(OutboxRow.lease_owner))
+                .where(col(OutboxRow.status) == "pending", col(OutboxRow.lease_until) > now)
+                .where(
+                    col(OutboxRow.lease_owner).is_not(None),
+                    col(OutboxRow.lease_owner) != self.worker,
+                )
                 .distinct()
             )
             owners = [o for o in session.execute(stmt).scalars() if o]
@@ -232,10 +240,10 @@ class Deliverer:
         with self.store.transaction() as session:
             result = session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.lease_owner.in_(dead), OutboxRow.status == "pending")
+                .where(col(OutboxRow.lease_owner).in_(dead), col(OutboxRow.status) == "pending")
                 .values(lease_until=None, lease_owner=None)
             )
-        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        count = rowcount(result)
         log.warning("released %d deliveries claimed by %d dead worker(s)", count, len(dead))
         return count
 
@@ -247,16 +255,16 @@ class Deliverer:
         now = self.clock()
         deferred: set[tuple[str, str]] = set()
         # Never-tried rows may have been deferred only by their group window.
-        due = OutboxRow.next_attempt_at <= now
+        due = col(OutboxRow.next_attempt_at) <= now
         if flush:
-            due = or_(due, OutboxRow.attempts == 0)
+            due = or_(due, col(OutboxRow.attempts) == 0)
         with self.store.transaction() as session:
             stmt = (
                 select(OutboxRow)
-                .where(OutboxRow.status == "pending", due)
-                .where(or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= now))
-                .where(OutboxRow.id.not_in(sorted(skip)))
-                .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+                .where(col(OutboxRow.status) == "pending", due)
+                .where(or_(col(OutboxRow.lease_until).is_(None), col(OutboxRow.lease_until) <= now))
+                .where(col(OutboxRow.id).not_in(sorted(skip)))
+                .order_by(col(OutboxRow.next_attempt_at), col(OutboxRow.id))
                 .limit(self.scan)
             )
             if self._postgres:
@@ -316,27 +324,33 @@ class Deliverer:
             # The group is every fresh row of the channel too, due or not: an alert queued
             # while the group waits joins it rather than starting a wait of its own.
             fresh = session.execute(
-                select(func.min(func.coalesce(OutboxRow.requeued_at, OutboxRow.created_at))).where(
-                    OutboxRow.channel == channel.name,
-                    OutboxRow.kind == "alert",
-                    OutboxRow.status == "pending",
-                    OutboxRow.attempts == 0,
+                select(
+                    func.min(func.coalesce(col(OutboxRow.requeued_at), col(OutboxRow.created_at)))
+                ).where(
+                    col(OutboxRow.channel) == channel.name,
+                    col(OutboxRow.kind) == "alert",
+                    col(OutboxRow.status) == "pending",
+                    col(OutboxRow.attempts) == 0,
                 )
             ).scalar()
             starts = [as_utc(m.requeued_at or m.created_at) for m in members]
             oldest = min([*starts, as_utc(fresh)] if fresh is not None else starts)
             ready = max(ready, oldest + channel.group_wait)
             last = session.execute(
-                select(func.max(OutboxRow.sent_at)).where(OutboxRow.channel == channel.name)
+                select(func.max(col(OutboxRow.sent_at))).where(
+                    col(OutboxRow.channel) == channel.name
+                )
             ).scalar()
             if last is not None:
                 ready = max(ready, as_utc(last) + channel.group_interval)
         limit = channel.rate_limit
         if limit is not None:
             stmt = (
-                select(OutboxRow.message_id, func.min(OutboxRow.sent_at))
-                .where(OutboxRow.channel == channel.name, OutboxRow.sent_at > now - limit.per)
-                .group_by(OutboxRow.message_id)
+                select(col(OutboxRow.message_id), func.min(col(OutboxRow.sent_at)))
+                .where(
+                    col(OutboxRow.channel) == channel.name, col(OutboxRow.sent_at) > now - limit.per
+                )
+                .group_by(col(OutboxRow.message_id))
             )
             times = sorted(as_utc(t) for _m, t in session.execute(stmt).all() if t is not None)
             if len(times) >= limit.count:
@@ -417,10 +431,11 @@ class Deliverer:
         group = message.alert_ids if message is not None and len(message.alert_ids) > 1 else []
         target = channel.safe_url() if channel is not None else None
         events: list[NewEvent] = []
-        notes: list[tuple[Claimed, str, str | None, bool, datetime | None]] = []
+        notes: list[tuple[Claimed, DeliveryOutcome, str | None, bool, datetime | None]] = []
         with self.store.transaction() as session:
             for row in unit.rows:
                 row_error = row.error or error
+                outcome: DeliveryOutcome
                 if row_error is None:
                     outcome = "delivered"
                 elif now - row.age_from >= self.policy.max_age:
@@ -443,13 +458,13 @@ class Deliverer:
                 result = session.execute(
                     update(OutboxRow)
                     .where(
-                        OutboxRow.id == row.id,
-                        OutboxRow.attempts == row.attempt,
-                        OutboxRow.status == "pending",
+                        col(OutboxRow.id) == row.id,
+                        col(OutboxRow.attempts) == row.attempt,
+                        col(OutboxRow.status) == "pending",
                     )
                     .values(**values)
                 )
-                superseded = (result.rowcount or 0) == 0  # type: ignore[attr-defined]
+                superseded = rowcount(result) == 0
                 if outcome == "given_up" and not superseded and row.kind == "alert":
                     self._queue_reports(session, row, now)
                 events.append(
@@ -489,7 +504,7 @@ class Deliverer:
     @staticmethod
     def _log(
         row: Claimed,
-        outcome: str,
+        outcome: DeliveryOutcome,
         error: str | None,
         superseded: bool,
         retry_at: datetime | None = None,

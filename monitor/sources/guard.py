@@ -140,7 +140,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
-def _httpx_error(exc: httpcore.NetworkError | Exception) -> Exception:
+def _httpx_error(exc: Exception) -> Exception:
     """httpcore's exception as the httpx one of the same name (they mirror each other)."""
     for cls in type(exc).__mro__:
         if cls.__module__.startswith("httpcore") and isinstance(

@@ -14,6 +14,7 @@ import logging
 import httpx
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 
 from monitor.config import FeedConfig
 from monitor.events import EntrySkipped, FeedFailed, FeedPolled
@@ -132,9 +133,9 @@ def known_articles(store: EventStore, article_ids: list[str]) -> int:
     found: set[str] = set()
     with store.read_session() as session:
         for i in range(0, len(streams), IN_CHUNK):
-            stmt = select(EventRow.stream).where(
-                EventRow.stream.in_(streams[i : i + IN_CHUNK]),
-                EventRow.type == "ArticleExtracted",
+            stmt = select(col(EventRow.stream)).where(
+                col(EventRow.stream).in_(streams[i : i + IN_CHUNK]),
+                col(EventRow.type) == "ArticleExtracted",
             )
             found.update(session.execute(stmt).scalars())
     return len(found)

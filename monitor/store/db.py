@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_SYNCHRONOUS = ("full", "normal", "extra")
@@ -29,6 +29,16 @@ READ_ONLY = "monitor_read_only"  # execution option: begin a deferred (reader) t
 
 class StoreError(RuntimeError):
     """The database cannot be used (bad URL, missing driver, unreachable server)."""
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched.
+
+    ``Session.execute`` returns a ``CursorResult`` for those statements, though SQLModel's
+    signature promises only a ``Result``.
+    """
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount or 0)
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from monitor.events import (
     AlertRaised,
@@ -38,6 +38,7 @@ from monitor.store.tables import (
     FeedHealth,
     SeriesState,
     ThirdPartyState,
+    table_of,
 )
 
 
@@ -87,7 +88,7 @@ def _lock_checkpoint(session: Session, name: str) -> Checkpoint:
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(insert(Checkpoint).values(name=name, seq=0, version=1).on_conflict_do_nothing())
-    stmt = select(Checkpoint).where(Checkpoint.name == name)
+    stmt = select(Checkpoint).where(col(Checkpoint.name) == name)
     if dialect == "postgresql":
         stmt = stmt.with_for_update()
     return session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
@@ -151,7 +152,7 @@ def follow(store: EventStore, consumer: Consumer, batch: int = 500) -> int:
 
 def _clear(session: Session, consumer: Consumer) -> None:
     consumer.reset(session)
-    session.execute(delete(Checkpoint).where(Checkpoint.name == consumer.name))
+    session.execute(delete(Checkpoint).where(col(Checkpoint.name) == consumer.name))
     session.flush()
     session.expunge_all()
 
@@ -178,13 +179,13 @@ def dump_state(store: EventStore, projections: Sequence[Consumer]) -> str:
     with store.read_session() as session:
         for projection in projections:
             for model in projection.tables:
-                table = model.__table__  # type: ignore[attr-defined]
+                table = table_of(model)
                 stmt = select(table).order_by(*table.primary_key.columns)
                 for values in session.execute(stmt).mappings():
                     row = {k: _canonical(v) for k, v in values.items()}
                     lines.append(json.dumps([table.name, row], sort_keys=True))
             seq = session.execute(
-                select(Checkpoint.seq).where(Checkpoint.name == projection.name)
+                select(col(Checkpoint.seq)).where(col(Checkpoint.name) == projection.name)
             ).scalar()
             lines.append(json.dumps(["checkpoint", projection.name, seq]))
     return "\n".join(lines) + "\n"
@@ -217,31 +218,31 @@ class ConflictState(Consumer):
         if isinstance(fact, Casualties):
             self._casualties(session, data.watch, fact, event.id, when)
         elif isinstance(fact, Ceasefire):
-            row = session.get(CeasefireState, data.watch) or CeasefireState(
+            ceasefire = session.get(CeasefireState, data.watch) or CeasefireState(
                 watch=data.watch, status=fact.status, last_event_id=event.id
             )
-            if _older(when, row.updated_at):
+            if _older(when, ceasefire.updated_at):
                 return
-            row.status, row.broker, row.last_event_id, row.updated_at = (
+            ceasefire.status, ceasefire.broker, ceasefire.last_event_id, ceasefire.updated_at = (
                 fact.status,
                 fact.broker,
                 event.id,
                 when,
             )
-            session.add(row)
+            session.add(ceasefire)
         elif isinstance(fact, ThirdParty):
-            row = session.get(ThirdPartyState, (data.watch, fact.actor))
-            if row is None:
-                row = ThirdPartyState(
+            party = session.get(ThirdPartyState, (data.watch, fact.actor))
+            if party is None:
+                party = ThirdPartyState(
                     watch=data.watch,
                     actor=fact.actor,
                     kinds=[fact.kind],
                     first_event_id=event.id,
                     first_seen=when,
                 )
-            elif fact.kind not in row.kinds:
-                row.kinds = sorted({*row.kinds, fact.kind})
-            session.add(row)
+            elif fact.kind not in party.kinds:
+                party.kinds = sorted({*party.kinds, fact.kind})
+            session.add(party)
 
     @staticmethod
     def _casualties(

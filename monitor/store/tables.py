@@ -75,7 +75,7 @@ class EventRow(SQLModel, table=True):
 
 
 def table_of(model: type[SQLModel]) -> Table:
-    """The Core table behind a table model, for bulk statements keyed by column name.
+    """The Core table behind a table model: bulk inserts by column name, dumps of every column.
 
     SQLModel's types do not declare ``__table__``; the mapper's table is the same object.
     """

@@ -17,6 +17,7 @@ compared across commits (the ratchet in `ceilings.json`).
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -173,8 +174,9 @@ def _noun(rng: random.Random, pool: list[Noun] | None = None) -> Noun:
 
 
 def _sentence(text: str) -> str:
+    """Spaces tidied, a full stop at the end, every sentence started with a capital."""
     text = " ".join(text.split())
-    return cap(text.rstrip(".") + ".")
+    return re.sub(r"(?<=[.!?] )[a-z]", lambda m: m.group(0).upper(), cap(text.rstrip(".") + "."))
 
 
 def _killed(n: int | None, qualifier: str = "exact") -> tuple:
@@ -321,6 +323,11 @@ def category_cases() -> list[Case]:
             out.append(Case("victim_category", "MFT", text, {"cat": (("killed", noun.category),)}))
         text = _fill_kill(rng, "{v} was killed {where}", lx.article(noun.singular))
         out.append(Case("victim_category", "MFT", text, {"cat": (("killed", noun.category),)}))
+    # one person named by title: the force served in decides ("the police chief")
+    for title, category in lx.TITLED:
+        for frame in ("the {v} was killed {where}", "{p} shot dead the {v} {where}"):
+            text = _fill_kill(rng, frame, title)
+            out.append(Case("victim_category", "MFT", text, {"cat": (("killed", category),)}))
     return out
 
 
@@ -650,201 +657,614 @@ def _brokers(rng: random.Random, k: int = 3) -> list[Country]:
     return rng.sample(lx.OUTSIDERS, k)
 
 
+# Templates: {a} {b} the parties (names; {ad} {bd} demonyms), {x} {y} outsiders ({xd} a
+# demonym, {ax} the same with its article), {cf} a ceasefire noun ({acf} with its article),
+# {src} a source, {when} a time. Expected facts name the fillers by letter ("x", None).
+CEASEFIRE_TEMPLATES: tuple[tuple[str, str, tuple[tuple[str, str | None], ...]], ...] = (
+    # an outside appeal: called for, never brokered
+    (
+        "ceasefire_called_for",
+        "{x} called for an immediate {cf} between {a} and {b}",
+        (("called_for", None),),
+    ),
+    ("ceasefire_called_for", "{x} urged {a} and {b} to agree to {acf}", (("called_for", None),)),
+    ("ceasefire_called_for", "{x} urged both sides to accept {acf}", (("called_for", None),)),
+    (
+        "ceasefire_called_for",
+        "{x} urged the warring parties to sign {acf} {when}",
+        (("called_for", None),),
+    ),
+    ("ceasefire_called_for", "{x} called on {a} and {b} to respect {acf}", (("called_for", None),)),
+    (
+        "ceasefire_called_for",
+        "{x} appealed to {a} and {b} to observe {acf}",
+        (("called_for", None),),
+    ),
+    (
+        "ceasefire_called_for",
+        "the {xd} foreign minister demanded {acf} {when}",
+        (("called_for", None),),
+    ),
+    (
+        "ceasefire_called_for",
+        "{x} is pressing {a} and {b} to agree on {acf}",
+        (("called_for", None),),
+    ),
+    (
+        "ceasefire_called_for",
+        "{x} has pushed for {acf} between the two sides",
+        (("called_for", None),),
+    ),
+    ("ceasefire_called_for", "{x} and {y} called for {acf}, {src}", (("called_for", None),)),
+    (
+        "ceasefire_called_for",
+        "{x} asked {a} and {b} to implement {acf} without delay",
+        (("called_for", None),),
+    ),
+    # proposed: one side's plan, or an outsider's plan not yet taken up
+    (
+        "ceasefire_proposed",
+        "{a} accepted {acf} proposed by {x}, but {b} has yet to respond",
+        (("proposed", "x"),),
+    ),
+    ("ceasefire_proposed", "{acf} proposed by {x} was rejected by {b}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{x} proposed {acf} between {a} and {b} {when}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{x} has put forward {acf} plan, {src}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{b} rejected {ax} proposal for {acf}", (("proposed", "x"),)),
+    ("ceasefire_proposed", "{b} said it was studying {acf} offered by {x}", (("proposed", "x"),)),
+    # agreed
+    ("ceasefire_agreed", "{a} and {b} agreed to {acf} brokered by {x}", (("agreed", "x"),)),
+    (
+        "ceasefire_agreed",
+        "{ax}-brokered {cf} between {a} and {b} took effect at midnight",
+        (("agreed", "x"),),
+    ),
+    ("ceasefire_agreed", "{a} and {b} signed {acf} agreement {when}", (("agreed", None),)),
+    ("ceasefire_agreed", "{acf} mediated by {x} came into force {when}", (("agreed", "x"),)),
+    ("ceasefire_agreed", "{a} and {b} reached {acf} under {xd} mediation", (("agreed", "x"),)),
+    (
+        "ceasefire_agreed",
+        "{acf} between {a} and {b} went into effect {when}, {src}",
+        (("agreed", None),),
+    ),
+    (
+        "ceasefire_agreed",
+        "{a} and {b} agreed to {acf} mediated by {x} and {y}",
+        (("agreed", "x"), ("agreed", "y")),
+    ),
+    ("ceasefire_agreed", "{x} brokered {acf} between {a} and {b} {when}", (("agreed", "x"),)),
+    (
+        "ceasefire_agreed",
+        "the {cf} agreed {when} appeared to be holding, {src}",
+        (("agreed", None),),
+    ),
+    ("ceasefire_agreed", "{acf} mediated by {x} took hold {when}", (("agreed", "x"),)),
+    (
+        "ceasefire_agreed",
+        "the {cf} between {a} and {b} was extended for another week",
+        (("agreed", None),),
+    ),
+    # violated
+    (
+        "ceasefire_violated",
+        "fighting between {ad} and {bd} forces continued despite {ax}-brokered {cf}",
+        (("violated", "x"),),
+    ),
+    (
+        "ceasefire_violated",
+        "{ad} troops shelled {bd} positions despite the {xd}-brokered {cf}",
+        (("violated", "x"),),
+    ),
+    (
+        "ceasefire_violated",
+        "clashes broke out {when} despite {acf} brokered by {x}",
+        (("violated", "x"),),
+    ),
+    ("ceasefire_violated", "{a} accused {b} of violating the {cf}", (("violated", None),)),
+    (
+        "ceasefire_violated",
+        "{a} and {b} traded accusations of breaching the {cf}",
+        (("violated", None),),
+    ),
+    (
+        "ceasefire_violated",
+        "the {cf} between {a} and {b} was broken within hours",
+        (("violated", None),),
+    ),
+    ("ceasefire_violated", "the {cf} was not respected, {src}", (("violated", None),)),
+    ("ceasefire_violated", "the {cf} has not been respected by either side", (("violated", None),)),
+    (
+        "ceasefire_violated",
+        "{a} and {b} had reached {acf} deal last month but did not respect it",
+        (("agreed", None), ("violated", None)),
+    ),
+    (
+        "ceasefire_violated",
+        "{a} and {b} had agreed to {acf} in March but neither side respected it",
+        (("agreed", None), ("violated", None)),
+    ),
+    (
+        "ceasefire_violated",
+        "{ad} artillery fired on {bd} villages in breach of the {cf}",
+        (("violated", None),),
+    ),
+    (
+        "ceasefire_violated",
+        "the {cf} has been repeatedly violated since it was declared",
+        (("violated", None),),
+    ),
+    ("ceasefire_violated", "{b} said {a} had broken the {cf} {when}", (("violated", None),)),
+    (
+        "ceasefire_violated",
+        "the {xd}-brokered {cf} agreement was violated {when}, {src}",
+        (("violated", "x"),),
+    ),
+    # collapsed
+    (
+        "ceasefire_collapsed",
+        "the collapse of two {xd}-brokered {cf} agreements dimmed hopes of peace",
+        (("collapsed", "x"),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "the {xd}-brokered {cf} between {a} and {b} collapsed {when}",
+        (("collapsed", "x"),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "{acf} brokered by {x} collapsed after two days",
+        (("collapsed", "x"),),
+    ),
+    ("ceasefire_collapsed", "heavy {ad} shelling shattered the {cf}", (("collapsed", None),)),
+    (
+        "ceasefire_collapsed",
+        "{ad} air strikes shattered {acf} that had held for a week",
+        (("collapsed", None),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "the {cf} between {a} and {b} broke down after two days",
+        (("collapsed", None),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "clashes erupted again {when}, ending the {cf}",
+        (("collapsed", None),),
+    ),
+    (
+        "ceasefire_collapsed",
+        "fighting resumed {when}, bringing the {cf} to an end",
+        (("collapsed", None),),
+    ),
+    ("ceasefire_collapsed", "the {cf} fell apart within days, {src}", (("collapsed", None),)),
+    (
+        "ceasefire_collapsed",
+        "the collapse of the {cf} {when} left dozens of villages exposed",
+        (("collapsed", None),),
+    ),
+    ("ceasefire_collapsed", "the {cf} failed to hold, {src}", (("collapsed", None),)),
+    # directional: a denial of violations, an intent or a hypothesis is no report
+    ("ceasefire_negation", "there were no violations of the {cf} between {a} and {b}, {src}", ()),
+    (
+        "ceasefire_negation",
+        "the {cf} held overnight without any violations, {src}",
+        (("agreed", None),),
+    ),
+    ("ceasefire_negation", "the {cf} could collapse at any moment, {src}", ()),
+    ("ceasefire_negation", "{x} offered to mediate {acf} between {a} and {b}", ()),
+    ("ceasefire_negation", "{a} will not respect the {cf}, {b} warned", ()),
+    ("ceasefire_negation", "{x} said talks to reach {acf} would resume {when}", ()),
+    ("ceasefire_negation", "diplomats fear that {acf} would be violated within hours", ()),
+)
+CEASEFIRE_NOUNS = ("ceasefire", "truce", "cease-fire", "cessation of hostilities")
+
+
 def ceasefire_cases(per: int) -> list[Case]:
     rng = random.Random("ceasefire")
     out = []
-    for _ in range(per):
-        pair = rng.choice(lx.CONFLICTS)
-        a, b = pair
-        x = _brokers(rng, 1)[0]
-        src = rng.choice(lx.SOURCES)
-        cases = (
-            (
-                "ceasefire_called_for",
-                f"{x.name} called for an immediate ceasefire between {a.name} and {b.name}",
-                (("called_for", None),),
-            ),
-            (
-                "ceasefire_called_for",
-                f"{x.name} urged {a.name} and {b.name} to agree to a truce",
-                (("called_for", None),),
-            ),
-            (
-                "ceasefire_agreed",
-                f"{a.name} and {b.name} agreed to a ceasefire brokered by {x.name}",
-                (("agreed", x.code),),
-            ),
-            (
-                "ceasefire_agreed",
-                f"{lx.article(x.demonym)}-brokered truce between {a.name} and {b.name} "
-                "took effect at midnight",
-                (("agreed", x.code),),
-            ),
-            (
-                "ceasefire_agreed",
-                f"{a.name} and {b.name} signed a ceasefire agreement on Sunday",
-                (("agreed", None),),
-            ),
-            (
-                "ceasefire_proposed",
-                f"{a.name} accepted a truce proposed by {x.name}, but {b.name} has yet to respond",
-                (("proposed", x.code),),
-            ),
-            (
-                "ceasefire_violated",
-                f"fighting between {a.demonym} and {b.demonym} forces "
-                f"continued despite {lx.article(x.demonym)}-brokered ceasefire",
-                (("violated", x.code),),
-            ),
-            (
-                "ceasefire_violated",
-                f"{a.name} accused {b.name} of violating the ceasefire",
-                (("violated", None),),
-            ),
-            (
-                "ceasefire_violated",
-                f"the truce between {a.name} and {b.name} was broken within hours",
-                (("violated", None),),
-            ),
-            (
-                "ceasefire_violated",
-                f"the ceasefire was not respected, {src}",
-                (("violated", None),),
-            ),
-            (
-                "ceasefire_violated",
-                f"{a.name} and {b.name} had reached a ceasefire deal last "
-                "month but did not respect it",
-                (("agreed", None), ("violated", None)),
-            ),
-            (
-                "ceasefire_collapsed",
-                f"the {x.demonym}-brokered truce between {a.name} and {b.name} collapsed on Monday",
-                (("collapsed", x.code),),
-            ),
-            (
-                "ceasefire_collapsed",
-                f"heavy {a.demonym} shelling shattered the ceasefire",
-                (("collapsed", None),),
-            ),
-            (
-                "ceasefire_collapsed",
-                f"the ceasefire between {a.name} and {b.name} broke down after two days",
-                (("collapsed", None),),
-            ),
-        )
-        for capability, text, want in cases:
-            out.append(Case(capability, "MFT", _sentence(text), {"cf": want}, watch=pair))
-        text = f"there were no violations of the ceasefire between {a.name} and {b.name}, {src}"
-        out.append(
-            Case("ceasefire_negation", "DIR", _sentence(text), {"cf_status": ()}, watch=pair)
-        )
+    for capability, template, want in CEASEFIRE_TEMPLATES:
+        for _ in range(per):
+            pair = rng.choice(lx.CONFLICTS)
+            a, b = rng.sample(pair, 2)
+            x, y = _brokers(rng, 2)
+            cf = rng.choice(CEASEFIRE_NOUNS)
+            text = template.format(
+                a=a.name,
+                b=b.name,
+                ad=a.demonym,
+                bd=b.demonym,
+                x=x.name,
+                y=y.name,
+                xd=x.demonym,
+                ax=lx.article(x.demonym),
+                cf=cf,
+                acf=lx.article(cf),
+                src=rng.choice(lx.SOURCES),
+                when=_when(rng),
+            )
+            fill = {"a": a.code, "b": b.code, "x": x.code, "y": y.code, None: None}
+            expect = tuple(sorted({(st, fill[who]) for st, who in want}, key=repr))
+            view = "cf_status" if capability == "ceasefire_negation" else "cf"
+            if view == "cf_status":
+                expect = tuple(sorted({st for st, _ in want}))
+            test = "DIR" if capability == "ceasefire_negation" else "MFT"
+            out.append(Case(capability, test, _sentence(text), {view: expect}, watch=pair))
     return out
 
 
 # --- third parties -----------------------------------------------------------------------------
 
-WEAPONS = ("drones", "artillery shells", "ammunition", "anti-tank missiles", "rifles")
+# Templates: {a} {b} the parties ({ad} {bd} demonyms), {x} an outsider ({xd} its demonym), {y}
+# another, {arms} weapons, {supplied} {supplying} {supply_pp} a supply verb. Expected facts:
+# (actor, kind, supports, stance) with fillers by letter.
+THIRD_PARTY_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
+    # kinds
+    ("third_party_kind", "{x} {supplied} {arms} to {a}", (("x", "arms", "a", "reported"),)),
+    (
+        "third_party_kind",
+        "{x} has {supply_pp} {arms} to {a} since the war began",
+        (("x", "arms", "a", "reported"),),
+    ),
+    ("third_party_kind", "{a} received {arms} from {x} {when}", (("x", "arms", "a", "reported"),)),
+    (
+        "third_party_kind",
+        "{x} is {supplying} {arms} to the {ad} army, {src}",
+        (("x", "arms", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} provided {a} with {arms} and training",
+        (("x", "arms", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x}, a key military backer of {a}, said it was watching the fighting closely",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x}, a key backer of {a}, urged restraint",
+        (("x", "political", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} has been supporting the {ad} government since 2015",
+        (("x", "political", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} troops are fighting alongside {ad} forces",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} carried out air strikes in support of {a}",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} deployed troops to help {a} {when}",
+        (("x", "military", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} sent mercenaries to fight for {a}",
+        (("x", "fighters", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} mercenaries are fighting on the side of {a}",
+        (("x", "fighters", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} expressed solidarity with {a}",
+        (("x", "political", "a", "confirmed"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} voiced its support for {a} {when}",
+        (("x", "political", "a", "confirmed"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} declared its full support for {a}",
+        (("x", "political", "a", "confirmed"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} hosted talks between {a} and {b}",
+        (("x", "mediation", None, "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} sent humanitarian aid to {a}",
+        (("x", "humanitarian", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{x} brokered the release of {n} {ad} prisoners held by {b}",
+        (("x", "humanitarian", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{n} {ad} soldiers held by {b} were freed after {xd} mediation",
+        (("x", "humanitarian", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} mercenaries recruited by {y} are fighting for {a}",
+        (("y", "fighters", "a", "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "the {xd}-backed talks between {a} and {b} resumed {when}",
+        (("x", "mediation", None, "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} drones have helped the {ad} army regain ground",
+        (("x", "military", "a", "reported"),),
+    ),
+    # stances
+    ("third_party_stance", "{x} denied supplying {arms} to {a}", (("x", "arms", "a", "denied"),)),
+    ("third_party_stance", "{x} has denied arming {a}, {src}", (("x", "arms", "a", "denied"),)),
+    (
+        "third_party_stance",
+        "{x} and {y} voiced their support for {a}",
+        (("x", "political", "a", "confirmed"), ("y", "political", "a", "confirmed")),
+    ),
+    (
+        "third_party_stance",
+        "{x} has denied sending troops to help {a}",
+        (("x", "military", "a", "denied"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} rejected claims that it had {supply_pp} {arms} to {a}",
+        (("x", "arms", "a", "denied"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} dismissed reports that its troops were fighting for {a}",
+        (("x", "military", "a", "denied"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of supplying {arms} to {a}",
+        (("x", "arms", "a", "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of sending mercenaries to fight for {a}",
+        (("x", "fighters", "a", "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of shooting down one of its drones",
+        (("x", "military", None, "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{b} accused {x} of carrying out air strikes on {bd} positions",
+        (("x", "military", None, "alleged"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} confirmed that it had {supply_pp} {arms} to {a}",
+        (("x", "arms", "a", "confirmed"),),
+    ),
+    (
+        "third_party_stance",
+        "{x} acknowledged that its troops were fighting alongside {ad} forces",
+        (("x", "military", "a", "confirmed"),),
+    ),
+    # not third parties
+    ("third_party_false", "{x} suspended exports of {arms} to {y}", ()),
+    ("third_party_false", "a cargo flight bound for {a} passed through {x}'s airspace", ()),
+    ("third_party_false", "the plane carrying {arms} to {a} made a stop in {x}, {src}", ()),
+    ("third_party_false", "the {xd} ambassador accused {b} of shelling civilians in {a}", ()),
+    ("third_party_false", "{xd}-made {arms} were used by {a} in the offensive", ()),
+    ("third_party_false", "{a} used {xd}-made {arms} to strike {bd} positions", ()),
+    ("third_party_false", "{x} called for an immediate ceasefire between {a} and {b}", ()),
+    (
+        "third_party_false",
+        "{xd} newspapers reported heavy fighting between {ad} and {bd} troops",
+        (),
+    ),
+    (
+        "third_party_false",
+        "the UN-recognised government of {a} said its forces repelled an attack",
+        (),
+    ),
+    ("third_party_false", "{x} condemned the shelling of civilians in {a}", ()),
+)
+# Wars inside one state: the government's soldiers named by the state's demonym are a party.
+INSIDE_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
+    ("third_party_false", "{hd} soldiers clashed with {b} fighters {when}", ()),
+    ("third_party_false", "{hd} troops killed {n} {b} militants in an air strike", ()),
+    (
+        "third_party_false",
+        "{hd} forces, backed by {xd} drones, attacked {b} positions",
+        (("x", "military", "a", "reported"),),
+    ),
+)
 
 
 def third_party_cases(per: int) -> list[Case]:
     rng = random.Random("third_party")
     out = []
-    for _ in range(per):
-        pair = rng.choice(lx.CONFLICTS)
-        a, b = rng.sample(pair, 2)
-        x = _brokers(rng, 1)[0]
-        arms = rng.choice(WEAPONS)
-        cases = (
-            (
-                "third_party_kind",
-                f"{x.name} supplied {arms} to {a.name}",
-                ((x.code, "arms", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name}, a key military backer of {a.name}, said it was "
-                "watching the fighting closely",
-                ((x.code, "military", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.demonym} troops are fighting alongside {a.demonym} forces",
-                ((x.code, "military", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name} sent mercenaries to fight for {a.name}",
-                ((x.code, "fighters", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name} expressed solidarity with {a.name}",
-                ((x.code, "political", a.code, "reported"),),
-            ),
-            (
-                "third_party_kind",
-                f"{x.name} hosted talks between {a.name} and {b.name}",
-                ((x.code, "mediation", None, "reported"),),
-            ),
-            (
-                "third_party_stance",
-                f"{x.name} denied supplying {arms} to {a.name}",
-                ((x.code, "arms", a.code, "denied"),),
-            ),
-            (
-                "third_party_stance",
-                f"{x.name} has denied sending troops to help {a.name}",
-                ((x.code, "military", a.code, "denied"),),
-            ),
-            (
-                "third_party_stance",
-                f"{b.name} accused {x.name} of supplying {arms} to {a.name}",
-                ((x.code, "arms", a.code, "alleged"),),
-            ),
-            (
-                "third_party_stance",
-                f"{b.name} accused {x.name} of sending mercenaries to fight for {a.name}",
-                ((x.code, "fighters", a.code, "alleged"),),
-            ),
-            (
-                "third_party_stance",
-                f"{x.name} confirmed that it had supplied {arms} to {a.name}",
-                ((x.code, "arms", a.code, "confirmed"),),
-            ),
-            (
-                "third_party_false",
-                f"a cargo flight bound for {a.name} passed through {x.name}'s airspace",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"the {x.demonym} ambassador accused {b.name} of shelling civilians in {a.name}",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"{x.demonym}-made {arms} were used by {a.name} in the offensive",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"{x.name} called for an immediate ceasefire between {a.name} and {b.name}",
-                (),
-            ),
-            (
-                "third_party_false",
-                f"{x.demonym} newspapers reported heavy fighting between "
-                f"{a.demonym} and {b.demonym} troops",
-                (),
-            ),
-        )
-        for capability, text, want in cases:
-            out.append(Case(capability, "MFT", _sentence(text), {"tp": want}, watch=pair))
+    for template_set in (THIRD_PARTY_TEMPLATES, INSIDE_TEMPLATES):
+        for capability, template, want in template_set:
+            for _ in range(per):
+                x, y = _brokers(rng, 2)
+                if template_set is INSIDE_TEMPLATES:
+                    a, b, home = rng.choice(lx.INSIDE_WARS)
+                    pair = (a, b)
+                else:
+                    pair = rng.choice(lx.CONFLICTS)
+                    a, b = rng.sample(pair, 2)
+                    home = a.demonym
+                verb = rng.choice(lx.SUPPLY_VERBS)
+                text = template.format(
+                    a=a.name,
+                    b=b.name,
+                    ad=a.demonym,
+                    bd=b.demonym,
+                    hd=home,
+                    x=x.name,
+                    y=y.name,
+                    xd=x.demonym,
+                    arms=rng.choice(lx.WEAPONS),
+                    supplied=lx.verb_form(verb, "VBD"),
+                    supplying=lx.verb_form(verb, "VBG"),
+                    supply_pp=lx.participles(verb)[0],
+                    n=rng.choice(("two", "five", "12", "40")),
+                    src=rng.choice(lx.SOURCES),
+                    when=_when(rng),
+                )
+                fill = {"a": a.code, "b": b.code, "x": x.code, "y": y.code, None: None}
+                expect = tuple(
+                    sorted({(fill[w[0]], w[1], fill[w[2]], w[3]) for w in want}, key=repr)
+                )
+                out.append(Case(capability, "MFT", _sentence(text), {"tp": expect}, watch=pair))
     return out
 
 
 # --- downings ----------------------------------------------------------------------------------
+
+
+# Templates: {a} claims to have downed {b}'s asset; {nb} is "a"/"an" with {b}'s demonym, {asset}
+# the asset's noun ({kind} its kind). Expected: (asset kind, owner, claimed by, denied).
+ASSET_NOUNS = (
+    ("drone", "drone"),
+    ("helicopter", "helicopter"),
+    ("fighter jet", "aircraft"),
+    ("military plane", "aircraft"),
+    ("reconnaissance drone", "drone"),
+    ("attack helicopter", "helicopter"),
+)
+DOWNING_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] = (
+    # the owner disputes it: a denial, or another cause for the loss
+    (
+        "downing_denied",
+        "{a} said it shot down {nb} {asset}. {b} denied losing any {asset}",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} claimed to have downed {nb} {asset}. "
+        "{b} said the {asset} crashed because of a technical malfunction",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said its air defences downed {nb} {asset}. "
+        "{b}'s defence ministry said the {asset} went down after engine failure",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it had shot down {nb} {asset}, but {b} dismissed the claim as propaganda",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it had shot down {nb} {asset}. {b} blamed a mechanical fault for the crash",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} reported downing {nb} {asset} {when}. {b} called the report a lie",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it had brought down {nb} {asset}. "
+        "The {bd} military said the {asset} was lost in an accident",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said it shot down {nb} {asset}. {b} rejected the claim",
+        (("kind", "b", "a", True),),
+    ),
+    (
+        "downing_denied",
+        "{a} said its air defences downed {nb} {asset}. {b} said it had lost no {asset}",
+        (("kind", "b", "a", True),),
+    ),
+    # the owner does not dispute it, or disputes something else
+    (
+        "downing_claims",
+        "{nb} {asset} was shot down near the border {when}",
+        (("kind", "b", None, False),),
+    ),
+    (
+        "downing_claims",
+        "{a} said it shot down {nb} {asset}. {b} confirmed the loss of the {asset}",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_claims",
+        "{a} said it shot down {nb} {asset}. {b} denied that its troops had shelled civilians",
+        (("kind", "b", "a", False),),
+    ),
+    # the asset or its owner named a sentence earlier
+    (
+        "downing_context",
+        "drones launched by {bd} forces targeted {ad} positions {when}. {a} said it destroyed them",
+        (("drone", "b", "a", False),),
+    ),
+    (
+        "downing_context",
+        "{nb} {asset} crossed into {a} {when}. {a} said its air defences shot it down",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_context",
+        "{nb} {asset} entered {ad} airspace {when}. The {ad} army said it shot down the {asset}",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_context",
+        "{bd} forces sent {na} over the border {when}. "
+        "{a} said it had downed the {asset} near the front",
+        (("kind", "b", "a", False),),
+    ),
+    (
+        "downing_context",
+        "{nb} {asset} flew over {ad} positions {when}. "
+        "{a}'s defence ministry said it was shot down",
+        (("kind", "b", "a", False),),
+    ),
+)
+
+
+def downing_template_cases(per: int) -> list[Case]:
+    rng = random.Random("downing_templates")
+    out = []
+    for capability, template, want in DOWNING_TEMPLATES:
+        for _ in range(per):
+            pair = rng.choice(lx.CONFLICTS)
+            a, b = rng.sample(pair, 2)
+            noun, kind = rng.choice(ASSET_NOUNS)
+            text = template.format(
+                a=a.name,
+                b=b.name,
+                ad=a.demonym,
+                bd=b.demonym,
+                nb=lx.article(b.demonym),
+                na=lx.article(noun),
+                asset=noun,
+                when=_when(rng),
+            )
+            fill = {"a": a.code, "b": b.code, "kind": kind, "drone": "drone", None: None}
+            expect = tuple(
+                sorted({(fill[w[0]], fill[w[1]], fill[w[2]], w[3]) for w in want}, key=repr)
+            )
+            out.append(Case(capability, "MFT", _sentence(text), {"dn": expect}, watch=pair))
+    return out
 
 
 def downing_cases(per: int) -> list[Case]:
@@ -934,9 +1354,10 @@ def build() -> list[Case]:
         *historical_cases(per=25),
         *attribution_cases(per=30),
         *invariance_cases(groups=60),
-        *ceasefire_cases(per=12),
-        *third_party_cases(per=12),
+        *ceasefire_cases(per=8),
+        *third_party_cases(per=8),
         *downing_cases(per=15),
+        *downing_template_cases(per=8),
     ]
 
 

@@ -9,13 +9,18 @@ shape, outcome and downing verbs, punctuation runs); and long runs past the sent
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.events import Casualties, Ceasefire, Downing, Fact
 from monitor.extract.normalize import extract, normalize
 from monitor.extract.sentences import MAX_SENTENCE
+from monitor.extract.text import TextError, article_text
 from tests.conftest import make_watch
+
+# Fuzzing runs long by design: with the crash loops in `make test-slow` (and in CI).
+pytestmark = pytest.mark.slow
 
 WATCH = make_watch(
     {"RUR": ["Ruritanian", "Ruritania", "Zenda"], "GRA": ["Graustarkian", "Graustark"]},
@@ -157,3 +162,30 @@ def test_text_made_of_what_the_readers_react_to(text: str) -> None:
 @given(long_runs())
 def test_long_runs_past_the_sentence_bound(text: str) -> None:
     check(text, extract(text, WATCH))
+
+
+TAGS = ["p", "div", "article", "h1", "span", "script", "style", "table", "td", "li", "br"]
+
+
+@st.composite
+def html_pages(draw: st.DrawFn) -> bytes:
+    """Pages of nested tags around text the readers react to, with stray markup, entities
+    and bytes that are not UTF-8."""
+    parts = ["<html><body>"]
+    for _ in range(draw(st.integers(min_value=0, max_value=12))):
+        tag = draw(st.sampled_from(TAGS))
+        body = draw(conflict_text())
+        junk = draw(st.sampled_from(["", "&amp;", "&#x0;", "&#xD800;", "<", "</p>", "<!--", "]]>"]))
+        parts.append(f"<{tag}>{body}{junk}</{tag}>")
+    page = "".join(parts).encode("utf-8", errors="replace")
+    return page + draw(st.binary(max_size=20))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html_pages())
+def test_fuzzed_pages_through_text_extraction(page: bytes) -> None:
+    try:
+        text = article_text(page, content_type="text/html")
+    except TextError:
+        return  # no main text: a recorded failure, not an exception
+    check(text.text, extract(text.text, WATCH))

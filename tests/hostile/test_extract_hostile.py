@@ -8,11 +8,12 @@ recorded as an event, never swallowed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from monitor.events import ArticleExtracted, ArticleFailed, Casualties, FactReported
+from monitor.events import ArticleExtracted, ArticleFailed, Casualties, Fact, FactReported
 from monitor.extract import casualties as casualty_reader
 from monitor.extract.analysis import Sentence
 from monitor.extract.normalize import Budget, extract, normalize
@@ -88,7 +89,7 @@ def test_a_failing_reader_is_recorded_on_the_article(
     store = EventStore(f"sqlite:///{tmp_path / 'log.db'}")
     result = ingest_item(store, item_for_file(article), [WATCH])
     events = [e.data for e in store.read()]
-    assert result.status == "extracted"
+    assert result.status == "failed" and "casualties reader" in (result.reason or "")
     assert any(isinstance(e, ArticleExtracted) for e in events)
     facts = [e.fact for e in events if isinstance(e, FactReported)]
     assert {f.type for f in facts} == {"ceasefire", "third_party"}
@@ -133,11 +134,30 @@ def test_a_text_that_outruns_its_budget_yields_a_failure_not_facts() -> None:
 
 def test_one_budget_covers_every_watch_of_an_article() -> None:
     other = make_watch({"GRA": ["Graustarkian"], "KRE": ["Kreuzlinger"]})
-    clock = Ticks()
-    budget = Budget(60, clock)
+    counting = Ticks()
+    normalize(LONG, WATCH, Budget(10_000, counting))
+    needed = counting.reads  # budget checks one reading of the text makes
+    budget = Budget(needed + 2, Ticks())
     first = normalize(LONG, WATCH, budget)
     second = normalize(LONG, other, budget)
     assert first.failed is None and second.failed is not None
+
+
+def test_a_reader_is_stopped_mid_walk_when_the_budget_runs_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Sentence] = []
+
+    def walk(sentences: Sequence[Sentence], watch: object) -> list[Fact]:
+        seen.extend(sentences)
+        return []
+
+    monkeypatch.setattr(casualty_reader.READER, "facts", walk)  # the first reader to run
+    # One read to start, one per sentence analysed (40), one before the reader: the deadline
+    # falls a couple of checks into the reader's walk.
+    found = normalize(LONG, WATCH, Budget(44, Ticks()))
+    assert found.failed is not None
+    assert 0 < len(seen) < 40
 
 
 def test_an_article_past_its_budget_is_recorded_as_failed(tmp_path: Path) -> None:
@@ -151,4 +171,4 @@ def test_an_article_past_its_budget_is_recorded_as_failed(tmp_path: Path) -> Non
     failed = [e for e in events if isinstance(e, ArticleFailed)]
     assert [(f.stage, f.retryable) for f in failed] == [("normalize", False)]
     assert failed[0].reason == "watch test: extraction exceeded its time budget of 0 s"
-    assert result.reason == failed[0].reason
+    assert result.status == "failed" and result.reason == failed[0].reason

@@ -25,6 +25,9 @@ from monitor.sources.fetch import Fetched, FetchLimits, new_client
 from monitor.sources.polling import poll
 from monitor.store.log import EventStore
 
+# Fuzzing runs long by design: with the crash loops in `make test-slow` (and in CI).
+pytestmark = pytest.mark.slow
+
 LINKS = [
     "pages/a.html",
     "../outside.html",

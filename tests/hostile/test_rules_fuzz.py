@@ -10,12 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.alerting.rules import RuleError, load_rule_file, load_rules
 from tests.conftest import RULES
+
+# Fuzzing runs long by design: with the crash loops in `make test-slow` (and in CI).
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
