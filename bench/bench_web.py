@@ -32,6 +32,7 @@ from monitor.events import FactReported  # noqa: E402
 from monitor.store.log import EventStore, NewEvent  # noqa: E402
 from monitor.store.projections import all_projections, follow  # noqa: E402
 from monitor.web.app import WebUI  # noqa: E402
+from monitor.web.views import timeline_page  # noqa: E402
 
 WATCH = "nagorno-karabakh"
 OUTLETS = ["Wire A", "Wire B", "Wire C", "Wire D", "Wire E"]
@@ -102,6 +103,14 @@ def main() -> int:
     facts = store.head()
     base = timed_ms(baseline)[1]
     print(f"log of {facts:,} events; baseline (50 rows by plain SQL): {base:.1f} ms")
+    for label, query in [
+        ("timeline page 1", {}),
+        ("timeline page 1000", {"page": 1000}),
+        ("timeline, ceasefire only", {"fact_type": "ceasefire"}),
+        ("timeline, one outlet, page 100", {"outlet": "Wire C", "page": 100}),
+    ]:
+        first, again = timed_ms(lambda q=query: timeline_page(store, WATCH, **q))  # type: ignore[misc]
+        print(f"{label:<45} first {first:9.1f} ms, then {again:8.1f} ms")
     pages = [
         f"/watch/{WATCH}",
         f"/watch/{WATCH}?page=1000",

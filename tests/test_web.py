@@ -127,6 +127,37 @@ def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]
     assert "page 2 of" in second.text or "No facts match." in second.text
 
 
+def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
+    """A fact appended after a page was read shows at its place in event time, not at the end."""
+    store = EventStore(replayed_seeds)
+    before = timeline_page(store, WATCH, size=1000)
+    outlets = timeline_page(store, WATCH, fact_type="ceasefire").outlets
+    first = before.facts[0]
+    late = first.at.replace(year=first.at.year - 1)
+    article = ArticleRef(article_id="late", url="https://late.example/a", outlet="Late Wire")
+    quote = "Officials said 7 soldiers were killed."
+    fact = Casualties(quote=quote, span=(0, len(quote)), count=7, category="military")
+    store.append(
+        [
+            NewEvent(
+                stream="article:late",
+                data=FactReported(
+                    watch=WATCH, article=article.model_copy(update={"published": late}), fact=fact
+                ),
+                occurred_at=late,
+            )
+        ]
+    )
+    after = timeline_page(store, WATCH, size=1000)
+    assert after.total == before.total + 1
+    assert after.facts[0].outlet == "Late Wire" and after.facts[1:] == before.facts
+    assert timeline_page(store, WATCH, fact_type="ceasefire").outlets == sorted(
+        [*outlets, "Late Wire"]
+    )
+    assert timeline_page(store, WATCH, outlet="Late Wire").total == 1
+    store.close()
+
+
 def test_text_from_feeds_renders_as_text(tmp_path: Path) -> None:
     store = EventStore(f"sqlite:///{tmp_path / 'hostile.db'}")
     published = datetime(2024, 5, 1, 12, tzinfo=UTC)

@@ -1,14 +1,16 @@
 """What the dashboard shows, read from the database with bounded queries.
 
-Pages never load the whole log: the timeline is read a page at a time (``LIMIT``/``OFFSET``
-in event-time order, filtered in SQL by watch, fact type and outlet); a watch's state, chart
-and third parties come from its casualty, ceasefire and involvement facts only, folded by
-``monitor.timeline`` (the one place that decides what "latest" means); alerts are the newest
-few hundred; feed numbers are aggregates computed by the database.
+Pages never load the whole log: the timeline keeps, per filter, its facts' event times and
+positions in order, read once and then grown by the events appended since, and each page reads
+only its own 50 events by position. A watch's state, chart and third parties come from its
+casualty, ceasefire and involvement facts only, folded by ``monitor.timeline`` (the one place
+that decides what "latest" means) once per log head; alerts are the newest few hundred; feed
+numbers are aggregates computed by the database.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -163,6 +165,56 @@ class TimelinePage(BaseModel):
         return max(1, -(-self.total // self.size))
 
 
+class _Order(BaseModel):
+    """A filter's facts in event-time order, as (event time, seq), as of log position ``head``."""
+
+    head: int
+    keys: list[tuple[datetime, int]]
+    outlets: set[str]
+
+
+_orders: dict[tuple[str, ...], _Order] = {}
+ORDERS_KEPT = 16
+
+
+def _order(store: EventStore, key: tuple[str, ...], where: list[Any]) -> _Order:
+    """The filter's order, brought up to the log head by reading only the facts appended since.
+
+    The first request reads every matching fact's time and position once (one query, two
+    columns); later ones read the events after the last head seen (positions are gap-free as
+    readers see them, so none is missed) and insert them where their event time puts them.
+    Pages are then cut from memory and fetched by position, whatever their depth.
+    """
+    full = (store.url, *key)
+    with _cache_lock:
+        known = _orders.get(full)
+    with store.read_session() as session:
+        head = store.head(session)
+        if known is not None and known.head == head:
+            return known
+        after = known.head if known is not None else 0
+        stmt = select(_event_time(), col(EventRow.seq), _outlet()).where(
+            *where, col(EventRow.seq) > after, col(EventRow.seq) <= head
+        )
+        rows = session.execute(stmt).all()
+    keys = list(known.keys) if known is not None else []
+    outlets = set(known.outlets) if known is not None else set()
+    fresh = sorted((as_utc(at), int(seq)) for at, seq, _o in rows)
+    if len(fresh) > len(keys) // 8:
+        keys = sorted(keys + fresh)
+    else:
+        for item in fresh:
+            bisect.insort(keys, item)
+    outlets.update(o for _at, _seq, o in rows if o)
+    order = _Order(head=head, keys=keys, outlets=outlets)
+    with _cache_lock:
+        _orders.pop(full, None)
+        _orders[full] = order
+        while len(_orders) > ORDERS_KEPT:
+            del _orders[next(iter(_orders))]
+    return order
+
+
 def timeline_page(
     store: EventStore,
     watch: str,
@@ -173,44 +225,32 @@ def timeline_page(
     size: int = PAGE_SIZE,
     since: datetime | None = None,
 ) -> TimelinePage:
-    """A page of the timeline: ordered, filtered and cut by the database."""
+    """A page of the timeline in event-time order, filtered by fact type and outlet."""
     page = max(1, page)
-    where = [col(EventRow.type) == "FactReported", _watch_of() == watch]
+    where: list[Any] = [col(EventRow.type) == "FactReported", _watch_of() == watch]
     if fact_type:
         where.append(_fact_type() == fact_type)
     if outlet:
         where.append(_outlet() == outlet)
     if since is not None:
         where.append(_event_time() >= as_utc(since))
-    stmt = (
-        select(EventRow)
-        .where(*where)
-        .order_by(_event_time(), col(EventRow.seq))
-        .offset((page - 1) * size)
-        .limit(size + 1)
-    )
-
-    def count() -> int:
-        with store.read_session() as session:
-            return int(session.execute(select(func.count()).where(*where)).scalar_one())
-
-    def outlets() -> list[str]:
-        stmt = (
-            select(_outlet())
-            .where(col(EventRow.type) == "FactReported", _watch_of() == watch)
-            .distinct()
-        )
-        with store.read_session() as session:
-            return sorted(o for o in session.execute(stmt).scalars() if o)
-
-    with store.read_session() as session:
-        rows = list(session.execute(stmt).scalars())
     filters = (watch, fact_type or "", outlet or "", since.isoformat() if since else "")
-    total = at_head(store, ("count", *filters), count)
-    known_outlets = at_head(store, ("outlets", watch), outlets)
+    order = _order(store, ("order", *filters), where)
+    everything = (
+        order
+        if not (fact_type or outlet or since)
+        else _order(store, ("order", watch, "", "", ""), where[:2])
+    )
+    chosen = order.keys[(page - 1) * size : page * size + 1]
+    wanted = [seq for _at, seq in chosen[:size]]
+    found: dict[int, EventRow] = {}
+    with store.read_session() as session:
+        for i in range(0, len(wanted), IN_CHUNK):
+            stmt = select(EventRow).where(col(EventRow.seq).in_(wanted[i : i + IN_CHUNK]))
+            found.update((row.seq, row) for row in session.execute(stmt).scalars())
     facts = []
-    for row in rows[:size]:
-        event = to_stored(row)
+    for seq in wanted:
+        event = to_stored(found[seq])
         assert isinstance(event.data, FactReported)
         facts.append(entry(event, event.data))
     return TimelinePage(
@@ -218,11 +258,11 @@ def timeline_page(
         facts=facts,
         page=page,
         size=size,
-        total=total,
-        has_next=len(rows) > size,
+        total=len(order.keys),
+        has_next=len(chosen) > size,
         fact_type=fact_type,
         outlet=outlet,
-        outlets=known_outlets,
+        outlets=sorted(everything.outlets),
     )
 
 
