@@ -13,12 +13,19 @@ import httpx
 import pytest
 
 from monitor.cli import main
-from monitor.events import AlertRaised, ArticleRef, Casualties, Evidence, FactReported
+from monitor.events import (
+    AlertRaised,
+    ArticleRef,
+    Casualties,
+    Evidence,
+    FactReported,
+    FeedPolled,
+)
 from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, follow
 from monitor.web.app import WebUI
-from monitor.web.views import timeline_page
+from monitor.web.views import timeline_page, watch_state
 
 WATCH = "nagorno-karabakh"
 NAMES = {WATCH: "Nagorno-Karabakh conflict"}
@@ -133,6 +140,10 @@ def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
     before = timeline_page(store, WATCH, size=1000)
     outlets = timeline_page(store, WATCH, fact_type="ceasefire").outlets
     first = before.facts[0]
+    state = watch_state(store, WATCH)
+    poll = FeedPolled(feed="ap", url="file:///ap.xml", items=1, new_items=0, not_modified=True)
+    store.append([NewEvent(stream="feed:ap", data=poll)])
+    assert watch_state(store, WATCH) is state  # a poll changes nothing in the watch's state
     late = first.at.replace(year=first.at.year - 1)
     article = ArticleRef(article_id="late", url="https://late.example/a", outlet="Late Wire")
     quote = "Officials said 7 soldiers were killed."
@@ -149,6 +160,7 @@ def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
         ]
     )
     after = timeline_page(store, WATCH, size=1000)
+    assert watch_state(store, WATCH) is not state  # a casualty fact: folded again
     assert after.total == before.total + 1
     assert after.facts[0].outlet == "Late Wire" and after.facts[1:] == before.facts
     assert timeline_page(store, WATCH, fact_type="ceasefire").outlets == sorted(

@@ -59,12 +59,18 @@ _cache: dict[tuple[str, ...], tuple[int, Any]] = {}
 _cache_lock = threading.Lock()
 
 
-def at_head(store: EventStore, key: tuple[str, ...], compute: Callable[[], T]) -> T:
-    """``compute()``, remembered until the log grows.
+def at_head(
+    store: EventStore,
+    key: tuple[str, ...],
+    compute: Callable[[], T],
+    unchanged: Callable[[int, int], bool] | None = None,
+) -> T:
+    """``compute()``, remembered until the log grows in a way that matters to it.
 
     The log only grows, so whatever was derived from it at head ``n`` stays true until an event
-    is appended: a watch's folded state, a filter's count. The head is read before computing,
-    so a value that already saw a newer event is recomputed once more, never kept stale.
+    is appended; ``unchanged(n, head)`` may say that the events after ``n`` leave the value as
+    it was, and it is kept. The head is read before computing, so a value that already saw a
+    newer event is recomputed once more, never kept stale.
     """
     head = store.head()
     full = (store.url, *key)
@@ -72,6 +78,11 @@ def at_head(store: EventStore, key: tuple[str, ...], compute: Callable[[], T]) -
         hit = _cache.get(full)
     if hit is not None and hit[0] == head:
         return hit[1]  # type: ignore[no-any-return]
+    if hit is not None and hit[0] < head and unchanged is not None and unchanged(hit[0], head):
+        value = hit[1]
+        with _cache_lock:
+            _cache[full] = (head, value)
+        return value  # type: ignore[no-any-return]
     value = compute()
     with _cache_lock:
         _cache.pop(full, None)
@@ -130,17 +141,17 @@ def watch_ids(store: EventStore, configured: Sequence[str] = ()) -> list[str]:
     return [*configured, *sorted(found - set(configured))]
 
 
+def _state_facts(watch: str) -> list[ColumnElement[bool]]:
+    return [
+        col(EventRow.type) == "FactReported",
+        _watch_of() == watch,
+        _fact_type().in_(STATE_TYPES),
+    ]
+
+
 def story(store: EventStore, watch: str) -> Timeline:
     """The watch's state facts folded by the timeline (tolls, ceasefire, third parties)."""
-    stmt = (
-        select(EventRow)
-        .where(
-            col(EventRow.type) == "FactReported",
-            _watch_of() == watch,
-            _fact_type().in_(STATE_TYPES),
-        )
-        .order_by(col(EventRow.seq))
-    )
+    stmt = select(EventRow).where(*_state_facts(watch)).order_by(col(EventRow.seq))
     with store.read_session() as session:
         events = [to_stored(row) for row in session.execute(stmt).scalars()]
     return build(events, watch)
@@ -370,7 +381,17 @@ def watch_state(store: EventStore, watch: str) -> WatchState:
             ceasefire_reports=len(history),
         )
 
-    return at_head(store, ("state", watch), fold)
+    def unchanged(after: int, head: int) -> bool:
+        """No state fact of this watch among the events appended since."""
+        stmt = (
+            select(col(EventRow.seq))
+            .where(*_state_facts(watch), col(EventRow.seq) > after, col(EventRow.seq) <= head)
+            .limit(1)
+        )
+        with store.read_session() as session:
+            return session.execute(stmt).first() is None
+
+    return at_head(store, ("state", watch), fold, unchanged)
 
 
 def ceasefire_history(facts: Sequence[TimelineFact]) -> list[TimelineFact]:
