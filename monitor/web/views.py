@@ -77,12 +77,12 @@ def at_head(
     with _cache_lock:
         hit = _cache.get(full)
     if hit is not None and hit[0] == head:
-        return hit[1]  # type: ignore[no-any-return]
+        return hit[1]
     if hit is not None and hit[0] < head and unchanged is not None and unchanged(hit[0], head):
         value = hit[1]
         with _cache_lock:
             _cache[full] = (head, value)
-        return value  # type: ignore[no-any-return]
+        return value
     value = compute()
     with _cache_lock:
         _cache.pop(full, None)
