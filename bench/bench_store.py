@@ -5,8 +5,8 @@
 Append: article-sized batches (one transaction each, as ingest does) and single events.
 Replay: reading the whole log back through the typed models (upcast + validation), and
 rebuilding every projection from zero. A throwaway PostgreSQL server is started from the
-local binaries (tests/pg.py) with ``fsync`` switched back on, so both backends pay for durable
-commits. Each figure is also given as a ratio to a baseline measured in the same run on the
+local binaries (tests/support/pg.py) with ``fsync`` switched back on, so both backends pay for
+durable commits. Each figure is also given as a ratio to a baseline measured in the same run on the
 same database engine: plain SQL inserts and reads of the same rows.
 """
 
@@ -26,7 +26,7 @@ from sqlalchemy import text
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, rebuild
 from monitor.store.tables import EventRow
-from tests.crash_driver import article_events
+from tests.support.crash_driver import article_events
 
 
 def articles(total_events: int) -> list[list[NewEvent]]:
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             bench(f"sqlite sync={sync}", url, args.events, base)
     if args.no_postgres:
         return 0
-    from tests.pg import PostgresServer, PostgresUnavailable
+    from tests.support.pg import PostgresServer, PostgresUnavailable
 
     try:
         server = PostgresServer().start()

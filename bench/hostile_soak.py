@@ -36,7 +36,7 @@ from typing import Any
 from monitor.config import FeedConfig, FetchConfig, Settings
 from monitor.events import ArticleFailed
 from monitor.runtime import Runtime
-from tests.httpserver import Reply, Request, TestServer
+from tests.support.httpserver import Reply, Request, TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT.parent / "shared" / "peer"

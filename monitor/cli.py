@@ -285,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     fmt(p)
 
+    p = command("report", cmd_report, "every dashboard view in one self-contained HTML file")
+    p.add_argument("--html", required=True, type=Path, metavar="FILE", help="where to write it")
+    p.add_argument("--watch", help="only this watch (its id)")
+    p.add_argument("--since", help="facts and alerts from this time on (ISO, or 7d ago)")
+    p.add_argument("--rules", type=Path, help="rules directory, for watch names")
+    config_args(p)
+
     p = command("poll", cmd_poll, "poll one feed now: through the running daemon, else alone")
     p.add_argument("feed", metavar="FEED", help="the feed's name in the config")
     p.add_argument("--alone", action="store_true", help="poll here even if a daemon runs")
@@ -910,6 +917,28 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         print(f"{fact.at:%Y-%m-%d %H:%M}  {terminal_safe(fact.summary)}")
         print(f"    {terminal_safe(fact.quote[:200])}")
         print(f"    {terminal_safe(fact.url)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render the dashboard's views to one file: to attach to a message, or to archive."""
+    from monitor.alerting.backtest import parse_when
+    from monitor.web.render import report
+
+    try:
+        since = parse_when(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    settings = settings_from(args)
+    watches_dir = (args.rules or settings.rules_dir) / "watches"
+    names = {w.id: w.name for w in load_watches(watches_dir)} if watches_dir.is_dir() else {}
+    store = open_store(args)
+    try:
+        html = report(store, names, settings.feeds, watch=args.watch, since=since)
+    finally:
+        store.close()
+    args.html.write_text(html, encoding="utf-8")
+    log.info("report written to %s (%d bytes)", args.html, len(html.encode()))
     return 0
 
 

@@ -245,6 +245,17 @@ class DigestConfig(BaseModel):
         return value
 
 
+class WebConfig(BaseModel):
+    """The dashboard (``[web]``, ``MONITOR_WEB__*``), served on ``http_listen``. Loopback
+    clients need nothing; others must send ``token`` (bearer, or the Basic password), and
+    without one the dashboard answers loopback only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    token: str | None = Field(default=None, repr=False)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONITOR_", extra="forbid", env_nested_delimiter="__"
@@ -274,6 +285,7 @@ class Settings(BaseSettings):
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
     digest: DigestConfig = Field(default_factory=lambda: DigestConfig())
+    web: WebConfig = Field(default_factory=lambda: WebConfig())
 
     _d = field_validator(
         "deliver_interval",

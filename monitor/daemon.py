@@ -413,14 +413,25 @@ class Daemon:
         listen = self.settings.http_listen
         if not listen:
             return
-        endpoints = Endpoints(self.metrics, self.health, self.request_poll)
+        web = None
+        if self.settings.web.enabled:
+            from monitor.web.app import WebUI
+
+            web = WebUI(
+                self.runtime.store,
+                lambda: self.runtime.settings.feeds,
+                lambda: {w.id: w.name for w in self.runtime.watches},
+                token=self.settings.web.token,
+            )
+        endpoints = Endpoints(self.metrics, self.health, self.request_poll, web)
         try:
             self.server = ObservabilityServer(listen, endpoints).start()
         except (OSError, ValueError) as exc:
             # Health and metrics are not worth refusing to poll over; say so loudly.
             log.error("cannot serve /healthz and /metrics on %s: %s", listen, exc)
             return
-        log.info("serving /healthz and /metrics on http://%s", self.server.address)
+        pages = " and the dashboard" if web else ""
+        log.info("serving /healthz, /metrics%s on http://%s", pages, self.server.address)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         payload: dict[str, Any] = {

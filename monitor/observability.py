@@ -6,7 +6,8 @@ a fact of the shared database (alerts raised and suppressed, deliveries by outco
 depth, projection lag, feed health) is read from the database at scrape time, so every replica
 reports the same cluster-wide values and nothing is lost on restart.
 
-The HTTP server listens on loopback by default; ``POST /poll/FEED`` makes a feed due now.
+The HTTP server listens on loopback by default; ``POST /poll/FEED`` makes a feed due now, and
+the read-only dashboard (``monitor.web``) answers its pages on the same address.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import httpx
@@ -32,6 +33,9 @@ from monitor.config import FeedConfig
 from monitor.events import as_utc
 from monitor.store.log import EventStore
 from monitor.store.tables import Checkpoint, FeedHealth, FeedLease, OutboxRow
+
+if TYPE_CHECKING:
+    from monitor.web.app import WebUI
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +251,16 @@ class Endpoints:
         metrics: Metrics,
         health: Callable[[], tuple[bool, dict[str, Any]]],
         poll: Callable[[str], tuple[int, str]],
+        web: WebUI | None = None,
     ) -> None:
         self.metrics = metrics
         self.health = health
         self.poll = poll
+        self.web = web
 
 
 class ObservabilityServer:
-    """/healthz, /metrics and POST /poll/FEED on a small threaded HTTP server."""
+    """/healthz, /metrics, POST /poll/FEED and the dashboard on a small threaded HTTP server."""
 
     def __init__(self, listen: str, endpoints: Endpoints) -> None:
         host, _, port = listen.rpartition(":")
@@ -295,7 +301,35 @@ def _handler(endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: int, payload: dict[str, Any]) -> None:
             self._send(status, json.dumps(payload, default=str).encode(), "application/json")
 
+        def _web(self, method: str) -> bool:
+            """Answer a dashboard path; False when the path is not the dashboard's."""
+            web = endpoints.web
+            if web is None or not web.serves(self.path.split("?", 1)[0]):
+                return False
+            from monitor.web.app import SECURITY_HEADERS
+
+            answer = web.handle(
+                method, self.path, self.client_address[0], self.headers.get("Authorization")
+            )
+            self.send_response(answer.status)
+            for name, value in {**SECURITY_HEADERS, **answer.headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(answer.body)
+            return True
+
+        def do_HEAD(self) -> None:
+            if not self._web("HEAD"):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
         def do_GET(self) -> None:
+            if self._web("GET"):
+                return
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 ready, payload = endpoints.health()
@@ -307,6 +341,8 @@ def _handler(endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
+            if self._web("POST"):
+                return  # refused: the dashboard only reads
             if not path.startswith("/poll/"):
                 self._json(404, {"error": "not found"})
                 return

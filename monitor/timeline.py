@@ -38,6 +38,7 @@ class TimelineFact(BaseModel):
     quote: str
     url: str
     outlet: str | None = None
+    title: str | None = None
     fact: dict[str, object]
 
 
@@ -65,6 +66,8 @@ class Outsider(BaseModel):
     actor: str
     kinds: list[str]
     supports: list[str] = Field(default_factory=list)
+    stances: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
     first_seen: datetime
     event_id: str
 
@@ -107,6 +110,22 @@ def summarize(data: FactReported) -> str:
     return fact.type
 
 
+def entry(event: StoredEvent, data: FactReported, at: datetime | None = None) -> TimelineFact:
+    """One fact as the timeline lists it (pages of the timeline read them one page at a time)."""
+    return TimelineFact(
+        seq=event.seq,
+        event_id=event.id,
+        at=at or event_time(event, data),
+        type=data.fact.type,
+        summary=summarize(data),
+        quote=data.fact.quote,
+        url=data.article.url,
+        outlet=data.article.outlet,
+        title=data.article.title,
+        fact=data.fact.model_dump(mode="json"),
+    )
+
+
 def build(events: Iterable[StoredEvent], watch: str, since: datetime | None = None) -> Timeline:
     """Fold a watch's facts in event-time order; ``since`` limits what is listed, not the state."""
     mine: list[tuple[datetime, int, StoredEvent, FactReported]] = []
@@ -118,7 +137,7 @@ def build(events: Iterable[StoredEvent], watch: str, since: datetime | None = No
     ceasefire: CeasefireNow | None = None
     outsiders: dict[str, Outsider] = {}
     listed: list[TimelineFact] = []
-    for at, seq, event, data in mine:
+    for at, _seq, event, data in mine:
         fact = data.fact
         if isinstance(fact, Casualties) and fact.cumulative and not fact.historical:
             if fact.count is not None:
@@ -146,20 +165,12 @@ def build(events: Iterable[StoredEvent], watch: str, since: datetime | None = No
                 known.kinds.append(fact.kind)
             if fact.supports and fact.supports not in known.supports:
                 known.supports.append(fact.supports)
+            # Sorted, so that the same facts give the same lists whatever order they arrived in.
+            known.stances = sorted({*known.stances, fact.stance})
+            source = data.article.outlet or data.article.url
+            known.sources = sorted({*known.sources, source})
         if since is None or at >= as_utc(since):
-            listed.append(
-                TimelineFact(
-                    seq=seq,
-                    event_id=event.id,
-                    at=at,
-                    type=fact.type,
-                    summary=summarize(data),
-                    quote=fact.quote,
-                    url=data.article.url,
-                    outlet=data.article.outlet,
-                    fact=fact.model_dump(mode="json"),
-                )
-            )
+            listed.append(entry(event, data, at))
     return Timeline(
         watch=watch,
         facts=listed,

@@ -14,7 +14,7 @@ import pytest
 
 from monitor.logs import QUIETENED
 from monitor.watches import Party, Watch
-from tests.pg import PostgresServer, PostgresUnavailable
+from tests.support.pg import PostgresServer, PostgresUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -27,7 +27,7 @@ SHARED = ROOT.parent / "shared"
 os.environ.setdefault("MONITOR_FETCH__ALLOW_NETWORKS", '["127.0.0.1/32"]')
 
 # The delivery tests' real receivers (the smtp and web fixtures).
-pytest_plugins = ["tests.notify_helpers"]
+pytest_plugins = ["tests.support.notify_helpers"]
 
 
 @pytest.fixture(autouse=True)

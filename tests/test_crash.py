@@ -1,6 +1,6 @@
 """Crash safety with real processes: SIGKILL an ingest loop at random points, restart, check.
 
-The child (tests/crash_driver.py) runs the real store, projections and rule evaluator. After
+The child (tests/support/crash_driver.py) runs the real store, projections and rule evaluator. After
 every kill it is started again; once all trials are done a last run finishes the work. Then
 the log must have no duplicate and no gap, every article must have ended extracted or failed
 exactly once, the projections must equal a replay from zero, and the alerts (and their outbox
@@ -31,8 +31,8 @@ from monitor.store.projections import (
     rebuild,
 )
 from monitor.store.tables import EventRow, OutboxRow, RuleState
-from tests import crash_driver
 from tests.conftest import ROOT
+from tests.support import crash_driver
 
 TRIALS = 20
 MAX_TRIALS = 3 * TRIALS  # kills that land too early or too late are retried, up to this many
@@ -68,7 +68,7 @@ def spawn(url: str, rules: Path) -> subprocess.Popen[str]:
     """The driver, its stderr in ``rules/../driver.err`` (shown when a start-up fails)."""
     with (rules.parent / "driver.err").open("w") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_driver", url, str(rules), str(ARTICLES)],
+            [sys.executable, "-m", "tests.support.crash_driver", url, str(rules), str(ARTICLES)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=err,

@@ -19,7 +19,7 @@ import pytest
 
 from monitor.cli import main
 from tests.conftest import RULES, SEEDS
-from tests.daemon_helpers import (
+from tests.support.daemon_helpers import (
     NotifySocket,
     conditional_file,
     feed_toml,
@@ -29,7 +29,7 @@ from tests.daemon_helpers import (
     wait_for,
     write_config,
 )
-from tests.httpserver import Reply, Request, TestServer
+from tests.support.httpserver import Reply, Request, TestServer
 
 
 @pytest.fixture
@@ -92,6 +92,9 @@ def test_systemd_lifecycle_conditional_get_poll_reload_and_stop(
             )
             health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
             assert health["ready"] is True and health["database"] == "ok"
+            dashboard = httpx.get(f"http://127.0.0.1:{port}/")  # beside them, the dashboard
+            assert dashboard.status_code == 200 and "Overview" in dashboard.text
+            assert "default-src 'self'" in dashboard.headers["content-security-policy"]
 
             # Watchdog: WATCHDOG_USEC=1 s, so a ping about every half second.
             ready_at = notify.times("READY=1")[0]

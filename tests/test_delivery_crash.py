@@ -2,11 +2,11 @@
 duplicate comes from the one window the README admits: a worker that died after the provider
 accepted the message and before its receipt was stored.
 
-Two real worker processes (``tests/delivery_driver.py``, the real ``Deliverer``) deliver to a
-real HTTP receiver on 127.0.0.1, through ``json://`` and a grouped ``mmost://`` channel, while the
-test keeps queueing alerts as the evaluator would. The receiver is slow and sometimes answers
-500, so kills land before, during and after sends. Every message names each alert id with the
-attempt number it was sent under; attempts count claims, so a copy whose attempt has no
+Two real worker processes (``tests/support/delivery_driver.py``, the real ``Deliverer``) deliver
+to a real HTTP receiver on 127.0.0.1, through ``json://`` and a grouped ``mmost://`` channel,
+while the test keeps queueing alerts as the evaluator would. The receiver is slow and sometimes
+answers 500, so kills land before, during and after sends. Every message names each alert id with
+the attempt number it was sent under; attempts count claims, so a copy whose attempt has no
 ``DeliveryAttempted`` event is a copy whose worker died before recording it.
 """
 
@@ -30,8 +30,8 @@ from sqlalchemy import select
 from monitor.events import DeliveryAttempted
 from monitor.store.log import EventStore
 from monitor.store.tables import OutboxRow
-from tests.httpserver import Reply, Request, TestServer
-from tests.notify_helpers import make_alert, queue, quick_server
+from tests.support.httpserver import Reply, Request, TestServer
+from tests.support.notify_helpers import make_alert, queue, quick_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTER = re.compile(r"alert ([0-9a-f-]{36}) · attempt (\d+)")
@@ -67,11 +67,11 @@ class Receiver:
 
 
 class Workers:
-    """The fork server of ``tests/delivery_driver.py``: real worker processes on demand."""
+    """The fork server of ``tests/support/delivery_driver.py``: real worker processes on demand."""
 
     def __init__(self, db_url: str, channels: str, log: Path) -> None:
         self.log = log
-        argv = [sys.executable, "-m", "tests.delivery_driver", "--db", db_url]
+        argv = [sys.executable, "-m", "tests.support.delivery_driver", "--db", db_url]
         with log.open("a") as err:
             self.zygote = subprocess.Popen(
                 [*argv, "--channels", channels, "--zygote"],
@@ -105,7 +105,15 @@ class Workers:
 
 def drain(db_url: str, channels: str, log: Path) -> None:
     """A clean restart: one worker delivers everything left, then exits."""
-    argv = [sys.executable, "-m", "tests.delivery_driver", "--db", db_url, "--channels", channels]
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.support.delivery_driver",
+        "--db",
+        db_url,
+        "--channels",
+        channels,
+    ]
     with log.open("a") as err:
         done = subprocess.run([*argv, "--drain"], cwd=ROOT, stderr=err, timeout=120)
     assert done.returncode == 0, log.read_text()[-2000:]

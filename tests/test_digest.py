@@ -18,8 +18,8 @@ from monitor.runtime import Runtime
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
 from monitor.watches import Party, Watch
-from tests.httpserver import Reply, TestServer
-from tests.notify_helpers import host_of, posts
+from tests.support.httpserver import Reply, TestServer
+from tests.support.notify_helpers import host_of, posts
 
 WATCH = Watch(
     id="sd",

@@ -18,7 +18,7 @@ import pytest
 
 from monitor.extract.text import article_text
 from tests.conftest import ROOT, SEEDS
-from tests.httpserver import TestServer
+from tests.support.httpserver import TestServer
 
 MONITOR = [sys.executable, "-m", "monitor.cli"]
 

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 
 from monitor.sources.fetch import FetchError, FetchLimits, fetch, new_client, parse_retry_after
-from tests.httpserver import LOCAL, LOCAL_LIMITS, Reply, Request, TestServer
+from tests.support.httpserver import LOCAL, LOCAL_LIMITS, Reply, Request, TestServer
 
 
 def conditional(body: bytes, etag: str, modified: str):  # type: ignore[no-untyped-def]

@@ -15,8 +15,8 @@ from monitor.notify.admin import delivery_states, send_test_messages
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.store.log import EventStore
-from tests.httpserver import Reply, TestServer
-from tests.notify_helpers import (
+from tests.support.httpserver import Reply, TestServer
+from tests.support.notify_helpers import (
     free_port,
     host_of,
     make_alert,

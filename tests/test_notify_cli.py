@@ -17,8 +17,8 @@ from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, follow
 from tests.conftest import ROOT, SEEDS
-from tests.httpserver import Reply
-from tests.notify_helpers import FOOTER, free_port, make_alert, queue, quick_server, rows
+from tests.support.httpserver import Reply
+from tests.support.notify_helpers import FOOTER, free_port, make_alert, queue, quick_server, rows
 
 MONITOR = [sys.executable, "-m", "monitor.cli"]
 PASSWORD = "hunter2-Secret"

@@ -11,7 +11,7 @@ from aiosmtpd.controller import Controller
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.store.log import EventStore
-from tests.notify_helpers import (
+from tests.support.notify_helpers import (
     FAST,
     Inbox,
     attempts_of,

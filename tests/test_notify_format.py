@@ -15,8 +15,8 @@ from monitor.notify.channels import Channel
 from monitor.notify.message import Section, render_group, safe_url
 from monitor.notify.outbox import Deliverer
 from monitor.store.log import EventStore
-from tests.httpserver import Reply, TestServer
-from tests.notify_helpers import FAST, Inbox, host_of, mail_url, make_alert, posts, queue
+from tests.support.httpserver import Reply, TestServer
+from tests.support.notify_helpers import FAST, Inbox, host_of, mail_url, make_alert, posts, queue
 
 INJECTED_URL = "http://news.example/a>)[text](https://evil.example)"
 QUOTE = 'The truce held" onmouseover="x" <script>alert(1)</script> [click](https://evil.example)'

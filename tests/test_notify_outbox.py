@@ -18,8 +18,8 @@ from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy, worker_identity
 from monitor.store.log import EventStore
 from monitor.store.tables import OutboxRow
-from tests.httpserver import Reply, TestServer
-from tests.notify_helpers import (
+from tests.support.httpserver import Reply, TestServer
+from tests.support.notify_helpers import (
     FAST,
     FOOTER,
     T0,

@@ -14,8 +14,8 @@ from monitor.notify.admin import RequeueError, delivery_states, requeue
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.store.log import EventStore
-from tests.httpserver import Reply, TestServer
-from tests.notify_helpers import (
+from tests.support.httpserver import Reply, TestServer
+from tests.support.notify_helpers import (
     T0,
     Clock,
     attempts_of,

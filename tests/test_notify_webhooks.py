@@ -9,8 +9,8 @@ from pathlib import Path
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Deliverer
 from monitor.store.log import EventStore
-from tests.httpserver import Reply, Request, TestServer
-from tests.notify_helpers import (
+from tests.support.httpserver import Reply, Request, TestServer
+from tests.support.notify_helpers import (
     FAST,
     attempts_of,
     host_of,

@@ -12,7 +12,7 @@ from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchLimits
 from monitor.store.log import EventStore
 from monitor.watches import Party, Watch
-from tests.httpserver import LOCAL, LOCAL_LIMITS, Reply, TestServer
+from tests.support.httpserver import LOCAL, LOCAL_LIMITS, Reply, TestServer
 
 WATCH = Watch(
     id="ruritania",

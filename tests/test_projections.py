@@ -27,7 +27,7 @@ from monitor.store.projections import (
 from monitor.store.tables import CeasefireState, SeriesState, ThirdPartyState
 from monitor.store.transfer import export_jsonl, import_jsonl
 from tests.conftest import ROOT
-from tests.crash_driver import ACTORS, article_events
+from tests.support.crash_driver import ACTORS, article_events
 
 
 def feed_event(i: int) -> NewEvent:

@@ -10,8 +10,8 @@ from monitor.events import ArticleDiscovered, ArticleExtracted, FeedPolled
 from monitor.extract.text import split_header
 from monitor.store.log import EventStore
 from tests.conftest import RULES, SEEDS
-from tests.daemon_helpers import run_cli
-from tests.httpserver import TestServer
+from tests.support.daemon_helpers import run_cli
+from tests.support.httpserver import TestServer
 
 BODY = "The Ruritanian defence ministry said 31 soldiers had been killed since Sunday."
 DATED = f"Title: Toll rises in the border war\nPublished: 2020-10-01 09:30\n\n{BODY}\n"

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 
 from monitor.daemon import takeover_every
 from tests.conftest import RULES, SEEDS
-from tests.daemon_helpers import feed_toml, free_port, start, stop, wait_for, write_config
-from tests.httpserver import Reply, Request, TestServer
+from tests.support.daemon_helpers import feed_toml, free_port, start, stop, wait_for, write_config
+from tests.support.httpserver import Reply, Request, TestServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -10,7 +10,7 @@ import pytest
 from monitor.sources.feeds import FeedError, parse_feed
 from monitor.sources.fetch import FetchError, FetchLimits, fetch
 from tests.conftest import SEEDS, shared_dir
-from tests.httpserver import LOCAL, Reply, TestServer
+from tests.support.httpserver import LOCAL, Reply, TestServer
 
 
 def test_seed_feeds_over_file_urls_resolve_relative_links() -> None:

@@ -258,7 +258,7 @@ def test_writer_processes_never_duplicate_or_hide_a_position(db_url: str) -> Non
 
 
 def _sample_log(store: EventStore) -> None:
-    from tests.crash_driver import article_events
+    from tests.support.crash_driver import article_events
 
     for i in range(12):
         store.append(article_events(i))

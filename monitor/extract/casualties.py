@@ -286,8 +286,11 @@ def _person_after(sent: Sentence, i: int) -> tuple[int, Category] | None:
         if w in _FUNCTION or w in _OUTCOME_WORDS or w in _OUTCOME_NOUNS or w in _AUX:
             return None
         object_of_killing = (
-            j == i + 1 and i > 0 and toks[i - 1].text in lexicon.KILL_ACTIVE and _plural_people(w)
-        )  # "gunmen killed 17 electricians"
+            (j == i + 1 or (j == i + 2 and toks[i + 1].text == "of"))
+            and i > 0
+            and toks[i - 1].text in lexicon.KILL_ACTIVE
+            and _plural_people(w)
+        )  # "gunmen killed 17 electricians", "killed scores of midwives"
         if not single and (object_of_killing or _unlisted_people(sent, j)):
             # "three surgeons were ...": people the lexicon does not list, by their ending
             return j, lexicon.unlisted_category(w)
@@ -910,6 +913,8 @@ def _singulars(sent: Sentence) -> list[Report]:
                 (_SINGULAR_NOUNS[w] for w in heads if w in _SINGULAR_NOUNS),
                 lexicon.unlisted_category(heads[-1]) if heads else UNKNOWN,
             )
+            # "the police chief", "an army officer": the force the person serves in decides.
+            category = _category_in(sent, det_tok + 1, det_tok + 1 + len(np_tokens), category)
             out.append(
                 Report(
                     sentence=sent,

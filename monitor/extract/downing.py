@@ -215,7 +215,8 @@ def _owner(sent: Sentence, asset: re.Match[str], floor: int) -> str | None:
     if m:
         if re.match(r"\s*(?:from|of)\s+its\b", tail):
             return _asserter(sent, asset.start())
-        return _mention_code_in(sent, asset.end() + m.end(), asset.end() + m.end() + 40)
+        # From the start of the tail: a name may begin with the "the" just read past.
+        return _mention_code_in(sent, asset.end(), asset.end() + m.end() + 40)
     return None
 
 

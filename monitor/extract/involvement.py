@@ -54,6 +54,7 @@ _SUPPLY = (
     + ")"
 )
 _SUPPLY_RX = re.compile(rf"\b{_SUPPLY}\b")
+_PROCESS = re.compile(lexicon.noun_pattern(_W["process_nouns"]))
 _ARMS_RX = re.compile(rf"\b{_ARMS_NOUNS}\b")
 _ARMED = re.compile(lexicon.verb_pattern(["arm"]))
 _RECEIVE = _without_b(lexicon.verb_pattern(_W["receive_verbs"]))
@@ -187,7 +188,8 @@ def _party_near(sent: Sentence, tok: int, scope: Scope, before: bool, span: int 
 def _supports_after(sent: Sentence, tok: int, scope: Scope) -> str | None:
     """The side helped: "to help Azerbaijan", "in support of the federal government"."""
     m = re.compile(
-        r"\b(?:help|support(?:ing)?|backing|defen[cs]e|alongside|behalf|for|to|with|siding)"
+        r"\b(?:help(?:s|ed|ing)?|support(?:s|ed|ing)?|backing|defen[cs]e|alongside|behalf|for|to|"
+        r"with|siding)"
         r" (?:of |with |for |to )?(?:the |a |an )?(?:\S+ ){0,3}?(E\d+)"
     )
     for found in m.finditer(sent.sig, sent.offsets[min(tok, len(sent.offsets) - 1)]):
@@ -246,10 +248,12 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         if code:
             sup = _party(sent, _ref(m, 2), scope) if m.group(2) else None
             tok = sent.token_at(m.start())
+            # "UN-backed talks": backing a process between the sides is mediation.
+            process = _PROCESS.match(sig, m.start() + len(m.group(1)) + len(" - backed "))
             yield (
                 tok,
                 code,
-                "political",
+                "mediation" if process else "political",
                 sup or _party_near(sent, tok, scope, False, 5),
                 "third_party.x-backed",
             )
@@ -341,10 +345,13 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
 # "Iran, which has long backed the Houthis", "a military pact with Armenia", "has been
 # supporting the government since", "expressed solidarity with Armenia".
 _AUX = r"(?:(?:has|have|had|is|are|was|were|been|being|long|openly|also|firmly|strongly) )*"
+# A statement about the backing that the backing rules read through: "has denied arming".
+_ABOUT = r"(?:(?:denied|denies|deny|denying|admitted|admits|acknowledged|acknowledges) )?"
 _BACKING = (
     (
         "third_party.backs",
-        rf"\b(E\d+) (?:, which |, who |of )?{_AUX}{_BACKING_VERBS} (?:the |its |their )?(E\d+)",
+        rf"\b(E\d+) (?:, which |, who |of )?{_AUX}{_ABOUT}{_BACKING_VERBS} (?:the |its |their )?"
+        rf"(E\d+)",
     ),
     (
         "third_party.support-for",
@@ -363,7 +370,8 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
     if "accus" in sig or "blam" in sig:
         for m in _matches(
-            rf"\b(?:accus\w*|blam\w*) (E\d+) (?:of|for) (?:having |being |\S+ly )?{_HOSTILE}\b",
+            rf"\b(?:accus\w*|blam\w*) (?:the )?(E\d+) (?:of|for) (?:having |being |\S+ly )?"
+            rf"{_HOSTILE}\b",
             sent,
         ):
             code = _eligible(sent, _ref(m, 1), scope)
@@ -410,7 +418,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _supports_after(sent, tok, scope),
                 "third_party.involved-in",
             )
-    for m in _matches(r"\baccused (E\d+) of (?:\S+ ){0,3}?involved\b", sent):
+    for m in _matches(r"\baccused (?:the )?(E\d+) of (?:\S+ ){0,3}?involved\b", sent):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (

@@ -150,6 +150,16 @@ TITLES = (
     "tribal elder",
     "opposition politician",
 )
+# Titles with the category CONVENTIONS.md gives the person: a force's officers are military.
+TITLED = (
+    ("local police chief", "military"),
+    ("army commander", "military"),
+    ("district police commander", "military"),
+    ("militia leader", "military"),
+    ("village chief", "civilian"),
+    ("school headmaster", "civilian"),
+    ("hospital director", "unknown"),
+)
 RELATIONS = ("driver", "son", "brother", "bodyguard", "wife", "nephew", "colleague")
 RELATIONS_MANY = ("son", "brother", "bodyguard", "nephew", "cousin")
 
@@ -255,6 +265,15 @@ OUTSIDERS = (
     Country("DEU", "Germany", "German"),
     Country("BLR", "Belarus", "Belarusian"),
     Country("KEN", "Kenya", "Kenyan"),
+    # names with an article, and a second batch that no rule was written against
+    Country("USA", "the United States", "American"),
+    Country("ARE", "the United Arab Emirates", "Emirati"),
+    Country("GBR", "Britain", "British"),
+    Country("JPN", "Japan", "Japanese"),
+    Country("BRA", "Brazil", "Brazilian"),
+    Country("ISR", "Israel", "Israeli"),
+    Country("UGA", "Uganda", "Ugandan"),
+    Country("NOR", "Norway", "Norwegian"),
 )
 # Pairs of states at war in a watch (code, name, demonym for each side).
 CONFLICTS = (
@@ -263,6 +282,13 @@ CONFLICTS = (
     (Country("ETH", "Ethiopia", "Ethiopian"), Country("ERI", "Eritrea", "Eritrean")),
     (Country("IND", "India", "Indian"), Country("PAK", "Pakistan", "Pakistani")),
     (Country("SDN", "Sudan", "Sudanese"), Country("SSD", "South Sudan", "South Sudanese")),
+    # a second batch that no rule was written against
+    (Country("THA", "Thailand", "Thai"), Country("KHM", "Cambodia", "Cambodian")),
+    (
+        Country("COD", "the Democratic Republic of Congo", "Congolese"),
+        Country("RWA", "Rwanda", "Rwandan"),
+    ),
+    (Country("KGZ", "Kyrgyzstan", "Kyrgyz"), Country("TJK", "Tajikistan", "Tajik")),
 )
 
 PLACES = (

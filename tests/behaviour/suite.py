@@ -17,6 +17,7 @@ compared across commits (the ratchet in `ceilings.json`).
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -173,8 +174,9 @@ def _noun(rng: random.Random, pool: list[Noun] | None = None) -> Noun:
 
 
 def _sentence(text: str) -> str:
+    """Spaces tidied, a full stop at the end, every sentence started with a capital."""
     text = " ".join(text.split())
-    return cap(text.rstrip(".") + ".")
+    return re.sub(r"(?<=[.!?] )[a-z]", lambda m: m.group(0).upper(), cap(text.rstrip(".") + "."))
 
 
 def _killed(n: int | None, qualifier: str = "exact") -> tuple:
@@ -321,6 +323,11 @@ def category_cases() -> list[Case]:
             out.append(Case("victim_category", "MFT", text, {"cat": (("killed", noun.category),)}))
         text = _fill_kill(rng, "{v} was killed {where}", lx.article(noun.singular))
         out.append(Case("victim_category", "MFT", text, {"cat": (("killed", noun.category),)}))
+    # one person named by title: the force served in decides ("the police chief")
+    for title, category in lx.TITLED:
+        for frame in ("the {v} was killed {where}", "{p} shot dead the {v} {where}"):
+            text = _fill_kill(rng, frame, title)
+            out.append(Case("victim_category", "MFT", text, {"cat": (("killed", category),)}))
     return out
 
 
@@ -989,8 +996,19 @@ THIRD_PARTY_TEMPLATES: tuple[tuple[str, str, tuple[tuple[Any, ...], ...]], ...] 
         "{xd} mercenaries recruited by {y} are fighting for {a}",
         (("y", "fighters", "a", "reported"),),
     ),
+    (
+        "third_party_kind",
+        "the {xd}-backed talks between {a} and {b} resumed {when}",
+        (("x", "mediation", None, "reported"),),
+    ),
+    (
+        "third_party_kind",
+        "{xd} drones have helped the {ad} army regain ground",
+        (("x", "military", "a", "reported"),),
+    ),
     # stances
     ("third_party_stance", "{x} denied supplying {arms} to {a}", (("x", "arms", "a", "denied"),)),
+    ("third_party_stance", "{x} has denied arming {a}, {src}", (("x", "arms", "a", "denied"),)),
     (
         "third_party_stance",
         "{x} and {y} voiced their support for {a}",

@@ -16,8 +16,8 @@ from monitor.extract.text import TextError, article_text, decode
 from monitor.pipeline import ingest_item
 from monitor.sources.feeds import FeedItem
 from monitor.store.log import EventStore
-from tests.daemon_helpers import run_cli
-from tests.httpserver import LOCAL_LIMITS, Reply, TestServer
+from tests.support.daemon_helpers import run_cli
+from tests.support.httpserver import LOCAL_LIMITS, Reply, TestServer
 
 SENTENCE = "The mayor of Zürich met the café owners of São Paulo in Kraków on Tuesday."
 

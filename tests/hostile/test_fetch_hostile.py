@@ -18,7 +18,7 @@ from monitor.sources.fetch import FetchError, FetchLimits, fetch, fetch_link, ne
 from monitor.sources.guard import AddressPolicy
 from monitor.sources.polling import poll
 from monitor.store.log import EventStore
-from tests.httpserver import Reply, TestServer
+from tests.support.httpserver import Reply, TestServer
 
 PAGE = (
     b"<html><body><article><p>The internal page says the regional office counted twelve trucks "

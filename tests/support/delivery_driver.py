@@ -1,8 +1,8 @@
 """Delivery worker processes for the crash tests: each opens the store and runs the real Deliverer.
 
-    python -m tests.delivery_driver --db URL --channels JSON --drain
+    python -m tests.support.delivery_driver --db URL --channels JSON --drain
         one worker that delivers until nothing is pending, then exits 0 (a clean restart);
-    python -m tests.delivery_driver --db URL --channels JSON --zygote
+    python -m tests.support.delivery_driver --db URL --channels JSON --zygote
         a fork server: every ``spawn`` line on stdin forks a fresh worker process (which opens
         its own store and delivers until killed) and prints its pid; ``wait PID`` reaps that
         worker and prints its wait status. Forking from a process that has already imported

@@ -6,7 +6,7 @@ then extracted with its facts, or failed), then advance the projections and the 
 articles are generated from their number, so every run (killed or not) sees the same input.
 Progress goes to stdout, one line per article, so the test knows where each kill landed.
 
-    python -m tests.crash_driver DB_URL RULES_DIR ARTICLES
+    python -m tests.support.crash_driver DB_URL RULES_DIR ARTICLES
 """
 
 from __future__ import annotations

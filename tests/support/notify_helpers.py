@@ -20,7 +20,7 @@ from monitor.events import AlertRaised, DeliveryAttempted, Evidence
 from monitor.notify.outbox import RetryPolicy, enqueue
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import OutboxRow
-from tests.httpserver import Request, TestServer
+from tests.support.httpserver import Request, TestServer
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FOOTER = re.compile(r"alert ([0-9a-f-]{36}) · attempt (\d+)")

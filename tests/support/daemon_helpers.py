@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.httpserver import Reply, Request
+from tests.support.httpserver import Reply, Request
 
 MONITOR = [sys.executable, "-m", "monitor.cli"]
 
