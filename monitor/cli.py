@@ -923,6 +923,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Render the dashboard's views to one file: to attach to a message, or to archive."""
     from monitor.alerting.backtest import parse_when
+    from monitor.watches import load_watches
     from monitor.web.render import report
 
     try:
