@@ -158,6 +158,8 @@ def test_systemd_lifecycle_conditional_get_poll_reload_and_stop(
             assert {f["feed"] for f in snapshot["feeds"]} == {"ap", "rferl"}
             queue = snapshot["daemon"]["queue"]  # the backlog the daemon reports
             assert queue["feeds"] == 2 and queue["due"] >= 0 and queue["oldest_due_age"] >= 0
+            assert cli(capsys, "status", "--config", str(config)) == 0
+            assert "poll queue: 2 feeds" in capsys.readouterr().out
         finally:
             code, took = stop(proc)
     assert code == 0, log.read_text()[-3000:]
