@@ -13,12 +13,19 @@ import httpx
 import pytest
 
 from monitor.cli import main
-from monitor.events import AlertRaised, ArticleRef, Casualties, Evidence, FactReported
+from monitor.events import (
+    AlertRaised,
+    ArticleRef,
+    Casualties,
+    Evidence,
+    FactReported,
+    FeedPolled,
+)
 from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, follow
 from monitor.web.app import WebUI
-from monitor.web.views import timeline_page
+from monitor.web.views import timeline_page, watch_state
 
 WATCH = "nagorno-karabakh"
 NAMES = {WATCH: "Nagorno-Karabakh conflict"}
@@ -125,6 +132,42 @@ def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]
     assert [f.event_id for f in paged] == [f.event_id for f in whole.facts]
     second = httpx.get(f"{base}/watch/{WATCH}", params={"page": "2", "type": "casualties"})
     assert "page 2 of" in second.text or "No facts match." in second.text
+
+
+def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
+    """A fact appended after a page was read shows at its place in event time, not at the end."""
+    store = EventStore(replayed_seeds)
+    before = timeline_page(store, WATCH, size=1000)
+    outlets = timeline_page(store, WATCH, fact_type="ceasefire").outlets
+    first = before.facts[0]
+    state = watch_state(store, WATCH)
+    poll = FeedPolled(feed="ap", url="file:///ap.xml", items=1, new_items=0, not_modified=True)
+    store.append([NewEvent(stream="feed:ap", data=poll)])
+    assert watch_state(store, WATCH) is state  # a poll changes nothing in the watch's state
+    late = first.at.replace(year=first.at.year - 1)
+    article = ArticleRef(article_id="late", url="https://late.example/a", outlet="Late Wire")
+    quote = "Officials said 7 soldiers were killed."
+    fact = Casualties(quote=quote, span=(0, len(quote)), count=7, category="military")
+    store.append(
+        [
+            NewEvent(
+                stream="article:late",
+                data=FactReported(
+                    watch=WATCH, article=article.model_copy(update={"published": late}), fact=fact
+                ),
+                occurred_at=late,
+            )
+        ]
+    )
+    after = timeline_page(store, WATCH, size=1000)
+    assert watch_state(store, WATCH) is not state  # a casualty fact: folded again
+    assert after.total == before.total + 1
+    assert after.facts[0].outlet == "Late Wire" and after.facts[1:] == before.facts
+    assert timeline_page(store, WATCH, fact_type="ceasefire").outlets == sorted(
+        [*outlets, "Late Wire"]
+    )
+    assert timeline_page(store, WATCH, outlet="Late Wire").total == 1
+    store.close()
 
 
 def test_text_from_feeds_renders_as_text(tmp_path: Path) -> None:

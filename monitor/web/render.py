@@ -108,7 +108,7 @@ def overview_context(
     recent = views.recent_alert_counts(store)
     cards = []
     for watch in views.watch_ids(store, list(names)):
-        story = views.story(store, watch)
+        story = views.watch_state(store, watch)
         cards.append(
             {
                 "id": watch,
@@ -134,8 +134,8 @@ def watch_context(
     size: int = views.PAGE_SIZE,
     since: datetime | None = None,
 ) -> dict[str, Any]:
-    story = views.story(store, watch)
-    series = views.casualty_series(story.facts)
+    story = views.watch_state(store, watch)
+    series = story.series
     charts = []
     if series:
         span = chart.time_span(list(series.values()))
@@ -147,7 +147,8 @@ def watch_context(
         "watch": {"id": watch, "name": names.get(watch, watch)},
         "sides": views.tolls_by_side(story.tolls),
         "ceasefire": story.ceasefire,
-        "ceasefire_history": views.ceasefire_history(story.facts),
+        "ceasefire_history": story.ceasefire_history,
+        "ceasefire_reports": story.ceasefire_reports,
         "third_parties": story.third_parties,
         "charts": charts,
         "timeline": views.timeline_page(

@@ -1,17 +1,20 @@
 """What the dashboard shows, read from the database with bounded queries.
 
-Pages never load the whole log: the timeline is read a page at a time (``LIMIT``/``OFFSET``
-in event-time order, filtered in SQL by watch, fact type and outlet); a watch's state, chart
-and third parties come from its casualty, ceasefire and involvement facts only, folded by
-``monitor.timeline`` (the one place that decides what "latest" means); alerts are the newest
-few hundred; feed numbers are aggregates computed by the database.
+Pages never load the whole log: the timeline keeps, per filter, its facts' event times and
+positions in order, read once and then grown by the events appended since, and each page reads
+only its own 50 events by position. A watch's state, chart and third parties come from its
+casualty, ceasefire and involvement facts only, folded by ``monitor.timeline`` (the one place
+that decides what "latest" means) once per log head; alerts are the newest few hundred; feed
+numbers are aggregates computed by the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, case, func, select
@@ -30,7 +33,15 @@ from monitor.store.tables import (
     SeriesState,
     ThirdPartyState,
 )
-from monitor.timeline import Timeline, TimelineFact, Toll, build, entry
+from monitor.timeline import (
+    CeasefireNow,
+    Outsider,
+    Timeline,
+    TimelineFact,
+    Toll,
+    build,
+    entry,
+)
 
 PAGE_SIZE = 50
 ALERTS_SHOWN = 200
@@ -39,6 +50,46 @@ FACT_TYPES = ("casualties", "ceasefire", "third_party", "downing", "diplomacy")
 STATE_TYPES = ("casualties", "ceasefire", "third_party")
 CHART_OUTCOMES = ("killed", "wounded")
 NO_SIDE = "unattributed"
+HISTORY_SHOWN = 200  # ceasefire reports listed, the latest
+POINTS_PER_SERIES = 400  # marks per chart series; a longer series keeps one per stretch of time
+CACHE_ENTRIES = 64
+
+T = TypeVar("T")
+_cache: dict[tuple[str, ...], tuple[int, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def at_head(
+    store: EventStore,
+    key: tuple[str, ...],
+    compute: Callable[[], T],
+    unchanged: Callable[[int, int], bool] | None = None,
+) -> T:
+    """``compute()``, remembered until the log grows in a way that matters to it.
+
+    The log only grows, so whatever was derived from it at head ``n`` stays true until an event
+    is appended; ``unchanged(n, head)`` may say that the events after ``n`` leave the value as
+    it was, and it is kept. The head is read before computing, so a value that already saw a
+    newer event is recomputed once more, never kept stale.
+    """
+    head = store.head()
+    full = (store.url, *key)
+    with _cache_lock:
+        hit = _cache.get(full)
+    if hit is not None and hit[0] == head:
+        return hit[1]
+    if hit is not None and hit[0] < head and unchanged is not None and unchanged(hit[0], head):
+        value = hit[1]
+        with _cache_lock:
+            _cache[full] = (head, value)
+        return value
+    value = compute()
+    with _cache_lock:
+        _cache.pop(full, None)
+        _cache[full] = (head, value)
+        while len(_cache) > CACHE_ENTRIES:
+            del _cache[next(iter(_cache))]
+    return value
 
 
 def _watch_of() -> ColumnElement[str]:
@@ -90,17 +141,17 @@ def watch_ids(store: EventStore, configured: Sequence[str] = ()) -> list[str]:
     return [*configured, *sorted(found - set(configured))]
 
 
+def _state_facts(watch: str) -> list[ColumnElement[bool]]:
+    return [
+        col(EventRow.type) == "FactReported",
+        _watch_of() == watch,
+        _fact_type().in_(STATE_TYPES),
+    ]
+
+
 def story(store: EventStore, watch: str) -> Timeline:
     """The watch's state facts folded by the timeline (tolls, ceasefire, third parties)."""
-    stmt = (
-        select(EventRow)
-        .where(
-            col(EventRow.type) == "FactReported",
-            _watch_of() == watch,
-            _fact_type().in_(STATE_TYPES),
-        )
-        .order_by(col(EventRow.seq))
-    )
+    stmt = select(EventRow).where(*_state_facts(watch)).order_by(col(EventRow.seq))
     with store.read_session() as session:
         events = [to_stored(row) for row in session.execute(stmt).scalars()]
     return build(events, watch)
@@ -125,6 +176,56 @@ class TimelinePage(BaseModel):
         return max(1, -(-self.total // self.size))
 
 
+class _Order(BaseModel):
+    """A filter's facts in event-time order, as (event time, seq), as of log position ``head``."""
+
+    head: int
+    keys: list[tuple[datetime, int]]
+    outlets: set[str]
+
+
+_orders: dict[tuple[str, ...], _Order] = {}
+ORDERS_KEPT = 16
+
+
+def _order(store: EventStore, key: tuple[str, ...], where: list[Any]) -> _Order:
+    """The filter's order, brought up to the log head by reading only the facts appended since.
+
+    The first request reads every matching fact's time and position once (one query, two
+    columns); later ones read the events after the last head seen (positions are gap-free as
+    readers see them, so none is missed) and insert them where their event time puts them.
+    Pages are then cut from memory and fetched by position, whatever their depth.
+    """
+    full = (store.url, *key)
+    with _cache_lock:
+        known = _orders.get(full)
+    with store.read_session() as session:
+        head = store.head(session)
+        if known is not None and known.head == head:
+            return known
+        after = known.head if known is not None else 0
+        stmt = select(_event_time(), col(EventRow.seq), _outlet()).where(
+            *where, col(EventRow.seq) > after, col(EventRow.seq) <= head
+        )
+        rows = session.execute(stmt).all()
+    keys = list(known.keys) if known is not None else []
+    outlets = set(known.outlets) if known is not None else set()
+    fresh = sorted((as_utc(at), int(seq)) for at, seq, _o in rows)
+    if len(fresh) > len(keys) // 8:
+        keys = sorted(keys + fresh)
+    else:
+        for item in fresh:
+            bisect.insort(keys, item)
+    outlets.update(o for _at, _seq, o in rows if o)
+    order = _Order(head=head, keys=keys, outlets=outlets)
+    with _cache_lock:
+        _orders.pop(full, None)
+        _orders[full] = order
+        while len(_orders) > ORDERS_KEPT:
+            del _orders[next(iter(_orders))]
+    return order
+
+
 def timeline_page(
     store: EventStore,
     watch: str,
@@ -135,37 +236,32 @@ def timeline_page(
     size: int = PAGE_SIZE,
     since: datetime | None = None,
 ) -> TimelinePage:
-    """A page of the timeline: ordered, filtered and cut by the database."""
+    """A page of the timeline in event-time order, filtered by fact type and outlet."""
     page = max(1, page)
-    where = [col(EventRow.type) == "FactReported", _watch_of() == watch]
+    where: list[Any] = [col(EventRow.type) == "FactReported", _watch_of() == watch]
     if fact_type:
         where.append(_fact_type() == fact_type)
     if outlet:
         where.append(_outlet() == outlet)
     if since is not None:
         where.append(_event_time() >= as_utc(since))
-    stmt = (
-        select(EventRow)
-        .where(*where)
-        .order_by(_event_time(), col(EventRow.seq))
-        .offset((page - 1) * size)
-        .limit(size + 1)
+    filters = (watch, fact_type or "", outlet or "", since.isoformat() if since else "")
+    order = _order(store, ("order", *filters), where)
+    everything = (
+        order
+        if not (fact_type or outlet or since)
+        else _order(store, ("order", watch, "", "", ""), where[:2])
     )
+    chosen = order.keys[(page - 1) * size : page * size + 1]
+    wanted = [seq for _at, seq in chosen[:size]]
+    found: dict[int, EventRow] = {}
     with store.read_session() as session:
-        rows = list(session.execute(stmt).scalars())
-        total = int(session.execute(select(func.count()).where(*where)).scalar_one())
-        outlets = sorted(
-            o
-            for o in session.execute(
-                select(_outlet())
-                .where(col(EventRow.type) == "FactReported", _watch_of() == watch)
-                .distinct()
-            ).scalars()
-            if o
-        )
+        for i in range(0, len(wanted), IN_CHUNK):
+            stmt = select(EventRow).where(col(EventRow.seq).in_(wanted[i : i + IN_CHUNK]))
+            found.update((row.seq, row) for row in session.execute(stmt).scalars())
     facts = []
-    for row in rows[:size]:
-        event = to_stored(row)
+    for seq in wanted:
+        event = to_stored(found[seq])
         assert isinstance(event.data, FactReported)
         facts.append(entry(event, event.data))
     return TimelinePage(
@@ -173,11 +269,11 @@ def timeline_page(
         facts=facts,
         page=page,
         size=size,
-        total=total,
-        has_next=len(rows) > size,
+        total=len(order.keys),
+        has_next=len(chosen) > size,
         fact_type=fact_type,
         outlet=outlet,
-        outlets=outlets,
+        outlets=sorted(everything.outlets),
     )
 
 
@@ -245,9 +341,57 @@ def casualty_series(facts: Sequence[TimelineFact]) -> dict[str, list[Series]]:
     by_side: dict[str, list[Series]] = {}
     for key in sorted(series, key=lambda k: (k[0] == NO_SIDE, k)):
         s = series[key]
+        s.totals = _thin(s.totals, lambda bucket: bucket[-1])
+        s.increments = _thin(s.increments, lambda bucket: max(bucket, key=lambda p: p.count))
         if s.totals or s.increments:
             by_side.setdefault(key[0], []).append(s)
     return by_side
+
+
+def _thin(points: list[Point], keep: Callable[[list[Point]], Point]) -> list[Point]:
+    """At most ``POINTS_PER_SERIES`` marks: one chosen per run of consecutive reports (the
+    latest total, the largest increment), so a chart of years stays a page, not megabytes."""
+    if len(points) <= POINTS_PER_SERIES:
+        return points
+    step = -(-len(points) // POINTS_PER_SERIES)
+    return [keep(points[i : i + step]) for i in range(0, len(points), step)]
+
+
+class WatchState(BaseModel):
+    """What the watch page shows beside its timeline, folded once per log head."""
+
+    tolls: list[Toll]
+    ceasefire: CeasefireNow | None
+    third_parties: list[Outsider]
+    series: dict[str, list[Series]]
+    ceasefire_history: list[TimelineFact]
+    ceasefire_reports: int
+
+
+def watch_state(store: EventStore, watch: str) -> WatchState:
+    def fold() -> WatchState:
+        told = story(store, watch)
+        history = ceasefire_history(told.facts)
+        return WatchState(
+            tolls=told.tolls,
+            ceasefire=told.ceasefire,
+            third_parties=told.third_parties,
+            series=casualty_series(told.facts),
+            ceasefire_history=history[-HISTORY_SHOWN:],
+            ceasefire_reports=len(history),
+        )
+
+    def unchanged(after: int, head: int) -> bool:
+        """No state fact of this watch among the events appended since."""
+        stmt = (
+            select(col(EventRow.seq))
+            .where(*_state_facts(watch), col(EventRow.seq) > after, col(EventRow.seq) <= head)
+            .limit(1)
+        )
+        with store.read_session() as session:
+            return session.execute(stmt).first() is None
+
+    return at_head(store, ("state", watch), fold, unchanged)
 
 
 def ceasefire_history(facts: Sequence[TimelineFact]) -> list[TimelineFact]:
