@@ -1021,6 +1021,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         state = "ready" if daemon.get("ready") else "not ready"
         replica = daemon.get("replica")
         out.print(f"daemon at {settings.http_listen}: {state} (replica {replica})")
+        queue = daemon.get("queue")
+        if isinstance(queue, dict):
+            out.print(
+                f"poll queue: {queue.get('feeds')} feeds, {queue.get('due')} due now, "
+                f"oldest due {queue.get('oldest_due_age')} s ago"
+            )
     else:
         out.print(f"daemon: none answering at {settings.http_listen or '(http_listen off)'}")
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"

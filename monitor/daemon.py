@@ -1,11 +1,12 @@
-"""The long-running service: APScheduler 3 jobs, leases, signals, systemd, health endpoint.
+"""The long-running service: the poll queue and its workers, service jobs, signals, systemd.
 
-Each feed is one interval job (jitter, one instance at a time, coalesced, a misfire grace of
-half the interval, first run at start-up). APScheduler 3 cannot share a job store between
-processes, so every replica schedules every feed and each run first claims the feed's lease
-(``monitor.leases``): whoever comes first after the feed is due polls it, the others skip.
-Service jobs evaluate rules and deliver the outbox, check source health, and beat the
-heartbeat that the systemd watchdog ping depends on.
+Feeds wait in one queue ordered by when each is next due (``monitor.sources.schedule``);
+``poll_workers`` threads take the earliest-due feed as they free up, so a late feed is polled as
+soon as a worker is free, never skipped. Every replica queues every feed and each try first
+claims the feed's lease (``monitor.leases``): whoever comes first after the feed is due polls
+it, the others skip, and the lease's due time (interval, backoff, Retry-After) sets the next
+try. APScheduler 3 runs the service jobs: rule evaluation and delivery, source health, digests,
+takeover of abandoned feeds, and the heartbeat that the systemd watchdog ping depends on.
 
 Signals: SIGTERM/SIGINT stop intake, let in-flight polls end after their current article,
 flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config file, rules
@@ -27,7 +28,6 @@ from types import FrameType
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -37,11 +37,12 @@ from monitor.health import rules_health
 from monitor.leases import SqliteReplicaLock
 from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
 from monitor.runtime import FeedRun, Runtime
+from monitor.sources.schedule import Backlog, PollQueue, Timing, next_attempt
 from monitor.store.db import is_sqlite, redact
 
 log = logging.getLogger(__name__)
 
-SERVICE = "service"  # executor for rule evaluation, delivery and health checks
+SERVICE = "default"  # executor for rule evaluation, delivery and health checks
 HEARTBEAT = "heartbeat"  # its own thread: a wedged service executor must not look alive
 
 
@@ -71,10 +72,8 @@ def watchdog_interval() -> float | None:
     return int(usec) / 2_000_000
 
 
-def feed_trigger(feed: FeedConfig) -> IntervalTrigger:
-    return IntervalTrigger(
-        seconds=feed.interval.total_seconds(), jitter=feed.jitter_seconds() or None, timezone=UTC
-    )
+def timing(feed: FeedConfig) -> Timing:
+    return Timing(feed.interval.total_seconds(), feed.jitter_seconds())
 
 
 def takeover_every(lease_period: timedelta) -> float:
@@ -84,7 +83,7 @@ def takeover_every(lease_period: timedelta) -> float:
 
 
 class Daemon:
-    """One replica: its scheduler, its HTTP endpoint, its share of the feeds."""
+    """One replica: its poll queue and workers, its service jobs, its HTTP endpoint."""
 
     def __init__(
         self,
@@ -110,9 +109,14 @@ class Daemon:
         self._idle = threading.Condition()
         self._heartbeat = time.monotonic()
         self._status = ""
+        self.queue = PollQueue()
+        self.metrics.watch_queue(self.backlog)
+        self.workers = [
+            threading.Thread(target=self._work, name=f"poll-{i + 1}", daemon=True)
+            for i in range(settings.poll_workers)
+        ]
         self.scheduler = BackgroundScheduler(
             executors={
-                "default": ThreadPoolExecutor(max_workers=settings.poll_workers),
                 SERVICE: ThreadPoolExecutor(max_workers=2),
                 HEARTBEAT: ThreadPoolExecutor(max_workers=1),
             },
@@ -131,7 +135,9 @@ class Daemon:
         settings = self.settings
         self.runtime.leases.ensure(settings.feeds)
         self._start_server()
-        self._schedule_feeds()
+        self._schedule_feeds(first=True)
+        for worker in self.workers:
+            worker.start()
         self.scheduler.add_job(
             self._deliver_job,
             IntervalTrigger(seconds=settings.deliver_interval.total_seconds(), timezone=UTC),
@@ -222,6 +228,7 @@ class Daemon:
         log.info("stopping: no new polls; waiting for the ones in flight")
         self.ready = False
         self.metrics.ready.set(0)
+        self.queue.close()
         self.scheduler.shutdown(wait=False)
         flush_reserve = min(3.0, self.settings.stop_timeout.total_seconds() / 3)
         with self._idle:
@@ -288,28 +295,20 @@ class Daemon:
         sd_notify(f"READY=1\nSTATUS=polling {len(self.settings.feeds)} feeds (reloaded)")
         return True
 
-    def _schedule_feeds(self) -> None:
-        """One job per configured feed: new feeds start now, changed ones are rescheduled."""
-        wanted = {f"feed:{f.name}": f for f in self.settings.feeds}
-        for job in self.scheduler.get_jobs():
-            if job.id.startswith("feed:") and job.id not in wanted:
-                job.remove()
-        for job_id, feed in wanted.items():
-            job = self.scheduler.get_job(job_id)
-            grace = max(1, int(feed.interval.total_seconds() / 2))
-            if job is None:
-                self.scheduler.add_job(
-                    self._poll_job,
-                    feed_trigger(feed),
-                    args=[feed.name],
-                    id=job_id,
-                    name=f"poll {feed.name}",
-                    misfire_grace_time=grace,
-                    next_run_time=datetime.now(UTC),
-                )
-            elif str(job.trigger) != str(feed_trigger(feed)):
-                job.modify(misfire_grace_time=grace)
-                job.reschedule(feed_trigger(feed))
+    def _schedule_feeds(self, *, first: bool = False) -> None:
+        """The queue holds exactly the configured feeds. At start-up each is first tried when
+        its lease says it is due (at once for new feeds and after a long stop); on reload new
+        feeds are tried at once and changed intervals apply from the last try."""
+        feeds = {f.name: timing(f) for f in self.settings.feeds}
+        first_in: dict[str, float] = {}
+        if first:
+            for name, due_in in self.runtime.leases.due_in().items():
+                if name in feeds:
+                    first_in[name] = feeds[name].interval if due_in is None else due_in
+        self.queue.sync(feeds, first_in)
+
+    def backlog(self) -> Backlog:
+        return self.queue.backlog()
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -323,6 +322,35 @@ class Daemon:
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
+
+    def _work(self) -> None:
+        """One poll worker: the earliest-due feed, polled, then queued for its next try."""
+        while not self.stopping.is_set():
+            name = self.queue.take(timeout=1.0)
+            if name is None:
+                continue
+            started = time.monotonic()
+            delay: float | None = None
+            try:
+                run = self._poll_job(name)
+                delay = self._next_try(name, run is not None, time.monotonic() - started)
+            finally:
+                self.queue.done(name, delay)
+
+    def _next_try(self, name: str, polled: bool, elapsed: float) -> float | None:
+        """Seconds to this replica's next try of a feed, from what its lease now says; None
+        (an interval plus jitter) when the database cannot say."""
+        feed = next((f for f in self.settings.feeds if f.name == name), None)
+        if feed is None:
+            return None
+        try:
+            due_in = self.runtime.leases.due_in([name]).get(name)
+        except Exception:
+            log.exception("reading when %s is due failed", name)
+            return None
+        return next_attempt(
+            timing(feed), polled=polled, elapsed=elapsed, due_in=due_in, spread=self.queue.spread()
+        )
 
     def _poll_job(self, name: str, force: bool = False) -> FeedRun | None:
         if self.stopping.is_set():
@@ -347,7 +375,7 @@ class Daemon:
 
     def _takeover_job(self) -> None:
         """A replica that died mid-poll leaves its lease to expire; rather than wait for this
-        replica's next scheduled run of that feed (up to an interval away), run it now. Every
+        replica's next try of that feed (up to an interval away), make it due now. Every
         replica may try; the claim lets exactly one through."""
         if self.stopping.is_set():
             return
@@ -357,10 +385,7 @@ class Daemon:
             log.exception("looking for abandoned feeds failed")
             return
         for name in feeds:
-            try:
-                self.scheduler.modify_job(f"feed:{name}", next_run_time=datetime.now(UTC))
-            except JobLookupError:
-                continue  # a feed that is no longer configured
+            self.queue.poll_now(name, front=False)  # False: a feed no longer configured
 
     def _report(self, run: FeedRun) -> None:
         o = run.outcome
@@ -457,18 +482,23 @@ class Daemon:
                 for f in snap["feeds"]
             },
         )
+        backlog = self.queue.backlog()
+        payload["queue"] = {
+            "feeds": len(self.queue),
+            "due": backlog.depth,
+            "oldest_due_age": round(backlog.oldest_age, 3),
+        }
         rules_ok, payload["rules"] = rules_health(self.runtime.store)
         return bool(payload["ready"]) and rules_ok, payload
 
     def request_poll(self, name: str) -> tuple[int, str]:
-        """``monitor poll FEED`` through the daemon: the feed becomes due and its job runs now."""
+        """``monitor poll FEED`` through the daemon: the feed becomes due and goes to the front
+        of the queue."""
         if self.stopping.is_set():
             return 503, "stopping"
         if not any(f.name == name for f in self.settings.feeds):
             return 404, f"no feed named {name!r} in the configuration"
         self.runtime.leases.request(name)
-        try:
-            self.scheduler.modify_job(f"feed:{name}", next_run_time=datetime.now(UTC))
-        except JobLookupError:
-            return 404, f"no job for feed {name!r}"
+        if not self.queue.poll_now(name):
+            return 404, f"feed {name!r} is not in the poll queue"
         return 202, f"poll of {name} requested from replica {self.runtime.replica_id}"

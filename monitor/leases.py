@@ -1,7 +1,7 @@
 """Coordination between replicas: feed leases, singleton locks, and the SQLite one-replica rule.
 
-APScheduler 3 cannot share a job store, so every replica runs the same per-feed jobs and each
-job first *claims* its feed here. A claim succeeds only when the feed is due and nobody holds
+Every replica keeps every feed in its own poll queue (``monitor.sources.schedule``), and each
+try first *claims* its feed here. A claim succeeds only when the feed is due and nobody holds
 its lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer anyway), so each
 due poll is made by exactly one replica. The lease's ``version`` is a fencing token: a replica
 that stalled past its lease cannot record an outcome over the replica that took over.
@@ -244,6 +244,24 @@ class FeedLeases:
                 update(FeedLease).where(col(FeedLease.feed) == feed).values(next_due=now)
             )
             return bool(rowcount(result))
+
+    def due_in(self, feeds: Sequence[str] | None = None) -> dict[str, float | None]:
+        """Seconds until each feed (all when None) is due by the database clock (0 when due),
+        or None while a live lease holds it; the poll queue times this replica's tries by it."""
+        with self.store.read_session() as session:
+            now = db_now(session)
+            stmt = select(FeedLease)
+            if feeds is not None:
+                stmt = stmt.where(col(FeedLease.feed).in_(list(feeds)))
+            answer: dict[str, float | None] = {}
+            for row in session.execute(stmt).scalars():
+                held = as_utc(row.lease_until)
+                if held is not None and held > now:
+                    answer[row.feed] = None
+                else:
+                    due = as_utc(row.next_due) or now
+                    answer[row.feed] = max(0.0, (due - now).total_seconds())
+            return answer
 
     def states(self) -> list[FeedLease]:
         with self.store.read_session() as session:

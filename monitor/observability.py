@@ -35,6 +35,7 @@ from monitor.store.log import EventStore
 from monitor.store.tables import Checkpoint, FeedHealth, FeedLease, OutboxRow
 
 if TYPE_CHECKING:
+    from monitor.sources.schedule import Backlog
     from monitor.web.app import WebUI
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,19 @@ class Metrics:
             "When this replica last finished a poll",
             registry=self.registry,
         )
+
+    def watch_queue(self, backlog: Callable[[], Backlog]) -> None:
+        """The poll queue's backlog, read at scrape time: this replica's own numbers."""
+        Gauge(
+            "monitor_poll_queue_due",
+            "Feeds due for a poll on this replica and not yet started",
+            registry=self.registry,
+        ).set_function(lambda: backlog().depth)
+        Gauge(
+            "monitor_poll_queue_oldest_due_seconds",
+            "How long the longest-waiting due poll has waited (0 when none is due)",
+            registry=self.registry,
+        ).set_function(lambda: backlog().oldest_age)
 
     def watch_database(self, store: EventStore, feeds: Callable[[], Sequence[FeedConfig]]) -> None:
         self.registry.register(DatabaseCollector(store, feeds))

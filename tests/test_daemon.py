@@ -127,6 +127,8 @@ def test_systemd_lifecycle_conditional_get_poll_reload_and_stop(
             )
             assert 'monitor_projection_lag{consumer="rules"}' in metrics
             assert 'monitor_outbox_depth{status="pending"}' in metrics
+            assert re.search(r"^monitor_poll_queue_due \d", metrics, re.M)
+            assert re.search(r"^monitor_poll_queue_oldest_due_seconds [\d.]+", metrics, re.M)
 
             # SIGHUP with a broken rule file: the daemon says why and keeps the old rules.
             broken = rules / "alerts" / "zz-broken.yaml"
@@ -154,6 +156,10 @@ def test_systemd_lifecycle_conditional_get_poll_reload_and_stop(
             snapshot = json.loads(capsys.readouterr().out)
             assert snapshot["daemon"]["ready"] is True
             assert {f["feed"] for f in snapshot["feeds"]} == {"ap", "rferl"}
+            queue = snapshot["daemon"]["queue"]  # the backlog the daemon reports
+            assert queue["feeds"] == 2 and queue["due"] >= 0 and queue["oldest_due_age"] >= 0
+            assert cli(capsys, "status", "--config", str(config)) == 0
+            assert "poll queue: 2 feeds" in capsys.readouterr().out
         finally:
             code, took = stop(proc)
     assert code == 0, log.read_text()[-3000:]

@@ -255,3 +255,18 @@ def test_health_alerts_go_through_silences_like_any_alert(store: EventStore) -> 
     expire_silence(store, silence.silence_id, now=datetime.now(UTC))
     [alert] = checker.check([feed])
     assert alert.status == "firing" and alert.channels == ["ops"]
+
+
+def test_due_in_tells_the_poll_queue_about_backoff_and_held_leases(store: EventStore) -> None:
+    leases = FeedLeases(store, "me")
+    held = FeedConfig(name="held", url="http://127.0.0.1:1/h.xml", interval="60s")
+    leases.ensure([FEED, held])
+    assert leases.due_in() == {"wire": 0.0, "held": 0.0}
+    lease = leases.claim(FEED)
+    assert lease is not None
+    failed = PollOutcome(ok=False, error="503", error_kind="http", retry_after=600)
+    leases.complete(lease, FEED, failed)
+    assert leases.claim(held) is not None
+    due = leases.due_in(["wire", "held"])
+    assert due["held"] is None  # another poll holds it
+    assert due["wire"] is not None and 590 < due["wire"] <= 600  # Retry-After honoured
