@@ -25,7 +25,7 @@ from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, follow
 from monitor.web.app import WebUI
-from monitor.web.views import timeline_page, watch_state
+from monitor.web.views import Views
 
 WATCH = "nagorno-karabakh"
 NAMES = {WATCH: "Nagorno-Karabakh conflict"}
@@ -112,6 +112,7 @@ def test_the_nine_alerts_are_listed_with_why_and_their_evidence_links(
 
 def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]) -> None:
     store, base = seeded
+    views = Views(store)
     ceasefire = httpx.get(f"{base}/watch/{WATCH}", params={"type": "ceasefire"}).text
     facts = rows(ceasefire, "fact")
     assert facts and all("fact-ceasefire" in f for f in facts)
@@ -120,13 +121,13 @@ def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]
     assert rows(one_outlet, "fact") and all(outlet in f for f in rows(one_outlet, "fact"))
     assert httpx.get(f"{base}/watch/{WATCH}", params={"page": "x"}).status_code == 400
 
-    whole = timeline_page(store, WATCH, size=1000)
+    whole = views.timeline_page(WATCH, size=1000)
     assert whole.total == len(whole.facts) > 10 and not whole.has_next
     assert [f.at for f in whole.facts] == sorted(f.at for f in whole.facts)
     pages = -(-whole.total // 10)
     paged = []
     for page in range(1, pages + 1):
-        part = timeline_page(store, WATCH, page=page, size=10)
+        part = views.timeline_page(WATCH, page=page, size=10)
         assert part.has_next == (page < pages) and part.pages == pages
         paged += part.facts
     assert [f.event_id for f in paged] == [f.event_id for f in whole.facts]
@@ -137,13 +138,14 @@ def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]
 def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
     """A fact appended after a page was read shows at its place in event time, not at the end."""
     store = EventStore(replayed_seeds)
-    before = timeline_page(store, WATCH, size=1000)
-    outlets = timeline_page(store, WATCH, fact_type="ceasefire").outlets
+    views = Views(store)
+    before = views.timeline_page(WATCH, size=1000)
+    outlets = views.timeline_page(WATCH, fact_type="ceasefire").outlets
     first = before.facts[0]
-    state = watch_state(store, WATCH)
+    state = views.watch_state(WATCH)
     poll = FeedPolled(feed="ap", url="file:///ap.xml", items=1, new_items=0, not_modified=True)
     store.append([NewEvent(stream="feed:ap", data=poll)])
-    assert watch_state(store, WATCH) is state  # a poll changes nothing in the watch's state
+    assert views.watch_state(WATCH) is state  # a poll changes nothing in the watch's state
     late = first.at.replace(year=first.at.year - 1)
     article = ArticleRef(article_id="late", url="https://late.example/a", outlet="Late Wire")
     quote = "Officials said 7 soldiers were killed."
@@ -159,14 +161,14 @@ def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
             )
         ]
     )
-    after = timeline_page(store, WATCH, size=1000)
-    assert watch_state(store, WATCH) is not state  # a casualty fact: folded again
+    after = views.timeline_page(WATCH, size=1000)
+    assert views.watch_state(WATCH) is not state  # a casualty fact: folded in
     assert after.total == before.total + 1
     assert after.facts[0].outlet == "Late Wire" and after.facts[1:] == before.facts
-    assert timeline_page(store, WATCH, fact_type="ceasefire").outlets == sorted(
+    assert views.timeline_page(WATCH, fact_type="ceasefire").outlets == sorted(
         [*outlets, "Late Wire"]
     )
-    assert timeline_page(store, WATCH, outlet="Late Wire").total == 1
+    assert views.timeline_page(WATCH, outlet="Late Wire").total == 1
     store.close()
 
 
@@ -295,7 +297,7 @@ def test_report_is_one_self_contained_file(
     assert main([*args, "--since", "2020-10-01"]) == 0
     recent = later.read_text()
     seeds = EventStore(replayed_seeds)
-    everything = len(timeline_page(seeds, WATCH, size=1000).facts)
+    everything = len(Views(seeds).timeline_page(WATCH, size=1000).facts)
     seeds.close()
     assert 0 < len(rows(recent, "fact")) < everything
     assert "2020-09-30" not in "".join(rows(recent, "fact"))

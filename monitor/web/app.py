@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 from monitor.config import FeedConfig
 from monitor.store.log import EventStore
-from monitor.web import render
+from monitor.web import render, views
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class WebUI:
         self.names = names
         self.token = token or None
         self.links = render.Links()
+        self.views = views.Views(store)  # folds and facts this server remembers
 
     def serves(self, path: str) -> bool:
         return path in self.PATHS or path.startswith(self.PREFIXES)
@@ -137,7 +138,7 @@ class WebUI:
         if path == "/static/style.css":
             return Response(200, render.stylesheet().encode(), "text/css; charset=utf-8")
         if path == "/":
-            context = render.overview_context(self.store, names, self.feeds())
+            context = render.overview_context(self.views, names, self.feeds())
             return self._ok(render.render("overview.j2", self.links, **context))
         if path == "/alerts":
             return self._ok(
@@ -152,7 +153,7 @@ class WebUI:
             if not page.isdigit():
                 return self._page(400, "Bad request", "page must be a number")
             context = render.watch_context(
-                self.store,
+                self.views,
                 watch,
                 names,
                 fact_type=one("type"),
