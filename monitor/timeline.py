@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from monitor.events import (
     Casualties,
@@ -36,6 +37,7 @@ from monitor.events import (
     FactReported,
     ThirdParty,
     as_utc,
+    parse_event_data,
 )
 from monitor.store.log import IN_CHUNK, EventStore, StoredEvent, to_stored
 from monitor.store.tables import EventRow
@@ -103,7 +105,11 @@ class Timeline(BaseModel):
 
 def event_time(event: StoredEvent, data: FactReported) -> datetime:
     """When the fact happened as far as the log knows: publication, else record time."""
-    return as_utc(data.article.published or event.occurred_at or event.recorded_at)
+    return fact_time(data, event.occurred_at, event.recorded_at)
+
+
+def fact_time(data: FactReported, occurred: datetime | None, recorded: datetime) -> datetime:
+    return as_utc(data.article.published or occurred or recorded)
 
 
 def summarize(data: FactReported) -> str:
@@ -147,7 +153,7 @@ def entry(event: StoredEvent, data: FactReported, at: datetime | None = None) ->
     )
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Mark:
     """One fact as the fold keeps it: where it sorts (event time, then log position), what it
     is and, for a casualty report, the figures a chart draws. Quotes and links stay in the log
@@ -155,18 +161,18 @@ class Mark:
 
     at: datetime
     seq: int
-    type: str = field(compare=False)
-    outlet: str | None = field(compare=False, default=None)
+    type: str
+    outlet: str | None = None
     # casualties (not historical) only: (side, category, outcome) and the figures
-    series: tuple[str | None, str, str] | None = field(compare=False, default=None)
-    count: int | None = field(compare=False, default=None)
-    increment: int | None = field(compare=False, default=None)
-    cumulative: bool = field(compare=False, default=False)
-    qualifier: str = field(compare=False, default="exact")
+    series: tuple[str | None, str, str] | None = None
+    count: int | None = None
+    increment: int | None = None
+    cumulative: bool = False
+    qualifier: str = "exact"
 
-    @property
-    def key(self) -> Key:
-        return (self.at, self.seq)
+
+# Marks sort by (event time, position); a C-level key, since a fold sorts a whole log of them.
+order_key: Callable[[Mark], Key] = attrgetter("at", "seq")
 
 
 class State(BaseModel):
@@ -218,14 +224,22 @@ class Fold:
     def add(self, events: Iterable[StoredEvent]) -> int:
         """Fold these events in (other watches' and other kinds are passed over); each event
         is to be folded once. Returns how many facts of this watch were among them."""
-        marks = [
-            self._fold(e, e.data)
+        return self._add(
+            (e.seq, e.id, event_time(e, e.data), e.data)
             for e in events
-            if isinstance(e.data, FactReported) and e.data.watch == self.watch
+            if isinstance(e.data, FactReported)
+        )
+
+    def _add(self, facts: Iterable[tuple[int, str, datetime, FactReported]]) -> int:
+        """Fold (position, event id, event time, fact) items in."""
+        marks = [
+            self._fold(seq, event_id, at, data)
+            for seq, event_id, at, data in facts
+            if data.watch == self.watch
         ]
         if not marks:
             return 0
-        marks.sort()
+        marks.sort(key=order_key)
         _merge(self.facts, marks)
         for kind in {m.type for m in marks}:
             _merge(self.by_type.setdefault(kind, []), [m for m in marks if m.type == kind])
@@ -237,17 +251,16 @@ class Fold:
         self.revision += len(marks)
         return len(marks)
 
-    def _fold(self, event: StoredEvent, data: FactReported) -> Mark:
+    def _fold(self, seq: int, event_id: str, at: datetime, data: FactReported) -> Mark:
         """Fold one fact into the state; its mark, for the lists."""
-        at = event_time(event, data)
-        key = (at, event.seq)
+        key = (at, seq)
         fact = data.fact
-        mark = Mark(at=at, seq=event.seq, type=fact.type, outlet=data.article.outlet)
+        mark = Mark(at=at, seq=seq, type=fact.type, outlet=data.article.outlet)
         if isinstance(fact, Casualties) and not fact.historical:
             name = (fact.side, fact.category, fact.outcome)
             mark = Mark(
                 at=at,
-                seq=event.seq,
+                seq=seq,
                 type=fact.type,
                 outlet=data.article.outlet,
                 series=name,
@@ -267,20 +280,20 @@ class Fold:
                         count=fact.count,
                         qualifier=fact.qualifier,
                         at=at,
-                        event_id=event.id,
+                        event_id=event_id,
                         url=data.article.url,
                     ),
                 )
         elif isinstance(fact, Ceasefire):
             if self._ceasefire is None or self._ceasefire[0] < key:
-                now = CeasefireNow(status=fact.status, broker=fact.broker, at=at, event_id=event.id)
+                now = CeasefireNow(status=fact.status, broker=fact.broker, at=at, event_id=event_id)
                 self._ceasefire = (key, now)
         elif isinstance(fact, ThirdParty) and fact.stance != "denied":
             seen = self._outsiders.get(fact.actor)
             if seen is None:
-                seen = self._outsiders[fact.actor] = _Seen(first=key, event_id=event.id)
+                seen = self._outsiders[fact.actor] = _Seen(first=key, event_id=event_id)
             elif key < seen.first:
-                seen.first, seen.event_id = key, event.id
+                seen.first, seen.event_id = key, event_id
             _earliest(seen.kinds, fact.kind, key)
             if fact.supports:
                 _earliest(seen.supports, fact.supports, key)
@@ -338,12 +351,12 @@ class Fold:
 
 def _merge(into: list[Mark], fresh: list[Mark]) -> None:
     """Put sorted ``fresh`` marks in their places: one by one when few, else sort once."""
-    if len(fresh) > len(into) // 8:
+    if len(fresh) > 16:
         into.extend(fresh)
-        into.sort()
+        into.sort(key=order_key)  # two sorted runs: one linear merge
     else:
         for mark in fresh:
-            bisect.insort(into, mark)
+            bisect.insort(into, mark, key=order_key)
 
 
 class Folds:
@@ -375,7 +388,8 @@ class Folds:
                 or (until is not None and until < fold.head)
             ):
                 fold = Fold(watch)
-            self._advance(fold, until)
+            self._folds.pop(watch, None)
+            self._advance(fold, until)  # a fold left half-way by an error is not kept
             self._folds[watch] = fold
             yield fold
 
@@ -383,23 +397,42 @@ class Folds:
         with self.store.read_session() as session:
             head = self.store.head(session)
             target = head if until is None else min(until, head)
-            while fold.head < target:
-                stmt = (
-                    select(EventRow)
-                    .where(
-                        col(EventRow.type) == "FactReported",
-                        col(EventRow.seq) > fold.head,
-                        col(EventRow.seq) <= target,
-                        EventRow.data["watch"].as_string() == fold.watch,
-                    )
-                    .order_by(col(EventRow.seq))
-                    .limit(READ_BATCH)
+            if fold.head < target:
+                fold._add(self._tail(session, fold.watch, fold.head, target))
+                fold.head = target
+
+    @staticmethod
+    def _tail(
+        session: Session, watch: str, after: int, until: int
+    ) -> Iterator[tuple[int, str, datetime, FactReported]]:
+        """The watch's facts with ``after < seq <= until``, in batches; positions are gap-free
+        up to the head read in this session, so none is missed. Only the columns a fold needs
+        are read, and each payload goes through the one parser (upcast, then validate)."""
+        while after < until:
+            stmt = (
+                select(
+                    col(EventRow.seq),
+                    col(EventRow.id),
+                    col(EventRow.occurred_at),
+                    col(EventRow.recorded_at),
+                    col(EventRow.schema_version),
+                    col(EventRow.data),
                 )
-                rows = list(session.execute(stmt).scalars())
-                fold.add(to_stored(row) for row in rows)
-                # Positions are gap-free up to the head read in this session: a short batch
-                # means nothing of this watch lies between its last row and the target.
-                fold.head = rows[-1].seq if len(rows) == READ_BATCH else target
+                .where(
+                    col(EventRow.type) == "FactReported",
+                    col(EventRow.seq) > after,
+                    col(EventRow.seq) <= until,
+                    EventRow.data["watch"].as_string() == watch,
+                )
+                .order_by(col(EventRow.seq))
+                .limit(READ_BATCH)
+            )
+            rows = session.execute(stmt).all()
+            for seq, event_id, occurred, recorded, version, payload in rows:
+                data = parse_event_data("FactReported", version, payload)
+                assert isinstance(data, FactReported)
+                yield seq, event_id, fact_time(data, occurred, recorded), data
+            after = rows[-1][0] if len(rows) == READ_BATCH else until
 
 
 def facts_at(store: EventStore, seqs: Sequence[int]) -> list[TimelineFact]:

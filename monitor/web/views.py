@@ -41,6 +41,7 @@ from monitor.timeline import (
     TimelineFact,
     Toll,
     facts_at,
+    order_key,
 )
 
 PAGE_SIZE = 50
@@ -291,7 +292,7 @@ class Views:
             held_all = [
                 m for name, marks in fold.series.items() if name[2] in HELD_OUTCOMES for m in marks
             ]
-        held_all.sort()
+        held_all.sort(key=order_key)
         held = held_all[-HISTORY_SHOWN:]
         wanted = [m.seq for t, i in plotted.values() for m in (*t, *i)]
         found = self.facts([*wanted, *(m.seq for m in history), *(m.seq for m in held)])
