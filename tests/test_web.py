@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,7 @@ from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, follow
 from monitor.web.app import WebUI
-from monitor.web.views import Views
+from monitor.web.views import POINTS_PER_SERIES, Views
 
 WATCH = "nagorno-karabakh"
 NAMES = {WATCH: "Nagorno-Karabakh conflict"}
@@ -303,3 +303,87 @@ def test_report_is_one_self_contained_file(
     assert "2020-09-30" not in "".join(rows(recent, "fact"))
     assert len(rows(recent, "alert")) == 2  # the ceasefire collapse and the jump to 963
     assert main([*args, "--since", "not a time"]) == 2
+
+
+def casualty(n: int, at: datetime, **fields: object) -> NewEvent:
+    """One casualty report of the watch "w", published at ``at``."""
+    quote = f"Report number {n} in words of our own."
+    article = ArticleRef(article_id=f"c{n}", url=f"https://wire.example/{n}", published=at)
+    fact = Casualties(quote=quote, span=(0, len(quote)), **fields)  # type: ignore[arg-type]
+    return NewEvent(
+        stream=f"article:c{n}",
+        data=FactReported(watch="w", article=article, fact=fact),
+        occurred_at=at,
+    )
+
+
+def test_missing_and_captured_are_listed_beside_the_chart_not_drawn(tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'held.db'}")
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    store.append(
+        [
+            casualty(1, day, side="north", category="military", count=100, cumulative=True),
+            casualty(2, day, side="north", category="military", outcome="captured", count=3),
+            casualty(
+                3,
+                day,
+                side="south",
+                category="civilian",
+                outcome="missing",
+                count=12,
+                cumulative=True,
+            ),
+        ]
+    )
+    page = WebUI(store, lambda: [], lambda: {}).handle("GET", "/watch/w", "127.0.0.1", None)
+    html = page.body.decode()
+    assert re.findall(r'data-series="([^"]+)"', html) == ["north military killed"]
+    held = re.search(r'<table class="held">.*?</table>', html, re.S)
+    assert held, html
+    assert len(rows(held.group(0), "held-captured")) == 1
+    assert "12 south civilian missing (total)" in rows(held.group(0), "held-missing")[0]
+    assert "3 north military captured" in held.group(0)
+    store.close()
+
+
+def test_a_long_series_stays_readable(tmp_path: Path) -> None:
+    """Two years of daily totals and increments: thinned to a slot of time each, increments in
+    their own lane below the totals, and only a few figures written on the chart."""
+    store = EventStore(f"sqlite:///{tmp_path / 'long.db'}")
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    reports = []
+    for n in range(730):
+        at = start + timedelta(days=n)
+        reports.append(
+            casualty(2 * n, at, side="north", category="civilian", count=10 * n, cumulative=True)
+        )
+        reports.append(casualty(2 * n + 1, at, side="north", category="civilian", count=n % 40))
+    store.append(reports)
+    views = Views(store)
+    html = WebUI(store, lambda: [], lambda: {}).handle("GET", "/watch/w", "127.0.0.1", None)
+    svg = re.search(r"<svg.*?</svg>", html.body.decode(), re.S)
+    assert svg
+    dots = re.findall(r'<circle class="total" cx="[^"]+" cy="([^"]+)"', svg.group(0))
+    bars = re.findall(r'<rect class="increment" x="[^"]+" y="([^"]+)"', svg.group(0))
+    assert 0 < len(dots) <= POINTS_PER_SERIES and 0 < len(bars) <= POINTS_PER_SERIES
+    assert min(float(b) for b in bars) > max(float(d) for d in dots)  # the lane lies below
+    figures = re.findall(r'<text class="value"[^>]*>([^<]+)</text>', svg.group(0))
+    assert 2 <= len(figures) <= 12 and figures[-1] == "7,290"  # the latest total is written
+    # A slot of time is chosen from a fixed origin: a new report changes only the last slot.
+    state = views.watch_state("w")
+    store.append(
+        [
+            casualty(
+                9999,
+                start + timedelta(days=730),
+                side="north",
+                count=7300,
+                category="civilian",
+                cumulative=True,
+            )
+        ]
+    )
+    later = views.watch_state("w")
+    before, after = state.series["north"][0].totals, later.series["north"][0].totals
+    assert after[: len(before) - 1] == before[:-1] and after[-1].count == 7300
+    store.close()
