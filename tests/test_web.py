@@ -269,6 +269,26 @@ def test_a_token_guards_the_pages_beyond_loopback(replayed_seeds: str) -> None:
     store.close()
 
 
+def test_a_request_through_a_proxy_on_loopback_needs_the_token(replayed_seeds: str) -> None:
+    """A reverse proxy on the same machine connects from 127.0.0.1 for anyone: its forwarding
+    header makes the request remote, so the token guards it (and without one it is refused)."""
+    store = EventStore(replayed_seeds, read_only=True)
+    open_, guarded = serve(store), serve(store, token="s3cret-token")
+    try:
+        for name in ("X-Forwarded-For", "x-real-ip", "Forwarded"):
+            via = {name: "198.51.100.4" if name != "Forwarded" else "for=198.51.100.4"}
+            assert httpx.get(f"http://{open_.address}/alerts", headers=via).status_code == 403
+            far = f"http://{guarded.address}/alerts"
+            assert httpx.get(far, headers=via).status_code == 401
+            bearer = {**via, "Authorization": "Bearer s3cret-token"}
+            assert httpx.get(far, headers=bearer).status_code == 200
+        assert httpx.get(f"http://{open_.address}/alerts").status_code == 200  # plain loopback
+    finally:
+        open_.stop()
+        guarded.stop()
+        store.close()
+
+
 def test_the_dashboard_only_reads(seeded: tuple[EventStore, str]) -> None:
     _store, base = seeded
     for method in ("POST", "PUT", "DELETE"):
