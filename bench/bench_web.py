@@ -155,7 +155,7 @@ def main() -> int:
         ("after one new fact, latest in event time", lambda n: latest + timedelta(minutes=n)),
         ("after one new fact, early in event time", lambda n: early + timedelta(seconds=n)),
     ]:
-        samples = []
+        samples: list[float] = []
         for n in range(args.repeat):
             new_fact(writer, casualty, len(samples) + (0 if "latest" in label else 100), at(n + 1))
             start = time.perf_counter()

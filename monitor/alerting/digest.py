@@ -91,8 +91,9 @@ def compose(story: Timeline, watch: Watch, starts: datetime, ends: datetime) -> 
     )
 
 
-def position_at(store: EventStore, when: datetime, after: int = 0) -> int:
-    """The log up to the first event recorded at or after ``when``: its last position.
+def position_at(store: EventStore, when: datetime, after: int = 0) -> tuple[int, bool]:
+    """The log up to the first event recorded at or after ``when``: its last position, and
+    whether the log has reached ``when`` (else the position is the head, and may grow).
 
     The log is cut by position, so that the digest's state is one fold of a prefix of the
     log; every event before the cut was recorded before ``when``. ``after`` is a position
@@ -106,7 +107,7 @@ def position_at(store: EventStore, when: datetime, after: int = 0) -> int:
             col(EventRow.recorded_at) >= as_utc(when),
         )
         first = session.execute(stmt).scalar()
-    return head if first is None else int(first) - 1
+    return (head, False) if first is None else (int(first) - 1, True)
 
 
 def day_of(store: EventStore, folds: Folds, watch: Watch, starts: int, ends: int) -> Timeline:
@@ -157,14 +158,18 @@ class Digester:
         return sent
 
     def _cut(self, when: datetime) -> int:
-        """``position_at(when)``, remembered: the digest asks for the same two times each
-        minute of a day, and for yesterday's end as today's start."""
-        if when not in self._cuts:
-            earlier = [p for t, p in self._cuts.items() if t <= when]
-            self._cuts[when] = position_at(self.store, when, after=max(earlier, default=0))
+        """``position_at(when)``, remembered once the log has passed ``when`` (it cannot
+        change then): the digest asks for the same two times each minute of a day, and for
+        yesterday's end as today's start."""
+        if when in self._cuts:
+            return self._cuts[when]
+        earlier = [p for t, p in self._cuts.items() if t <= when]
+        cut, settled = position_at(self.store, when, after=max(earlier, default=0))
+        if settled:
+            self._cuts[when] = cut
             for old in sorted(self._cuts)[:-4]:
                 del self._cuts[old]
-        return self._cuts[when]
+        return cut
 
     def _record(self, session: Session, alert: AlertRaised, key: str, now: datetime) -> bool:
         labels = {**alert.labels, "rule": RULE, "severity": alert.severity, "status": "firing"}
