@@ -42,6 +42,7 @@ from monitor.events import (
     ArticleExtracted,
     ArticleFetched,
     ArticleRef,
+    EventData,
     FactReported,
 )
 from monitor.store.log import EventStore, NewEvent
@@ -61,7 +62,7 @@ def article(i: int) -> list[NewEvent]:
     stream = f"article:{aid}"
     outlet = ["RFE/RL", "AP", "Levant Wire"][i % 3]
     ref = ArticleRef(article_id=aid, url=url, outlet=outlet, published=when)
-    payloads = [
+    payloads: list[tuple[str, EventData]] = [
         (
             f"discovered:{aid}",
             ArticleDiscovered(article_id=aid, feed="f", url=url, outlet=outlet, published=when),
@@ -109,10 +110,10 @@ class PeerRows:
         rows = cls()
         for batch in batches:
             versions: dict[str, int] = {}
-            out = []
+            out: list[tuple[uuid.UUID, int, str, dict[str, Any]]] = []
             for new in batch:
                 versions[new.stream] = versions.get(new.stream, 0) + 1
-                state = {
+                state: dict[str, Any] = {
                     "data": new.data.model_dump(mode="json"),
                     "key": new.idempotency_key,
                     "occurred_at": new.occurred_at.isoformat() if new.occurred_at else None,

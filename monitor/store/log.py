@@ -27,7 +27,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, get_args
@@ -209,6 +209,15 @@ class _Sql:
         return self.q(f"{head} WHERE {column} IN ({', '.join('?' * n)}){tail}")
 
     @cache  # noqa: B019
+    def lookup(self, keys: int, streams: int) -> str:
+        return self.q(
+            f"SELECT 0, idempotency_key, seq FROM events WHERE idempotency_key IN "
+            f"({', '.join('?' * keys)}) UNION ALL "
+            f"SELECT 1, stream, MAX(stream_version) FROM events WHERE stream IN "
+            f"({', '.join('?' * streams)}) GROUP BY stream"
+        )
+
+    @cache  # noqa: B019
     def page(self, until: bool, types: int) -> str:
         sql = f"{self.select} WHERE seq > ?"
         if until:
@@ -376,12 +385,14 @@ class EventStore:
         expected: list[dict[str, int]],
     ) -> list[AppendResult]:
         sql = self._sql
-        cursor.execute(sql.lock_head)
-        head = int(cursor.fetchone()[0])
+        with self._pipeline(cursor):  # PostgreSQL: BEGIN and the lock in one round trip
+            cursor.execute(sql.lock_head)
+            head = int(cursor.fetchone()[0])
         everything = [e for batch in batches for e in batch]
-        stored = self._by_keys(cursor, [e.idempotency_key for e in everything if e.idempotency_key])
-        streams = {e.stream for e in everything if e.idempotency_key not in stored}
-        versions = self._stream_versions(cursor, streams.union(*expected))
+        keys = [e.idempotency_key for e in everything if e.idempotency_key]
+        stored, versions = self._lookup(
+            cursor, keys, {e.stream for e in everything}.union(*expected)
+        )
         causation = {
             str(e.metadata["causation_id"])
             for e in everything
@@ -390,6 +401,7 @@ class EventStore:
         causes = self._correlations(cursor, causation)
         now = datetime.now(UTC)
         recorded = sql.timestamp(now)
+        stamps: dict[datetime | None, Any] = {}  # an article's events share their timestamps
         rows: list[tuple[Any, ...]] = []
         results: list[AppendResult] = []
         for events, want in zip(batches, expected, strict=True):
@@ -414,6 +426,8 @@ class EventStore:
                 if key is not None:
                     stored[key] = event  # a later event in this call may repeat the key
                 causes[event_id] = event.metadata["correlation_id"]  # for later batches
+                if event.occurred_at not in stamps:
+                    stamps[event.occurred_at] = sql.timestamp(event.occurred_at)
                 rows.append(
                     (
                         head,
@@ -422,7 +436,7 @@ class EventStore:
                         version,
                         event.type,
                         event.schema_version,
-                        sql.timestamp(event.occurred_at),
+                        stamps[event.occurred_at],
                         recorded,
                         key,
                         new.data.model_dump_json(exclude={"type"}),
@@ -433,12 +447,39 @@ class EventStore:
                 created.append(True)
             results.append(AppendResult.model_construct(events=out, created=created))
         if rows:
-            cursor.executemany(sql.insert, rows)
-            cursor.execute(sql.set_head, (head,))
+            with self._pipeline(cursor):
+                cursor.executemany(sql.insert, rows)
+                cursor.execute(sql.set_head, (head,))
         return results
 
+    def _pipeline(self, cursor: Any) -> AbstractContextManager[Any]:
+        """On PostgreSQL, statements sent together and answered together (psycopg's pipeline
+        mode): fewer round trips to the server. Nothing on SQLite, which has no server."""
+        return cursor.connection.pipeline() if self._sql.postgres else nullcontext()
+
+    def _lookup(
+        self, cursor: Any, keys: list[str], streams: set[str]
+    ) -> tuple[dict[str, StoredEvent], dict[str, int]]:
+        """Stored events of these idempotency keys, and the version of these streams: in one
+        statement when the lists are short (as for ingest's batches), in chunks otherwise.
+        The full rows of stored keys, rare outside retries, are read in a second one."""
+        unique = list(dict.fromkeys(keys))
+        names = sorted(streams)
+        if not unique or not names or len(unique) > IN_CHUNK or len(names) > IN_CHUNK:
+            return self._by_keys(cursor, unique), self._stream_versions(cursor, streams)
+        cursor.execute(self._sql.lookup(len(unique), len(names)), [*unique, *names])
+        seqs: list[int] = []
+        versions: dict[str, int] = {}
+        for kind, name, number in cursor.fetchall():
+            if kind == 0:
+                seqs.append(number)
+            else:
+                versions[name] = int(number)
+        stored = [self._sql.event(r) for r in self._in(cursor, self._sql.select, "seq", seqs)]
+        return {e.idempotency_key: e for e in stored}, versions  # type: ignore[misc]
+
     def _in(
-        self, cursor: Any, head: str, column: str, values: Sequence[str], tail: str = ""
+        self, cursor: Any, head: str, column: str, values: Sequence[Any], tail: str = ""
     ) -> Iterator[Any]:
         """Rows of ``head WHERE column IN values``, in chunks of ``IN_CHUNK`` values."""
         for i in range(0, len(values), IN_CHUNK):

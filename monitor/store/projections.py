@@ -243,7 +243,7 @@ class Rows:
         self.dirty.add(key)
 
     def write(self) -> None:
-        changed = [self.rows[k] for k in sorted(self.dirty, key=repr)]
+        changed = [row for k in sorted(self.dirty, key=repr) if (row := self.rows[k])]
         self.dirty.clear()
         if not changed:
             return
