@@ -14,11 +14,12 @@ event (an alert raised by a fact carries that article's correlation id).
 its own correlation id, idempotency and stream version checks, exactly as if the batches had
 been appended one after another, and the group is stored whole or not at all.
 
-The hot paths (append, read) run fixed SQL text on the driver's cursor inside the
-SQLAlchemy-managed transaction: one idempotency lookup, one stream-version lookup and one
-multi-row insert per transaction, whatever the number of batches. Rows read back are upcast
-and their payload validated from its JSON text by its model; the envelope columns, typed by
-the table, are taken as they come.
+The hot paths (append, read) run fixed SQL text on the driver's cursor, inside the caller's
+session or a short transaction of the store's own on a pooled connection: per transaction,
+whatever the number of batches, one statement looks up idempotency keys and stream versions
+together and one multi-row insert writes the events. Rows read back are upcast and their
+payload validated from its JSON text by its model; the envelope columns, typed by the table,
+are taken as they come.
 """
 
 from __future__ import annotations
