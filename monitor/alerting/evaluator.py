@@ -34,6 +34,7 @@ from sqlmodel import Session
 
 from monitor.alerting.failures import Failures, forget_removed, rule_ok
 from monitor.alerting.holds import Holds
+from monitor.alerting.index import RuleIndex
 from monitor.alerting.pending import (
     Compiled,
     Pending,
@@ -91,9 +92,7 @@ class Evaluator:
         # the same fact.
         compiled.sort(key=lambda c: -SEVERITY_RANK[c.rule.severity])
         self.compiled = {c.rule.id: c for c in compiled}
-        self.by_event: dict[str, list[Compiled]] = {}
-        for c in compiled:
-            self.by_event.setdefault(c.rule.event, []).append(c)
+        self.index = RuleIndex(compiled)
         self.stages: list[Stage] = [Cooldown(), Inhibition(), Silences()]
         self.holds = Holds(self._noter)
         self.failures = Failures(self.routes)
@@ -179,13 +178,24 @@ class Evaluator:
         when: datetime,
         clock: datetime,
     ) -> list[AlertRaised]:
-        rules = self.by_event.get(data.fact.type, ())
+        fact_type = data.fact.type
         late = lateness(state, when)
-        seen = Observed(event.id, when, fact_context(event), evidence_of(event)) if rules else None
+        of_type = self.index.by_type.get(fact_type)
+        if not of_type:
+            return []
+        seen = Observed(event.id, when, fact_context(event), evidence_of(event))
+        # Explanations visit every rule on the fact type, to say why the others stay silent.
+        rules = of_type if self.trace else self.index.candidates(fact_type, seen.ctx)
         failing = state.values.get((GLOBAL, FAILING)) or {}
+        if failing and len(rules) < len(of_type):
+            # A rule its selectors skip has evaluated this fact cleanly: as when it is visited,
+            # that ends its run of failures.
+            chosen = {c.rule.id for c in rules}
+            for c in of_type:
+                if c.rule.id in failing and c.rule.id not in chosen:
+                    rule_ok(c.rule.id, state)
         out: list[AlertRaised] = []
         for c in rules:
-            assert seen is not None
             try:
                 out.extend(self._evaluate_rule(c, data, seen, state, sink, clock, late))
             except Exception as exc:  # one broken rule must not stop the others
