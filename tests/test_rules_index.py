@@ -12,7 +12,14 @@ from monitor.alerting.index import RuleIndex
 from monitor.alerting.pending import compile_rule, fact_context
 from monitor.alerting.rules import RuleSet, load_rules
 from monitor.config import load_settings
-from monitor.events import Casualties, Downing, RuleFailed, ThirdParty
+from monitor.events import (
+    Casualties,
+    Diplomacy,
+    Downing,
+    FactReported,
+    RuleFailed,
+    ThirdParty,
+)
 from monitor.runtime import Runtime
 from monitor.store.log import EventStore, NewEvent, StoredEvent
 from monitor.store.tables import RuleState
@@ -65,6 +72,12 @@ rules:
     threshold: 2
     window: 3h
     inhibit_key: "{{ watch }}"
+  - id: wire-south
+    type: match
+    severity: info
+    event: downing
+    where: {outlet: Outlet B, watch: {in: [south]}}
+    dedup_key: "{{ article.article_id }}"
   - id: drone-match
     type: match
     event: downing
@@ -105,7 +118,8 @@ def mixed_log(seed: int, n: int) -> list[NewEvent]:
                 quote="A drone fell.", span=(0, 13), asset=rng.choice(["drone", "aircraft"])
             )
         watch = rng.choice(["north", "south", "east"])
-        events.append(fact_event(fact, hours=i * 0.5, n=i, watch=watch))
+        outlet = rng.choice(["Outlet A", "Outlet B"])
+        events.append(fact_event(fact, hours=i * 0.5, n=i, watch=watch, outlet=outlet))
     return events
 
 
@@ -149,8 +163,9 @@ def test_a_rule_without_selectors_sees_every_fact_of_its_type(tmp_path: Path) ->
     rules = rules_in(tmp_path, MIXED)
     index = RuleIndex([compile_rule(r) for r in rules.rules])
     for i, event in enumerate(stored(tmp_path, mixed_log(11, 80))):
+        assert isinstance(event.data, FactReported)
         ctx = fact_context(event)
-        found = [c.rule.id for c in index.candidates(ctx["type"], ctx)]
+        found = [c.rule.id for c in index.candidates(event.data)]
         if ctx["type"] == "ceasefire":
             assert "any-ceasefire" in found, i
             # a rule with cancel_if must see facts its where rejects: they may cancel
@@ -160,20 +175,33 @@ def test_a_rule_without_selectors_sees_every_fact_of_its_type(tmp_path: Path) ->
             )
         if ctx["type"] == "downing":
             assert "drones" in found
-        assert all(c.rule.event == ctx["type"] for c in index.candidates(ctx["type"], ctx))
-    assert index.candidates("diplomacy", {"watch": "north"}) == ()
+            assert ("wire-south" in found) == (
+                ctx["watch"] == "south" and ctx["outlet"] == "Outlet B"
+            )
+        assert all(c.rule.event == ctx["type"] for c in index.candidates(event.data))
+    talks = Diplomacy(quote="They met.", span=(0, 9), kind="meeting")
+    assert index.candidates(fact_event(talks).data) == ()
 
 
 def test_unnamed_values_share_one_entry(tmp_path: Path) -> None:
-    """Values no rule names (a new watch, a new status) do not grow the index."""
+    """Values no rule names (a new watch, a new broker) do not grow the index."""
     rules = rules_in(tmp_path, MIXED)
     index = RuleIndex([compile_rule(r) for r in rules.rules])
     for n in range(50):
-        found = index.candidates("ceasefire", {"watch": f"w{n}", "status": f"s{n}", "broker": n})
-        assert [c.rule.id for c in found] == ["any-ceasefire", "held-truce"]
+        status = ["called_for", "proposed", "violated"][n % 3]
+        fact = fact_event(ceasefire(status, f"B{n}"), watch=f"w{n}").data
+        assert [c.rule.id for c in index.candidates(fact)] == ["any-ceasefire", "held-truce"]
     assert len(index._types["ceasefire"].cache) == 1
-    listed = index.candidates("ceasefire", {"watch": ["north"], "status": ["collapsed"]})
-    assert [c.rule.id for c in listed] == ["any-ceasefire", "held-truce"]
+
+
+def test_a_list_valued_field_is_never_an_indexed_value(tmp_path: Path) -> None:
+    text = (
+        "id: un\ntype: match\nevent: diplomacy\nwhere: {participants: {equals: UN}}\n"
+        'dedup_key: "{{ watch }}"\n'
+    )
+    index = RuleIndex([compile_rule(r) for r in rules_in(tmp_path, text).rules])
+    talks = Diplomacy(quote="They met.", span=(0, 9), kind="talks", participants=["UN"])
+    assert index.candidates(fact_event(talks).data) == ()
 
 
 def test_a_cancel_if_fact_outside_where_still_cancels_the_hold(tmp_path: Path) -> None:

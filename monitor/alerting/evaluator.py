@@ -179,13 +179,13 @@ class Evaluator:
         clock: datetime,
     ) -> list[AlertRaised]:
         fact_type = data.fact.type
-        late = lateness(state, when)
+        at = when.isoformat()
+        late = lateness(state, at)
         of_type = self.index.by_type.get(fact_type)
         if not of_type:
             return []
-        seen = Observed(event.id, when, fact_context(event), evidence_of(event))
         # Explanations visit every rule on the fact type, to say why the others stay silent.
-        rules = of_type if self.trace else self.index.candidates(fact_type, seen.ctx)
+        rules = of_type if self.trace else self.index.candidates(data)
         failing = state.values.get((GLOBAL, FAILING)) or {}
         if failing and len(rules) < len(of_type):
             # A rule its selectors skip has evaluated this fact cleanly: as when it is visited,
@@ -194,6 +194,9 @@ class Evaluator:
             for c in of_type:
                 if c.rule.id in failing and c.rule.id not in chosen:
                     rule_ok(c.rule.id, state)
+        if not rules:
+            return []
+        seen = Observed(event.id, when, fact_context(event), evidence_of(event), at)
         out: list[AlertRaised] = []
         for c in rules:
             try:
@@ -396,11 +399,10 @@ def _ignore(_line: str) -> None:
     return None
 
 
-def lateness(state: State, when: datetime) -> str | None:
-    """Why a fact published at ``when`` is late (facts published after it were evaluated
-    already), or None when it is the newest so far (it then becomes the newest)."""
+def lateness(state: State, at: str) -> str | None:
+    """Why a fact published at ``at`` (ISO form) is late (facts published after it were
+    evaluated already), or None when it is the newest so far (it then becomes the newest)."""
     latest = (state.values.get((GLOBAL, LATEST)) or {}).get("at")
-    at = when.isoformat()
     if latest is None or latest < at:
         state.put(GLOBAL, LATEST, {"at": at})
     if latest is None or latest <= at:

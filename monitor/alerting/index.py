@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor.alerting.pending import Compiled
 from monitor.alerting.rules import Condition
+from monitor.events import FactBase, FactReported
 
 # Condition tests that say "the value is one of these": a value no rule names fails them.
 _SELECTING = frozenset({"equals", "in_"})
@@ -49,6 +50,18 @@ def _named(cond: Condition) -> set[Hashable]:
     return values
 
 
+def _value(data: FactReported, fact: FactBase, name: str) -> Any:
+    """A top-level field as rules see it (``fact_context``), read off the models without
+    building the whole context: selectors name scalars, which the models hold as such."""
+    if name == "watch":
+        return data.watch
+    if name == "outlet":
+        return data.article.outlet
+    if name == "article":
+        return OTHER  # the article as a whole is a mapping: no selector names one
+    return getattr(fact, name, None)
+
+
 def _known(value: Any, named: set[Any]) -> Any:
     """The value when some rule names it, else ``OTHER``."""
     try:
@@ -68,11 +81,11 @@ class _TypeIndex:
     selectors: list[dict[str, Condition]]
     cache: dict[tuple[Any, ...], tuple[Compiled, ...]] = field(default_factory=dict)
 
-    def key(self, ctx: dict[str, Any]) -> tuple[Any, ...]:
-        named = self.named
+    def key(self, data: FactReported) -> tuple[Any, ...]:
+        named, fact = self.named, data.fact
         return (
-            _known(ctx.get("watch"), self.watches),
-            *(_known(ctx.get(name), named[name]) for name in self.fields),
+            _known(data.watch, self.watches),
+            *(_known(_value(data, fact, name), named[name]) for name in self.fields),
         )
 
     def select(self, key: tuple[Any, ...]) -> tuple[Compiled, ...]:
@@ -118,8 +131,8 @@ class RuleIndex:
                 rules, tuple(sorted(named)), named, watches, selectors
             )
 
-    def candidates(self, fact_type: str, ctx: dict[str, Any]) -> tuple[Compiled, ...]:
-        """The rules on ``fact_type`` whose static selectors this fact passes; the others
-        would reject it before looking at anything else."""
-        index = self._types.get(fact_type)
-        return () if index is None else index.select(index.key(ctx))
+    def candidates(self, data: FactReported) -> tuple[Compiled, ...]:
+        """The rules on this fact's type whose static selectors it passes; the others would
+        reject it before looking at anything else."""
+        index = self._types.get(data.fact.type)
+        return () if index is None else index.select(index.key(data))

@@ -51,9 +51,9 @@ def fact_context(event: StoredEvent) -> dict[str, Any]:
     """The fields a rule can filter and template on: the fact's, plus watch and article."""
     data = event.data
     assert isinstance(data, FactReported)
-    fact = data.fact.model_dump(mode="json")
-    article = data.article.model_dump(mode="json")
-    return {**fact, "watch": data.watch, "article": article, "outlet": data.article.outlet}
+    dumped = data.model_dump(mode="json")  # one serializer call for fact and article
+    article = dumped["article"]
+    return {**dumped["fact"], "watch": data.watch, "article": article, "outlet": article["outlet"]}
 
 
 def evidence_of(event: StoredEvent) -> Evidence:
