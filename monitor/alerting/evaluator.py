@@ -185,7 +185,7 @@ class Evaluator:
         if not of_type:
             return []
         # Explanations visit every rule on the fact type, to say why the others stay silent.
-        rules = of_type if self.trace else self.index.candidates(data)
+        rules = of_type if self.trace is not None else self.index.candidates(data)
         failing = state.values.get((GLOBAL, FAILING)) or {}
         if failing and len(rules) < len(of_type):
             # A rule its selectors skip has evaluated this fact cleanly: as when it is visited,

@@ -9,6 +9,7 @@ applies it to every type the same way. Time is the fact's event time, never the 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -165,8 +166,9 @@ class Jump(RuleType):
         key = f"series:{name}"
         points = _points(memory.get(key))
         when = seen.at
-        # Equal times keep arrival order: facts of one article come in text order.
-        at = next((i for i, p in enumerate(points) if p["at"] > when), len(points))
+        # The points are in time order. Equal times keep arrival order: facts of one article
+        # come in text order.
+        at = bisect_right(points, when, key=_at)
         previous = points[at - 1] if at else None
         # The staircase keeps the highest figure so far: a lower report later is a competing
         # claim, and must not make the old figure look like a fresh jump.
@@ -176,8 +178,11 @@ class Jump(RuleType):
                 "value": current,
                 "event_id": seen.event_id,
                 "evidence": _dump(seen.evidence),
-                "ctx": seen.ctx,
             }
+            if at == 0:
+                # Only the first point is ever checked again (below), so only it keeps the
+                # fact's fields: the staircase of a long series stays small.
+                point["ctx"] = seen.ctx
             rest = [p for p in points[at:] if p["value"] > current]
             memory.put(key, {"points": [*points[:at], point, *rest]})
         if previous is None:
@@ -219,6 +224,10 @@ class Jump(RuleType):
         if rise <= 0 or not big_enough:
             return Verdict(False, f"{figures} is below {thresholds}", data, restates=rise == 0)
         return Verdict(True, f"{figures} meets {thresholds}", data, [_ev(earlier), seen.evidence])
+
+
+def _at(point: dict[str, Any]) -> str:
+    return point["at"]
 
 
 def _points(state: dict[str, Any] | None) -> list[dict[str, Any]]:
