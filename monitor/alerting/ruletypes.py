@@ -245,7 +245,7 @@ class Jump(RuleType):
 # (its tail) and how many full pages of older points come before them, each in a row of its
 # own. A figure reported in time order rewrites the tail only, so the state written per
 # fact stays the same size however long the series grows.
-PAGE = 32
+PAGE = 8
 
 
 def _page(memory: Memory, name: str, i: int) -> list[dict[str, Any]]:
