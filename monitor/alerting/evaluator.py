@@ -7,11 +7,13 @@ memory, ``alerting/state.py``) and a ``Sink`` (where alerts and suppressions go,
 are written in the transaction that moves its checkpoint. Backtests, rule unit tests and
 explanations run the very same ``process`` with in-memory state and a collecting sink.
 
-A fact selected by a rule goes to the rule's type (``ruletypes.py``), which says whether it
-fires; a firing candidate (``pending.py``) may wait in a ``for`` hold (``holds.py``), then
-passes the noise-control stages in order (``stages.py``: cooldown, inhibition, then
-silences), the first that mutes it recording an ``AlertSuppressed`` with its reason. A rule
-that raises is skipped for that event only (``failures.py``).
+A fact visits only the rules whose static selectors (fact type, watches, equality filters)
+it passes (``index.py``). A fact selected by a rule goes to the rule's type
+(``ruletypes.py``), which says whether it fires; a firing candidate (``pending.py``) may
+wait in a ``for`` hold (``holds.py``), then passes the noise-control stages in order
+(``stages.py``: cooldown, inhibition, then silences), the first that mutes it recording an
+``AlertSuppressed`` with its reason. A rule that raises is skipped for that event only
+(``failures.py``).
 
 Time: rule time is event time (the article's publication), whatever order the feeds answered
 in. A late or backdated report is placed at its publication time: series rules compare it with
