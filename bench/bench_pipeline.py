@@ -1,0 +1,297 @@
+"""Articles per second through the daemon's own path, against trafilatura alone, same run.
+
+    .venv/bin/python -m bench.bench_pipeline [--articles 1000] [--growth] [--profile FILE]
+
+Real pages (the seed pages, plus ../shared/peer/trafilatura's news pages where that folder
+exists) are repeated to N articles, each copy made distinct by a short sentence in its last
+paragraph, and served by a local HTTP server on 127.0.0.1 with RSS feeds of 50 items listing
+them. The pipeline row is what the daemon does with a backlog: ``Runtime.run_feed`` for every
+feed on ``poll_workers`` threads (feed -> fetch -> text -> facts -> append, SQLite file), then
+``Runtime.advance`` (rules and projections). The peer row is ``trafilatura.extract`` on the
+same page bytes, one after another, in this process. Cores used is the CPU time of this
+process and every process under it (the extraction pool) over the wall time.
+
+Target (issue 14): pipeline time at most 1.3x trafilatura alone. Issue 15: >= 1.7 cores used
+on 2 cores while a backlog drains with the pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import trafilatura  # noqa: E402
+
+from monitor.config import FeedConfig, load_settings  # noqa: E402
+from monitor.extract.text import article_text  # noqa: E402
+from monitor.runtime import FeedRun, Runtime  # noqa: E402
+
+SEED_PAGES = REPO / "seeds" / "pages"
+PEER_PAGES = REPO.parent / "shared" / "peer" / "trafilatura"
+FEED_SIZE = 50
+
+
+def real_pages() -> list[tuple[str, bytes]]:
+    """The seed pages, then the peer's news pages when ../shared is there."""
+    pages = [(p.name, p.read_bytes()) for p in sorted(SEED_PAGES.glob("*/*.html"))]
+    if PEER_PAGES.is_dir():
+        peer = sorted([*PEER_PAGES.glob("cache/*.html"), *PEER_PAGES.glob("eval/*.html")])
+        pages += [(p.name, p.read_bytes()) for p in peer]
+    else:
+        print(f"note: {PEER_PAGES} absent: seed pages only", file=sys.stderr)
+    return pages
+
+
+_LAST_PARAGRAPH_END = re.compile(rb"</p\s*>(?![\s\S]*</p\s*>)", re.I)
+
+
+def corpus(pages: list[tuple[str, bytes]], count: int) -> list[bytes]:
+    """``count`` articles: the pages in turn, each copy's last paragraph given a sentence of
+    its own, so that copies are different articles to the log (no fact is deduplicated away)."""
+    out = []
+    for i in range(count):
+        _, body = pages[i % len(pages)]
+        mark = f" Copy {i} of this report was filed at 0{i % 10}:00.".encode()
+        found = _LAST_PARAGRAPH_END.search(body)
+        out.append(body[: found.start()] + mark + body[found.start() :] if found else body)
+    return out
+
+
+def feeds_xml(base: str, count: int) -> list[bytes]:
+    """RSS documents listing the articles, ``FEED_SIZE`` each, dated a minute apart."""
+    start = datetime(2020, 9, 27, tzinfo=UTC)
+    docs = []
+    for first in range(0, count, FEED_SIZE):
+        items = []
+        for i in range(first, min(count, first + FEED_SIZE)):
+            when = format_datetime(start + timedelta(minutes=i), usegmt=True)
+            items.append(
+                f"<item><title>Report {i}</title><link>{base}/a/{i}.html</link>"
+                f"<guid isPermaLink='false'>bench-{i}</guid><pubDate>{when}</pubDate></item>"
+            )
+        docs.append(
+            (
+                "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+                f"<title>{escape('Bench wire')}</title><link>{base}/</link>"
+                + "".join(items)
+                + "</channel></rss>"
+            ).encode()
+        )
+    return docs
+
+
+@contextmanager
+def serve(articles: list[bytes]) -> Iterator[tuple[str, int]]:
+    """A local server for the articles and their feeds; yields (base URL, number of feeds)."""
+    routes: dict[str, tuple[bytes, str]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            found = routes.get(self.path)
+            body, kind = found if found else (b"not found", "text/plain")
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    for i, body in enumerate(articles):
+        routes[f"/a/{i}.html"] = (body, "text/html")
+    feeds = feeds_xml(base, len(articles))
+    for k, doc in enumerate(feeds):
+        routes[f"/feed/{k}.xml"] = (doc, "application/rss+xml")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base, len(feeds)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) of this process and every live process under it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    me = os.getpid()
+    total = 0.0
+    for pid, seconds in cpu.items():
+        walk = pid
+        while walk > 1 and walk != me:
+            walk = parents.get(walk, 0)
+        if walk == me:
+            total += seconds
+    return total
+
+
+@dataclass
+class Run:
+    articles: int
+    seconds: float
+    cores: float
+    facts: int = 0
+    alerts: int = 0
+    failed: int = 0
+
+
+def timed(action: Callable[[], tuple[int, int, int]], articles: int) -> Run:
+    cpu0, wall0 = tree_cpu(), time.perf_counter()
+    facts, alerts, failed = action()
+    wall = time.perf_counter() - wall0
+    return Run(articles, wall, (tree_cpu() - cpu0) / wall, facts, alerts, failed)
+
+
+def peer(articles: list[bytes]) -> Run:
+    """trafilatura.extract alone on the same page bytes."""
+
+    def run() -> tuple[int, int, int]:
+        empty = sum(1 for body in articles if not trafilatura.extract(body))
+        return 0, 0, empty
+
+    return timed(run, len(articles))
+
+
+def text_stage(articles: list[bytes]) -> Run:
+    """Our text stage alone (trafilatura with our options, decoding, normalizing)."""
+
+    def run() -> tuple[int, int, int]:
+        failed = 0
+        for body in articles:
+            try:
+                article_text(body, content_type="text/html")
+            except ValueError:
+                failed += 1
+        return 0, 0, failed
+
+    return timed(run, len(articles))
+
+
+def pipeline(articles: list[bytes], workdir: Path, **settings: Any) -> Run:
+    """The daemon's path over a backlog: every feed polled on the poll workers, then rules."""
+    with serve(articles) as (base, nfeeds):
+        feeds = [
+            FeedConfig(name=f"wire-{k}", url=f"{base}/feed/{k}.xml", outlet=f"Wire {k % 7}")
+            for k in range(nfeeds)
+        ]
+        config = load_settings(
+            None,
+            db=f"sqlite:///{workdir / 'events.db'}",
+            rules_dir=REPO / "rules",
+            channels=[],
+            feeds=feeds,
+            fetch={"allow_networks": ["127.0.0.1/32"]},
+            **settings,
+        )
+        runtime = Runtime(config)
+        try:
+            runtime.leases.ensure(feeds)
+            runtime.advance()  # rules compiled, projections opened: start-up, not per article
+
+            def run() -> tuple[int, int, int]:
+                def poll(feed: FeedConfig) -> FeedRun | None:
+                    return runtime.run_feed(feed, force=True)
+
+                if config.poll_workers == 1:  # on this thread, where a profiler sees it
+                    runs = [poll(f) for f in feeds]
+                else:
+                    with ThreadPoolExecutor(config.poll_workers) as threads:
+                        runs = list(threads.map(poll, feeds))
+                alerts = len(runtime.advance())
+                results = [r for run in runs if run for r in run.results]
+                facts = sum(r.facts for r in results)
+                failed = sum(1 for r in results if r.status != "extracted")
+                return facts, alerts, failed
+
+            return timed(run, len(articles))
+        finally:
+            runtime.close()
+
+
+def row(label: str, run: Run, baseline: Run | None) -> str:
+    ratio = f"{run.seconds / baseline.seconds:5.2f}x" if baseline else "    -"
+    return (
+        f"| {label:<34} | {run.articles:>5} | {run.articles / run.seconds:8.1f} | "
+        f"{1000 * run.seconds / run.articles:7.2f} | {ratio} | {run.cores:5.2f} | "
+        f"{run.facts:>5} | {run.alerts:>4} | {run.failed:>4} |"
+    )
+
+
+HEADER = (
+    "| path | articles | articles/s | ms/article | vs trafilatura | cores | facts | alerts "
+    "| not extracted |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=1000)
+    parser.add_argument("--growth", action="store_true", help="also x1/x10/x100 (10..1000)")
+    parser.add_argument("--profile", type=Path, help="pyinstrument text report of the pipeline")
+    args = parser.parse_args(argv)
+    pages = real_pages()
+    print(f"{len(pages)} distinct pages, {os.cpu_count()} cores")
+    trafilatura.extract(pages[0][1])  # imports and first-call set-up, outside every timing
+    article_text(pages[0][1], content_type="text/html")
+    sizes = [10, 100, args.articles] if args.growth else [args.articles]
+    print(HEADER)
+    for size in sizes:
+        articles = corpus(pages, size)
+        base = peer(articles)
+        print(row("trafilatura.extract alone (peer)", base, base))
+        print(row("our text stage alone", text_stage(articles), base))
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.profile and size == sizes[-1]:
+                from pyinstrument import Profiler
+
+                profiler = Profiler(interval=0.001)
+                with profiler:
+                    run = pipeline(articles, Path(tmp), poll_workers=1)
+                args.profile.write_text(profiler.output_text(unicode=True, show_all=False))
+            else:
+                run = pipeline(articles, Path(tmp), poll_workers=1)
+        print(row("pipeline, 1 poll worker", run, base))
+        with tempfile.TemporaryDirectory() as tmp:
+            print(row("pipeline, 4 poll workers", pipeline(articles, Path(tmp)), base))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
