@@ -152,9 +152,12 @@ class ExtractPool:
             return [p.pid for p in _processes(self._executor) if p.pid is not None]
 
     def start(self) -> None:
-        """Start the workers now (the daemon, at start-up), not with the first article."""
+        """Start the workers now (the daemon, at start-up), not with the first article: one
+        warm-up each (the executor starts a process for each job that finds none idle)."""
         if not self.inline:
-            self._current().submit(_warm_up)
+            executor = self._current()
+            for _ in range(self.workers):
+                executor.submit(_warm_up)
 
     def close(self) -> None:
         with self._lock:
