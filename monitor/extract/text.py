@@ -50,25 +50,30 @@ def decode(raw: bytes, declared: str | None = None) -> str:
     its invalid ones (a stray byte in a UTF-8 page), else cp1252 (a legacy page, whose accented
     letters almost never form valid UTF-8).
     """
+    return _decode(raw, declared)[0]
+
+
+def _decode(raw: bytes, declared: str | None) -> tuple[str, str]:
+    """`decode`, and the codec it used."""
     for bom, marked in (
         (b"\xef\xbb\xbf", "utf-8"),
         (b"\xff\xfe", "utf-16"),
         (b"\xfe\xff", "utf-16"),
     ):
         if raw.startswith(bom):
-            return raw.decode(marked, errors="replace")
+            return raw.decode(marked, errors="replace"), marked
     charset = _codec(declared)
     if charset is not None:
         try:
-            return raw.decode(charset, errors="replace")
+            return raw.decode(charset, errors="replace"), charset
         except LookupError:
             pass  # a codec that is not a charset (base64, rot13) declared as one
     text = raw.decode("utf-8", errors="replace")
     bad = text.count("\ufffd")
     if not bad:
-        return text
+        return text, "utf-8"
     good = len(text) - len(text.encode("ascii", "ignore")) - bad
-    return text if good > bad else raw.decode("cp1252", errors="replace")
+    return (text, "utf-8") if good > bad else (raw.decode("cp1252", errors="replace"), "cp1252")
 
 
 def _codec(name: str | None) -> str | None:
@@ -98,11 +103,30 @@ BINARY_SHARE = 0.05
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
-def clean(text: str, what: str) -> str:
-    """NULs dropped (one stray NUL must not cost the article); binary content refused."""
-    if len(_CONTROL.findall(text)) > BINARY_SHARE * len(text):
+# Codecs in which each byte below 0x80 is that ASCII character and nothing else is: there,
+# the bytes hold exactly the text's control characters, and bytes are quicker to count.
+_ASCII_SAFE = re.compile(r"utf-8|ascii|latin-1|iso8859-\d+|cp125\d")
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+
+
+def clean(text: str, what: str, raw: bytes | None = None) -> str:
+    """NULs dropped (one stray NUL must not cost the article); binary content refused.
+    `raw`: the bytes `text` was decoded from, when their codec is ASCII-safe (counted there)."""
+    if raw is not None:
+        controls = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
+    else:
+        controls = len(_CONTROL.findall(text))
+    if controls > BINARY_SHARE * len(text):
         raise TextError(f"binary content, not {what}")
-    return text.replace("\x00", "")
+    return text.replace("\x00", "") if controls else text
+
+
+def _decoded(raw: bytes | str, declared: str | None, what: str) -> str:
+    """The text of `raw`, decoded (`decode`) and cleaned (`clean`)."""
+    if isinstance(raw, str):
+        return clean(raw, what)
+    text, codec = _decode(raw, declared)
+    return clean(text, what, raw if _ASCII_SAFE.fullmatch(codec) else None)
 
 
 def normalize_text(text: str) -> str:
@@ -167,7 +191,7 @@ def parse_published(value: str) -> datetime | None:
 
 
 def from_plain(raw: bytes | str, declared: str | None = None) -> ArticleText:
-    text = clean(raw if isinstance(raw, str) else decode(raw, declared), "text")
+    text = _decoded(raw, declared, "text")
     header, text = split_header(normalize_text(text))
     if not text.strip():
         raise TextError("empty text")
@@ -187,11 +211,9 @@ def from_html(
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
     if size > MAX_HTML_BYTES:
         raise TextError(f"page of {size} bytes exceeds the {MAX_HTML_BYTES}-byte limit")
-    if isinstance(raw, str):
-        html = raw
-    else:
-        html = decode(raw, declared if _codec(declared) else sniff_charset(raw))
-    html = clean(html, "HTML")
+    if isinstance(raw, bytes) and not _codec(declared):
+        declared = sniff_charset(raw)
+    html = _decoded(raw, declared, "HTML")
     title = published = None
     page: str | HtmlElement = html
     if metadata:
