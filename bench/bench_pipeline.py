@@ -168,23 +168,32 @@ def tree_cpu() -> float:
     return total
 
 
+def machine_cpu() -> float:
+    """CPU seconds every process on the machine has used (to show how busy others kept it)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Run:
     articles: int
     seconds: float
     cpu: float  # CPU seconds of this process and its children
     cores: float
+    machine: float = 0.0  # cores busy on the whole machine meanwhile (ours and others')
     facts: int = 0
     alerts: int = 0
     failed: int = 0
 
 
 def timed(action: Callable[[], tuple[int, int, int]], articles: int) -> Run:
-    cpu0, wall0 = tree_cpu(), time.perf_counter()
+    cpu0, busy0, wall0 = tree_cpu(), machine_cpu(), time.perf_counter()
     facts, alerts, failed = action()
     wall = time.perf_counter() - wall0
-    cpu = tree_cpu() - cpu0
-    return Run(articles, wall, cpu, cpu / wall, facts, alerts, failed)
+    cpu, busy = tree_cpu() - cpu0, machine_cpu() - busy0
+    return Run(articles, wall, cpu, cpu / wall, busy / wall, facts, alerts, failed)
 
 
 def peer(articles: list[bytes]) -> Run:
@@ -267,15 +276,16 @@ def row(label: str, run: Run, baseline: Run | None) -> str:
     return (
         f"| {label:<34} | {run.articles:>5} | {run.articles / run.seconds:8.1f} | "
         f"{1000 * run.seconds / run.articles:7.2f} | {ratio} | "
-        f"{1000 * run.cpu / run.articles:7.2f} | {cpu_ratio} | {run.cores:5.2f} | "
+        f"{1000 * run.cpu / run.articles:7.2f} | {cpu_ratio} | "
+        f"{run.cores:5.2f} | {run.machine:5.2f} | "
         f"{run.facts:>5} | {run.alerts:>4} | {run.failed:>4} |"
     )
 
 
 HEADER = (
     "| path | articles | articles/s | wall ms/article | wall vs trafilatura | CPU ms/article "
-    "| CPU vs trafilatura | cores used | facts | alerts | not extracted |\n"
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    "| CPU vs trafilatura | cores used | machine busy | facts | alerts | not extracted |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 )
 
 
