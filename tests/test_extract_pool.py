@@ -14,6 +14,7 @@ import pytest
 
 from monitor.events import ArticleExtracted, ArticleFailed, FactReported
 from monitor.extract.pool import ExtractJob, ExtractPool, pool_size
+from monitor.extract.text import article_text
 from monitor.pipeline import IngestResult, ingest_item
 from monitor.sources.feeds import FeedItem
 from monitor.store.log import EventStore
@@ -189,3 +190,11 @@ def test_the_cpu_budget_holds_in_a_worker(tmp_path: Path, pool: ExtractPool) -> 
 def test_pool_size_defaults_to_one_worker_per_core() -> None:
     assert pool_size(None) == os.cpu_count()
     assert pool_size(0) == 0 and ExtractPool(1).inline and ExtractPool(0).inline
+
+
+def test_a_page_read_without_its_metadata_has_the_same_text() -> None:
+    for page in PAGES:
+        whole = article_text(page.read_bytes(), url=page.as_uri())
+        bare = article_text(page.read_bytes(), url=page.as_uri(), metadata=False)
+        assert bare.text == whole.text and whole.title and whole.published
+        assert bare.title is None and bare.published is None
