@@ -49,9 +49,11 @@ PEER_PAGES = REPO.parent / "shared" / "peer" / "trafilatura"
 FEED_SIZE = 50
 
 
-def real_pages() -> list[tuple[str, bytes]]:
+def real_pages(seeds_only: bool = False) -> list[tuple[str, bytes]]:
     """The seed pages, then the peer's news pages when ../shared is there."""
     pages = [(p.name, p.read_bytes()) for p in sorted(SEED_PAGES.glob("*/*.html"))]
+    if seeds_only:
+        return pages
     if PEER_PAGES.is_dir():
         peer = sorted([*PEER_PAGES.glob("cache/*.html"), *PEER_PAGES.glob("eval/*.html")])
         pages += [(p.name, p.read_bytes()) for p in peer]
@@ -293,10 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=1000)
     parser.add_argument("--growth", action="store_true", help="also x1/x10/x100 (10..1000)")
+    parser.add_argument(
+        "--seeds-only", action="store_true", help="the seed pages alone (conflict news, many facts)"
+    )
     parser.add_argument("--profile", type=Path, help="pyinstrument text report of the pipeline")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # rows as they come: a run takes minutes
-    pages = real_pages()
+    pages = real_pages(args.seeds_only)
     print(f"{len(pages)} distinct pages, {os.cpu_count()} cores")
     trafilatura.extract(pages[0][1])  # imports and first-call set-up, outside every timing
     article_text(pages[0][1], content_type="text/html")
