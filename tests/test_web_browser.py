@@ -19,8 +19,8 @@ import pytest
 from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore
 from monitor.web.app import WebUI
+from monitor.web.browser import CHROMIUM, chromium_flags
 
-CHROMIUM = Path("/usr/bin/chromium")
 WATCH = "nagorno-karabakh"
 
 
@@ -41,18 +41,7 @@ def browser(profile: Path) -> Any:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1300,1800",
-        f"--user-data-dir={profile}",
-    ):
+    for flag in chromium_flags(profile):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
