@@ -565,11 +565,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
             )
         place = _Place(text.text, 0 if looks_like_html(raw, _type_of(path)) else _lead_lines(raw))
         if args.explain:
-            found, sentences = explain(text.text, watch)
+            found, sentences = explain(text.text, watch, when)
             for sentence in sentences:
                 _print_explained(args.format, path, place, sentence)
         else:
-            found = normalize(text.text, watch)
+            found = normalize(text.text, watch, published=when)
             for fact in found.facts:
                 line, column = place.of(fact.span[0])
                 row = {

@@ -90,6 +90,7 @@ def ingest_item(
         content_type=page.content_type,
         # The page's own title and date count only where the feed entry has none.
         metadata=not (item.title and item.published),
+        published=item.published,
         watches=list(watches),
         budget=extract_budget,
     )

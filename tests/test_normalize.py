@@ -703,3 +703,61 @@ def test_explain_records_what_each_reader_fired_and_vetoed() -> None:
     assert ("downing.verb", "vetoed") in notes  # "had not shot down"
     assert ("third_party.supplies-arms", "fired") in notes
     assert all(f.span == (s.start, s.end) for s in sentences for f in s.facts)
+
+
+# --- a year is "earlier" only relative to the article's own date ---------------------------------
+
+YEAR_SENTENCES = [
+    "At least {n} soldiers were killed in the {y} shelling of the port, officials said.",
+    "Some {n} civilians died during the {y} offensive on the valley, the ministry said.",
+    "More than {n} people were killed in the {y} war, according to a rights group.",
+    "About {n} fighters were killed in the {y0}-{y} conflict, the monitor said.",
+]
+
+
+@pytest.mark.parametrize("template", YEAR_SENTENCES)
+@pytest.mark.parametrize("offset", [-3, -1, 0])
+def test_a_named_year_is_historical_only_before_the_articles_own(
+    template: str, offset: int
+) -> None:
+    from datetime import UTC, datetime
+
+    for year in (1994, 2011, 2026):
+        sentence = template.format(n=17 + year % 40, y=year + offset, y0=year + offset - 2)
+        published = datetime(year, 7, 1, tzinfo=UTC)
+        [dated] = [f for f in extract(sentence, published=published) if f.type == "casualties"]
+        [undated] = [f for f in extract(sentence) if f.type == "casualties"]
+        assert dated.historical is (offset < 0), (sentence, year)
+        # With no date to compare with, a year named this way is taken as an earlier one.
+        assert undated.historical is True, sentence
+
+
+def test_the_daemon_path_passes_the_feed_entrys_date_to_the_reader() -> None:
+    from datetime import UTC, datetime
+
+    from monitor.extract.pool import ExtractJob, extract_article
+
+    page = (
+        b"<html><body><article><p>At least 40 Varan soldiers were killed in the 2025 shelling "
+        b"of the port, officials said on Monday, as fighting went on in the hills nearby.</p>"
+        b"<p>Aid groups said the roads into the port had been closed for a week.</p>"
+        b"</article></body></html>"
+    )
+    watch = make_watch({"VAR": ["Varan", "Varania"]})
+
+    def historical(published: datetime) -> bool:
+        job = ExtractJob(
+            body=page,
+            url="http://wire.example/a",
+            content_type="text/html",
+            metadata=False,
+            published=published,
+            watches=[watch],
+            budget=5,
+        )
+        [found] = extract_article(job).found
+        [fact] = [f for f in found.facts if f.type == "casualties"]
+        return fact.historical
+
+    assert historical(datetime(2025, 3, 2, tzinfo=UTC)) is False
+    assert historical(datetime(2027, 3, 2, tzinfo=UTC)) is True

@@ -124,6 +124,9 @@ class Sentence:
     memo: dict = field(default_factory=dict)  # per-sentence results shared by rule modules
     # Rule modules whose trigger stems occur here (normalize.py): the others skip the sentence.
     topics: frozenset[str] = frozenset()
+    # The year the article was published, when known: a year from then on is this report's own
+    # time, not an earlier war's.
+    report_year: int | None = None
     # Patterns that fired or were vetoed here, kept only when explaining (normalize.explain).
     trace: list[Note] | None = None
 

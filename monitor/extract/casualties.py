@@ -164,7 +164,7 @@ _HISTORICAL_CUES = re.compile(
     r"(?:(?:" + "|".join(sorted(MONTHS)) + r") )?N\d+(?: s)?|"
     r"previous war|earlier war|last war)\b"
 )
-_DECADE = re.compile(r"\b(?:19|20)\d0s\b")
+_DECADE = re.compile(r"\b((?:19|20)\d0)s\b")
 # "the 1988-1991 war", "the 2008 conflict": a war named by its years is an earlier one.
 _WAR_YEARS = re.compile(
     r"\b(?:19|20)\d\d (?:- (?:19|20)\d\d )?(?:civil )?(?:war|conflict|genocide|insurgency)\b"
@@ -1253,8 +1253,8 @@ def _mark_cumulative(sent: Sentence, reports: list[Report]) -> None:
     has_total = any(r.cumulative for r in reports)
     cue = bool(_CUMULATIVE_CUES.search(sig))
     historical = not re.search(r"\bsince\b", sig) and (
-        bool(_DECADE.search(sent.quote))
-        or bool(_WAR_YEARS.search(sig))
+        any(_before_report(sent, int(m.group(1)) + 9) for m in _DECADE.finditer(sent.quote))
+        or any(_before_report(sent, _war_end(m.group(0))) for m in _WAR_YEARS.finditer(sig))
         or (bool(_HISTORICAL_CUES.search(sig)) and _historical_year(sent))
     )
     for r in reports:
@@ -1275,9 +1275,20 @@ def _historical_year(sent: Sentence) -> bool:
         return True
     for m in re.finditer(r"\b(?:in|of|during) (?:the )?(?:late |early |mid )?(?:\w+ )?N(\d+)", sig):
         q = sent.quantities[int(m.group(1))]
-        if q.value is not None and 1900 <= q.value <= 2100:
+        if q.value is not None and 1900 <= q.value <= 2100 and _before_report(sent, int(q.value)):
             return True
     return False
+
+
+def _before_report(sent: Sentence, year: int) -> bool:
+    """A year (the last of a span) ends before the article's own; with no publication date,
+    any year named this way is taken as an earlier one."""
+    return sent.report_year is None or year < sent.report_year
+
+
+def _war_end(named: str) -> int:
+    """The last year in "the 1988-1991 war" (the signature spells years as digits)."""
+    return max(int(y) for y in re.findall(r"\b(?:19|20)\d\d\b", named))
 
 
 # --- passage level ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import overload
 
 from monitor.events import Fact
@@ -98,13 +99,19 @@ class Normalized:
     failed: str | None = None
 
 
-def normalize(text: str, watch: Watch | None = None, budget: Budget | None = None) -> Normalized:
+def normalize(
+    text: str,
+    watch: Watch | None = None,
+    budget: Budget | None = None,
+    published: datetime | None = None,
+) -> Normalized:
     """Facts found in `text`, in text order; never raises. An exception inside one fact
     reader costs only that reader's facts and is reported in `problems`, so that one bad
     pattern cannot silence an article (or the daemon) and is still seen. One `budget` may be
-    shared by the several watches an article is read for."""
+    shared by the several watches an article is read for. `published` (the article's date)
+    tells a year of this report's own time from an earlier one."""
     try:
-        return _run(text, watch, isolate=True, budget=budget or Budget())
+        return _run(text, watch, isolate=True, budget=budget or Budget(), published=published)
     except BudgetExceeded as exc:
         log.warning("normalize gave up on a %d-character text: %s", len(text), exc)
         return Normalized([], failed=str(exc))
@@ -113,10 +120,10 @@ def normalize(text: str, watch: Watch | None = None, budget: Budget | None = Non
         return Normalized([], failed=f"normalize: {_describe(exc)}")
 
 
-def extract(text: str, watch: Watch | None = None) -> list[Fact]:
+def extract(text: str, watch: Watch | None = None, published: datetime | None = None) -> list[Fact]:
     """`normalize` without the safety net (and with no time budget), for tests and benchmarks
     that want to see errors."""
-    return _run(text, watch, isolate=False, budget=Budget(float("inf"))).facts
+    return _run(text, watch, isolate=False, budget=Budget(float("inf")), published=published).facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +138,20 @@ class Explained:
     notes: list[Note]
 
 
-def explain(text: str, watch: Watch | None = None) -> tuple[Normalized, list[Explained]]:
+def explain(
+    text: str, watch: Watch | None = None, published: datetime | None = None
+) -> tuple[Normalized, list[Explained]]:
     """What `normalize` finds in `text`, and why, sentence by sentence (for `monitor extract
     --explain`): every sentence with a fact or a pattern that fired or was vetoed."""
     sentences: list[Sentence] = []
-    found = _run(text, watch, isolate=True, budget=Budget(float("inf")), traced=sentences)
+    found = _run(
+        text,
+        watch,
+        isolate=True,
+        budget=Budget(float("inf")),
+        traced=sentences,
+        published=published,
+    )
     by_span: dict[tuple[int, int], list[Fact]] = {}
     for fact in found.facts:
         by_span.setdefault(fact.span, []).append(fact)
@@ -154,12 +170,16 @@ def _run(
     isolate: bool,
     budget: Budget,
     traced: list[Sentence] | None = None,
+    published: datetime | None = None,
 ) -> Normalized:
     """Read `text`; with `traced`, every sentence records its patterns and is put there."""
     if not isinstance(text, str) or not text.strip():
         return Normalized([])
     text = text[:MAX_TEXT]
     sentences = _sentences(text, watch, budget)
+    if published is not None:
+        for sent in sentences:
+            sent.report_year = published.year
     if traced is not None:
         for sent in sentences:
             sent.trace = []

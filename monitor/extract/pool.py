@@ -21,6 +21,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -45,6 +46,7 @@ class ExtractJob(BaseModel):
     url: str
     content_type: str | None = None
     metadata: bool = True  # read the page's own title and date (the feed entry lacks one)
+    published: datetime | None = None  # the feed entry's date, which the page's cannot override
     watches: list[Watch]
     budget: float  # CPU seconds normalization may take, over all watches (extract_budget)
 
@@ -80,7 +82,7 @@ def extract_article(job: ExtractJob) -> ExtractOutcome:
     for watch in job.watches:
         if not watch.is_relevant(text.text):
             continue
-        result = normalize(text.text, watch, budget)
+        result = normalize(text.text, watch, budget, job.published or text.published)
         problems = [result.failed] if result.failed else result.problems
         found.append(WatchFacts(watch=watch.id, facts=result.facts, problems=problems))
     return ExtractOutcome(text=text, found=found)
