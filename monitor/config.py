@@ -280,6 +280,9 @@ class Settings(BaseSettings):
     # SIGTERM: time allowed for in-flight polls and the last outbox flush before exiting.
     stop_timeout: timedelta = timedelta(seconds=8)
     poll_workers: int = Field(default=4, ge=1)
+    # Processes that read text and facts while the poll threads fetch and one writer appends:
+    # default one per core; 0 or 1 reads them on the poll threads themselves.
+    cpu_workers: int | None = Field(default=None, ge=0)
     # CPU time one article's extraction may take; past it the article is recorded as failed.
     extract_budget: timedelta = timedelta(seconds=5)
     fetch: FetchConfig = Field(default_factory=lambda: FetchConfig())

@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerting.reload import Snapshot, snapshot
 from monitor.config import FeedConfig, Settings
+from monitor.extract.pool import pool_size
 from monitor.health import rules_health
 from monitor.leases import SqliteReplicaLock
 from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
@@ -97,7 +98,12 @@ class Daemon:
         if self.replica_lock is not None:
             self.replica_lock.acquire()  # ReplicaLockError: a second daemon on this SQLite file
         self.metrics = Metrics()
-        self.runtime = Runtime(settings, extra_notify=extra_notify, metrics=self.metrics)
+        self.runtime = Runtime(
+            settings,
+            extra_notify=extra_notify,
+            metrics=self.metrics,
+            cpu_workers=pool_size(settings.cpu_workers),
+        )
         self.metrics.watch_database(self.runtime.store, lambda: self.runtime.settings.feeds)
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
@@ -136,6 +142,7 @@ class Daemon:
         self.runtime.leases.ensure(settings.feeds)
         self._start_server()
         self._schedule_feeds(first=True)
+        self.runtime.extract_pool.start()
         for worker in self.workers:
             worker.start()
         self.scheduler.add_job(

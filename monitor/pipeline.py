@@ -26,16 +26,9 @@ from monitor.events import (
     ArticleRef,
     FactReported,
 )
-from monitor.extract.normalize import DEFAULT_BUDGET, Budget, normalize
-from monitor.extract.text import (
-    ArticleText,
-    TextError,
-    TextHeader,
-    article_text,
-    decode,
-    normalize_text,
-    split_header,
-)
+from monitor.extract.normalize import DEFAULT_BUDGET
+from monitor.extract.pool import ExtractJob, ExtractOutcome, ExtractPool
+from monitor.extract.text import ArticleText, TextHeader, decode, normalize_text, split_header
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch_link
 from monitor.store.log import EventStore, NewEvent
@@ -65,9 +58,11 @@ def ingest_item(
     limits: FetchLimits | None = None,
     client: httpx.Client | None = None,
     extract_budget: float = DEFAULT_BUDGET,
+    pool: ExtractPool | None = None,
 ) -> IngestResult:
     """Fetch, extract and normalize one article, then append all its events at once.
-    `extract_budget`: CPU seconds its normalization may take, over all watches."""
+    `extract_budget`: CPU seconds its normalization may take, over all watches. `pool`: the
+    worker processes that read text and facts (None: this thread does)."""
     stream = f"article:{item.article_id}"
     history = store.read_stream(stream)
     if any(e.type == "ArticleExtracted" for e in history):
@@ -89,11 +84,22 @@ def ingest_item(
         retryable = exc.kind != "refused"
         return _fail(store, item, [discovered], "fetch", str(exc), len(failures), retryable)
     fetched = _fetched(item, page)
-    try:
-        text = article_text(page.body, url=page.final_url, content_type=page.content_type)
-    except TextError as exc:
-        return _fail(store, item, [discovered, fetched], "extract", str(exc), len(failures))
-    events = [discovered, fetched, *_extracted(item, text, watches, Budget(extract_budget))]
+    job = ExtractJob(
+        body=page.body,
+        url=page.final_url,
+        content_type=page.content_type,
+        # The page's own title and date count only where the feed entry has none.
+        metadata=not (item.title and item.published),
+        watches=list(watches),
+        budget=extract_budget,
+    )
+    outcome = pool.run(job) if pool is not None else ExtractPool(0).run(job)
+    if outcome.text is None:
+        reason = outcome.error or "no text"
+        seen = [discovered, fetched]
+        return _fail(store, item, seen, "extract", reason, len(failures), outcome.retryable)
+    text = outcome.text
+    events = [discovered, fetched, *_extracted(item, text, outcome)]
     result = store.append(events)
     facts = sum(1 for e in events if isinstance(e.data, FactReported))
     log.info("article %s: %d facts (%s)", item.url, facts, item.outlet or item.feed)
@@ -147,10 +153,7 @@ def _fetched(item: FeedItem, page: Fetched) -> NewEvent:
     )
 
 
-def _extracted(
-    item: FeedItem, text: ArticleText, watches: Sequence[Watch], budget: Budget
-) -> list[NewEvent]:
-    relevant = [w for w in watches if w.is_relevant(text.text)]
+def _extracted(item: FeedItem, text: ArticleText, outcome: ExtractOutcome) -> list[NewEvent]:
     published = item.published or text.published
     stream = f"article:{item.article_id}"
     out = [
@@ -164,7 +167,7 @@ def _extracted(
                 text_hash=text.text_hash,
                 language=text.language,
                 published=published,
-                watches=[w.id for w in relevant],
+                watches=[found.watch for found in outcome.found],
             ),
             idempotency_key=f"extracted:{item.article_id}:{text.text_hash}",
             occurred_at=published,
@@ -177,19 +180,17 @@ def _extracted(
         title=item.title or text.title,
         published=published,
     )
-    for watch in relevant:
-        found = normalize(text.text, watch, budget)
-        if found.failed or found.problems:
-            reasons = [found.failed] if found.failed else found.problems
-            out.append(_normalize_failed(item, text, watch, reasons))
+    for found in outcome.found:
+        if found.problems:
+            out.append(_normalize_failed(item, text, found.watch, found.problems))
         for index, fact in enumerate(found.facts):
             out.append(
                 NewEvent(
                     stream=stream,
-                    data=FactReported(watch=watch.id, article=ref, fact=fact),
+                    data=FactReported(watch=found.watch, article=ref, fact=fact),
                     # Keyed on the text, not the URL: the same story syndicated under another
                     # address adds no facts a second time.
-                    idempotency_key=f"fact:{watch.id}:{text.text_hash}:{index}:{fact.type}",
+                    idempotency_key=f"fact:{found.watch}:{text.text_hash}:{index}:{fact.type}",
                     occurred_at=published,
                 )
             )
@@ -197,7 +198,7 @@ def _extracted(
 
 
 def _normalize_failed(
-    item: FeedItem, text: ArticleText, watch: Watch, problems: list[str]
+    item: FeedItem, text: ArticleText, watch: str, problems: list[str]
 ) -> NewEvent:
     """Normalization that failed on this text, wholly (its time budget ran out) or in one
     fact reader (the article keeps the other readers' facts): the failure is a fact of its
@@ -208,10 +209,10 @@ def _normalize_failed(
             article_id=item.article_id,
             url=item.url,
             stage="normalize",
-            reason=f"watch {watch.id}: " + "; ".join(problems),
+            reason=f"watch {watch}: " + "; ".join(problems),
             retryable=False,
         ),
-        idempotency_key=f"failed:{item.article_id}:normalize:{watch.id}:{text.text_hash}",
+        idempotency_key=f"failed:{item.article_id}:normalize:{watch}:{text.text_hash}",
         occurred_at=item.published or text.published,
     )
 

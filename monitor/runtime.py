@@ -23,6 +23,7 @@ from monitor.alerting.evaluator import Evaluator, Route
 from monitor.alerting.rules import RuleSet, load_rules
 from monitor.config import FeedConfig, Settings
 from monitor.events import AlertRaised
+from monitor.extract.pool import ExtractPool
 from monitor.health import HealthChecker
 from monitor.leases import FeedLeases, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
@@ -75,7 +76,10 @@ class Runtime:
         *,
         extra_notify: Sequence[str] = (),
         metrics: Metrics | None = None,
+        cpu_workers: int = 0,
     ) -> None:
+        """``cpu_workers``: processes for the CPU stages (the daemon passes its setting;
+        ``monitor replay`` ingests one article at a time and reads it in-process)."""
         self.settings = settings
         self.extra_notify = list(extra_notify)
         self.metrics = metrics or Metrics()
@@ -103,12 +107,14 @@ class Runtime:
         )
         self.projections = all_projections()
         self._consumers = threading.Lock()
+        self.extract_pool = ExtractPool(cpu_workers)
 
     @staticmethod
     def _routes(channels: Sequence[Channel]) -> list[Route]:
         return [Route(name=c.name, tags=c.tags, health=c.health) for c in channels]
 
     def close(self) -> None:
+        self.extract_pool.close()
         for client in [self.client, *self._old_clients]:
             client.close()
         self.store.close()
@@ -126,7 +132,7 @@ class Runtime:
             log.warning(warning)
         needs_restart = [
             name
-            for name in ("db", "http_listen", "replica_id", "poll_workers")
+            for name in ("db", "http_listen", "replica_id", "poll_workers", "cpu_workers")
             if getattr(settings, name) != getattr(self.settings, name)
         ]
         kept = {name: getattr(self.settings, name) for name in needs_restart}
@@ -169,6 +175,7 @@ class Runtime:
             limits=self.limits,
             client=self.client,
             extract_budget=self.settings.extract_budget.total_seconds(),
+            pool=self.extract_pool,
         )
         self.metrics.events_appended.inc(result.new_events)
         return result

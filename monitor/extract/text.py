@@ -7,15 +7,21 @@ wrongly declared charset or a binary blob becomes a clear error, never a crash u
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
+from html import unescape
 
 import dateparser
 import trafilatura
+from htmldate import find_date
+from lxml.html import HtmlElement
 from pydantic import BaseModel
-from trafilatura.settings import Document
+from trafilatura.metadata import examine_meta, extract_meta_json, extract_title, extract_url
+from trafilatura.settings import Document, set_date_params
+from trafilatura.utils import line_processing, load_html
 
 # Pages larger than this are refused before parsing: lxml would need many times as much memory.
 MAX_HTML_BYTES = 8 * 1024 * 1024
@@ -44,25 +50,30 @@ def decode(raw: bytes, declared: str | None = None) -> str:
     its invalid ones (a stray byte in a UTF-8 page), else cp1252 (a legacy page, whose accented
     letters almost never form valid UTF-8).
     """
+    return _decode(raw, declared)[0]
+
+
+def _decode(raw: bytes, declared: str | None) -> tuple[str, str]:
+    """`decode`, and the codec it used."""
     for bom, marked in (
         (b"\xef\xbb\xbf", "utf-8"),
         (b"\xff\xfe", "utf-16"),
         (b"\xfe\xff", "utf-16"),
     ):
         if raw.startswith(bom):
-            return raw.decode(marked, errors="replace")
+            return raw.decode(marked, errors="replace"), marked
     charset = _codec(declared)
     if charset is not None:
         try:
-            return raw.decode(charset, errors="replace")
+            return raw.decode(charset, errors="replace"), charset
         except LookupError:
             pass  # a codec that is not a charset (base64, rot13) declared as one
     text = raw.decode("utf-8", errors="replace")
     bad = text.count("\ufffd")
     if not bad:
-        return text
+        return text, "utf-8"
     good = len(text) - len(text.encode("ascii", "ignore")) - bad
-    return text if good > bad else raw.decode("cp1252", errors="replace")
+    return (text, "utf-8") if good > bad else (raw.decode("cp1252", errors="replace"), "cp1252")
 
 
 def _codec(name: str | None) -> str | None:
@@ -92,11 +103,30 @@ BINARY_SHARE = 0.05
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
-def clean(text: str, what: str) -> str:
-    """NULs dropped (one stray NUL must not cost the article); binary content refused."""
-    if len(_CONTROL.findall(text)) > BINARY_SHARE * len(text):
+# Codecs in which each byte below 0x80 is that ASCII character and nothing else is: there,
+# the bytes hold exactly the text's control characters, and bytes are quicker to count.
+_ASCII_SAFE = re.compile(r"utf-8|ascii|latin-1|iso8859-\d+|cp125\d")
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+
+
+def clean(text: str, what: str, raw: bytes | None = None) -> str:
+    """NULs dropped (one stray NUL must not cost the article); binary content refused.
+    `raw`: the bytes `text` was decoded from, when their codec is ASCII-safe (counted there)."""
+    if raw is not None:
+        controls = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
+    else:
+        controls = len(_CONTROL.findall(text))
+    if controls > BINARY_SHARE * len(text):
         raise TextError(f"binary content, not {what}")
-    return text.replace("\x00", "")
+    return text.replace("\x00", "") if controls else text
+
+
+def _decoded(raw: bytes | str, declared: str | None, what: str) -> str:
+    """The text of `raw`, decoded (`decode`) and cleaned (`clean`)."""
+    if isinstance(raw, str):
+        return clean(raw, what)
+    text, codec = _decode(raw, declared)
+    return clean(text, what, raw if _ASCII_SAFE.fullmatch(codec) else None)
 
 
 def normalize_text(text: str) -> str:
@@ -161,39 +191,69 @@ def parse_published(value: str) -> datetime | None:
 
 
 def from_plain(raw: bytes | str, declared: str | None = None) -> ArticleText:
-    text = clean(raw if isinstance(raw, str) else decode(raw, declared), "text")
+    text = _decoded(raw, declared, "text")
     header, text = split_header(normalize_text(text))
     if not text.strip():
         raise TextError("empty text")
     return ArticleText(text=text, title=header.title, published=header.published)
 
 
-def from_html(raw: bytes | str, url: str | None = None, declared: str | None = None) -> ArticleText:
+def from_html(
+    raw: bytes | str,
+    url: str | None = None,
+    declared: str | None = None,
+    *,
+    metadata: bool = True,
+) -> ArticleText:
+    """The main text of a page; with `metadata`, also the page's own title and date (the
+    only metadata we keep: the pipeline asks for them only when the feed entry lacks them,
+    since trafilatura's full metadata pass costs a third of its extraction)."""
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
     if size > MAX_HTML_BYTES:
         raise TextError(f"page of {size} bytes exceeds the {MAX_HTML_BYTES}-byte limit")
-    if isinstance(raw, str):
-        html = raw
-    else:
-        html = decode(raw, declared if _codec(declared) else sniff_charset(raw))
-    html = clean(html, "HTML")
+    if isinstance(raw, bytes) and not _codec(declared):
+        declared = sniff_charset(raw)
+    html = _decoded(raw, declared, "HTML")
+    title = published = None
+    page: str | HtmlElement = html
+    if metadata:
+        tree = load_html(html)  # parsed once: the metadata and the text read the same tree
+        if tree is None:
+            raise TextError("no main text found in page")
+        title, published, url = _title_and_date(tree, url)
+        page = tree
     doc = trafilatura.bare_extraction(
-        html,
+        page,
         url=url,
         include_comments=False,
         include_tables=False,
         include_images=False,
-        with_metadata=True,
+        with_metadata=False,
         deduplicate=False,
     )
     if not isinstance(doc, Document) or not doc.text or not doc.text.strip():
         raise TextError("no main text found in page")
     return ArticleText(
-        title=doc.title or None,
+        title=title,
         text=normalize_text(doc.text),
-        language=doc.language or None,
-        published=_parse_date(doc.date),
+        published=_parse_date(published),
     )
+
+
+def _title_and_date(
+    tree: HtmlElement, url: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Title, date and canonical URL as trafilatura's metadata pass finds them, without the
+    rest of that pass (authors, categories, tags, site name, licence), which we never use."""
+    meta = examine_meta(tree)
+    with contextlib.suppress(Exception):  # trafilatura guards its JSON-LD reader the same way
+        meta = extract_meta_json(tree, meta)
+    title = meta.title or extract_title(tree)
+    page_url = meta.url or extract_url(tree, url)
+    date = find_date(tree, **{**set_date_params(True), "url": page_url})
+    if title:
+        title = line_processing(unescape(title[:9999] + "…" if len(title) > 10000 else title))
+    return title or None, date, url or page_url
 
 
 def _parse_date(value: str | None) -> datetime | None:
@@ -213,12 +273,17 @@ def looks_like_html(raw: bytes | str, content_type: str | None = None) -> bool:
 
 
 def article_text(
-    raw: bytes | str, *, url: str | None = None, content_type: str | None = None
+    raw: bytes | str,
+    *,
+    url: str | None = None,
+    content_type: str | None = None,
+    metadata: bool = True,
 ) -> ArticleText:
-    """The one entry point: HTML goes through trafilatura, anything else is plain text."""
+    """The one entry point: HTML goes through trafilatura, anything else is plain text.
+    `metadata`: read the page's own title and date too (a plain text's header is always read)."""
     declared = _charset(content_type)
     if looks_like_html(raw, content_type):
-        return from_html(raw, url=url, declared=declared)
+        return from_html(raw, url=url, declared=declared, metadata=metadata)
     return from_plain(raw, declared)
 
 

@@ -1,0 +1,207 @@
+"""The CPU half of ingest, one article at a time: page -> text -> relevant watches -> facts.
+
+``extract_article`` is pure computation on plain data (pydantic models in and out, no store,
+no network), so it can run in another process: ``ExtractPool`` runs it in worker processes
+(``cpu_workers`` of them, so that every core reads articles while the poll threads fetch and
+the one writer appends), or on the calling thread when ``cpu_workers`` is 0 or 1.
+
+Workers start from a forkserver (never ``fork``: the daemon has threads). A worker that dies
+(killed, out of memory, a crash in C code) breaks the pool: the pool is rebuilt and the
+article is tried once more; if it is lost again, the outcome says so and the pipeline records
+a retryable ``ArticleFailed``. An article that runs past ``hang_after`` seconds of wall time
+(trafilatura has no time budget of its own) has its workers stopped the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from pydantic import BaseModel
+
+from monitor.events import Fact
+from monitor.extract.normalize import Budget, normalize
+from monitor.extract.text import ArticleText, TextError, article_text
+from monitor.watches import Watch
+
+log = logging.getLogger(__name__)
+
+# Wall seconds an article may take in a worker, beyond its normalization budget, before the
+# worker is stopped: far above any real page (tens of milliseconds), so only a hang hits it.
+HANG_FLOOR = 60.0
+ATTEMPTS = 2  # tries of one article when its worker dies under it
+
+
+class ExtractJob(BaseModel):
+    """What the CPU stages need to know about one fetched page."""
+
+    body: bytes
+    url: str
+    content_type: str | None = None
+    metadata: bool = True  # read the page's own title and date (the feed entry lacks one)
+    watches: list[Watch]
+    budget: float  # CPU seconds normalization may take, over all watches (extract_budget)
+
+
+class WatchFacts(BaseModel):
+    """What normalization read for one relevant watch."""
+
+    watch: str
+    facts: list[Fact]
+    problems: list[str] = []  # a failed reader each, or the one reason the whole text failed
+
+
+class ExtractOutcome(BaseModel):
+    """The text and facts of one page; or, with ``text`` None, why there are none."""
+
+    text: ArticleText | None = None
+    found: list[WatchFacts] = []  # relevant watches in the order given, with their facts
+    error: str | None = None
+    retryable: bool | None = None  # None: the failure's stage decides (ArticleFailed)
+
+
+def extract_article(job: ExtractJob) -> ExtractOutcome:
+    """Text, relevance and facts of one page. Never raises for a bad page: a page without
+    text is an outcome with ``error``; a failing reader or budget is in ``problems``."""
+    try:
+        text = article_text(
+            job.body, url=job.url, content_type=job.content_type, metadata=job.metadata
+        )
+    except TextError as exc:
+        return ExtractOutcome(error=str(exc))
+    budget = Budget(job.budget)  # shared by the watches: one allowance per article
+    found = []
+    for watch in job.watches:
+        if not watch.is_relevant(text.text):
+            continue
+        result = normalize(text.text, watch, budget)
+        problems = [result.failed] if result.failed else result.problems
+        found.append(WatchFacts(watch=watch.id, facts=result.facts, problems=problems))
+    return ExtractOutcome(text=text, found=found)
+
+
+def _warm_up() -> None:
+    """Build the gazetteer and compile the patterns once per worker, before its first
+    article, so that no article's CPU budget pays for them."""
+    normalize("Warm-up: 3 soldiers were killed near the border, officials said.")
+
+
+def pool_size(setting: int | None) -> int:
+    """Worker processes for a ``cpu_workers`` setting: None means one per core."""
+    return (os.cpu_count() or 1) if setting is None else setting
+
+
+class ExtractPool:
+    """``extract_article`` on ``workers`` processes; inline when ``workers`` <= 1.
+
+    Thread-safe: every poll thread submits here. Processes start on first use."""
+
+    def __init__(self, workers: int, *, hang_after: float = HANG_FLOOR) -> None:
+        self.workers = workers
+        self.hang_after = hang_after
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        self.rebuilds = 0  # pools replaced after a worker died or hung
+
+    @property
+    def inline(self) -> bool:
+        return self.workers <= 1
+
+    def run(self, job: ExtractJob) -> ExtractOutcome:
+        """The outcome of ``job``; a worker lost under it is retried once on a new pool."""
+        if self.inline:
+            return extract_article(job)
+        lost = ""
+        for _ in range(ATTEMPTS):
+            executor, future = self._submit(job)
+            try:
+                return future.result(timeout=self.hang_after + 4 * job.budget)
+            except BrokenProcessPool as exc:
+                lost = f"its extraction worker died ({exc})"
+            except FutureTimeout:
+                self._replace(executor, stop=True)
+                lost = f"extraction took longer than {self.hang_after + 4 * job.budget:g} s"
+                log.warning("%s: %s; workers stopped", job.url, lost)
+                break  # a page that hangs once would hang again now: a later poll retries
+            log.warning("%s: %s; retrying on a new pool", job.url, lost)
+            self._replace(executor)
+        return ExtractOutcome(error=lost, retryable=True)
+
+    def _submit(self, job: ExtractJob) -> tuple[ProcessPoolExecutor, Future[ExtractOutcome]]:
+        while True:
+            executor = self._current()
+            try:
+                return executor, executor.submit(extract_article, job)
+            except BrokenProcessPool:
+                self._replace(executor)  # it broke under another thread's article
+            except RuntimeError:
+                if self._closed:
+                    raise
+                # shut down by another thread that replaced it a moment ago: take the new one
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (tests, metrics)."""
+        with self._lock:
+            return [p.pid for p in _processes(self._executor) if p.pid is not None]
+
+    def start(self) -> None:
+        """Start the workers now (the daemon, at start-up), not with the first article: one
+        warm-up each (the executor starts a process for each job that finds none idle)."""
+        if not self.inline:
+            executor = self._current()
+            for _ in range(self.workers):
+                executor.submit(_warm_up)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            _stop(executor, kill=False)
+
+    def _current(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the extraction pool is closed")
+            if self._executor is None:
+                context = multiprocessing.get_context("forkserver")
+                # Workers fork from a server that has imported the extractors once.
+                context.set_forkserver_preload([__name__])
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=_warm_up
+                )
+            return self._executor
+
+    def _replace(self, broken: ProcessPoolExecutor, *, stop: bool = False) -> None:
+        """Drop ``broken`` (once, however many threads saw it fail); the next job starts a
+        new pool. ``stop``: its workers are killed first (a hung article)."""
+        with self._lock:
+            if self._executor is not broken:
+                return  # another thread replaced it already
+            self._executor = None
+            self.rebuilds += 1
+        _stop(broken, kill=stop)
+
+
+def _processes(executor: ProcessPoolExecutor | None) -> list[Any]:
+    # ProcessPoolExecutor has no public list of its workers before Python 3.14.
+    return list((getattr(executor, "_processes", None) or {}).values())
+
+
+def _stop(executor: ProcessPoolExecutor, *, kill: bool) -> None:
+    processes = _processes(executor)
+    if kill:
+        for process in processes:
+            process.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()

@@ -1,0 +1,200 @@
+"""The extraction pool: real worker processes (two), the same facts as in-process, and no
+article lost when a worker dies or hangs under it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.events import ArticleExtracted, ArticleFailed, FactReported
+from monitor.extract.pool import ExtractJob, ExtractPool, pool_size
+from monitor.extract.text import article_text
+from monitor.pipeline import IngestResult, ingest_item
+from monitor.sources.feeds import FeedItem
+from monitor.store.log import EventStore
+from monitor.watches import load_watch
+from tests.conftest import RULES, SEEDS
+from tests.support.httpserver import LOCAL_LIMITS, Reply, TestServer
+
+WATCH = load_watch(RULES / "watches" / "nagorno-karabakh.yaml")
+PAGES = sorted((SEEDS / "pages").glob("*/*.html"))
+# A long page of our own sentences: long enough (about a second of trafilatura) that a worker
+# can be killed while it reads it.
+PARAGRAPH = (
+    "<p>Armenian officials said {n} soldiers were killed near Stepanakert on Tuesday, while "
+    "Azerbaijan denied that its drones had struck the village, and Turkey called for talks.</p>"
+)
+LONG_PAGE = (
+    "<html><head><title>Long report</title></head><body><article><h1>Long report</h1>"
+    + "".join(PARAGRAPH.format(n=n % 90 + 2) for n in range(2500))
+    + "</article></body></html>"
+).encode()
+
+LONG = Reply(200, LONG_PAGE, {"Content-Type": "text/html"})
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ExtractPool]:
+    pool = ExtractPool(2)
+    yield pool
+    pool.close()
+
+
+def store_at(path: Path) -> EventStore:
+    return EventStore(f"sqlite:///{path}")
+
+
+def item(base: str, path: str, n: int = 0) -> FeedItem:
+    return FeedItem(feed="wire", url=f"{base}/{path}", guid=f"{path}#{n}", title=None)
+
+
+def facts_of(store: EventStore) -> list[dict]:
+    return [
+        e.data.model_dump(mode="json") for e in store.read() if isinstance(e.data, FactReported)
+    ]
+
+
+def killed_while_busy(pool: ExtractPool, times: int, stop: threading.Event) -> threading.Thread:
+    """A thread that SIGKILLs a worker once its CPU time shows it is reading (``times`` kills
+    at most: each new pool's workers are fair game), until ``stop``."""
+
+    def cpu(pid: int) -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def run() -> None:
+        seen: dict[int, float] = {}
+        kills = 0
+        while kills < times and not stop.is_set():
+            for pid in pool.pids():
+                used = cpu(pid)
+                if pid in seen and used - seen[pid] >= 0.05:
+                    os.kill(pid, signal.SIGKILL)
+                    kills += 1
+                    seen.clear()
+                    break
+                seen.setdefault(pid, used)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_pool_reads_the_same_facts_as_this_process(tmp_path: Path, pool: ExtractPool) -> None:
+    inline, pooled = store_at(tmp_path / "inline.db"), store_at(tmp_path / "pooled.db")
+    with TestServer(SEEDS / "pages") as server:
+        for page in PAGES:
+            path = page.relative_to(SEEDS / "pages").as_posix()
+            for store, used in ((inline, None), (pooled, pool)):
+                result = ingest_item(
+                    store, item(server.base, path), [WATCH], limits=LOCAL_LIMITS, pool=used
+                )
+                assert result.status == "extracted" and result.facts > 0
+    assert facts_of(pooled) == facts_of(inline) and len(facts_of(inline)) >= 10
+    titles = [e.data.title for e in pooled.read() if isinstance(e.data, ArticleExtracted)]
+    assert all(titles)  # the page's own title, read in the worker: the entry had none
+
+
+def test_a_worker_killed_mid_article_loses_nothing(tmp_path: Path, pool: ExtractPool) -> None:
+    inline, pooled = store_at(tmp_path / "inline.db"), store_at(tmp_path / "pooled.db")
+    pool.run(ExtractJob(body=b"<p>warm</p>", url="x", watches=[], budget=5))  # workers up
+    rebuilds = pool.rebuilds
+    with TestServer() as server:
+        server.route("/long", LONG)
+        stop = threading.Event()
+        killer = killed_while_busy(pool, 1, stop)
+        result = ingest_item(
+            pooled, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS, pool=pool
+        )
+        stop.set()
+        killer.join()
+        ingest_item(inline, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS)
+    assert pool.rebuilds == rebuilds + 1  # the worker did die under the article
+    assert result.status == "extracted" and result.facts > 0
+    assert facts_of(pooled) == facts_of(inline)
+
+
+def test_an_article_whose_worker_dies_twice_is_recorded_and_retried_later(
+    tmp_path: Path, pool: ExtractPool
+) -> None:
+    store = store_at(tmp_path / "log.db")
+    pool.run(ExtractJob(body=b"<p>warm</p>", url="x", watches=[], budget=5))
+    with TestServer() as server:
+        server.route("/long", LONG)
+        stop = threading.Event()
+        killer = killed_while_busy(pool, 2, stop)
+        first = ingest_item(
+            store, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS, pool=pool
+        )
+        stop.set()
+        killer.join()
+        again = ingest_item(
+            store, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS, pool=pool
+        )
+    failed = [e.data for e in store.read() if isinstance(e.data, ArticleFailed)]
+    assert first.status == "failed" and "worker died" in (first.reason or "")
+    assert [(f.stage, f.retryable) for f in failed] == [("extract", True)]
+    assert again.status == "extracted" and again.facts > 0
+
+
+def test_a_hung_article_is_stopped_and_recorded(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "log.db")
+    impatient = ExtractPool(2, hang_after=0.2)
+    try:
+        with TestServer() as server:
+            server.route("/long", LONG)
+            result = ingest_item(
+                store,
+                item(server.base, "long"),
+                [WATCH],
+                limits=LOCAL_LIMITS,
+                pool=impatient,
+                extract_budget=0.01,
+            )
+        assert impatient.rebuilds == 1 and not impatient.pids()
+    finally:
+        impatient.close()
+    failed = [e.data for e in store.read() if isinstance(e.data, ArticleFailed)]
+    assert result.status == "failed" and "took longer" in (result.reason or "")
+    assert [(f.stage, f.retryable) for f in failed] == [("extract", True)]
+
+
+def test_the_cpu_budget_holds_in_a_worker(tmp_path: Path, pool: ExtractPool) -> None:
+    store = store_at(tmp_path / "log.db")
+    with TestServer() as server:
+        server.route("/long", LONG)
+        result: IngestResult = ingest_item(
+            store,
+            item(server.base, "long"),
+            [WATCH],
+            limits=LOCAL_LIMITS,
+            pool=pool,
+            extract_budget=0,
+        )
+    failed = [e.data for e in store.read() if isinstance(e.data, ArticleFailed)]
+    assert result.status == "failed" and "time budget" in (result.reason or "")
+    assert [(f.stage, f.retryable) for f in failed] == [("normalize", False)]
+
+
+def test_pool_size_defaults_to_one_worker_per_core() -> None:
+    assert pool_size(None) == os.cpu_count()
+    assert pool_size(0) == 0 and ExtractPool(1).inline and ExtractPool(0).inline
+
+
+def test_a_page_read_without_its_metadata_has_the_same_text() -> None:
+    for page in PAGES:
+        whole = article_text(page.read_bytes(), url=page.as_uri())
+        bare = article_text(page.read_bytes(), url=page.as_uri(), metadata=False)
+        assert bare.text == whole.text and whole.title and whole.published
+        assert bare.title is None and bare.published is None
