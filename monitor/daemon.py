@@ -109,7 +109,7 @@ class Daemon:
         self._idle = threading.Condition()
         self._heartbeat = time.monotonic()
         self._status = ""
-        self.queue = PollQueue()
+        self.queue = PollQueue(patience=2 * settings.lease_period.total_seconds())
         self.metrics.watch_queue(self.backlog)
         self.workers = [
             threading.Thread(target=self._work, name=f"poll-{i + 1}", daemon=True)
@@ -331,11 +331,12 @@ class Daemon:
                 continue
             started = time.monotonic()
             delay: float | None = None
+            run: FeedRun | None = None
             try:
-                run = self._poll_job(name)
+                run = self._poll_job(name, force=self.queue.requested(name))
                 delay = self._next_try(name, run is not None, time.monotonic() - started)
             finally:
-                self.queue.done(name, delay)
+                self.queue.done(name, delay, served=run is not None)
 
     def _next_try(self, name: str, polled: bool, elapsed: float) -> float | None:
         """Seconds to this replica's next try of a feed, from what its lease now says; None
@@ -492,13 +493,13 @@ class Daemon:
         return bool(payload["ready"]) and rules_ok, payload
 
     def request_poll(self, name: str) -> tuple[int, str]:
-        """``monitor poll FEED`` through the daemon: the feed becomes due and goes to the front
-        of the queue."""
+        """``monitor poll FEED`` through the daemon: the feed goes to the front of the queue and
+        is polled even if not due. A request for a feed in flight here runs right after that
+        poll; one whose feed another replica holds is retried until that lease ends."""
         if self.stopping.is_set():
             return 503, "stopping"
         if not any(f.name == name for f in self.settings.feeds):
             return 404, f"no feed named {name!r} in the configuration"
-        self.runtime.leases.request(name)
         if not self.queue.poll_now(name):
             return 404, f"feed {name!r} is not in the poll queue"
         return 202, f"poll of {name} requested from replica {self.runtime.replica_id}"

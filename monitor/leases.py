@@ -125,7 +125,7 @@ class FeedLeases:
                 )
 
     def claim(self, feed: FeedConfig, *, force: bool = False) -> Lease | None:
-        """The lease on ``feed`` when it is due (or ``force``) and free; else None."""
+        """The lease on ``feed`` when it is due (or ``force``: made due now) and free."""
         with self.store.transaction() as session:
             now = db_now(session)
             stmt = select(FeedLease).where(col(FeedLease.feed) == feed.name)
@@ -137,8 +137,12 @@ class FeedLeases:
             held = as_utc(row.lease_until)
             if held is not None and held > now:
                 return None
-            if not force and (as_utc(row.next_due) or now) > now:
-                return None
+            if (as_utc(row.next_due) or now) > now:
+                if not force:
+                    return None
+                # A requested poll is a due poll: if this one is abandoned mid-way, whoever
+                # takes the feed over finds it due, and lag is counted from the request.
+                row.next_due = now
             row.owner = self.owner
             row.lease_until = now + self.lease_period
             row.version += 1
@@ -235,15 +239,6 @@ class FeedLeases:
                 col(FeedLease.owner).is_not(None), col(FeedLease.lease_until) < now
             )
             return list(session.execute(stmt).scalars())
-
-    def request(self, feed: str) -> bool:
-        """Make a feed due now (``monitor poll FEED``); False for an unknown feed."""
-        with self.store.transaction() as session:
-            now = db_now(session)
-            result = session.execute(
-                update(FeedLease).where(col(FeedLease.feed) == feed).values(next_due=now)
-            )
-            return bool(rowcount(result))
 
     def due_in(self, feeds: Sequence[str] | None = None) -> dict[str, float | None]:
         """Seconds until each feed (all when None) is due by the database clock (0 when due),
