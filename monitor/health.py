@@ -1,9 +1,11 @@
-"""Source health alerts: a feed that keeps failing, or goes silent, is itself news to someone.
+"""Source health alerts: a feed that keeps failing, falls behind, or goes silent is itself news
+to someone.
 
 The check reads the shared feed schedule (``feed_leases``), so it sees every replica's polls.
-A problem is one *outage*: it starts at a time stored in the database (``failing_since``, or
-the last time the feed had something new), and the alert's id and idempotency key derive from
-the feed, the kind of problem and that start. So however many replicas run the check, and
+A problem is one *outage*: it starts at a time stored in the database (``failing_since``; for a
+lagging feed the time its overdue poll became due, ``next_due``; for a silent one the last time
+it had something new), and the alert's id and idempotency key derive from the feed, the kind of
+problem and that start. So however many replicas run the check, and
 however often, one outage raises one alert; when the feed recovers, one "resolved" notice
 follows. Alerts take the same path as rule alerts: the operator's silences, then
 ``AlertRaised`` in the log and one outbox row per health channel (``health = true`` in the
@@ -20,14 +22,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 from monitor.alerting.silences import silences_in_log, silencing
 from monitor.alerting.state import FAILING, GLOBAL
 from monitor.config import FeedConfig
 from monitor.events import AlertRaised, AlertSuppressed, as_utc
-from monitor.leases import db_now
+from monitor.leases import db_now, lag
 from monitor.notify.outbox import enqueue
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import FeedLease, RuleState
@@ -39,6 +41,9 @@ RULE = "source-health"
 # A rule that failed on this many events in a row (no clean evaluation between) makes
 # /healthz report the daemon unhealthy: alerts of that rule are being lost.
 KEEPS_FAILING = 3
+# A feed whose due poll has waited this many of its intervals is lagging: alerted once per
+# episode (one overdue due time), resolved when a poll completes.
+LAGGING_AFTER = 2
 
 
 def failing_rules(store: EventStore) -> dict[str, dict[str, Any]]:
@@ -59,6 +64,9 @@ def rules_health(store: EventStore) -> tuple[bool, dict[str, Any]]:
     return not stuck, {"failing": failing, "keeps_failing": stuck}
 
 
+VERBS = {"failing": "is failing", "lagging": "is lagging", "silent": "went silent"}
+
+
 class Problem:
     """What is wrong with one feed now, and since when (the outage's identity)."""
 
@@ -72,12 +80,25 @@ class Problem:
 
 
 def problem_of(feed: FeedConfig, row: FeedLease, now: datetime) -> Problem | None:
-    """Failing for longer than the feed's failure period, or silent past its expected period."""
+    """Failing for longer than the feed's failure period; else lagging: its due poll not done
+    for more than ``LAGGING_AFTER`` intervals (``monitor.leases.lag``); else silent past its
+    expected period."""
     failing_since = as_utc(row.failing_since)
-    if row.consecutive_failures and failing_since is not None:
-        if now - failing_since >= feed.failure_period():
-            detail = f"{row.consecutive_failures} failed polls; last error: {row.last_error}"
-            return Problem("failing", failing_since, detail)
+    failing = bool(row.consecutive_failures and failing_since is not None)
+    if failing and failing_since is not None and now - failing_since >= feed.failure_period():
+        detail = f"{row.consecutive_failures} failed polls; last error: {row.last_error}"
+        return Problem("failing", failing_since, detail)
+    due = as_utc(row.next_due)
+    late = lag(due, now)
+    if due is not None and late > LAGGING_AFTER * feed.interval.total_seconds():
+        polled = as_utc(row.last_polled_at)
+        last = f"last poll {polled:%Y-%m-%d %H:%M:%S} UTC" if polled else "never polled"
+        detail = (
+            f"its poll has been due for {late:.0f} s (interval {feed.interval}); {last}. "
+            "The replicas are not keeping up, or no replica is running."
+        )
+        return Problem("lagging", due, detail)
+    if failing:
         return None  # failing, but not for long enough: neither failing nor silent yet
     last_new = as_utc(row.last_new_at)
     period = feed.expected_period
@@ -95,8 +116,20 @@ class HealthChecker:
         self.channels = list(channels)
 
     def check(self, feeds: Sequence[FeedConfig]) -> list[AlertRaised]:
+        """One read of the whole schedule; a transaction only for a feed whose alert state
+        changes (thousands of healthy feeds cost one query, not one write each)."""
+        with self.store.read_session() as session:
+            now = db_now(session)
+            rows = {r.feed: r for r in session.execute(select(FeedLease)).scalars()}
         raised: list[AlertRaised] = []
         for feed in feeds:
+            row = rows.get(feed.name)
+            if row is None:
+                continue
+            problem = problem_of(feed, row, now)
+            wanted = problem.key(feed.name) if problem is not None else None
+            if wanted == row.health_alert:
+                continue  # nothing new; checked again under the transaction if it moved
             alert = self._check_feed(feed)
             if alert is not None:
                 raised.append(alert)
@@ -165,7 +198,7 @@ class HealthChecker:
     ) -> AlertRaised:
         alert_id = str(uuid.uuid5(HEALTH_NAMESPACE, key))
         if problem is not None:
-            verb = "is failing" if problem.kind == "failing" else "went silent"
+            verb = VERBS[problem.kind]
             title = f"Feed {feed.name} {verb}"
             since = f"{problem.since:%Y-%m-%d %H:%M} UTC"
             summary = f"Feed {feed.name} ({feed.url}) {verb} since {since}: {problem.detail}"

@@ -70,6 +70,17 @@ class Lease(BaseModel):
     failures: int = 0
 
 
+def lag(due: datetime | None, now: datetime) -> float:
+    """A feed's lag, in seconds: how long its next poll has been due (``next_due``) and not
+    yet completed; 0 while it is not due. ``next_due`` moves on only when a poll completes
+    (an interval after that poll began, less a small allowance for jitter; the backoff after a
+    failure; the moment a poll was asked for), so the lag covers waiting in a queue, a poll
+    in flight, and a feed no running replica is polling. A feed backing off is not lagging."""
+    if due is None:
+        return 0.0
+    return max(0.0, (now - due).total_seconds())
+
+
 def poll_gap(feed: FeedConfig) -> timedelta:
     """Time from one claim to the feed being due again.
 

@@ -18,6 +18,7 @@ from monitor.leases import (
     ReplicaLockError,
     SqliteReplicaLock,
     backoff,
+    lag,
     poll_gap,
     singleton,
 )
@@ -270,3 +271,64 @@ def test_due_in_tells_the_poll_queue_about_backoff_and_held_leases(store: EventS
     due = leases.due_in(["wire", "held"])
     assert due["held"] is None  # another poll holds it
     assert due["wire"] is not None and 590 < due["wire"] <= 600  # Retry-After honoured
+
+
+def test_a_feed_whose_due_poll_waits_two_intervals_alerts_once_then_recovers(
+    store: EventStore,
+) -> None:
+    feed = FeedConfig(name="behind", url="http://x/b.xml", interval="60s")
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases.ensure([feed])
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=True, items=2, new_items=2))
+    [row] = leases.states()
+    assert lag(row.next_due.replace(tzinfo=UTC), datetime.now(UTC)) == 0  # not due yet
+    # Due 100 s ago and not polled: late, but within two intervals.
+    shift(store, feed.name, next_due=poll_gap(feed) + timedelta(seconds=100))
+    assert checker.check([feed]) == []
+    shift(store, feed.name, next_due=timedelta(seconds=30))  # now 130 s: past two intervals
+    [alert] = checker.check([feed])
+    assert alert.title == "Feed behind is lagging" and alert.status == "firing"
+    assert alert.data["problem"] == "lagging" and "due for 13" in alert.summary
+    assert alert.channels == ["ops"] and alert.labels == {"kind": "source_health", "feed": "behind"}
+    assert checker.check([feed]) == [] and HealthChecker(store, ["ops"]).check([feed]) == []
+    # A poll completes: the episode ends with one resolved notice.
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=True, not_modified=True))
+    [resolved] = checker.check([feed])
+    assert resolved.status == "resolved" and resolved.data["resolves"] == alert.dedup_key
+    assert checker.check([feed]) == []
+    assert [a.status for a in health_alerts(store)] == ["firing", "resolved"]
+    with store.read_session() as session:
+        rows = list(session.execute(select(OutboxRow)).scalars())
+    assert sorted(r.alert_id for r in rows) == sorted([alert.alert_id, resolved.alert_id])
+
+
+def test_a_feed_backing_off_after_failures_is_not_lagging(store: EventStore) -> None:
+    feed = FeedConfig(name="down", url="http://x/d.xml", interval="60s", expected_period="1d")
+    leases = FeedLeases(store, "a", max_backoff=timedelta(hours=1))
+    leases.ensure([feed])
+    for _ in range(4):
+        shift(store, feed.name, next_due=timedelta(days=1))
+        lease = leases.claim(feed)
+        assert lease is not None
+        leases.complete(lease, feed, PollOutcome(ok=False, error="503", error_kind="http_5xx"))
+    # Its next try is minutes away by design: no lag, and not failing for a day yet.
+    [row] = leases.states()
+    assert lag(row.next_due.replace(tzinfo=UTC), datetime.now(UTC)) == 0
+    assert HealthChecker(store, []).check([feed]) == []
+
+
+def test_a_requested_poll_is_a_due_poll(store: EventStore) -> None:
+    leases = FeedLeases(store, "a", lease_period=timedelta(seconds=30))
+    leases.ensure([FEED])
+    lease = leases.claim(FEED)
+    assert lease is not None and leases.complete(lease, FEED, PollOutcome(ok=True))
+    assert leases.claim(FEED) is None  # not due
+    forced = leases.claim(FEED, force=True)
+    assert forced is not None
+    # Abandoned mid-way: whoever takes it over finds it due, not an interval away.
+    shift(store, FEED.name, lease_until=timedelta(seconds=31))
+    assert FeedLeases(store, "b").claim(FEED) is not None
