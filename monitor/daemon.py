@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "default"  # executor for rule evaluation, delivery and health checks
 HEARTBEAT = "heartbeat"  # its own thread: a wedged service executor must not look alive
+METRICS_EVERY = 5.0  # seconds between reads of the database's numbers for /metrics
 
 
 def sd_notify(message: str) -> bool:
@@ -98,7 +99,9 @@ class Daemon:
             self.replica_lock.acquire()  # ReplicaLockError: a second daemon on this SQLite file
         self.metrics = Metrics()
         self.runtime = Runtime(settings, extra_notify=extra_notify, metrics=self.metrics)
-        self.metrics.watch_database(self.runtime.store, lambda: self.runtime.settings.feeds)
+        self.cluster_metrics = self.metrics.watch_database(
+            self.runtime.store, lambda: self.runtime.settings.feeds
+        )
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
         self._rule_files = self._rule_snapshot()  # taken with the rules the runtime loaded
@@ -138,6 +141,7 @@ class Daemon:
         self._schedule_feeds(first=True)
         for worker in self.workers:
             worker.start()
+        threading.Thread(target=self._refresh_metrics, name="metrics", daemon=True).start()
         self.scheduler.add_job(
             self._deliver_job,
             IntervalTrigger(seconds=settings.deliver_interval.total_seconds(), timezone=UTC),
@@ -429,6 +433,13 @@ class Daemon:
             self.runtime.send_digests()
         except Exception:
             log.exception("daily digest failed")
+
+    def _refresh_metrics(self) -> None:
+        """The database's numbers for /metrics, read here every few seconds so that a scrape
+        only copies them (fast at any number of feeds)."""
+        while not self.stopping.is_set():
+            self.cluster_metrics.refresh()
+            self.stopping.wait(METRICS_EVERY)
 
     def _beat(self) -> None:
         self._heartbeat = time.monotonic()

@@ -29,7 +29,7 @@ from monitor.alerting.silences import silences_in_log, silencing
 from monitor.alerting.state import FAILING, GLOBAL
 from monitor.config import FeedConfig
 from monitor.events import AlertRaised, AlertSuppressed, as_utc
-from monitor.leases import db_now, lag
+from monitor.leases import LAGGING_AFTER, db_now, lag
 from monitor.notify.outbox import enqueue
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.tables import FeedLease, RuleState
@@ -41,9 +41,6 @@ RULE = "source-health"
 # A rule that failed on this many events in a row (no clean evaluation between) makes
 # /healthz report the daemon unhealthy: alerts of that rule are being lost.
 KEEPS_FAILING = 3
-# A feed whose due poll has waited this many of its intervals is lagging: alerted once per
-# episode (one overdue due time), resolved when a poll completes.
-LAGGING_AFTER = 2
 
 
 def failing_rules(store: EventStore) -> dict[str, dict[str, Any]]:

@@ -70,6 +70,11 @@ class Lease(BaseModel):
     failures: int = 0
 
 
+# A feed whose due poll has waited this many of its intervals is lagging: a source health alert
+# once per episode (one overdue due time), resolved when a poll completes.
+LAGGING_AFTER = 2
+
+
 def lag(due: datetime | None, now: datetime) -> float:
     """A feed's lag, in seconds: how long its next poll has been due (``next_due``) and not
     yet completed; 0 while it is not due. ``next_due`` moves on only when a poll completes
