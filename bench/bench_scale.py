@@ -246,9 +246,15 @@ class Fixture:
                 self.end_headers()
                 self.wfile.write(body)
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        httpd.request_queue_size = 512
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)  # a client hanging up is not
+
+        httpd = Server(("127.0.0.1", 0), Handler)
         base = f"http://127.0.0.1:{httpd.server_address[1]}"
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         return httpd, base

@@ -348,8 +348,10 @@ class Daemon:
         feed = next((f for f in self.settings.feeds if f.name == name), None)
         if feed is None:
             return None
+        found, due_in = self.runtime.leases.told(name)  # what this try learned, if anything
         try:
-            due_in = self.runtime.leases.due_in([name]).get(name)
+            if not found:
+                due_in = self.runtime.leases.due_in([name]).get(name)
         except Exception:
             log.exception("reading when %s is due failed", name)
             return None

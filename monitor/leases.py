@@ -121,6 +121,17 @@ class FeedLeases:
         self.lease_period = lease_period
         self.max_backoff = max_backoff
         self.postgres = store.engine.dialect.name == "postgresql"
+        # What the last claim or completion of each feed learned about its next due time, so
+        # the poll queue need not ask the database again after every try (see ``told``).
+        self._told: dict[str, float | None] = {}
+
+    def told(self, feed: str) -> tuple[bool, float | None]:
+        """Seconds until ``feed`` is due (None while another replica holds it), as this
+        replica's last refused claim or completed poll of it saw, given once; (False, None)
+        when nothing was learned since (then ask ``due_in``)."""
+        if feed in self._told:
+            return True, self._told.pop(feed)
+        return False, None
 
     def ensure(self, feeds: Sequence[FeedConfig]) -> None:
         """A row for every configured feed, due at once when new."""
@@ -148,13 +159,17 @@ class FeedLeases:
             if self.postgres:
                 stmt = stmt.with_for_update(skip_locked=True)
             row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
+            self._told.pop(feed.name, None)
             if row is None:
-                return None  # unknown feed, or another replica is claiming it right now
+                self._told[feed.name] = None  # another replica is claiming it right now
+                return None  # (or an unknown feed)
             held = as_utc(row.lease_until)
             if held is not None and held > now:
+                self._told[feed.name] = None
                 return None
             if (as_utc(row.next_due) or now) > now:
                 if not force:
+                    self._told[feed.name] = ((as_utc(row.next_due) or now) - now).total_seconds()
                     return None
                 # A requested poll is a due poll: if this one is abandoned mid-way, whoever
                 # takes the feed over finds it due, and lag is counted from the request.
@@ -199,6 +214,7 @@ class FeedLeases:
             row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
             if row is None:
                 log.warning("poll of %s finished after its lease was lost: not recorded", feed.name)
+                self._told[feed.name] = None
                 return False
             row.owner, row.lease_until, row.version = None, None, row.version + 1
             row.last_polled_at, row.polled_by = now, self.owner
@@ -224,6 +240,7 @@ class FeedLeases:
                     due = max(due, now + timedelta(seconds=outcome.retry_after))
                 row.next_due = due
             session.add(row)
+            self._told[feed.name] = max(0.0, ((as_utc(row.next_due) or now) - now).total_seconds())
             return True
 
     def release(self, lease: Lease) -> None:

@@ -332,3 +332,22 @@ def test_a_requested_poll_is_a_due_poll(store: EventStore) -> None:
     # Abandoned mid-way: whoever takes it over finds it due, not an interval away.
     shift(store, FEED.name, lease_until=timedelta(seconds=31))
     assert FeedLeases(store, "b").claim(FEED) is not None
+
+
+def test_a_try_tells_the_queue_when_the_feed_is_due_without_asking_again(
+    store: EventStore,
+) -> None:
+    a, b = FeedLeases(store, "a"), FeedLeases(store, "b")
+    a.ensure([FEED])
+    assert a.told(FEED.name) == (False, None)  # nothing tried yet: ask the database
+    lease = a.claim(FEED)
+    assert lease is not None and a.told(FEED.name) == (False, None)
+    assert b.claim(FEED) is None and b.told(FEED.name) == (True, None)  # held by "a"
+    assert a.complete(lease, FEED, PollOutcome(ok=True))
+    found, due = a.told(FEED.name)
+    database = a.due_in([FEED.name])[FEED.name]
+    assert found and due is not None and database is not None and abs(due - database) < 1
+    assert a.told(FEED.name) == (False, None)  # told once
+    assert b.claim(FEED) is None  # polled just now: not due
+    found, due = b.told(FEED.name)
+    assert found and due is not None and 45 < due <= poll_gap(FEED).total_seconds()
