@@ -351,3 +351,47 @@ def test_a_try_tells_the_queue_when_the_feed_is_due_without_asking_again(
     assert b.claim(FEED) is None  # polled just now: not due
     found, due = b.told(FEED.name)
     assert found and due is not None and 45 < due <= poll_gap(FEED).total_seconds()
+
+
+def test_many_feeds_lagging_at_once_raise_one_backlog_alert_not_one_each(
+    store: EventStore,
+) -> None:
+    from monitor.health import MANY_LAGGING
+
+    feeds = [
+        FeedConfig(name=f"f{i:02}", url=f"http://x/{i}.xml", interval="60s")
+        for i in range(MANY_LAGGING + 5)
+    ]
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases.ensure(feeds)
+    # Two feeds fall behind first: each is a source's own problem, alerted by name.
+    for feed in feeds[:2]:
+        shift(store, feed.name, next_due=timedelta(seconds=200))
+    assert sorted(a.title for a in checker.check(feeds)) == [
+        "Feed f00 is lagging",
+        "Feed f01 is lagging",
+    ]
+    # Then every feed does: the replicas are not keeping up. One alert says so.
+    for feed in feeds[2:]:
+        shift(store, feed.name, next_due=timedelta(seconds=180))
+    [backlog] = checker.check(feeds)
+    assert backlog.title == f"{len(feeds)} of {len(feeds)} feeds are lagging"
+    assert backlog.data["feeds"][:2] == ["f00", "f01"]  # longest first
+    assert checker.check(feeds) == [] and HealthChecker(store, ["ops"]).check(feeds) == []
+    # Feeds catch up one by one: nothing per feed until none lags, then two notices.
+    for feed in feeds[:-1]:
+        lease = leases.claim(feed)
+        assert lease is not None and leases.complete(lease, feed, PollOutcome(ok=True))
+    assert checker.check(feeds) == []
+    lease = leases.claim(feeds[-1])
+    assert lease is not None and leases.complete(lease, feeds[-1], PollOutcome(ok=True))
+    done = checker.check(feeds)
+    assert sorted(a.title for a in done) == [
+        "Feed f00 recovered",
+        "Feed f01 recovered",
+        "The feed schedule caught up",
+    ]
+    caught_up = next(a for a in done if a.data.get("problem") == "backlog")
+    assert caught_up.status == "resolved" and caught_up.data["resolves"] == backlog.dedup_key
+    assert checker.check(feeds) == []
+    assert len(health_alerts(store)) == 2 + 1 + 3
