@@ -5,8 +5,9 @@ Feeds wait in one queue ordered by when each is next due (``monitor.sources.sche
 soon as a worker is free, never skipped. Every replica queues every feed and each try first
 claims the feed's lease (``monitor.leases``): whoever comes first after the feed is due polls
 it, the others skip, and the lease's due time (interval, backoff, Retry-After) sets the next
-try. APScheduler 3 runs the service jobs: rule evaluation and delivery, source health, digests,
-takeover of abandoned feeds, and the heartbeat that the systemd watchdog ping depends on.
+try. Rule evaluation and delivery run in a thread of their own, paced by ``deliver_interval``;
+APScheduler 3 runs the other service jobs: source health, digests, takeover of abandoned feeds,
+and the heartbeat that the systemd watchdog ping depends on.
 
 Signals: SIGTERM/SIGINT stop intake, let in-flight polls end after their current article,
 flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config file, rules
@@ -112,6 +113,7 @@ class Daemon:
         self._idle = threading.Condition()
         self._heartbeat = time.monotonic()
         self._status = ""
+        self.delivering = threading.Thread(target=self._deliver_loop, name="deliver", daemon=True)
         self.queue = PollQueue(patience=2 * settings.lease_period.total_seconds())
         self.metrics.watch_queue(self.backlog)
         self.workers = [
@@ -142,14 +144,7 @@ class Daemon:
         for worker in self.workers:
             worker.start()
         threading.Thread(target=self._refresh_metrics, name="metrics", daemon=True).start()
-        self.scheduler.add_job(
-            self._deliver_job,
-            IntervalTrigger(seconds=settings.deliver_interval.total_seconds(), timezone=UTC),
-            id="deliver",
-            name="evaluate rules, deliver outbox",
-            executor=SERVICE,
-            next_run_time=datetime.now(UTC),
-        )
+        self.delivering.start()
         self.scheduler.add_job(
             self._health_job,
             IntervalTrigger(seconds=settings.health_check_interval.total_seconds(), timezone=UTC),
@@ -242,6 +237,8 @@ class Daemon:
             self.abandoned = self._inflight > 0
         if self.abandoned:
             log.warning("%d polls still running at the stop deadline: abandoned", self._inflight)
+        if self.delivering.is_alive():  # its run in progress ends before the final flush
+            self.delivering.join(max(0.0, deadline - flush_reserve - time.monotonic()))
         released = self.runtime.leases.release_all()
         if released:
             log.info("released %d feed leases for other replicas", released)
@@ -415,6 +412,14 @@ class Daemon:
         if status != self._status:
             self._status = status
             sd_notify(status)
+
+    def _deliver_loop(self) -> None:
+        """Rule evaluation and delivery, ``deliver_interval`` after the previous run ended: a
+        run that takes longer under load delays the next one, it is not skipped with a
+        warning as an interval job would be."""
+        while not self.stopping.is_set():
+            self._deliver_job()
+            self.stopping.wait(self.settings.deliver_interval.total_seconds())
 
     def _deliver_job(self) -> None:
         try:
