@@ -558,6 +558,21 @@ def steady_state(
     }
 
 
+def polls_by_replica(listens: list[str]) -> list[float]:
+    """Each replica's own count of the polls it made (its /metrics), to see the share."""
+    counts = []
+    for listen in listens:
+        try:
+            text = httpx.get(f"http://{listen}/metrics", timeout=10).text
+        except httpx.HTTPError:
+            counts.append(float("nan"))
+            continue
+        counts.append(
+            sum(float(v) for v in re.findall(r"^monitor_polls_total\{[^}]*\} (\S+)", text, re.M))
+        )
+    return counts
+
+
 def inject_news(fixture: Fixture, stop: threading.Event, every: float) -> None:
     healthy = [f for f in fixture.feeds if f.kind == "ok"]
     while not stop.wait(every):
@@ -616,6 +631,7 @@ def measure(
             early, late = statistics.median(rss[:third]), statistics.median(rss[-third:])
             result["rss_steady_start"], result["rss_steady_end"] = early, late
             result["rss_drift"] = (late - early) / early
+        result["polls_by_replica"] = polls_by_replica(run.listens)
         result["rss_peak"] = max(s[2] for s in sampler.samples)
         result["rss_final"] = sampler.samples[-1][2]
         phases = {"backlog": (run.started, end_cycle)}
@@ -694,6 +710,7 @@ def show(result: dict[str, Any]) -> None:
             if f"metrics_{phase}" in r
         ),
         ("daemon's own max feed lag seen (/metrics)", f("daemon_lag_max") + " s"),
+        ("polls made by each replica", " / ".join(f"{n:.0f}" for n in r["polls_by_replica"])),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -712,6 +729,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="poll_workers (0: default)")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="with --replicas: skip the one-replica run"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", type=Path, help="work here (configs, logs) and keep it")
     args = parser.parse_args()
@@ -729,7 +749,7 @@ def main() -> None:
                     return pg.new_database()
                 return f"sqlite:///{work / name / 'bench.db'}"
 
-            if args.replicas > 1:
+            if args.replicas > 1 and not args.no_baseline:
                 (work / "one").mkdir(exist_ok=True)
                 print("backlog with one replica ...", file=sys.stderr)
                 one, _ = measure(args, 1, database("one"), work / "one", steady=False)
@@ -742,7 +762,7 @@ def main() -> None:
             )
             show(main_result)
             results.append(main_result)
-            if args.replicas > 1:
+            if args.replicas > 1 and not args.no_baseline:
                 ratio = main_result["backlog_rate"] / results[0]["backlog_rate"]
                 print(
                     f"\nbacklog throughput, {args.replicas} replicas / 1: {ratio:.2f}x "

@@ -35,7 +35,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerting.reload import Snapshot, snapshot
 from monitor.config import FeedConfig, Settings
 from monitor.health import rules_health
-from monitor.leases import SqliteReplicaLock
+from monitor.leases import SqliteReplicaLock, poll_gap
 from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
 from monitor.runtime import FeedRun, Runtime
 from monitor.sources.schedule import Backlog, PollQueue, Timing, next_attempt
@@ -352,8 +352,14 @@ class Daemon:
         except Exception:
             log.exception("reading when %s is due failed", name)
             return None
+        t = timing(feed)
         return next_attempt(
-            timing(feed), polled=polled, elapsed=elapsed, due_in=due_in, spread=self.queue.spread()
+            t,
+            polled=polled,
+            elapsed=elapsed,
+            due_in=due_in,
+            spread=self.queue.spread(),
+            early=max(0.0, t.interval - poll_gap(feed).total_seconds()),
         )
 
     def _poll_job(self, name: str, force: bool = False) -> FeedRun | None:

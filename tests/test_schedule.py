@@ -173,7 +173,9 @@ def test_next_try_follows_the_lease() -> None:
     assert next_attempt(t, polled=True, elapsed=2, due_in=53, spread=0.5) == 58 + 3
     # A failing feed backs off (or a Retry-After) past the interval: the lease wins.
     assert next_attempt(t, polled=True, elapsed=2, due_in=300, spread=0) == 300
-    # Another replica polled it: try when the lease makes it due again.
+    # Another replica polled it: try when the lease makes it due again, plus the allowance
+    # the lease takes off the interval, so that it is not polled more often than every interval.
     assert next_attempt(t, polled=False, elapsed=0, due_in=40, spread=0) == 40
+    assert next_attempt(t, polled=False, elapsed=0, due_in=40, spread=0.5, early=9) == 40 + 9 + 3
     # Another replica is polling it right now: an interval on.
     assert next_attempt(t, polled=False, elapsed=0, due_in=None, spread=0) == 60

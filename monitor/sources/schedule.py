@@ -53,14 +53,23 @@ class _Entry:
 
 
 def next_attempt(
-    timing: Timing, *, polled: bool, elapsed: float, due_in: float | None, spread: float
+    timing: Timing,
+    *,
+    polled: bool,
+    elapsed: float,
+    due_in: float | None,
+    spread: float,
+    early: float = 0.0,
 ) -> float:
     """Seconds from now until this replica should try a feed again.
 
     ``due_in`` is the lease's view after the attempt: seconds until the feed is due (backoff and
     Retry-After included), or None while another replica holds it. ``spread`` in [0, 1) picks
-    the jitter. A poll we made is tried again an interval after it started, or later when the
-    lease says so; a feed another replica polled is tried when the lease makes it due again; one
+    the jitter. ``early``: how much sooner than an interval the lease makes a polled feed due
+    again (its allowance for jitter). A poll we made is tried again an interval after it
+    started, or later when the lease says so; a feed another replica polled is tried when it
+    is due plus that allowance, i.e. an interval after that poll began, as its poller does (at
+    the bare due time, three replicas polled every feed every 56 s instead of every 60); one
     another replica is polling now is tried an interval later (an abandoned lease is found by
     the daemon's takeover check sooner).
     """
@@ -68,7 +77,7 @@ def next_attempt(
     if polled:
         return max(timing.interval - elapsed, due_in or 0.0) + jitter
     if due_in:
-        return due_in + jitter
+        return due_in + early + jitter
     return timing.interval + jitter
 
 
