@@ -35,7 +35,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format monitor tests bench
 	$(VENV)/bin/ruff check --fix monitor tests bench
 
+# The peer library the store is measured against, and the profiler, are bench-only.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,postgres,bench]'
 	$(PY) bench/run_all.py
 
 clean:

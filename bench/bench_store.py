@@ -1,13 +1,24 @@
-"""Append and replay rates of the event log, on SQLite and PostgreSQL. Run by hand:
+"""The event log against the `eventsourcing` library's recorders, side by side. Run by hand:
 
-    .venv/bin/python -m bench.bench_store [--events 6000] [--no-postgres]
+    .venv/bin/python -m bench.bench_store [--events 4000] [--no-postgres] [--growth [--x100]]
+                                          [--profile]
 
-Append: article-sized batches (one transaction each, as ingest does) and single events.
-Replay: reading the whole log back through the typed models (upcast + validation), and
-rebuilding every projection from zero. A throwaway PostgreSQL server is started from the
-local binaries (tests/support/pg.py) with ``fsync`` switched back on, so both backends pay for
-durable commits. Each figure is also given as a ratio to a baseline measured in the same run on the
-same database engine: plain SQL inserts and reads of the same rows.
+Both sides store the same rows (4-event articles: discovered, fetched, extracted, one fact) in
+the same run, on the same disk: SQLite in WAL mode with ``synchronous=FULL`` on both sides,
+and a throwaway PostgreSQL (tests/support/pg.py) started with ``fsync=on``. The peer is
+eventsourcing's ``SQLiteApplicationRecorder`` / ``PostgresApplicationRecorder``:
+``insert_events`` for appends, ``select_notifications`` for reads. Its rows carry the payload
+JSON-encoded by its own transcoder (the plain dicts are prepared outside the timing, which
+favours the peer); ours go through the pydantic models.
+
+Rows: append one article per transaction; append 100 articles per transaction; replay, i.e.
+read the whole log back (ours: upcast + validated models; the peer: its notifications, raw
+and decoded); rebuild every projection from zero (against the peer's read + decode, the least
+any rebuild must do). ``--growth`` adds a table at x1, x10 (and with ``--x100`` x100) times
+``--events`` on SQLite, as cost per event, to show that it stays flat as the log grows.
+``--profile`` prints a pyinstrument profile of our append and replay paths.
+
+`eventsourcing` is a benchmark-only dependency: ``pip install -e '.[bench]'``.
 """
 
 from __future__ import annotations
@@ -17,153 +28,412 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import make_url
 
+from monitor.events import (
+    ArticleDiscovered,
+    ArticleExtracted,
+    ArticleFetched,
+    ArticleRef,
+    EventData,
+    FactReported,
+)
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, rebuild
-from monitor.store.tables import EventRow
-from tests.support.crash_driver import article_events
+from tests.support.crash_driver import facts
+
+GROUP = 100  # articles per transaction in the batched rows
+T0 = datetime(2020, 9, 27, 6, tzinfo=UTC)
+PEER_NS = uuid.UUID("0b7d1b8e-7a59-4a57-9d1e-3c1d6f0c2a44")
 
 
-def articles(total_events: int) -> list[list[NewEvent]]:
-    batches: list[list[NewEvent]] = []
-    count, i = 0, 0
-    while count < total_events:
-        batch = article_events(i)
-        batches.append(batch)
-        count += len(batch)
-        i += 1
-    return batches
+def article(i: int) -> list[NewEvent]:
+    """Article ``i``: discovered, fetched, extracted (240 characters of text), one fact."""
+    aid = f"a{i:07d}"
+    url = f"https://news.example/{aid}"
+    when = T0 + timedelta(minutes=i)
+    stream = f"article:{aid}"
+    outlet = ["RFE/RL", "AP", "Levant Wire"][i % 3]
+    ref = ArticleRef(article_id=aid, url=url, outlet=outlet, published=when)
+    payloads: list[tuple[str, EventData]] = [
+        (
+            f"discovered:{aid}",
+            ArticleDiscovered(article_id=aid, feed="f", url=url, outlet=outlet, published=when),
+        ),
+        (
+            f"fetched:{aid}",
+            ArticleFetched(
+                article_id=aid, url=url, final_url=url, content_hash=f"c{i}", size=1000 + i
+            ),
+        ),
+        (
+            f"extracted:{aid}",
+            ArticleExtracted(
+                article_id=aid,
+                url=url,
+                text=f"Article {i}. " * 20,
+                text_hash=f"t{i}",
+                published=when,
+                watches=["nk"],
+            ),
+        ),
+        (f"fact:{aid}:0", FactReported(watch="nk", article=ref, fact=facts(i)[0])),
+    ]
+    return [
+        NewEvent(stream=stream, data=data, idempotency_key=key, occurred_at=when)
+        for key, data in payloads
+    ]
 
 
-def timed(action: Callable[[], int]) -> tuple[int, float]:
-    start = time.perf_counter()
-    n = action()
-    return n, time.perf_counter() - start
+def articles(start: int, count: int) -> list[list[NewEvent]]:
+    return [article(i) for i in range(start, start + count)]
 
 
-def baseline(url: str, batches: list[list[NewEvent]]) -> tuple[float, float]:
-    """The database's own cost, in the same run: the same rows inserted with plain SQL, one
-    transaction per article (no idempotency checks, no stream versions, no head lock), and
-    read back as raw rows (no upcasting or validation). Returns (append/s, read/s)."""
-    engine = EventStore(url).engine  # same pragmas and schema, a separate database
-    rows, seq = [], 0
-    for batch in batches:
-        chunk = []
-        for new in batch:
-            seq += 1
-            chunk.append(
-                {
-                    "seq": seq,
-                    "id": str(uuid.uuid4()),
-                    "stream": new.stream,
-                    "stream_version": seq,
-                    "type": new.data.type,
-                    "schema_version": 1,
-                    "occurred_at": new.occurred_at,
-                    "recorded_at": datetime.now(UTC),
-                    "idempotency_key": new.idempotency_key,
-                    "data": new.data.model_dump(mode="json", exclude={"type"}),
-                    "metadata": dict(new.metadata),
-                }
-            )
-        rows.append(chunk)
-    table = EventRow.__table__
-
-    def insert_all() -> int:
-        for chunk in rows:
-            with engine.begin() as conn:
-                conn.execute(table.insert(), chunk)
-        return seq
-
-    def read_all() -> int:
-        with engine.connect() as conn:
-            return len(conn.execute(table.select().order_by(table.c.seq)).fetchall())
-
-    appended, append_s = timed(insert_all)
-    read, read_s = timed(read_all)
-    engine.dispose()
-    return appended / append_s, read / read_s
+# --- the peer -----------------------------------------------------------------------------------
 
 
-def bench(name: str, url: str, events: int, baseline_url: str) -> None:
-    store = EventStore(url)
-    batches = articles(events)
-    raw_append, raw_read = baseline(baseline_url, batches)
-    print(
-        f"{name:<22} {'baseline: plain SQL insert, per article':<40} {raw_append:>31.0f} events/s"
-    )
-    print(f"{name:<22} {'baseline: plain SQL read':<40} {raw_read:>31.0f} events/s")
+@dataclass
+class PeerRows:
+    """The same articles as the peer stores them: (originator id, version, topic, state)."""
 
-    def append_batches() -> int:
+    articles: list[list[tuple[uuid.UUID, int, str, dict[str, Any]]]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, batches: Sequence[Sequence[NewEvent]]) -> PeerRows:
+        rows = cls()
         for batch in batches:
-            store.append(batch)
-        return sum(len(b) for b in batches)
+            versions: dict[str, int] = {}
+            out: list[tuple[uuid.UUID, int, str, dict[str, Any]]] = []
+            for new in batch:
+                versions[new.stream] = versions.get(new.stream, 0) + 1
+                state: dict[str, Any] = {
+                    "data": new.data.model_dump(mode="json"),
+                    "key": new.idempotency_key,
+                    "occurred_at": new.occurred_at.isoformat() if new.occurred_at else None,
+                }
+                out.append(
+                    (uuid.uuid5(PEER_NS, new.stream), versions[new.stream], new.data.type, state)
+                )
+            rows.articles.append(out)
+        return rows
 
-    def append_singles() -> int:
-        n = min(1000, events // 4)
-        for i in range(n):
-            store.append([NewEvent(stream=f"s:{i % 50}", data=batches[0][0].data)])
+
+class Peer:
+    """eventsourcing's application recorder with its JSON transcoder."""
+
+    def __init__(self, recorder: Any, close: Callable[[], None]) -> None:
+        from eventsourcing.persistence import JSONTranscoder, StoredEvent
+
+        self.recorder = recorder
+        self.transcoder = JSONTranscoder()
+        self.stored_event = StoredEvent
+        self.close = close
+
+    def encode(self, rows: Sequence[tuple[uuid.UUID, int, str, dict[str, Any]]]) -> list[Any]:
+        encode, make = self.transcoder.encode, self.stored_event
+        return [make(o, v, t, encode(s)) for o, v, t, s in rows]
+
+    def append_each(self, rows: PeerRows) -> int:
+        n = 0
+        for batch in rows.articles:
+            self.recorder.insert_events(self.encode(batch))
+            n += len(batch)
         return n
 
-    def read_all() -> int:
-        return sum(1 for _ in store.read(batch=1000))
+    def append_grouped(self, rows: PeerRows) -> int:
+        n = 0
+        for i in range(0, len(rows.articles), GROUP):
+            group = [row for batch in rows.articles[i : i + GROUP] for row in batch]
+            self.recorder.insert_events(self.encode(group))
+            n += len(group)
+        return n
 
-    def rebuild_all() -> int:
-        for projection in all_projections():
-            rebuild(store, projection)
-        return store.head()
+    def notifications(self) -> Iterator[Any]:
+        position = 0
+        while True:
+            page = self.recorder.select_notifications(position, 1000, inclusive_of_start=False)
+            if not page:
+                return
+            yield from page
+            position = page[-1].id
 
-    size = sum(len(b) for b in batches) / len(batches)
-    for label, action, base in (
-        (f"append, {size:.1f} events/transaction", append_batches, raw_append),
-        ("append, 1 event/transaction", append_singles, raw_append),
-        ("replay: read + upcast + validate", read_all, raw_read),
-        ("replay: rebuild all projections", rebuild_all, raw_read),
-    ):
-        n, seconds = timed(action)
-        rate = n / seconds
+    def read_raw(self) -> int:
+        return sum(1 for _ in self.notifications())
+
+    def read_decoded(self) -> int:
+        decode = self.transcoder.decode
+        return sum(1 for n in self.notifications() if decode(n.state) is not None)
+
+
+def sqlite_peer(path: Path) -> Peer:
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+    datastore = SQLiteDatastore(str(path), pool_size=1, max_overflow=0)
+    with datastore.get_connection(commit=True) as conn:
+        cursor = conn.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 2, "the peer must run with synchronous=FULL too"
+    recorder = SQLiteApplicationRecorder(datastore)
+    recorder.create_table()
+    return Peer(recorder, datastore.close)
+
+
+def postgres_peer(url: str) -> Peer:
+    from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+    parsed = make_url(url)
+    datastore = PostgresDatastore(
+        dbname=str(parsed.database),
+        host=str(parsed.host),
+        port=int(parsed.port or 5432),
+        user=str(parsed.username),
+        password="",
+    )
+    recorder = PostgresApplicationRecorder(datastore)
+    recorder.create_table()
+    return Peer(recorder, datastore.close)
+
+
+# --- our side -----------------------------------------------------------------------------------
+
+
+def append_each(store: EventStore, batches: Sequence[list[NewEvent]]) -> int:
+    for batch in batches:
+        store.append(batch)
+    return sum(len(b) for b in batches)
+
+
+def append_grouped(store: EventStore, batches: Sequence[list[NewEvent]]) -> int:
+    for i in range(0, len(batches), GROUP):
+        store.append_many(batches[i : i + GROUP])
+    return sum(len(b) for b in batches)
+
+
+def read_all(store: EventStore) -> int:
+    return sum(1 for _ in store.read(batch=1000))
+
+
+def rebuild_all(store: EventStore) -> int:
+    for projection in all_projections():
+        rebuild(store, projection)
+    return store.head()
+
+
+def timed(action: Callable[..., int], *args: Any) -> float:
+    """Events per second of ``action(*args)`` (which returns how many events it handled)."""
+    start = time.perf_counter()
+    n = action(*args)
+    return n / (time.perf_counter() - start)
+
+
+class Profiles:
+    """pyinstrument profiles of our side, one per path, accumulated over the rounds."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.profilers: dict[str, Any] = {}
+
+    @contextmanager
+    def __call__(self, title: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        from pyinstrument import Profiler
+
+        profiler = self.profilers.setdefault(title, Profiler(interval=0.001))
+        profiler.start()
+        try:
+            yield
+        finally:
+            profiler.stop()
+
+    def print(self) -> None:
+        for title, profiler in self.profilers.items():
+            print(f"\n--- profile: {title}", file=sys.stderr)
+            print(profiler.output_text(unicode=False, color=False), file=sys.stderr)
+
+
+class Pair:
+    """Both sides' events and time on one path, taken in alternating rounds so that a
+    neighbour's load on this shared machine falls on both sides alike."""
+
+    def __init__(self) -> None:
+        self.n = [0, 0]
+        self.seconds = [0.0, 0.0]
+        self.best = [0.0, 0.0]
+
+    def run(self, side: int, action: Callable[..., int], *args: Any) -> None:
+        start = time.perf_counter()
+        n = action(*args)
+        elapsed = time.perf_counter() - start
+        self.n[side] += n
+        self.seconds[side] += elapsed
+        self.best[side] = max(self.best[side], n / elapsed)
+
+    def totals(self) -> tuple[float, float]:
+        """Events per second over all rounds, ours and the peer's."""
+        return self.n[0] / self.seconds[0], self.n[1] / self.seconds[1]
+
+
+# --- the tables ---------------------------------------------------------------------------------
+
+
+Row = tuple[str, float, float, str]
+ROUNDS = 8  # alternating rounds per append path; reads take the best of three
+
+
+def compare(name: str, store: EventStore, peer: Peer, events: int, profile: Profiles) -> list[Row]:
+    """Every row of the side-by-side table for one backend (two fresh, empty logs)."""
+    count = events // 4
+    single = articles(0, count)
+    grouped = articles(count, count)
+    peer_single, peer_grouped = PeerRows.of(single), PeerRows.of(grouped)
+    each, group = Pair(), Pair()
+    step = max(1, count // ROUNDS)
+    for i in range(0, count, step):
+        with profile(f"{name}: append, one article a transaction"):
+            each.run(0, append_each, store, single[i : i + step])
+        each.run(1, peer.append_each, PeerRows(peer_single.articles[i : i + step]))
+    step = max(GROUP, count // ROUNDS // GROUP * GROUP)
+    for i in range(0, count, step):
+        with profile(f"{name}: append, {GROUP} articles a transaction"):
+            group.run(0, append_grouped, store, grouped[i : i + step])
+        group.run(1, peer.append_grouped, PeerRows(peer_grouped.articles[i : i + step]))
+    replay, raw, rebuilt = Pair(), Pair(), Pair()
+    for _ in range(3):
+        with profile(f"{name}: replay, read + upcast + validate"):
+            replay.run(0, read_all, store)
+        replay.run(1, peer.read_decoded)
+        raw.run(1, peer.read_raw)
+        with profile(f"{name}: rebuild every projection"):
+            rebuilt.run(0, rebuild_all, store)
+    decoded = "select + JSON decode"
+    rows: list[Row] = [
+        ("append, 1 article (4 events) a transaction", *each.totals(), "insert_events"),
+        (f"append, {GROUP} articles a transaction", *group.totals(), "insert_events"),
+        ("replay: read + upcast + validate", replay.best[0], replay.best[1], decoded),
+        (
+            "  the same, against the peer's raw rows",
+            replay.best[0],
+            raw.best[1],
+            "select_notifications",
+        ),
+        ("replay: rebuild every projection", rebuilt.best[0], replay.best[1], decoded),
+    ]
+    return [(f"{name}: {label}", a, b, how) for label, a, b, how in rows]
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'path':<{width}} | {'monitor':>12} | {'eventsourcing':>13} | ratio | peer call")
+    print(f"{'-' * width}-|-{'-' * 12}-|-{'-' * 13}-|-------|-{'-' * 20}")
+    for label, ours, theirs, how in rows:
         print(
-            f"{name:<22} {label:<40} {n:>7} events {seconds:7.2f} s {rate:>9.0f} events/s"
-            f"  ({rate / base:.2f}x baseline)"
+            f"{label:<{width}} | {ours:>8,.0f} ev/s | {theirs:>8,.0f} ev/s | "
+            f"{ours / theirs:5.2f} | {how}"
         )
-    store.close()
+
+
+def growth(tmp: Path, base: int, scales: Sequence[int]) -> None:
+    """Cost per event at each size of log, SQLite, ours and the peer's: the log is filled in
+    batches of 100 articles, then 100 more articles are appended one a transaction on top of
+    it, then the whole log is read back and (ours) every projection rebuilt."""
+    header = ["events", "fill (100/tx)", "append (1/tx)", "replay", "rebuild"]
+    print("\nSQLite, microseconds per event as the log grows (monitor / eventsourcing)")
+    print(" | ".join(f"{h:>21}" for h in header))
+    first: list[float] | None = None
+    for scale in scales:
+        n = base * scale
+        store = EventStore(f"sqlite:///{tmp / f'grow-{scale}.db'}")
+        peer = sqlite_peer(tmp / f"grow-peer-{scale}.db")
+        fill = articles(0, n // 4)
+        top = articles(n // 4, 100)
+        cells: list[tuple[float, float]] = [
+            (timed(append_grouped, store, fill), peer_rate(peer, fill, grouped=True)),
+            (timed(append_each, store, top), peer_rate(peer, top, grouped=False)),
+            (timed(read_all, store), timed(peer.read_decoded)),
+        ]
+        rebuild_rate = timed(rebuild_all, store)
+        us = [(1e6 / a, 1e6 / b) for a, b in cells] + [(1e6 / rebuild_rate, float("nan"))]
+        flat = [a for a, _ in us]
+        first = first or flat
+        line = [f"{n:>21,}"]
+        for (a, b), a0 in zip(us, first, strict=True):
+            peer_text = "" if b != b else f" / {b:5.1f}"
+            line.append(f"{a:6.1f}{peer_text} (x{a / a0:4.2f})".rjust(21))
+        print(" | ".join(line))
+        store.close()
+        peer.close()
+    print("(xN: our cost per event against the smallest log; flat means about x1)")
+
+
+def peer_rate(peer: Peer, batches: list[list[NewEvent]], *, grouped: bool) -> float:
+    rows = PeerRows.of(batches)
+    return timed(peer.append_grouped if grouped else peer.append_each, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=6000)
+    parser.add_argument("--events", type=int, default=4000, help="events per row and side")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--growth", action="store_true", help="add the x1/x10 growth table")
+    parser.add_argument("--x100", action="store_true", help="growth up to x100 (slow)")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument our hot paths")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
-        for sync in ("full", "normal"):
-            url = f"sqlite:///{Path(tmp) / f'bench-{sync}.db'}?synchronous={sync}"
-            base = f"sqlite:///{Path(tmp) / f'base-{sync}.db'}?synchronous={sync}"
-            bench(f"sqlite sync={sync}", url, args.events, base)
-    if args.no_postgres:
-        return 0
+    try:
+        import eventsourcing  # noqa: F401
+    except ImportError:
+        print(
+            "bench_store compares against the eventsourcing library, which is not installed:\n"
+            "    .venv/bin/pip install -e '.[bench]'",
+            file=sys.stderr,
+        )
+        return 2
+    rows: list[Row] = []
+    profiles = Profiles(args.profile)
+    with tempfile.TemporaryDirectory(prefix="monitor-bench-") as name:
+        tmp = Path(name)
+        store = EventStore(f"sqlite:///{tmp / 'monitor.db'}")
+        peer = sqlite_peer(tmp / "peer.db")
+        rows += compare("SQLite", store, peer, args.events, profiles)
+        store.close()
+        peer.close()
+        if not args.no_postgres:
+            rows += postgres_rows(args.events, profiles)
+        profiles.print()
+        print_table(rows)
+        if args.growth or args.x100:
+            growth(tmp, args.events // 2, (1, 10, 100) if args.x100 else (1, 10))
+    return 0
+
+
+def postgres_rows(events: int, profiles: Profiles) -> list[Row]:
     from tests.support.pg import PostgresServer, PostgresUnavailable
 
     try:
-        server = PostgresServer().start()
+        server = PostgresServer(fsync=True).start()
     except PostgresUnavailable as exc:
         print(f"postgresql: skipped ({exc})", file=sys.stderr)
-        return 0
+        return []
     try:
-        url, base = server.new_database(), server.new_database()
-        store = EventStore(url, create=False)
-        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("ALTER SYSTEM SET fsync = on"))
-            conn.execute(text("SELECT pg_reload_conf()"))
+        store = EventStore(server.new_database())
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW fsync").scalar() == "on"
+        peer = postgres_peer(server.new_database())
+        rows = compare("PostgreSQL", store, peer, events, profiles)
         store.close()
-        bench("postgresql fsync=on", url, args.events, base)
+        peer.close()
+        return rows
     finally:
         server.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore
 from monitor.watches import load_watches
 from monitor.web.app import WebUI
+from monitor.web.browser import CHROMIUM, chromium_flags
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 WATCH = "nagorno-karabakh"
 
 
@@ -35,17 +35,8 @@ def main(out: Path) -> int:
         try:
             subprocess.run(
                 [
-                    CHROMIUM,
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--hide-scrollbars",
-                    f"--user-data-dir={Path(tmp) / 'profile'}",
-                    "--window-size=1280,1500",
+                    str(CHROMIUM),
+                    *chromium_flags(Path(tmp) / "profile", window=(1280, 1500)),
                     f"--screenshot={out.resolve()}",
                     f"http://{server.address}/watch/{WATCH}",
                 ],

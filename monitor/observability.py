@@ -446,10 +446,14 @@ def _handler(endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
             web = endpoints.web
             if web is None or not web.serves(self.path.split("?", 1)[0]):
                 return False
-            from monitor.web.app import SECURITY_HEADERS
+            from monitor.web.app import SECURITY_HEADERS, forwarded
 
             answer = web.handle(
-                method, self.path, self.client_address[0], self.headers.get("Authorization")
+                method,
+                self.path,
+                self.client_address[0],
+                self.headers.get("Authorization"),
+                proxied=forwarded(self.headers),
             )
             self.send_response(answer.status)
             for name, value in {**SECURITY_HEADERS, **answer.headers}.items():

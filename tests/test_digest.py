@@ -4,6 +4,8 @@ delivered through the outbox like any alert, exactly once, muted by silences."""
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -163,3 +165,33 @@ def test_the_runtime_delivers_the_digest_to_a_real_webhook(tmp_path: Path, web: 
     payload = json.loads(request.body)
     assert payload["rule"] == "daily-digest" and payload["watch"] == "sd"
     assert payload["data"]["facts"] == 3
+
+
+def test_the_digester_folds_on_from_one_day_to_the_next(tmp_path: Path) -> None:
+    """Day one's digest, then more facts, then day two's: the digester's kept fold moves on by
+    the facts of the day, and its digest equals the one a fresh digester builds from the log."""
+    store = filled(tmp_path)
+    first_day = datetime.now(UTC)  # the digest time: after the first three facts were recorded
+    quote = "The truce was agreed again."
+    store.append(
+        [fact(4, toll(210)), fact(5, Ceasefire(quote=quote, span=(0, len(quote)), status="agreed"))]
+    )
+    kept = Digester(store, ["desk"], first_day.time())
+    day_one = kept.run([WATCH], first_day + timedelta(seconds=1))[0]
+    assert day_one.data["facts"] == 3 and [t["count"] for t in day_one.data["tolls"]] == [134]
+    with (
+        closing(sqlite3.connect(tmp_path / "events.db")) as src,
+        closing(sqlite3.connect(tmp_path / "copy.db")) as dst,
+    ):
+        src.backup(dst)  # the log as of day one (the backup API also copies the WAL's pages)
+    fold = kept.folds._folds["sd"]
+    day_two_time = first_day + timedelta(days=1, seconds=1)
+    day_two = kept.run([WATCH], day_two_time)[0]
+    assert kept.folds._folds["sd"] is fold  # folded on, not folded again
+    assert day_two.data["facts"] == 2 and [t["count"] for t in day_two.data["tolls"]] == [210]
+    assert day_two.data["ceasefire"]["status"] == "agreed"
+    store.close()
+    copy = EventStore(f"sqlite:///{tmp_path / 'copy.db'}")
+    again = Digester(copy, ["desk"], first_day.time()).run([WATCH], day_two_time)[0]
+    assert again.body == day_two.body and again.data == day_two.data
+    copy.close()

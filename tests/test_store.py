@@ -356,3 +356,118 @@ def test_events_export_and_import_commands(db_url: str, tmp_path) -> None:
     assert _export(target) == export.stdout
     source.close()
     target.close()
+
+
+# --- several batches in one transaction (group commit) -----------------------------------------
+
+
+def test_append_many_is_appending_each_batch_in_turn(db_url: str) -> None:
+    store = EventStore(db_url)
+    store.append([failed(0, key="k0")])
+    first, second, third = store.append_many(
+        [
+            [failed(1, key="k1"), failed(2, key="k0")],  # k0 is stored already
+            [failed(3, key="k1", stream="article:b"), failed(4, key="k4", stream="article:b")],
+            [failed(5, stream="article:b")],
+        ]
+    )
+    assert first.created == [True, False] and second.created == [False, True]
+    assert second.events[0] == first.events[0]  # a key repeated in a later batch
+    assert [e.seq for e in first.new + second.new + third.new] == [2, 3, 4]
+    assert [e.stream_version for e in second.new + third.new] == [1, 2]
+    # Each batch keeps its own correlation id, as separate appends would.
+    assert first.events[0].metadata["correlation_id"] == first.events[0].id
+    assert second.new[0].metadata["correlation_id"] == second.events[0].metadata["correlation_id"]
+    assert third.events[0].metadata["correlation_id"] == third.events[0].id
+    assert list(store.read())[1:] == first.new + second.new + third.new
+    assert store.head() == 4
+    # The whole call again is an idempotent retry: nothing new, the stored events back.
+    again = store.append_many([[failed(1, key="k1")], [failed(4, key="k4", stream="article:b")]])
+    assert [r.created for r in again] == [[False], [False]] and store.head() == 4
+    store.close()
+
+
+def test_append_many_checks_each_batch_against_the_batches_before_it(db_url: str) -> None:
+    store = EventStore(db_url)
+    results = store.append_many(
+        [[failed(1)], [failed(2)]],
+        expected_versions=[{"article:a": 0}, {"article:a": 1}],
+    )
+    assert [r.events[0].stream_version for r in results] == [1, 2]
+    with pytest.raises(ConcurrencyError) as err:
+        store.append_many(
+            [[failed(3, stream="article:b")], [failed(4)]],
+            expected_versions=[None, {"article:a": 1}],
+        )
+    assert (err.value.stream, err.value.actual, err.value.expected) == ("article:a", 2, 1)
+    # Nothing of the refused call was stored, not even the batch before the stale one.
+    assert store.head() == 2 and store.read_stream("article:b") == []
+    with pytest.raises(ValueError, match="one entry"):
+        store.append_many([[failed(5)]], expected_versions=[])
+    store.close()
+
+
+def test_append_many_rolls_back_whole_with_the_callers_transaction(db_url: str) -> None:
+    store = EventStore(db_url)
+    store.append([failed(1)])
+    with pytest.raises(RuntimeError), store.transaction() as session:
+        store.append_many([[failed(2, key="x")], [failed(3)]], session=session)
+        raise RuntimeError("crash before commit")
+    assert store.head() == 1
+    # The positions and the key were released: the next writer gets them.
+    redo = store.append_many([[failed(2, key="x")]])
+    assert redo[0].created == [True] and redo[0].events[0].seq == 2
+    assert [e.seq for e in store.read()] == [1, 2]
+    store.close()
+
+
+def test_effects_in_a_later_batch_inherit_a_cause_from_an_earlier_one(db_url: str) -> None:
+    store = EventStore(db_url)
+    cause = failed(1, key="cause")
+    from monitor.store.log import event_id_for
+
+    effect = NewEvent(
+        stream="alert:x",
+        data=FeedPolled(feed="f", url="u", items=1, new_items=1),
+        metadata={"causation_id": event_id_for("cause")},
+    )
+    first, second = store.append_many([[failed(0, key="first"), cause], [effect]])
+    assert second.events[0].metadata["correlation_id"] == first.events[0].id
+    store.close()
+
+
+def test_event_ids_are_name_based_uuids_of_the_keys() -> None:
+    import uuid
+
+    from monitor.store.log import EVENT_NAMESPACE, event_id_for
+
+    for key in ("discovered:a1", "", "ü" * 300, "fact:nk:t1:0:casualties"):
+        assert event_id_for(key) == str(uuid.uuid5(EVENT_NAMESPACE, key))
+
+
+def test_rows_written_by_the_orm_read_back_the_same(db_url: str) -> None:
+    """Old rows (written through SQLAlchemy, older schema versions) read as they always did."""
+    from sqlalchemy import insert
+
+    from monitor.store.log import to_stored
+    from monitor.store.tables import EVENTS, EventRow
+
+    store = EventStore(db_url)
+    ours = store.append([failed(1, key="k1")]).events[0]
+    with store.transaction() as session:
+        row = {**ours.model_dump(exclude={"data"}), "seq": 2, "id": "old", "stream_version": 2}
+        row["idempotency_key"] = None
+        row["data"] = {"article_id": "a", "url": "u", "stage": "extract", "reason": "r"}
+        row["schema_version"] = 1  # ArticleFailed v1: no "retryable", the upcaster adds it
+        session.execute(insert(EVENTS), [row])
+        session.execute(EVENTS.update().values(seq=2).where(EVENTS.c.seq == -1))
+        from monitor.store.tables import LogHead
+
+        session.execute(LogHead.__table__.update().values(seq=2))  # type: ignore[attr-defined]
+    old = store.get("old")
+    assert old is not None and old.data.retryable is False and old.seq == 2
+    assert old.occurred_at == ours.occurred_at and old.recorded_at == ours.recorded_at
+    with store.read_session() as session:
+        rows = session.query(EventRow).order_by(EventRow.seq).all()  # type: ignore[arg-type]
+        assert [to_stored(r) for r in rows] == list(store.read())
+    store.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,7 @@ from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore, NewEvent
 from monitor.store.projections import all_projections, follow
 from monitor.web.app import WebUI
-from monitor.web.views import timeline_page, watch_state
+from monitor.web.views import POINTS_PER_SERIES, Views
 
 WATCH = "nagorno-karabakh"
 NAMES = {WATCH: "Nagorno-Karabakh conflict"}
@@ -112,6 +112,7 @@ def test_the_nine_alerts_are_listed_with_why_and_their_evidence_links(
 
 def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]) -> None:
     store, base = seeded
+    views = Views(store)
     ceasefire = httpx.get(f"{base}/watch/{WATCH}", params={"type": "ceasefire"}).text
     facts = rows(ceasefire, "fact")
     assert facts and all("fact-ceasefire" in f for f in facts)
@@ -120,13 +121,13 @@ def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]
     assert rows(one_outlet, "fact") and all(outlet in f for f in rows(one_outlet, "fact"))
     assert httpx.get(f"{base}/watch/{WATCH}", params={"page": "x"}).status_code == 400
 
-    whole = timeline_page(store, WATCH, size=1000)
+    whole = views.timeline_page(WATCH, size=1000)
     assert whole.total == len(whole.facts) > 10 and not whole.has_next
     assert [f.at for f in whole.facts] == sorted(f.at for f in whole.facts)
     pages = -(-whole.total // 10)
     paged = []
     for page in range(1, pages + 1):
-        part = timeline_page(store, WATCH, page=page, size=10)
+        part = views.timeline_page(WATCH, page=page, size=10)
         assert part.has_next == (page < pages) and part.pages == pages
         paged += part.facts
     assert [f.event_id for f in paged] == [f.event_id for f in whole.facts]
@@ -137,13 +138,14 @@ def test_timeline_filters_and_pages_in_event_time(seeded: tuple[EventStore, str]
 def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
     """A fact appended after a page was read shows at its place in event time, not at the end."""
     store = EventStore(replayed_seeds)
-    before = timeline_page(store, WATCH, size=1000)
-    outlets = timeline_page(store, WATCH, fact_type="ceasefire").outlets
+    views = Views(store)
+    before = views.timeline_page(WATCH, size=1000)
+    outlets = views.timeline_page(WATCH, fact_type="ceasefire").outlets
     first = before.facts[0]
-    state = watch_state(store, WATCH)
+    state = views.watch_state(WATCH)
     poll = FeedPolled(feed="ap", url="file:///ap.xml", items=1, new_items=0, not_modified=True)
     store.append([NewEvent(stream="feed:ap", data=poll)])
-    assert watch_state(store, WATCH) is state  # a poll changes nothing in the watch's state
+    assert views.watch_state(WATCH) is state  # a poll changes nothing in the watch's state
     late = first.at.replace(year=first.at.year - 1)
     article = ArticleRef(article_id="late", url="https://late.example/a", outlet="Late Wire")
     quote = "Officials said 7 soldiers were killed."
@@ -159,14 +161,14 @@ def test_pages_follow_the_log_as_it_grows(replayed_seeds: str) -> None:
             )
         ]
     )
-    after = timeline_page(store, WATCH, size=1000)
-    assert watch_state(store, WATCH) is not state  # a casualty fact: folded again
+    after = views.timeline_page(WATCH, size=1000)
+    assert views.watch_state(WATCH) is not state  # a casualty fact: folded in
     assert after.total == before.total + 1
     assert after.facts[0].outlet == "Late Wire" and after.facts[1:] == before.facts
-    assert timeline_page(store, WATCH, fact_type="ceasefire").outlets == sorted(
+    assert views.timeline_page(WATCH, fact_type="ceasefire").outlets == sorted(
         [*outlets, "Late Wire"]
     )
-    assert timeline_page(store, WATCH, outlet="Late Wire").total == 1
+    assert views.timeline_page(WATCH, outlet="Late Wire").total == 1
     store.close()
 
 
@@ -267,6 +269,26 @@ def test_a_token_guards_the_pages_beyond_loopback(replayed_seeds: str) -> None:
     store.close()
 
 
+def test_a_request_through_a_proxy_on_loopback_needs_the_token(replayed_seeds: str) -> None:
+    """A reverse proxy on the same machine connects from 127.0.0.1 for anyone: its forwarding
+    header makes the request remote, so the token guards it (and without one it is refused)."""
+    store = EventStore(replayed_seeds, read_only=True)
+    open_, guarded = serve(store), serve(store, token="s3cret-token")
+    try:
+        for name in ("X-Forwarded-For", "x-real-ip", "Forwarded"):
+            via = {name: "198.51.100.4" if name != "Forwarded" else "for=198.51.100.4"}
+            assert httpx.get(f"http://{open_.address}/alerts", headers=via).status_code == 403
+            far = f"http://{guarded.address}/alerts"
+            assert httpx.get(far, headers=via).status_code == 401
+            bearer = {**via, "Authorization": "Bearer s3cret-token"}
+            assert httpx.get(far, headers=bearer).status_code == 200
+        assert httpx.get(f"http://{open_.address}/alerts").status_code == 200  # plain loopback
+    finally:
+        open_.stop()
+        guarded.stop()
+        store.close()
+
+
 def test_the_dashboard_only_reads(seeded: tuple[EventStore, str]) -> None:
     _store, base = seeded
     for method in ("POST", "PUT", "DELETE"):
@@ -295,9 +317,93 @@ def test_report_is_one_self_contained_file(
     assert main([*args, "--since", "2020-10-01"]) == 0
     recent = later.read_text()
     seeds = EventStore(replayed_seeds)
-    everything = len(timeline_page(seeds, WATCH, size=1000).facts)
+    everything = len(Views(seeds).timeline_page(WATCH, size=1000).facts)
     seeds.close()
     assert 0 < len(rows(recent, "fact")) < everything
     assert "2020-09-30" not in "".join(rows(recent, "fact"))
     assert len(rows(recent, "alert")) == 2  # the ceasefire collapse and the jump to 963
     assert main([*args, "--since", "not a time"]) == 2
+
+
+def casualty(n: int, at: datetime, **fields: object) -> NewEvent:
+    """One casualty report of the watch "w", published at ``at``."""
+    quote = f"Report number {n} in words of our own."
+    article = ArticleRef(article_id=f"c{n}", url=f"https://wire.example/{n}", published=at)
+    fact = Casualties(quote=quote, span=(0, len(quote)), **fields)  # type: ignore[arg-type]
+    return NewEvent(
+        stream=f"article:c{n}",
+        data=FactReported(watch="w", article=article, fact=fact),
+        occurred_at=at,
+    )
+
+
+def test_missing_and_captured_are_listed_beside_the_chart_not_drawn(tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'held.db'}")
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    store.append(
+        [
+            casualty(1, day, side="north", category="military", count=100, cumulative=True),
+            casualty(2, day, side="north", category="military", outcome="captured", count=3),
+            casualty(
+                3,
+                day,
+                side="south",
+                category="civilian",
+                outcome="missing",
+                count=12,
+                cumulative=True,
+            ),
+        ]
+    )
+    page = WebUI(store, lambda: [], lambda: {}).handle("GET", "/watch/w", "127.0.0.1", None)
+    html = page.body.decode()
+    assert re.findall(r'data-series="([^"]+)"', html) == ["north military killed"]
+    held = re.search(r'<table class="held">.*?</table>', html, re.S)
+    assert held, html
+    assert len(rows(held.group(0), "held-captured")) == 1
+    assert "12 south civilian missing (total)" in rows(held.group(0), "held-missing")[0]
+    assert "3 north military captured" in held.group(0)
+    store.close()
+
+
+def test_a_long_series_stays_readable(tmp_path: Path) -> None:
+    """Two years of daily totals and increments: thinned to a slot of time each, increments in
+    their own lane below the totals, and only a few figures written on the chart."""
+    store = EventStore(f"sqlite:///{tmp_path / 'long.db'}")
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    reports = []
+    for n in range(730):
+        at = start + timedelta(days=n)
+        reports.append(
+            casualty(2 * n, at, side="north", category="civilian", count=10 * n, cumulative=True)
+        )
+        reports.append(casualty(2 * n + 1, at, side="north", category="civilian", count=n % 40))
+    store.append(reports)
+    views = Views(store)
+    html = WebUI(store, lambda: [], lambda: {}).handle("GET", "/watch/w", "127.0.0.1", None)
+    svg = re.search(r"<svg.*?</svg>", html.body.decode(), re.S)
+    assert svg
+    dots = re.findall(r'<circle class="total" cx="[^"]+" cy="([^"]+)"', svg.group(0))
+    bars = re.findall(r'<rect class="increment" x="[^"]+" y="([^"]+)"', svg.group(0))
+    assert 0 < len(dots) <= POINTS_PER_SERIES and 0 < len(bars) <= POINTS_PER_SERIES
+    assert min(float(b) for b in bars) > max(float(d) for d in dots)  # the lane lies below
+    figures = re.findall(r'<text class="value"[^>]*>([^<]+)</text>', svg.group(0))
+    assert 2 <= len(figures) <= 12 and figures[-1] == "7,290"  # the latest total is written
+    # A slot of time is chosen from a fixed origin: a new report changes only the last slot.
+    state = views.watch_state("w")
+    store.append(
+        [
+            casualty(
+                9999,
+                start + timedelta(days=730),
+                side="north",
+                count=7300,
+                category="civilian",
+                cumulative=True,
+            )
+        ]
+    )
+    later = views.watch_state("w")
+    before, after = state.series["north"][0].totals, later.series["north"][0].totals
+    assert after[: len(before) - 1] == before[:-1] and after[-1].count == 7300
+    store.close()

@@ -19,8 +19,8 @@ import pytest
 from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.store.log import EventStore
 from monitor.web.app import WebUI
+from monitor.web.browser import CHROMIUM, chromium_flags
 
-CHROMIUM = Path("/usr/bin/chromium")
 WATCH = "nagorno-karabakh"
 
 
@@ -41,18 +41,7 @@ def browser(profile: Path) -> Any:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1300,1800",
-        f"--user-data-dir={profile}",
-    ):
+    for flag in chromium_flags(profile):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
@@ -72,11 +61,15 @@ def dashboard(replayed_seeds: str) -> Iterator[str]:
 @pytest.mark.timeout(180)
 def test_overview_watch_page_and_alerts_in_chromium(dashboard: str, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions as until
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver = browser(tmp_path / "profile")
     try:
         driver.set_page_load_timeout(30)
+        # A click that navigates may return before the new page is there (more so on a busy
+        # machine): each one waits for the page it leads to, not for a length of time.
+        arrived = WebDriverWait(driver, 30).until
         driver.get(dashboard + "/")
         assert driver.title == "Overview · monitor"
         card = driver.find_element(By.CSS_SELECTOR, "article.card")
@@ -87,6 +80,7 @@ def test_overview_watch_page_and_alerts_in_chromium(dashboard: str, tmp_path: Pa
         driver.save_screenshot(str(tmp_path / "overview.png"))
 
         card.find_element(By.LINK_TEXT, "Nagorno-Karabakh conflict").click()
+        arrived(until.url_contains(f"/watch/{WATCH}"))
         assert driver.current_url == f"{dashboard}/watch/{WATCH}"
         chart = driver.find_element(By.CSS_SELECTOR, 'svg.chart[data-side="armenian"]')
         assert chart.size["width"] > 300 and chart.size["height"] > 100
@@ -104,11 +98,12 @@ def test_overview_watch_page_and_alerts_in_chromium(dashboard: str, tmp_path: Pa
         # the filter form works with a plain GET, no script
         Select(driver.find_element(By.NAME, "type")).select_by_value("ceasefire")
         driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
-        assert "type=ceasefire" in driver.current_url
+        arrived(until.url_contains("type=ceasefire"))
         facts = driver.find_elements(By.CSS_SELECTOR, "table.timeline tr.fact")
         assert facts and all("fact-ceasefire" in f.get_attribute("class") for f in facts)
 
         driver.find_element(By.LINK_TEXT, "Alerts").click()
+        arrived(until.title_is("Alerts · monitor"))
         alerts = driver.find_elements(By.CSS_SELECTOR, "table.alerts tr.alert")
         assert len(alerts) == 9
         for row in alerts:

@@ -6,7 +6,10 @@ gets one digest: the facts recorded since the previous digest time, and where th
 conflict (the timeline's state). A digest is an ``AlertRaised`` of the rule ``daily-digest``
 whose id derives from the watch and the day, appended with its outbox rows in one transaction,
 so it is delivered like any alert, exactly once, and silences apply to it. Its content depends
-only on events recorded before the digest time, so building it again gives the same message.
+only on the log up to the first event recorded at or after the digest time, so building it again
+gives the same message. The state comes from the timeline's incremental fold, which the digester
+keeps from one day (and one minute's check) to the next: a due day reads the log's tail, not
+the whole log.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 
-from sqlmodel import Session
+from sqlalchemy import func, select
+from sqlmodel import Session, col
 
 from monitor.alerting.silences import silences_in_log, silencing
-from monitor.events import AlertRaised, AlertSuppressed, FactReported, as_utc
+from monitor.events import AlertRaised, AlertSuppressed, as_utc
 from monitor.notify.outbox import enqueue
 from monitor.store.log import EventStore, NewEvent, event_id_for
-from monitor.timeline import Timeline, build
+from monitor.store.tables import EventRow
+from monitor.timeline import Folds, Timeline, facts_at
 from monitor.watches import Watch
 
 RULE = "daily-digest"
@@ -86,17 +91,37 @@ def compose(story: Timeline, watch: Watch, starts: datetime, ends: datetime) -> 
     )
 
 
-def day_of(store: EventStore, watch: Watch, ends: datetime) -> Timeline:
-    """The watch's facts recorded in the day before ``ends``, and the state at ``ends``."""
-    starts = ends - DAY
-    known = [
-        e
-        for e in store.read(types=["FactReported"])
-        if isinstance(e.data, FactReported) and as_utc(e.recorded_at) < ends
-    ]
-    story = build(known, watch.id)
-    fresh = {e.id for e in known if as_utc(e.recorded_at) >= starts}
-    return story.model_copy(update={"facts": [f for f in story.facts if f.event_id in fresh]})
+def position_at(store: EventStore, when: datetime, after: int = 0) -> tuple[int, bool]:
+    """The log up to the first event recorded at or after ``when``: its last position, and
+    whether the log has reached ``when`` (else the position is the head, and may grow).
+
+    The log is cut by position, so that the digest's state is one fold of a prefix of the
+    log; every event before the cut was recorded before ``when``. ``after`` is a position
+    known to lie before the cut (a cut for an earlier time), so only the log beyond it is read.
+    """
+    with store.read_session() as session:
+        head = store.head(session)
+        stmt = select(func.min(col(EventRow.seq))).where(
+            col(EventRow.seq) > after,
+            col(EventRow.seq) <= head,
+            col(EventRow.recorded_at) >= as_utc(when),
+        )
+        first = session.execute(stmt).scalar()
+    return (head, False) if first is None else (int(first) - 1, True)
+
+
+def day_of(store: EventStore, folds: Folds, watch: Watch, starts: int, ends: int) -> Timeline:
+    """The watch's state at log position ``ends``, with its facts after ``starts`` listed."""
+    with folds.current(watch.id, until=ends) as fold:
+        state = fold.state()
+        seqs = [m.seq for m in fold.facts if m.seq > starts]
+    return Timeline(
+        watch=watch.id,
+        facts=facts_at(store, seqs),
+        tolls=state.tolls,
+        ceasefire=state.ceasefire,
+        third_parties=state.third_parties,
+    )
 
 
 class Digester:
@@ -106,6 +131,8 @@ class Digester:
         self.store = store
         self.channels = list(channels)
         self.at = at
+        self.folds = Folds(store)  # each watch's state, folded on from one day to the next
+        self._cuts: dict[datetime, int] = {}  # digest time -> log position, once it has passed
 
     def run(self, watches: Sequence[Watch], now: datetime) -> list[AlertRaised]:
         """The digests of the latest due day not yet in the log; nothing when none is due."""
@@ -113,11 +140,13 @@ class Digester:
             return []
         ends = last_due(now, self.at)
         sent: list[AlertRaised] = []
+        day: tuple[int, int] | None = None
         for watch in watches:
             key = f"alert:{digest_id(watch.id, ends)}"
             if self.store.get(event_id_for(key)) is not None:
                 continue  # this day's digest is in the log (sent, or silenced)
-            story = day_of(self.store, watch, ends)
+            day = day or (self._cut(ends - DAY), self._cut(ends))
+            story = day_of(self.store, self.folds, watch, *day)
             if not story.facts:
                 continue
             alert = compose(story, watch, ends - DAY, ends).model_copy(
@@ -127,6 +156,20 @@ class Digester:
                 if self._record(session, alert, key, now):
                     sent.append(alert)
         return sent
+
+    def _cut(self, when: datetime) -> int:
+        """``position_at(when)``, remembered once the log has passed ``when`` (it cannot
+        change then): the digest asks for the same two times each minute of a day, and for
+        yesterday's end as today's start."""
+        if when in self._cuts:
+            return self._cuts[when]
+        earlier = [p for t, p in self._cuts.items() if t <= when]
+        cut, settled = position_at(self.store, when, after=max(earlier, default=0))
+        if settled:
+            self._cuts[when] = cut
+            for old in sorted(self._cuts)[:-4]:
+                del self._cuts[old]
+        return cut
 
     def _record(self, session: Session, alert: AlertRaised, key: str, now: datetime) -> bool:
         labels = {**alert.labels, "rule": RULE, "severity": alert.severity, "status": "firing"}

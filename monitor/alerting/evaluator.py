@@ -7,11 +7,13 @@ memory, ``alerting/state.py``) and a ``Sink`` (where alerts and suppressions go,
 are written in the transaction that moves its checkpoint. Backtests, rule unit tests and
 explanations run the very same ``process`` with in-memory state and a collecting sink.
 
-A fact selected by a rule goes to the rule's type (``ruletypes.py``), which says whether it
-fires; a firing candidate (``pending.py``) may wait in a ``for`` hold (``holds.py``), then
-passes the noise-control stages in order (``stages.py``: cooldown, inhibition, then
-silences), the first that mutes it recording an ``AlertSuppressed`` with its reason. A rule
-that raises is skipped for that event only (``failures.py``).
+A fact visits only the rules whose static selectors (fact type, watches, equality filters)
+it passes (``index.py``). A fact selected by a rule goes to the rule's type
+(``ruletypes.py``), which says whether it fires; a firing candidate (``pending.py``) may
+wait in a ``for`` hold (``holds.py``), then passes the noise-control stages in order
+(``stages.py``: cooldown, inhibition, then silences), the first that mutes it recording an
+``AlertSuppressed`` with its reason. A rule that raises is skipped for that event only
+(``failures.py``).
 
 Time: rule time is event time (the article's publication), whatever order the feeds answered
 in. A late or backdated report is placed at its publication time: series rules compare it with
@@ -34,6 +36,7 @@ from sqlmodel import Session
 
 from monitor.alerting.failures import Failures, forget_removed, rule_ok
 from monitor.alerting.holds import Holds
+from monitor.alerting.index import RuleIndex
 from monitor.alerting.pending import (
     Compiled,
     Pending,
@@ -91,9 +94,7 @@ class Evaluator:
         # the same fact.
         compiled.sort(key=lambda c: -SEVERITY_RANK[c.rule.severity])
         self.compiled = {c.rule.id: c for c in compiled}
-        self.by_event: dict[str, list[Compiled]] = {}
-        for c in compiled:
-            self.by_event.setdefault(c.rule.event, []).append(c)
+        self.index = RuleIndex(compiled)
         self.stages: list[Stage] = [Cooldown(), Inhibition(), Silences()]
         self.holds = Holds(self._noter)
         self.failures = Failures(self.routes)
@@ -179,13 +180,27 @@ class Evaluator:
         when: datetime,
         clock: datetime,
     ) -> list[AlertRaised]:
-        rules = self.by_event.get(data.fact.type, ())
-        late = lateness(state, when)
-        seen = Observed(event.id, when, fact_context(event), evidence_of(event)) if rules else None
+        fact_type = data.fact.type
+        at = when.isoformat()
+        late = lateness(state, at)
+        of_type = self.index.by_type.get(fact_type)
+        if not of_type:
+            return []
+        # Explanations visit every rule on the fact type, to say why the others stay silent.
+        rules = of_type if self.trace is not None else self.index.candidates(data)
         failing = state.values.get((GLOBAL, FAILING)) or {}
+        if failing and len(rules) < len(of_type):
+            # A rule its selectors skip has evaluated this fact cleanly: as when it is visited,
+            # that ends its run of failures.
+            chosen = {c.rule.id for c in rules}
+            for c in of_type:
+                if c.rule.id in failing and c.rule.id not in chosen:
+                    rule_ok(c.rule.id, state)
+        if not rules:
+            return []
+        seen = Observed(event.id, when, fact_context(event), evidence_of(event), at)
         out: list[AlertRaised] = []
         for c in rules:
-            assert seen is not None
             try:
                 out.extend(self._evaluate_rule(c, data, seen, state, sink, clock, late))
             except Exception as exc:  # one broken rule must not stop the others
@@ -386,11 +401,10 @@ def _ignore(_line: str) -> None:
     return None
 
 
-def lateness(state: State, when: datetime) -> str | None:
-    """Why a fact published at ``when`` is late (facts published after it were evaluated
-    already), or None when it is the newest so far (it then becomes the newest)."""
+def lateness(state: State, at: str) -> str | None:
+    """Why a fact published at ``at`` (ISO form) is late (facts published after it were
+    evaluated already), or None when it is the newest so far (it then becomes the newest)."""
     latest = (state.values.get((GLOBAL, LATEST)) or {}).get("at")
-    at = when.isoformat()
     if latest is None or latest < at:
         state.put(GLOBAL, LATEST, {"at": at})
     if latest is None or latest <= at:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from monitor.alerting.pending import Compiled, Pending
@@ -24,6 +25,9 @@ from monitor.alerting.state import GLOBAL, HOLDS, State
 from monitor.events import Evidence
 
 log = logging.getLogger(__name__)
+
+# Hold ends are stored as ISO text and compared with every event's time: parse each once.
+_parse = lru_cache(maxsize=4096)(datetime.fromisoformat)
 
 Note = Callable[[str], None]
 
@@ -125,10 +129,12 @@ class Holds:
     def due(self, state: State, now: datetime) -> list[tuple[str, str, str, dict[str, Any]]]:
         """Holds ended by ``now``, oldest first, taken out of the state:
         (rule id, dedup key, end, held candidate)."""
-        index = state.get(GLOBAL, HOLDS)
+        index = state.values.get((GLOBAL, HOLDS))  # read only: runs for every event
         if not index:
             return []
-        ended = sorted((d, e) for e, d in index.items() if datetime.fromisoformat(d) <= now)
+        ended = sorted((d, e) for e, d in index.items() if _parse(d) <= now)
+        if not ended:
+            return []
         out = []
         for due_iso, entry in ended:
             rule_id, key = entry.split("\x1f", 1)

@@ -51,9 +51,9 @@ def fact_context(event: StoredEvent) -> dict[str, Any]:
     """The fields a rule can filter and template on: the fact's, plus watch and article."""
     data = event.data
     assert isinstance(data, FactReported)
-    fact = data.fact.model_dump(mode="json")
-    article = data.article.model_dump(mode="json")
-    return {**fact, "watch": data.watch, "article": article, "outlet": data.article.outlet}
+    dumped = data.model_dump(mode="json")  # one serializer call for fact and article
+    article = dumped["article"]
+    return {**dumped["fact"], "watch": data.watch, "article": article, "outlet": article["outlet"]}
 
 
 def evidence_of(event: StoredEvent) -> Evidence:
@@ -165,22 +165,31 @@ class Pending:
     notes: list[str] = field(default_factory=list)
     _key: str | None = field(default=None, repr=False)
     _inhibit: tuple[str | None] | None = field(default=None, repr=False)
+    _context: tuple[tuple[int, str], dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def resolved(self) -> bool:
         return self.verdict.status == "resolved"
 
     def context(self) -> dict[str, Any]:
-        """What templates see: the fact's fields, plus rule, data, evidence and status."""
-        evidence = [e.model_dump(mode="json") for e in self.verdict.evidence]
-        return {
-            **self.ctx,
-            "fact": self.ctx,
-            "rule": self.rule.dump,
-            "data": self.verdict.data,
-            "evidence": evidence,
-            "status": self.verdict.status,
-        }
+        """What templates see: the fact's fields, plus rule, data, evidence and status.
+
+        Built once for the several texts of an alert; built again if the evidence grew
+        since (a ``per_report`` alert gathers its report's facts before it renders)."""
+        verdict = self.verdict
+        stamp = (len(verdict.evidence), verdict.status)
+        if self._context is None or self._context[0] != stamp:
+            evidence = [e.model_dump(mode="json") for e in verdict.evidence]
+            context = {
+                **self.ctx,
+                "fact": self.ctx,
+                "rule": self.rule.dump,
+                "data": verdict.data,
+                "evidence": evidence,
+                "status": verdict.status,
+            }
+            self._context = (stamp, context)
+        return self._context[1]
 
     def render(self, template: str, default: str, html: bool = False) -> str:
         ctx = self.context()

@@ -9,6 +9,7 @@ applies it to every type the same way. Time is the fact's event time, never the 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -162,11 +163,18 @@ class Jump(RuleType):
         if not isinstance(current, int | float) or isinstance(current, bool):
             return Verdict(False, f"{rule.value} is not a number ({current!r})")
         name = group_key(seen.ctx, rule.series)
-        key = f"series:{name}"
-        points = _points(memory.get(key))
         when = seen.at
-        # Equal times keep arrival order: facts of one article come in text order.
-        at = next((i for i, p in enumerate(points) if p["at"] > when), len(points))
+        stored = memory.get(f"series:{name}")
+        points = _points(stored)
+        pages = int(stored.get("pages", 0)) if stored else 0
+        # A fact published after the start of the tail (the usual case) concerns the tail
+        # only; an older one reads the whole staircase.
+        whole = not points or when < points[0]["at"]
+        if whole and pages:
+            points = [*(p for i in range(pages) for p in _page(memory, name, i)), *points]
+        # The points are in time order. Equal times keep arrival order: facts of one article
+        # come in text order.
+        at = bisect_right(points, when, key=_at)
         previous = points[at - 1] if at else None
         # The staircase keeps the highest figure so far: a lower report later is a competing
         # claim, and must not make the old figure look like a fresh jump.
@@ -176,10 +184,13 @@ class Jump(RuleType):
                 "value": current,
                 "event_id": seen.event_id,
                 "evidence": _dump(seen.evidence),
-                "ctx": seen.ctx,
             }
+            if at == 0:
+                # Only the first point is ever checked again (below), so only it keeps the
+                # fact's fields: the staircase of a long series stays small.
+                point["ctx"] = seen.ctx
             rest = [p for p in points[at:] if p["value"] > current]
-            memory.put(key, {"points": [*points[:at], point, *rest]})
+            _save(memory, name, [*points[:at], point, *rest], pages, whole)
         if previous is None:
             verdict = Verdict(False, f"first figure of series {name}: {current}")
             head = points[0] if points else None
@@ -200,16 +211,6 @@ class Jump(RuleType):
         current = lookup(seen.ctx, rule.value)
         rise = current - before
         percent = (rise / before * 100) if before else None
-        data = {
-            **fact_data(seen.ctx),
-            "series": " ".join(str(lookup(seen.ctx, f)) for f in rule.series if f != "watch"),
-            "previous": before,
-            "current": current,
-            "increase": rise,
-            "percent": round(percent, 1) if percent is not None else None,
-            "min_increase": rule.min_increase,
-            "min_percent": rule.min_percent,
-        }
         pct = f"{percent:.1f}%" if percent is not None else "n/a %"
         figures = f"series {name}: {before} -> {current} (+{rise}, {pct})"
         thresholds = f"min_increase {rule.min_increase}, min_percent {rule.min_percent}"
@@ -217,8 +218,58 @@ class Jump(RuleType):
             rule.min_percent is not None and percent is not None and percent >= rule.min_percent
         )
         if rise <= 0 or not big_enough:
+            # Only a restated figure's data is read (it may confirm a held alert): most
+            # reports of a series are neither, and skip building it.
+            data = self._data(seen, before, current, percent) if rise == 0 else {}
             return Verdict(False, f"{figures} is below {thresholds}", data, restates=rise == 0)
+        data = self._data(seen, before, current, percent)
         return Verdict(True, f"{figures} meets {thresholds}", data, [_ev(earlier), seen.evidence])
+
+    def _data(
+        self, seen: Observed, before: Any, current: Any, percent: float | None
+    ) -> dict[str, Any]:
+        rule = self.rule
+        return {
+            **fact_data(seen.ctx),
+            "series": " ".join(str(lookup(seen.ctx, f)) for f in rule.series if f != "watch"),
+            "previous": before,
+            "current": current,
+            "increase": current - before,
+            "percent": round(percent, 1) if percent is not None else None,
+            "min_increase": rule.min_increase,
+            "min_percent": rule.min_percent,
+        }
+
+
+# A series' staircase is kept in pages: the row ``series:<name>`` holds the latest points
+# (its tail) and how many full pages of older points come before them, each in a row of its
+# own. A figure reported in time order rewrites the tail only, so the state written per
+# fact stays the same size however long the series grows.
+PAGE = 8
+
+
+def _page(memory: Memory, name: str, i: int) -> list[dict[str, Any]]:
+    return list((memory.get(f"series-page:{i}:{name}") or {}).get("points", []))
+
+
+def _save(memory: Memory, name: str, points: list[dict[str, Any]], pages: int, whole: bool) -> None:
+    """Store a series whose points are the tail (``whole`` False) or the whole staircase."""
+    if not whole:
+        if len(points) > 2 * PAGE:  # the tail is full: its oldest points become a page
+            memory.put(f"series-page:{pages}:{name}", {"points": points[:PAGE]})
+            points, pages = points[PAGE:], pages + 1
+    else:
+        full = max(0, len(points) // PAGE - 1)
+        for i in range(full):
+            memory.put(f"series-page:{i}:{name}", {"points": points[i * PAGE : (i + 1) * PAGE]})
+        for i in range(full, pages):
+            memory.delete(f"series-page:{i}:{name}")
+        points, pages = points[full * PAGE :], full
+    memory.put(f"series:{name}", {"points": points, **({"pages": pages} if pages else {})})
+
+
+def _at(point: dict[str, Any]) -> str:
+    return point["at"]
 
 
 def _points(state: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -250,23 +301,27 @@ class Transition(RuleType):
             "current": now,
             "key": name,
         }
-        evidence = (
-            [_ev(state["evidence"]), seen.evidence] if "evidence" in state else [seen.evidence]
-        )
+
+        def evidence() -> list[Evidence]:  # read back only when the verdict fires
+            earlier = [_ev(state["evidence"])] if "evidence" in state else []
+            return [*earlier, seen.evidence]
+
         record = {"value": now, "evidence": _dump(seen.evidence), "firing": firing, "at": when}
         moved = f"{rule.field} {before!r} -> {now!r} for {name}"
         if now in rule.to:
             entered = before not in rule.to and (rule.from_ is None or before in rule.from_)
             if entered:
                 memory.put(key, {**record, "firing": True})
-                return Verdict(True, f"{moved} enters {rule.to}", data, evidence)
+                return Verdict(True, f"{moved} enters {rule.to}", data, evidence())
             memory.put(key, record)
             already = before in rule.to
             why = "already in" if already else f"not from {rule.from_}:"
             return Verdict(False, f"{moved}: {why} {rule.to}", data, restates=already)
         memory.put(key, {**record, "firing": False})
         if firing and rule.resolve and rule.resolves_on(now):
-            return Verdict(True, f"{moved} leaves {rule.to}: resolved", data, evidence, "resolved")
+            return Verdict(
+                True, f"{moved} leaves {rule.to}: resolved", data, evidence(), "resolved"
+            )
         return Verdict(False, f"{moved} does not enter {rule.to}", data)
 
     def still_true(self, data: dict[str, Any], memory: Memory) -> str | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from monitor.store.tables import RuleState, table_of
@@ -62,20 +64,26 @@ class State:
         return cls({(r, k): v for r, k, v in rows})
 
     def flush(self, session: Session, chunk: int = 400) -> None:
-        """Write what changed since the last flush: delete those rows, insert the live ones."""
+        """Write what changed since the last flush: rows that went away are deleted, the
+        others inserted or updated in place (one statement per chunk of rows)."""
         keys = sorted(self.dirty)
-        for i in range(0, len(keys), chunk):
-            part = keys[i : i + chunk]
-            session.execute(
-                delete(RuleState).where(tuple_(col(RuleState.rule), col(RuleState.key)).in_(part))
+        gone = [k for k in keys if k not in self.values]
+        for i in range(0, len(gone), chunk):
+            where = tuple_(col(RuleState.rule), col(RuleState.key)).in_(gone[i : i + chunk])
+            session.execute(delete(RuleState).where(where))
+        live = [k for k in keys if k in self.values]
+        if live:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            stmt = (pg_insert if postgres else sqlite_insert)(table_of(RuleState))
+            upsert = stmt.on_conflict_do_update(
+                index_elements=["rule", "key"], set_={"value": stmt.excluded.value}
             )
-            rows = [
-                {"rule": r, "key": k, "value": self.values[(r, k)]}
-                for r, k in part
-                if (r, k) in self.values
-            ]
-            if rows:
-                session.execute(insert(table_of(RuleState)), rows)
+            for i in range(0, len(live), chunk):
+                rows = [
+                    {"rule": r, "key": k, "value": self.values[(r, k)]}
+                    for r, k in live[i : i + chunk]
+                ]
+                session.execute(upsert, rows)
         self.dirty.clear()
 
 

@@ -9,20 +9,35 @@ A rolled-back append releases its positions with the lock, so the next writer re
 Metadata carries ``correlation_id`` on every event: one id shared by all events appended in
 one batch (one article's events), inherited by events whose ``causation_id`` names an earlier
 event (an alert raised by a fact carries that article's correlation id).
+
+``append_many`` commits several batches in one transaction (group commit): each batch keeps
+its own correlation id, idempotency and stream version checks, exactly as if the batches had
+been appended one after another, and the group is stored whole or not at all.
+
+The hot paths (append, read) run fixed SQL text on the driver's cursor, inside the caller's
+session or a short transaction of the store's own on a pooled connection: per transaction,
+whatever the number of batches, one statement looks up idempotency keys and stream versions
+together and one multi-row insert writes the events. Rows read back are upcast and their
+payload validated from its JSON text by its model; the envelope columns, typed by the table,
+are taken as they come.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col
+from pydantic_core import from_json, to_json
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlmodel import Session
 
 from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
@@ -33,7 +48,7 @@ from monitor.store.db import (
     make_engine,
     store_error,
 )
-from monitor.store.tables import EVENTS, EventRow, LogHead
+from monitor.store.tables import EventRow
 
 # Deterministic ids: the same idempotency key always yields the same event id, so a replay
 # into a fresh database reproduces the same ids.
@@ -96,9 +111,18 @@ class AppendResult(BaseModel):
 
 
 def event_id_for(idempotency_key: str | None) -> str:
+    """``str(uuid5(EVENT_NAMESPACE, key))``, computed without building UUID objects (twice as
+    fast, and appends compute one per event); a random id for an event without a key."""
     if idempotency_key is None:
         return str(uuid.uuid4())
-    return str(uuid.uuid5(EVENT_NAMESPACE, idempotency_key))
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + idempotency_key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 
 
 def row_fields(row: EventRow) -> dict[str, Any]:
@@ -124,6 +148,119 @@ def to_stored(row: EventRow) -> StoredEvent:
     return StoredEvent(**fields)
 
 
+# --- the lean path: fixed SQL on the driver's cursor ----------------------------------------------
+
+# The payload model of each event type, to validate a stored payload straight from its JSON.
+PAYLOADS: dict[str, type[BaseModel]] = {
+    model.model_fields["type"].default: model for model in get_args(get_args(EventData)[0])
+}
+_FIELDS = set(StoredEvent.model_fields)
+_new_object = object.__new__
+_set = object.__setattr__
+
+
+def _envelope(fields: dict[str, Any]) -> StoredEvent:
+    """A StoredEvent from fields that are already of their declared types, without validating
+    them again: what ``model_construct`` does, minus its per-field default handling. Only for
+    values the store produced itself (its table's typed columns, a validated payload)."""
+    event = _new_object(StoredEvent)
+    _set(event, "__dict__", fields)
+    _set(event, "__pydantic_fields_set__", _FIELDS)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def _payload(type_: str, version: int, text: str) -> EventData:
+    """A stored payload, upcast when older than the current schema, validated by its model."""
+    model = PAYLOADS.get(type_)
+    if model is not None and version == SCHEMA_VERSIONS[type_]:
+        return model.model_validate_json(text)  # type: ignore[return-value]
+    return parse_event_data(type_, version, json.loads(text))
+
+
+COLUMNS = (
+    "seq, id, stream, stream_version, type, schema_version, occurred_at, recorded_at, "
+    "idempotency_key, data, metadata"
+)
+
+
+class _Sql:
+    """The statements of one dialect, and how its driver wants timestamps and JSON."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+        pg = self.postgres
+        columns = COLUMNS.replace("data, metadata", "data::text, metadata::text") if pg else COLUMNS
+        self.select = f"SELECT {columns} FROM events"
+        self.lock_head = "SELECT seq FROM log_head WHERE id = 1" + (" FOR UPDATE" if pg else "")
+        self.head = "SELECT seq FROM log_head WHERE id = 1"
+        self.set_head = self.q("UPDATE log_head SET seq = ? WHERE id = 1")
+        values = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?::json, ?::json" if pg else ", ".join("?" * 11)
+        self.insert = self.q(f"INSERT INTO events ({COLUMNS}) VALUES ({values})")
+        self.stream = self.q(f"{self.select} WHERE stream = ? ORDER BY seq")
+        self.by_id = self.q(f"{self.select} WHERE id = ?")
+
+    def q(self, sql: str) -> str:
+        """``sql`` in the driver's parameter style (``?`` for sqlite3, ``%s`` for psycopg)."""
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    @cache  # noqa: B019 - one instance per dialect, kept for the life of the process
+    def where_in(self, head: str, column: str, n: int, tail: str = "") -> str:
+        return self.q(f"{head} WHERE {column} IN ({', '.join('?' * n)}){tail}")
+
+    @cache  # noqa: B019
+    def lookup(self, keys: int, streams: int) -> str:
+        return self.q(
+            f"SELECT 0, idempotency_key, seq FROM events WHERE idempotency_key IN "
+            f"({', '.join('?' * keys)}) UNION ALL "
+            f"SELECT 1, stream, MAX(stream_version) FROM events WHERE stream IN "
+            f"({', '.join('?' * streams)}) GROUP BY stream"
+        )
+
+    @cache  # noqa: B019
+    def page(self, until: bool, types: int) -> str:
+        sql = f"{self.select} WHERE seq > ?"
+        if until:
+            sql += " AND seq <= ?"
+        if types:
+            sql += f" AND type IN ({', '.join('?' * types)})"
+        return self.q(sql + " ORDER BY seq LIMIT ?")
+
+    def timestamp(self, value: datetime | None) -> Any:
+        """A timestamp as the column stores it: SQLite keeps SQLAlchemy's naive UTC text."""
+        aware = as_utc(value)
+        if aware is None or self.postgres:
+            return aware
+        return aware.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def event(self, row: Sequence[Any]) -> StoredEvent:
+        seq, id_, stream, version, type_, schema, occurred, recorded, key, data, meta = row
+        return _envelope(
+            {
+                "seq": seq,
+                "id": id_,
+                "stream": stream,
+                "stream_version": version,
+                "type": type_,
+                "schema_version": schema,
+                "occurred_at": _read_time(occurred),
+                "recorded_at": _read_time(recorded),
+                "idempotency_key": key,
+                "data": _payload(type_, schema, data),
+                "metadata": from_json(meta) or {},
+            }
+        )
+
+
+def _read_time(value: str | datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite: naive UTC text
+        return datetime.fromisoformat(value + "+00:00")
+    return as_utc(value)
+
+
 class EventStore:
     """Append, read and follow the log; one instance per process, safe across threads."""
 
@@ -133,6 +270,8 @@ class EventStore:
         check_owner(url)
         self.engine: Engine = make_engine(url, read_only=read_only)
         self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
+        self._sql = _Sql(self.engine.dialect.name)
+        self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         if create and not read_only:
             try:
                 self.create_schema()
@@ -165,6 +304,43 @@ class EventStore:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def _cursor(self, session: Session | None, *, write: bool) -> Iterator[Any]:
+        """The driver's cursor inside ``session``'s transaction, or inside a short transaction
+        of its own on a pooled connection: a writer's begins with ``BEGIN IMMEDIATE`` on
+        SQLite (as every write transaction here does) and commits when the block ends; a
+        reader's is its statement's own snapshot and is rolled back. Driver errors come out as
+        SQLAlchemy's, as from any other statement."""
+        try:
+            if session is not None:
+                session.flush()  # ORM changes made earlier in the session go first
+                cursor = session.connection().connection.cursor()
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
+                return
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    if write and not self._sql.postgres:
+                        cursor.execute("BEGIN IMMEDIATE")
+                    yield cursor
+                finally:
+                    cursor.close()
+                if write:
+                    connection.commit()
+                else:
+                    connection.rollback()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()  # back to the pool
+        except self._driver_error as exc:
+            raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+
     def append(
         self,
         events: Sequence[NewEvent],
@@ -178,112 +354,158 @@ class EventStore:
         writer got there first the whole batch is refused with ``ConcurrencyError``. A batch
         whose events are all stored already is an idempotent retry and returns them instead.
         """
-        if session is not None:
-            return self._append(session, events, expected_versions or {})
-        with self.transaction() as own:
-            return self._append(own, events, expected_versions or {})
+        return self.append_many([events], expected_versions=[expected_versions], session=session)[0]
+
+    def append_many(
+        self,
+        batches: Sequence[Sequence[NewEvent]],
+        *,
+        expected_versions: Sequence[Mapping[str, int] | None] | None = None,
+        session: Session | None = None,
+    ) -> list[AppendResult]:
+        """Append several batches (say, one article's events each) in one transaction.
+
+        Each batch is handled as ``append`` would handle it after the batches before it:
+        its own correlation id, idempotent keys (also against earlier batches of the call),
+        and ``expected_versions[i]`` checked against the stream versions the earlier batches
+        left. One stale expectation refuses the whole call with ``ConcurrencyError`` and
+        nothing of it is stored. Returns one result per batch.
+        """
+        if expected_versions is not None and len(expected_versions) != len(batches):
+            raise ValueError("expected_versions needs one entry (or None) per batch")
+        expected = [dict(e or {}) for e in (expected_versions or [None] * len(batches))]
+        if not any(batches):
+            return [AppendResult(events=[], created=[]) for _ in batches]
+        with self._cursor(session, write=True) as cursor:
+            return self._append(cursor, batches, expected)
 
     def _append(
-        self, session: Session, events: Sequence[NewEvent], expected: dict[str, int]
-    ) -> AppendResult:
-        head = self._lock_head(session)
-        stored = self._by_keys(session, [e.idempotency_key for e in events if e.idempotency_key])
-        fresh = [e for e in events if e.idempotency_key not in stored]
-        versions = self._stream_versions(session, {e.stream for e in fresh} | set(expected))
-        if fresh:
-            for stream, want in expected.items():
-                if versions.get(stream, 0) != want:
-                    raise ConcurrencyError(stream, versions.get(stream, 0), want)
-        ids = [event_id_for(e.idempotency_key) for e in events]
-        correlation = self._batch_correlation(events, ids, stored)
-        causation = {str(e.metadata["causation_id"]) for e in fresh if "causation_id" in e.metadata}
-        causes = self._correlations(session, causation)
+        self,
+        cursor: Any,
+        batches: Sequence[Sequence[NewEvent]],
+        expected: list[dict[str, int]],
+    ) -> list[AppendResult]:
+        sql = self._sql
+        with self._pipeline(cursor):  # PostgreSQL: BEGIN and the lock in one round trip
+            cursor.execute(sql.lock_head)
+            head = int(cursor.fetchone()[0])
+        everything = [e for batch in batches for e in batch]
+        keys = [e.idempotency_key for e in everything if e.idempotency_key]
+        stored, versions = self._lookup(
+            cursor, keys, {e.stream for e in everything}.union(*expected)
+        )
+        causation = {
+            str(e.metadata["causation_id"])
+            for e in everything
+            if "causation_id" in e.metadata and e.idempotency_key not in stored
+        }
+        causes = self._correlations(cursor, causation)
         now = datetime.now(UTC)
-        out: list[StoredEvent] = []
-        created: list[bool] = []
-        rows: list[dict[str, Any]] = []
-        for new, event_id in zip(events, ids, strict=True):
-            key = new.idempotency_key
-            if key is not None and key in stored:
-                out.append(stored[key])
-                created.append(False)
-                continue
-            version = versions.get(new.stream, 0) + 1
-            versions[new.stream] = version
-            head += 1
-            event = _stored(new, event_id, head, version, now, correlation, causes)
-            if key is not None:
-                stored[key] = event  # a later event in this batch may repeat the key
-            rows.append(_row_values(event, new))
-            out.append(event)
-            created.append(True)
+        recorded = sql.timestamp(now)
+        stamps: dict[datetime | None, Any] = {}  # an article's events share their timestamps
+        rows: list[tuple[Any, ...]] = []
+        results: list[AppendResult] = []
+        for events, want in zip(batches, expected, strict=True):
+            if want and any(e.idempotency_key not in stored for e in events):
+                for stream, version in want.items():
+                    if versions.get(stream, 0) != version:
+                        raise ConcurrencyError(stream, versions.get(stream, 0), version)
+            ids = [event_id_for(e.idempotency_key) for e in events]
+            correlation = _batch_correlation(events, ids, stored)
+            out: list[StoredEvent] = []
+            created: list[bool] = []
+            for new, event_id in zip(events, ids, strict=True):
+                key = new.idempotency_key
+                if key is not None and key in stored:
+                    out.append(stored[key])
+                    created.append(False)
+                    continue
+                version = versions.get(new.stream, 0) + 1
+                versions[new.stream] = version
+                head += 1
+                event = _stored(new, event_id, head, version, now, correlation, causes)
+                if key is not None:
+                    stored[key] = event  # a later event in this call may repeat the key
+                causes[event_id] = event.metadata["correlation_id"]  # for later batches
+                if event.occurred_at not in stamps:
+                    stamps[event.occurred_at] = sql.timestamp(event.occurred_at)
+                rows.append(
+                    (
+                        head,
+                        event_id,
+                        new.stream,
+                        version,
+                        event.type,
+                        event.schema_version,
+                        stamps[event.occurred_at],
+                        recorded,
+                        key,
+                        new.data.model_dump_json(exclude={"type"}),
+                        to_json(event.metadata).decode(),
+                    )
+                )
+                out.append(event)
+                created.append(True)
+            results.append(AppendResult.model_construct(events=out, created=created))
         if rows:
-            session.execute(insert(EVENTS), rows)
-            session.execute(update(LogHead).where(col(LogHead.id) == 1).values(seq=head))
-        return AppendResult(events=out, created=created)
+            with self._pipeline(cursor):
+                cursor.executemany(sql.insert, rows)
+                cursor.execute(sql.set_head, (head,))
+        return results
 
-    def _lock_head(self, session: Session) -> int:
-        # SQLite: the write transaction began with BEGIN IMMEDIATE and holds the database lock.
-        stmt = select(col(LogHead.seq)).where(col(LogHead.id) == 1)
-        if self.engine.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        return int(session.execute(stmt).scalar_one())
+    def _pipeline(self, cursor: Any) -> AbstractContextManager[Any]:
+        """On PostgreSQL, statements sent together and answered together (psycopg's pipeline
+        mode): fewer round trips to the server. Nothing on SQLite, which has no server."""
+        return cursor.connection.pipeline() if self._sql.postgres else nullcontext()
 
-    @staticmethod
-    def _by_keys(session: Session, keys: list[str]) -> dict[str, StoredEvent]:
-        found: dict[str, StoredEvent] = {}
+    def _lookup(
+        self, cursor: Any, keys: list[str], streams: set[str]
+    ) -> tuple[dict[str, StoredEvent], dict[str, int]]:
+        """Stored events of these idempotency keys, and the version of these streams: in one
+        statement when the lists are short (as for ingest's batches), in chunks otherwise.
+        The full rows of stored keys, rare outside retries, are read in a second one."""
         unique = list(dict.fromkeys(keys))
-        for i in range(0, len(unique), IN_CHUNK):
-            stmt = select(EventRow).where(
-                col(EventRow.idempotency_key).in_(unique[i : i + IN_CHUNK])
-            )
-            for row in session.execute(stmt).scalars():
-                assert row.idempotency_key is not None
-                found[row.idempotency_key] = to_stored(row)
-        return found
-
-    @staticmethod
-    def _stream_versions(session: Session, streams: set[str]) -> dict[str, int]:
-        versions: dict[str, int] = {}
         names = sorted(streams)
-        for i in range(0, len(names), IN_CHUNK):
-            stmt = (
-                select(col(EventRow.stream), func.max(col(EventRow.stream_version)))
-                .where(col(EventRow.stream).in_(names[i : i + IN_CHUNK]))
-                .group_by(col(EventRow.stream))
-            )
-            versions.update({s: int(v) for s, v in session.execute(stmt).all()})
-        return versions
+        if not unique or not names or len(unique) > IN_CHUNK or len(names) > IN_CHUNK:
+            return self._by_keys(cursor, unique), self._stream_versions(cursor, streams)
+        cursor.execute(self._sql.lookup(len(unique), len(names)), [*unique, *names])
+        seqs: list[int] = []
+        versions: dict[str, int] = {}
+        for kind, name, number in cursor.fetchall():
+            if kind == 0:
+                seqs.append(number)
+            else:
+                versions[name] = int(number)
+        stored = [self._sql.event(r) for r in self._in(cursor, self._sql.select, "seq", seqs)]
+        return {e.idempotency_key: e for e in stored}, versions  # type: ignore[misc]
 
-    @staticmethod
-    def _correlations(session: Session, event_ids: set[str]) -> dict[str, str]:
+    def _in(
+        self, cursor: Any, head: str, column: str, values: Sequence[Any], tail: str = ""
+    ) -> Iterator[Any]:
+        """Rows of ``head WHERE column IN values``, in chunks of ``IN_CHUNK`` values."""
+        for i in range(0, len(values), IN_CHUNK):
+            chunk = values[i : i + IN_CHUNK]
+            cursor.execute(self._sql.where_in(head, column, len(chunk), tail), chunk)
+            yield from cursor.fetchall()
+
+    def _by_keys(self, cursor: Any, keys: list[str]) -> dict[str, StoredEvent]:
+        rows = self._in(cursor, self._sql.select, "idempotency_key", list(dict.fromkeys(keys)))
+        return {event.idempotency_key: event for event in map(self._sql.event, rows)}  # type: ignore[misc]
+
+    def _stream_versions(self, cursor: Any, streams: set[str]) -> dict[str, int]:
+        head = "SELECT stream, MAX(stream_version) FROM events"
+        rows = self._in(cursor, head, "stream", sorted(streams), " GROUP BY stream")
+        return {s: int(v) for s, v in rows}
+
+    def _correlations(self, cursor: Any, event_ids: set[str]) -> dict[str, str]:
         """Correlation id of each causing event that is stored (with no id of its own: its id)."""
+        head = "SELECT id, metadata FROM events"
+        if self._sql.postgres:
+            head = "SELECT id, metadata::text FROM events"
         found: dict[str, str] = {}
-        ids = sorted(event_ids)
-        for i in range(0, len(ids), IN_CHUNK):
-            stmt = select(col(EventRow.id), col(EventRow.meta)).where(
-                col(EventRow.id).in_(ids[i : i + IN_CHUNK])
-            )
-            for event_id, meta in session.execute(stmt).all():
-                found[event_id] = str((meta or {}).get("correlation_id") or event_id)
+        for event_id, meta in self._in(cursor, head, "id", sorted(event_ids)):
+            found[event_id] = str(from_json(meta or "{}").get("correlation_id") or event_id)
         return found
-
-    @staticmethod
-    def _batch_correlation(
-        events: Sequence[NewEvent], ids: list[str], stored: dict[str, StoredEvent]
-    ) -> str:
-        """The batch's correlation id: given by the writer, else its first event's (or that
-        event's own correlation id, when it was stored before)."""
-        for new in events:
-            if "correlation_id" in new.metadata:
-                return str(new.metadata["correlation_id"])
-        if not events:
-            return ""
-        first = events[0]
-        if first.idempotency_key in stored:
-            previous = stored[first.idempotency_key]
-            return str(previous.metadata.get("correlation_id") or previous.id)
-        return ids[0]
 
     def read(
         self,
@@ -295,49 +517,65 @@ class EventStore:
         batch: int = 500,
         until: int | None = None,
     ) -> Iterator[StoredEvent]:
-        """Events with ``after < seq (<= until)`` in log order, read in batches."""
+        """Events with ``after < seq (<= until)`` in log order, read in batches.
+
+        Each batch is one statement in its own short read transaction (or in ``session``'s),
+        so a slow consumer of the iterator holds no snapshot open between batches.
+        """
+        wanted = list(types or ())
         remaining = limit
         position = after
+        event = self._sql.event
         while remaining is None or remaining > 0:
             size = batch if remaining is None else min(batch, remaining)
-            stmt = select(EventRow).where(col(EventRow.seq) > position)
+            params: list[Any] = [position]
             if until is not None:
-                stmt = stmt.where(col(EventRow.seq) <= until)
-            if types:
-                stmt = stmt.where(col(EventRow.type).in_(list(types)))
-            stmt = stmt.order_by(col(EventRow.seq)).limit(size)
-            if session is not None:
-                rows = list(session.execute(stmt).scalars())
-            else:
-                with self.read_session() as own:
-                    rows = list(own.execute(stmt).scalars())
+                params.append(until)
+            params += [*wanted, size]
+            statement = self._sql.page(until is not None, len(wanted))
+            with self._cursor(session, write=False) as cursor:
+                cursor.execute(statement, params)
+                rows = cursor.fetchall()
             if not rows:
                 return
             for row in rows:
-                yield to_stored(row)
-            position = rows[-1].seq
+                yield event(row)
+            position = rows[-1][0]
             if remaining is not None:
                 remaining -= len(rows)
 
+    def _query(self, statement: str, params: Sequence[Any], session: Session | None) -> list[Any]:
+        with self._cursor(session, write=False) as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
     def read_stream(self, stream: str, *, session: Session | None = None) -> list[StoredEvent]:
-        stmt = select(EventRow).where(col(EventRow.stream) == stream).order_by(col(EventRow.seq))
-        if session is not None:
-            return [to_stored(r) for r in session.execute(stmt).scalars()]
-        with self.read_session() as own:
-            return [to_stored(r) for r in own.execute(stmt).scalars()]
+        return [self._sql.event(r) for r in self._query(self._sql.stream, (stream,), session)]
 
     def get(self, event_id: str) -> StoredEvent | None:
-        with self.read_session() as session:
-            row = session.execute(select(EventRow).where(col(EventRow.id) == event_id)).scalar()
-            return to_stored(row) if row is not None else None
+        rows = self._query(self._sql.by_id, (event_id,), None)
+        return self._sql.event(rows[0]) if rows else None
 
     def head(self, session: Session | None = None) -> int:
         """The last committed position (in ``session``'s view, when given)."""
-        stmt = select(col(LogHead.seq)).where(col(LogHead.id) == 1)
-        if session is not None:
-            return int(session.execute(stmt).scalar_one())
-        with self.read_session() as own:
-            return int(own.execute(stmt).scalar_one())
+        return int(self._query(self._sql.head, (), session)[0][0])
+
+
+def _batch_correlation(
+    events: Sequence[NewEvent], ids: list[str], stored: dict[str, StoredEvent]
+) -> str:
+    """The batch's correlation id: given by the writer, else its first event's (or that
+    event's own correlation id, when it was stored before)."""
+    for new in events:
+        if "correlation_id" in new.metadata:
+            return str(new.metadata["correlation_id"])
+    if not events:
+        return ""
+    first = events[0]
+    if first.idempotency_key in stored:
+        previous = stored[first.idempotency_key]
+        return str(previous.metadata.get("correlation_id") or previous.id)
+    return ids[0]
 
 
 def _stored(
@@ -353,32 +591,18 @@ def _stored(
     if "correlation_id" not in metadata:
         cause = metadata.get("causation_id")
         metadata["correlation_id"] = causes.get(str(cause), correlation) if cause else correlation
-    return StoredEvent(
-        seq=seq,
-        id=event_id,
-        stream=new.stream,
-        stream_version=version,
-        type=new.data.type,
-        schema_version=SCHEMA_VERSIONS[new.data.type],
-        occurred_at=as_utc(new.occurred_at),
-        recorded_at=now,
-        idempotency_key=new.idempotency_key,
-        data=new.data,
-        metadata=metadata,
+    return _envelope(
+        {
+            "seq": seq,
+            "id": event_id,
+            "stream": new.stream,
+            "stream_version": version,
+            "type": new.data.type,
+            "schema_version": SCHEMA_VERSIONS[new.data.type],
+            "occurred_at": as_utc(new.occurred_at),
+            "recorded_at": now,
+            "idempotency_key": new.idempotency_key,
+            "data": new.data,
+            "metadata": metadata,
+        }
     )
-
-
-def _row_values(event: StoredEvent, new: NewEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "id": event.id,
-        "stream": event.stream,
-        "stream_version": event.stream_version,
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "occurred_at": event.occurred_at,
-        "recorded_at": event.recorded_at,
-        "idempotency_key": event.idempotency_key,
-        "data": new.data.model_dump(mode="json", exclude={"type"}),
-        "metadata": event.metadata,
-    }

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col
@@ -70,6 +71,7 @@ class Consumer:
         return len(events)
 
     def reset(self, session: Session) -> None:
+        drop_held(session)
         for table in self.tables:
             session.execute(delete(table))
 
@@ -157,7 +159,7 @@ def _clear(session: Session, consumer: Consumer) -> None:
     session.expunge_all()
 
 
-def rebuild(store: EventStore, projection: Consumer) -> int:
+def rebuild(store: EventStore, projection: Consumer, batch: int = 2000) -> int:
     """Drop the projection's state and checkpoint, then replay the log from the start.
 
     The drop commits before the replay; a crash half-way leaves a consistent, partly replayed
@@ -166,7 +168,7 @@ def rebuild(store: EventStore, projection: Consumer) -> int:
     with store.transaction() as session:
         _lock_checkpoint(session, projection.name)
         _clear(session, projection)
-    return follow(store, projection)
+    return follow(store, projection, batch)
 
 
 def dump_state(store: EventStore, projections: Sequence[Consumer]) -> str:
@@ -198,6 +200,78 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+# --- rows held for the transaction ---------------------------------------------------------------
+
+
+class Rows:
+    """One projection table's rows as plain dicts, each read at most once per transaction and
+    written back, changed rows only, in one upsert just before the transaction commits.
+
+    A projection folds hundreds of events into a handful of rows; reading and writing each
+    row once per batch instead of once per event is what makes a rebuild fast. The rows live
+    in ``session.info``, so they never outlive the transaction that read them: another
+    transaction (another worker) always reads what is committed.
+    """
+
+    def __init__(self, session: Session, model: type[SQLModel]) -> None:
+        self.session = session
+        self.table: Table = table_of(model)
+        self.keys = [c.name for c in self.table.primary_key.columns]
+        self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        self.dirty: set[tuple[Any, ...]] = set()
+
+    @classmethod
+    def of(cls, session: Session, model: type[SQLModel]) -> Rows:
+        held: dict[str, Rows] = session.info.setdefault(HELD, {})
+        if not held:
+            sa_event.listen(session, "before_commit", write_held)
+        name = table_of(model).name
+        if name not in held:
+            held[name] = cls(session, model)
+        return held[name]
+
+    def get(self, *key: Any) -> dict[str, Any] | None:
+        if key not in self.rows:
+            where = [self.table.c[k] == v for k, v in zip(self.keys, key, strict=True)]
+            found = self.session.connection().execute(select(self.table).where(*where)).first()
+            self.rows[key] = dict(found._mapping) if found is not None else None
+        return self.rows[key]
+
+    def put(self, row: dict[str, Any]) -> None:
+        key = tuple(row[k] for k in self.keys)
+        self.rows[key] = row
+        self.dirty.add(key)
+
+    def write(self) -> None:
+        changed = [row for k in sorted(self.dirty, key=repr) if (row := self.rows[k])]
+        self.dirty.clear()
+        if not changed:
+            return
+        dialect = self.session.get_bind().dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(self.table)
+        others = [c.name for c in self.table.columns if c.name not in self.keys]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=self.keys, set_={c: stmt.excluded[c] for c in others}
+        )
+        self.session.connection().execute(stmt, changed)
+
+
+HELD = "monitor_projection_rows"
+
+
+def write_held(session: Session) -> None:
+    """Write every held row of the session's transaction (its ``before_commit`` hook)."""
+    for rows in session.info.get(HELD, {}).values():
+        rows.write()
+
+
+def drop_held(session: Session) -> None:
+    """Forget held rows (their tables were just emptied)."""
+    for rows in session.info.get(HELD, {}).values():
+        rows.rows.clear()
+        rows.dirty.clear()
+
+
 class ConflictState(Consumer):
     """Per watch: latest cumulative casualty figure per series, ceasefire status, third parties.
 
@@ -218,31 +292,34 @@ class ConflictState(Consumer):
         if isinstance(fact, Casualties):
             self._casualties(session, data.watch, fact, event.id, when)
         elif isinstance(fact, Ceasefire):
-            ceasefire = session.get(CeasefireState, data.watch) or CeasefireState(
-                watch=data.watch, status=fact.status, last_event_id=event.id
-            )
-            if _older(when, ceasefire.updated_at):
+            ceasefires = Rows.of(session, CeasefireState)
+            row = ceasefires.get(data.watch)
+            if row is not None and _older(when, row["updated_at"]):
                 return
-            ceasefire.status, ceasefire.broker, ceasefire.last_event_id, ceasefire.updated_at = (
-                fact.status,
-                fact.broker,
-                event.id,
-                when,
+            ceasefires.put(
+                {
+                    "watch": data.watch,
+                    "status": fact.status,
+                    "broker": fact.broker,
+                    "last_event_id": event.id,
+                    "updated_at": when,
+                }
             )
-            session.add(ceasefire)
         elif isinstance(fact, ThirdParty):
-            party = session.get(ThirdPartyState, (data.watch, fact.actor))
-            if party is None:
-                party = ThirdPartyState(
-                    watch=data.watch,
-                    actor=fact.actor,
-                    kinds=[fact.kind],
-                    first_event_id=event.id,
-                    first_seen=when,
+            parties = Rows.of(session, ThirdPartyState)
+            row = parties.get(data.watch, fact.actor)
+            if row is None:
+                parties.put(
+                    {
+                        "watch": data.watch,
+                        "actor": fact.actor,
+                        "kinds": [fact.kind],
+                        "first_event_id": event.id,
+                        "first_seen": when,
+                    }
                 )
-            elif fact.kind not in party.kinds:
-                party.kinds = sorted({*party.kinds, fact.kind})
-            session.add(party)
+            elif fact.kind not in row["kinds"]:
+                parties.put({**row, "kinds": sorted({*row["kinds"], fact.kind})})
 
     @staticmethod
     def _casualties(
@@ -250,25 +327,25 @@ class ConflictState(Consumer):
     ) -> None:
         if not fact.cumulative or fact.historical or fact.count is None:
             return
+        series = Rows.of(session, SeriesState)
         key = (watch, fact.side or "-", fact.category, fact.outcome)
-        row = session.get(SeriesState, key)
+        row = series.get(*key)
         if row is None:
-            row = SeriesState(
-                watch=watch,
-                side=key[1],
-                category=fact.category,
-                outcome=fact.outcome,
-                count=fact.count,
-                last_event_id=event_id,
-                updated_at=when,
-            )
+            row = {
+                "watch": watch,
+                "side": key[1],
+                "category": fact.category,
+                "outcome": fact.outcome,
+                "count": fact.count,
+                "reports": 1,
+                "last_event_id": event_id,
+                "updated_at": when,
+            }
         else:
-            row.reports += 1
-            if not _older(when, row.updated_at):
-                row.count = fact.count
-                row.last_event_id = event_id
-                row.updated_at = when
-        session.add(row)
+            row = {**row, "reports": row["reports"] + 1}
+            if not _older(when, row["updated_at"]):
+                row.update(count=fact.count, last_event_id=event_id, updated_at=when)
+        series.put(row)
 
 
 def _older(when: datetime | None, than: datetime | None) -> bool:
@@ -286,17 +363,29 @@ class FeedHealthProjection(Consumer):
     def apply(self, session: Session, event: StoredEvent) -> None:
         data = event.data
         assert isinstance(data, FeedPolled | FeedFailed)
-        row = session.get(FeedHealth, data.feed) or FeedHealth(feed=data.feed, url=data.url)
-        row.polls += 1
+        feeds = Rows.of(session, FeedHealth)
+        row = dict(feeds.get(data.feed) or NEW_FEED, feed=data.feed)
+        row["url"] = row["url"] or data.url
+        row["polls"] += 1
         if isinstance(data, FeedPolled):
-            row.last_success = event.recorded_at
-            row.consecutive_failures = 0
-            row.last_items = data.items
+            row.update(
+                last_success=event.recorded_at, consecutive_failures=0, last_items=data.items
+            )
         else:
-            row.last_error = data.reason
-            row.last_error_at = event.recorded_at
-            row.consecutive_failures += 1
-        session.add(row)
+            row.update(last_error=data.reason, last_error_at=event.recorded_at)
+            row["consecutive_failures"] += 1
+        feeds.put(row)
+
+
+NEW_FEED: dict[str, Any] = {
+    "url": None,
+    "last_success": None,
+    "last_error": None,
+    "last_error_at": None,
+    "consecutive_failures": 0,
+    "polls": 0,
+    "last_items": 0,
+}
 
 
 class AlertsProjection(Consumer):
@@ -307,17 +396,17 @@ class AlertsProjection(Consumer):
     def apply(self, session: Session, event: StoredEvent) -> None:
         data = event.data
         assert isinstance(data, AlertRaised)
-        session.merge(
-            AlertState(
-                alert_id=data.alert_id,
-                seq=event.seq,
-                rule=data.rule,
-                severity=data.severity,
-                watch=data.watch,
-                title=data.title,
-                dedup_key=data.dedup_key,
-                raised_at=event.occurred_at,
-            )
+        Rows.of(session, AlertState).put(
+            {
+                "alert_id": data.alert_id,
+                "seq": event.seq,
+                "rule": data.rule,
+                "severity": data.severity,
+                "watch": data.watch,
+                "title": data.title,
+                "dedup_key": data.dedup_key,
+                "raised_at": event.occurred_at,
+            }
         )
 
 

@@ -5,6 +5,9 @@ sessions; any other method on its paths is refused. Loopback clients are trusted
 command line on the same machine; any other client needs the configured token (``[web]
 token``, ``MONITOR_WEB__TOKEN``) as a bearer token or as the password of HTTP Basic (what a
 browser prompts for), and without a token the pages are not served beyond loopback at all.
+A reverse proxy on the same machine connects from loopback on behalf of anyone, so a request
+that carries a proxy's forwarding header (``Forwarded``, ``X-Forwarded-For``, ``X-Real-IP``)
+is not taken as local: it needs the token like any remote client.
 Every answer carries a Content-Security-Policy that allows no script and nothing from
 elsewhere.
 """
@@ -18,11 +21,12 @@ import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import parse_qs, unquote
 
 from monitor.config import FeedConfig
 from monitor.store.log import EventStore
-from monitor.web import render
+from monitor.web import render, views
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,19 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 HTML = "text/html; charset=utf-8"
+# Headers a reverse proxy adds to say whom it forwards for (RFC 7239, and the common two).
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+class Headers(Protocol):
+    """Request headers as the HTTP server holds them (looked up by any-case name)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+def forwarded(headers: Headers) -> bool:
+    """True when the request came through a proxy that says so (header names any case)."""
+    return any(headers.get(name) is not None for name in FORWARDING_HEADERS)
 
 
 @dataclass
@@ -93,24 +110,34 @@ class WebUI:
         self.names = names
         self.token = token or None
         self.links = render.Links()
+        self.views = views.Views(store)  # folds and facts this server remembers
 
     def serves(self, path: str) -> bool:
         return path in self.PATHS or path.startswith(self.PREFIXES)
 
-    def handle(self, method: str, target: str, client: str, authorization: str | None) -> Response:
-        """Answer one request for a dashboard path (``serves(path)`` is true)."""
+    def handle(
+        self,
+        method: str,
+        target: str,
+        client: str,
+        authorization: str | None,
+        *,
+        proxied: bool = False,
+    ) -> Response:
+        """Answer one request for a dashboard path (``serves(path)`` is true); ``proxied``: it
+        carries a forwarding header, so a loopback address says nothing of the real client."""
         path, _, query = target.partition("?")
         if method not in ("GET", "HEAD"):
             return self._page(
                 405, "Method not allowed", "The dashboard only reads.", Allow="GET, HEAD"
             )
-        if not is_loopback(client):
+        if proxied or not is_loopback(client):
             if self.token is None:
                 return self._page(
                     403,
                     "Forbidden",
-                    "The dashboard answers other machines only when a token is configured "
-                    "([web] token).",
+                    "The dashboard answers other machines, and requests through a proxy, "
+                    "only when a token is configured ([web] token).",
                 )
             if not token_matches(authorization, self.token):
                 return self._page(
@@ -137,7 +164,7 @@ class WebUI:
         if path == "/static/style.css":
             return Response(200, render.stylesheet().encode(), "text/css; charset=utf-8")
         if path == "/":
-            context = render.overview_context(self.store, names, self.feeds())
+            context = render.overview_context(self.views, names, self.feeds())
             return self._ok(render.render("overview.j2", self.links, **context))
         if path == "/alerts":
             return self._ok(
@@ -152,7 +179,7 @@ class WebUI:
             if not page.isdigit():
                 return self._page(400, "Bad request", "page must be a number")
             context = render.watch_context(
-                self.store,
+                self.views,
                 watch,
                 names,
                 fact_type=one("type"),

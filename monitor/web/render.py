@@ -103,12 +103,13 @@ class Links:
 
 
 def overview_context(
-    store: EventStore, names: Mapping[str, str], feeds: Sequence[FeedConfig]
+    seen: views.Views, names: Mapping[str, str], feeds: Sequence[FeedConfig]
 ) -> dict[str, Any]:
+    store = seen.store
     recent = views.recent_alert_counts(store)
     cards = []
     for watch in views.watch_ids(store, list(names)):
-        story = views.watch_state(store, watch)
+        story = seen.watch_state(watch)
         cards.append(
             {
                 "id": watch,
@@ -124,7 +125,7 @@ def overview_context(
 
 
 def watch_context(
-    store: EventStore,
+    seen: views.Views,
     watch: str,
     names: Mapping[str, str],
     *,
@@ -134,7 +135,7 @@ def watch_context(
     size: int = views.PAGE_SIZE,
     since: datetime | None = None,
 ) -> dict[str, Any]:
-    story = views.watch_state(store, watch)
+    story = seen.watch_state(watch)
     series = story.series
     charts = []
     if series:
@@ -151,8 +152,10 @@ def watch_context(
         "ceasefire_reports": story.ceasefire_reports,
         "third_parties": story.third_parties,
         "charts": charts,
-        "timeline": views.timeline_page(
-            store, watch, fact_type=fact_type, outlet=outlet, page=page, size=size, since=since
+        "held": story.held,
+        "held_reports": story.held_reports,
+        "timeline": seen.timeline_page(
+            watch, fact_type=fact_type, outlet=outlet, page=page, size=size, since=since
         ),
     }
 
@@ -192,7 +195,8 @@ def report(
 ) -> str:
     """Every view in one self-contained HTML file: inline CSS and SVG, no script, no fetches."""
     links = Links(report=True)
-    overview = overview_context(store, names, feeds)
+    seen = views.Views(store)
+    overview = overview_context(seen, names, feeds)
     if watch is not None:
         overview["watches"] = [w for w in overview["watches"] if w["id"] == watch] or [
             {
@@ -205,7 +209,7 @@ def report(
             }
         ]
     sections = [
-        watch_context(store, w["id"], names, size=REPORT_FACTS, since=since)
+        watch_context(seen, w["id"], names, size=REPORT_FACTS, since=since)
         for w in overview["watches"]
     ]
     return render(

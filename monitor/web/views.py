@@ -1,27 +1,26 @@
 """What the dashboard shows, read from the database with bounded queries.
 
-Pages never load the whole log: the timeline keeps, per filter, its facts' event times and
-positions in order, read once and then grown by the events appended since, and each page reads
-only its own 50 events by position. A watch's state, chart and third parties come from its
-casualty, ceasefire and involvement facts only, folded by ``monitor.timeline`` (the one place
-that decides what "latest" means) once per log head; alerts are the newest few hundred; feed
-numbers are aggregates computed by the database.
+A watch's state, chart, ceasefire history and timeline order come from the timeline's
+incremental fold (``monitor.timeline.Folds``, the one place that decides what "latest" means),
+kept by the ``Views`` object of one server: a request after new facts reads only the log's tail,
+and each page then reads only the facts it shows, by position. Alerts are the newest few
+hundred; feed numbers are aggregates computed by the database. Nothing here is module-level
+state: what is remembered between requests lives on the ``Views`` instance the server holds.
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, case, func, select
 from sqlmodel import col
 
 from monitor.config import FeedConfig
-from monitor.events import AlertRaised, AlertSuppressed, Evidence, FactReported, as_utc
+from monitor.events import AlertRaised, AlertSuppressed, Evidence, as_utc
 from monitor.notify.admin import DeliveryState, delivery_states
 from monitor.observability import status_snapshot
 from monitor.store.log import IN_CHUNK, EventStore, StoredEvent, to_stored
@@ -35,73 +34,33 @@ from monitor.store.tables import (
 )
 from monitor.timeline import (
     CeasefireNow,
+    Fold,
+    Folds,
+    Mark,
     Outsider,
-    Timeline,
     TimelineFact,
     Toll,
-    build,
-    entry,
+    facts_at,
+    order_key,
 )
 
 PAGE_SIZE = 50
 ALERTS_SHOWN = 200
 FACT_TYPES = ("casualties", "ceasefire", "third_party", "downing", "diplomacy")
-# The facts a watch's state, chart and third-party table are made of.
-STATE_TYPES = ("casualties", "ceasefire", "third_party")
 CHART_OUTCOMES = ("killed", "wounded")
+HELD_OUTCOMES = ("missing", "captured")  # figures of people, not deaths: listed, not plotted
 NO_SIDE = "unattributed"
-HISTORY_SHOWN = 200  # ceasefire reports listed, the latest
-POINTS_PER_SERIES = 400  # marks per chart series; a longer series keeps one per stretch of time
-CACHE_ENTRIES = 64
-
-T = TypeVar("T")
-_cache: dict[tuple[str, ...], tuple[int, Any]] = {}
-_cache_lock = threading.Lock()
-
-
-def at_head(
-    store: EventStore,
-    key: tuple[str, ...],
-    compute: Callable[[], T],
-    unchanged: Callable[[int, int], bool] | None = None,
-) -> T:
-    """``compute()``, remembered until the log grows in a way that matters to it.
-
-    The log only grows, so whatever was derived from it at head ``n`` stays true until an event
-    is appended; ``unchanged(n, head)`` may say that the events after ``n`` leave the value as
-    it was, and it is kept. The head is read before computing, so a value that already saw a
-    newer event is recomputed once more, never kept stale.
-    """
-    head = store.head()
-    full = (store.url, *key)
-    with _cache_lock:
-        hit = _cache.get(full)
-    if hit is not None and hit[0] == head:
-        return hit[1]
-    if hit is not None and hit[0] < head and unchanged is not None and unchanged(hit[0], head):
-        value = hit[1]
-        with _cache_lock:
-            _cache[full] = (head, value)
-        return value
-    value = compute()
-    with _cache_lock:
-        _cache.pop(full, None)
-        _cache[full] = (head, value)
-        while len(_cache) > CACHE_ENTRIES:
-            del _cache[next(iter(_cache))]
-    return value
+HISTORY_SHOWN = 200  # ceasefire reports listed, the latest; missing and captured likewise
+POINTS_PER_SERIES = 200  # marks per chart series; a longer series keeps one per slot of time
+# Slot widths for thinning a long series, smallest first: slots are aligned to these widths
+# from a fixed origin, so a new report changes only its own slot, not every mark's choice.
+SLOTS = tuple(timedelta(hours=h) for h in (1 / 60, 0.25, 1, 3, 6, 12, 24, 48, 168, 720, 2160, 8760))
+ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+FACTS_KEPT = 8192  # facts remembered by position (a logged fact never changes)
 
 
 def _watch_of() -> ColumnElement[str]:
     return EventRow.data["watch"].as_string()
-
-
-def _fact_type() -> ColumnElement[str]:
-    return EventRow.data["fact"]["type"].as_string()
-
-
-def _outlet() -> ColumnElement[str]:
-    return EventRow.data["article"]["outlet"].as_string()
 
 
 def _feed_of() -> ColumnElement[str]:
@@ -141,22 +100,6 @@ def watch_ids(store: EventStore, configured: Sequence[str] = ()) -> list[str]:
     return [*configured, *sorted(found - set(configured))]
 
 
-def _state_facts(watch: str) -> list[ColumnElement[bool]]:
-    return [
-        col(EventRow.type) == "FactReported",
-        _watch_of() == watch,
-        _fact_type().in_(STATE_TYPES),
-    ]
-
-
-def story(store: EventStore, watch: str) -> Timeline:
-    """The watch's state facts folded by the timeline (tolls, ceasefire, third parties)."""
-    stmt = select(EventRow).where(*_state_facts(watch)).order_by(col(EventRow.seq))
-    with store.read_session() as session:
-        events = [to_stored(row) for row in session.execute(stmt).scalars()]
-    return build(events, watch)
-
-
 class TimelinePage(BaseModel):
     """One page of a watch's facts in event-time order, with the filters that chose it."""
 
@@ -174,107 +117,6 @@ class TimelinePage(BaseModel):
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.size))
-
-
-class _Order(BaseModel):
-    """A filter's facts in event-time order, as (event time, seq), as of log position ``head``."""
-
-    head: int
-    keys: list[tuple[datetime, int]]
-    outlets: set[str]
-
-
-_orders: dict[tuple[str, ...], _Order] = {}
-ORDERS_KEPT = 16
-
-
-def _order(store: EventStore, key: tuple[str, ...], where: list[Any]) -> _Order:
-    """The filter's order, brought up to the log head by reading only the facts appended since.
-
-    The first request reads every matching fact's time and position once (one query, two
-    columns); later ones read the events after the last head seen (positions are gap-free as
-    readers see them, so none is missed) and insert them where their event time puts them.
-    Pages are then cut from memory and fetched by position, whatever their depth.
-    """
-    full = (store.url, *key)
-    with _cache_lock:
-        known = _orders.get(full)
-    with store.read_session() as session:
-        head = store.head(session)
-        if known is not None and known.head == head:
-            return known
-        after = known.head if known is not None else 0
-        stmt = select(_event_time(), col(EventRow.seq), _outlet()).where(
-            *where, col(EventRow.seq) > after, col(EventRow.seq) <= head
-        )
-        rows = session.execute(stmt).all()
-    keys = list(known.keys) if known is not None else []
-    outlets = set(known.outlets) if known is not None else set()
-    fresh = sorted((as_utc(at), int(seq)) for at, seq, _o in rows)
-    if len(fresh) > len(keys) // 8:
-        keys = sorted(keys + fresh)
-    else:
-        for item in fresh:
-            bisect.insort(keys, item)
-    outlets.update(o for _at, _seq, o in rows if o)
-    order = _Order(head=head, keys=keys, outlets=outlets)
-    with _cache_lock:
-        _orders.pop(full, None)
-        _orders[full] = order
-        while len(_orders) > ORDERS_KEPT:
-            del _orders[next(iter(_orders))]
-    return order
-
-
-def timeline_page(
-    store: EventStore,
-    watch: str,
-    *,
-    fact_type: str | None = None,
-    outlet: str | None = None,
-    page: int = 1,
-    size: int = PAGE_SIZE,
-    since: datetime | None = None,
-) -> TimelinePage:
-    """A page of the timeline in event-time order, filtered by fact type and outlet."""
-    page = max(1, page)
-    where: list[Any] = [col(EventRow.type) == "FactReported", _watch_of() == watch]
-    if fact_type:
-        where.append(_fact_type() == fact_type)
-    if outlet:
-        where.append(_outlet() == outlet)
-    if since is not None:
-        where.append(_event_time() >= as_utc(since))
-    filters = (watch, fact_type or "", outlet or "", since.isoformat() if since else "")
-    order = _order(store, ("order", *filters), where)
-    everything = (
-        order
-        if not (fact_type or outlet or since)
-        else _order(store, ("order", watch, "", "", ""), where[:2])
-    )
-    chosen = order.keys[(page - 1) * size : page * size + 1]
-    wanted = [seq for _at, seq in chosen[:size]]
-    found: dict[int, EventRow] = {}
-    with store.read_session() as session:
-        for i in range(0, len(wanted), IN_CHUNK):
-            stmt = select(EventRow).where(col(EventRow.seq).in_(wanted[i : i + IN_CHUNK]))
-            found.update((row.seq, row) for row in session.execute(stmt).scalars())
-    facts = []
-    for seq in wanted:
-        event = to_stored(found[seq])
-        assert isinstance(event.data, FactReported)
-        facts.append(entry(event, event.data))
-    return TimelinePage(
-        watch=watch,
-        facts=facts,
-        page=page,
-        size=size,
-        total=len(order.keys),
-        has_next=len(chosen) > size,
-        fact_type=fact_type,
-        outlet=outlet,
-        outlets=sorted(everything.outlets),
-    )
 
 
 class Point(BaseModel):
@@ -302,63 +144,99 @@ class Series(BaseModel):
         return f"{self.side} {self.category} {self.outcome}"
 
 
-def casualty_series(facts: Sequence[TimelineFact]) -> dict[str, list[Series]]:
-    """Side -> its killed/wounded series, in event time: cumulative reports are totals, other
-    figures (and the "rose by 36" part of a cumulative report) are increments."""
-    series: dict[tuple[str, str, str], Series] = {}
-    for f in facts:
-        fact = f.fact
-        if (
-            f.type != "casualties"
-            or fact.get("historical")
-            or fact["outcome"] not in CHART_OUTCOMES
-        ):
+def slot_width(marks: Sequence[Mark]) -> timedelta | None:
+    """The narrowest slot that cuts these reports' time span into at most
+    ``POINTS_PER_SERIES`` slots; None when there are few enough to draw every one."""
+    if len(marks) <= POINTS_PER_SERIES:
+        return None
+    span = marks[-1].at - marks[0].at
+    for width in SLOTS:
+        if span / width < POINTS_PER_SERIES:
+            return width
+    return SLOTS[-1] * (span / SLOTS[-1] / POINTS_PER_SERIES + 1)
+
+
+def thin(marks: Sequence[Mark], keep: Callable[[list[Mark]], Mark]) -> list[Mark]:
+    """At most about ``POINTS_PER_SERIES`` marks, one chosen per slot of time (the latest
+    total, the largest increment), so a chart of years stays a page, not megabytes."""
+    width = slot_width(marks)
+    if width is None:
+        return list(marks)
+    chosen: list[Mark] = []
+    bucket: list[Mark] = []
+    current = None
+    for mark in marks:
+        slot = (mark.at - ORIGIN) // width
+        if slot != current and bucket:
+            chosen.append(keep(bucket))
+            bucket = []
+        current = slot
+        bucket.append(mark)
+    if bucket:
+        chosen.append(keep(bucket))
+    return chosen
+
+
+def chart_marks(fold: Fold) -> dict[tuple[str, str, str], tuple[list[Mark], list[Mark]]]:
+    """Series -> (totals, increments) to plot: cumulative reports are totals, other figures
+    (and the "rose by 36" part of a cumulative report) are increments; thinned."""
+    out = {}
+    for (side, category, outcome), marks in fold.series.items():
+        if outcome not in CHART_OUTCOMES:
             continue
-        side = str(fact.get("side") or NO_SIDE)
-        key = (side, str(fact["category"]), str(fact["outcome"]))
-        s = series.setdefault(key, Series(side=key[0], category=key[1], outcome=key[2]))
-        where = Point(
-            at=f.at,
-            count=0,
-            kind="total",
+        totals = [m for m in marks if m.cumulative and m.count is not None]
+        increments = [m for m in marks if (m.increment if m.cumulative else m.count) is not None]
+        totals = thin(totals, lambda bucket: bucket[-1])
+        increments = thin(increments, lambda bucket: max(bucket, key=_increment))
+        if totals or increments:
+            out[(side or NO_SIDE, category, outcome)] = (totals, increments)
+    return out
+
+
+def _increment(mark: Mark) -> int:
+    value = mark.increment if mark.cumulative else mark.count
+    return value or 0
+
+
+def casualty_series(
+    marks: dict[tuple[str, str, str], tuple[list[Mark], list[Mark]]],
+    facts: dict[int, TimelineFact],
+) -> dict[str, list[Series]]:
+    """Side -> its killed/wounded series, in event time, each mark with its source."""
+
+    def point(mark: Mark, count: int, kind: str, qualifier: str) -> Point:
+        f = facts[mark.seq]
+        return Point(
+            at=mark.at,
+            count=count,
+            kind=kind,
+            qualifier=qualifier,
             event_id=f.event_id,
             url=f.url,
             outlet=f.outlet,
             quote=f.quote,
         )
-        count, increment = fact.get("count"), fact.get("increment")
-        qualifier = str(fact.get("qualifier") or "exact")
-        if fact.get("cumulative"):
-            if isinstance(count, int):
-                s.totals.append(where.model_copy(update={"count": count, "qualifier": qualifier}))
-            if isinstance(increment, int):
-                s.increments.append(
-                    where.model_copy(update={"count": increment, "kind": "increment"})
-                )
-        elif isinstance(count, int):
-            update = {"count": count, "kind": "increment", "qualifier": qualifier}
-            s.increments.append(where.model_copy(update=update))
+
     by_side: dict[str, list[Series]] = {}
-    for key in sorted(series, key=lambda k: (k[0] == NO_SIDE, k)):
-        s = series[key]
-        s.totals = _thin(s.totals, lambda bucket: bucket[-1])
-        s.increments = _thin(s.increments, lambda bucket: max(bucket, key=lambda p: p.count))
-        if s.totals or s.increments:
-            by_side.setdefault(key[0], []).append(s)
+    for key in sorted(marks, key=lambda k: (k[0] == NO_SIDE, k)):
+        totals, increments = marks[key]
+        by_side.setdefault(key[0], []).append(
+            Series(
+                side=key[0],
+                category=key[1],
+                outcome=key[2],
+                totals=[point(m, m.count or 0, "total", m.qualifier) for m in totals],
+                increments=[
+                    point(m, _increment(m), "increment", "exact" if m.cumulative else m.qualifier)
+                    for m in increments
+                ],
+            )
+        )
     return by_side
 
 
-def _thin(points: list[Point], keep: Callable[[list[Point]], Point]) -> list[Point]:
-    """At most ``POINTS_PER_SERIES`` marks: one chosen per run of consecutive reports (the
-    latest total, the largest increment), so a chart of years stays a page, not megabytes."""
-    if len(points) <= POINTS_PER_SERIES:
-        return points
-    step = -(-len(points) // POINTS_PER_SERIES)
-    return [keep(points[i : i + step]) for i in range(0, len(points), step)]
-
-
 class WatchState(BaseModel):
-    """What the watch page shows beside its timeline, folded once per log head."""
+    """What the watch page shows beside its timeline, derived once per change of the fold."""
 
     tolls: list[Toll]
     ceasefire: CeasefireNow | None
@@ -366,37 +244,101 @@ class WatchState(BaseModel):
     series: dict[str, list[Series]]
     ceasefire_history: list[TimelineFact]
     ceasefire_reports: int
+    held: list[TimelineFact]  # missing and captured reports, the latest
+    held_reports: int
 
 
-def watch_state(store: EventStore, watch: str) -> WatchState:
-    def fold() -> WatchState:
-        told = story(store, watch)
-        history = ceasefire_history(told.facts)
-        return WatchState(
-            tolls=told.tolls,
-            ceasefire=told.ceasefire,
-            third_parties=told.third_parties,
-            series=casualty_series(told.facts),
-            ceasefire_history=history[-HISTORY_SHOWN:],
-            ceasefire_reports=len(history),
+class Views:
+    """The dashboard's reads of one store, and what they remember between requests.
+
+    Each watch's fold (kept up to the log head by reading its tail), the watch state derived
+    from it (kept while no fact of that watch arrives) and the facts pages showed, by position.
+    One instance per server, shared by its request threads; nothing is global.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.folds = Folds(store)
+        self._states: dict[str, tuple[Fold, int, WatchState]] = {}
+        self._facts: dict[int, TimelineFact] = {}
+        self._lock = threading.Lock()
+
+    def facts(self, seqs: Sequence[int]) -> dict[int, TimelineFact]:
+        """The facts at these positions, read from the log only when not remembered."""
+        with self._lock:
+            known = {seq: self._facts[seq] for seq in seqs if seq in self._facts}
+        missing = [seq for seq in seqs if seq not in known]
+        if missing:
+            read = {f.seq: f for f in facts_at(self.store, missing)}
+            known.update(read)
+            with self._lock:
+                self._facts.update(read)
+                for old in list(self._facts)[: max(0, len(self._facts) - FACTS_KEPT)]:
+                    del self._facts[old]
+        return known
+
+    def watch_state(self, watch: str) -> WatchState:
+        """Tolls, ceasefire, third parties, chart, ceasefire history and the missing and
+        captured of one watch, as of the log head."""
+        with self.folds.current(watch) as fold:
+            kept = self._states.get(watch)
+            if kept is not None and kept[0] is fold and kept[1] == fold.revision:
+                return kept[2]
+            revision = fold.revision
+            state = fold.state()
+            plotted = chart_marks(fold)
+            ceasefires = fold.by_type.get("ceasefire", [])
+            history = list(ceasefires[-HISTORY_SHOWN:])
+            held_all = [
+                m for name, marks in fold.series.items() if name[2] in HELD_OUTCOMES for m in marks
+            ]
+        held_all.sort(key=order_key)
+        held = held_all[-HISTORY_SHOWN:]
+        wanted = [m.seq for t, i in plotted.values() for m in (*t, *i)]
+        found = self.facts([*wanted, *(m.seq for m in history), *(m.seq for m in held)])
+        value = WatchState(
+            tolls=state.tolls,
+            ceasefire=state.ceasefire,
+            third_parties=state.third_parties,
+            series=casualty_series(plotted, found),
+            ceasefire_history=[found[m.seq] for m in history],
+            ceasefire_reports=len(ceasefires),
+            held=[found[m.seq] for m in held],
+            held_reports=len(held_all),
         )
+        with self._lock:
+            self._states[watch] = (fold, revision, value)
+        return value
 
-    def unchanged(after: int, head: int) -> bool:
-        """No state fact of this watch among the events appended since."""
-        stmt = (
-            select(col(EventRow.seq))
-            .where(*_state_facts(watch), col(EventRow.seq) > after, col(EventRow.seq) <= head)
-            .limit(1)
+    def timeline_page(
+        self,
+        watch: str,
+        *,
+        fact_type: str | None = None,
+        outlet: str | None = None,
+        page: int = 1,
+        size: int = PAGE_SIZE,
+        since: datetime | None = None,
+    ) -> TimelinePage:
+        """A page of the timeline in event-time order, filtered by fact type and outlet."""
+        page = max(1, page)
+        with self.folds.current(watch) as fold:
+            chosen = fold.marks(fact_type, outlet, since)
+            window = [m.seq for m in chosen[(page - 1) * size : page * size + 1]]
+            total = len(chosen)
+            outlets = fold.outlets()
+        found = self.facts(window[:size])
+        return TimelinePage(
+            watch=watch,
+            facts=[found[seq] for seq in window[:size]],
+            page=page,
+            size=size,
+            total=total,
+            has_next=len(window) > size,
+            fact_type=fact_type,
+            outlet=outlet,
+            outlets=outlets,
         )
-        with store.read_session() as session:
-            return session.execute(stmt).first() is None
-
-    return at_head(store, ("state", watch), fold, unchanged)
-
-
-def ceasefire_history(facts: Sequence[TimelineFact]) -> list[TimelineFact]:
-    """Every ceasefire report in event time: the status as it was said, one row each."""
-    return [f for f in facts if f.type == "ceasefire"]
 
 
 def tolls_by_side(tolls: Sequence[Toll]) -> dict[str, list[Toll]]:

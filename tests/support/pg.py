@@ -40,7 +40,9 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        """``fsync`` off by default: tests need no durability; benchmarks switch it on."""
+        self.fsync = fsync
         self.bindir = _bindir()
         self.root = Path(tempfile.mkdtemp(prefix="monitor-pg-"))
         self.data = self.root / "data"
@@ -79,7 +81,8 @@ class PostgresServer:
             "--no-sync",
         )
         options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            f"-c fsync={'on' if self.fsync else 'off'} "
             "-c max_connections=200"
         )
         self._run(
