@@ -46,9 +46,6 @@ log = logging.getLogger(__name__)
 SERVICE = "default"  # executor for rule evaluation, delivery and health checks
 HEARTBEAT = "heartbeat"  # its own thread: a wedged service executor must not look alive
 METRICS_EVERY = 5.0  # seconds between reads of the database's numbers for /metrics
-# How long a poll that brought news waits for another replica's rule evaluation to end before
-# leaving its events to the next periodic run (three replicas: 2-4 s from poll to alert).
-NEWS_WAIT = 1.0
 
 
 def sd_notify(message: str) -> bool:
@@ -378,7 +375,7 @@ class Daemon:
                     return None  # not due, or another replica has it
                 self._report(run)
                 if any(r.new_events for r in run.results) and not self.stopping.is_set():
-                    for alert in self.runtime.advance(wait=NEWS_WAIT):
+                    for alert in self.runtime.advance():
                         log.info("alert raised: %s [%s]", alert.title, alert.rule)
                     self.runtime.deliver()
                 return run

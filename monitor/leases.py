@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import socket
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -312,25 +311,19 @@ def lock_key(name: str) -> int:
 
 
 @contextmanager
-def singleton(store: EventStore, name: str, wait: float = 0.0) -> Iterator[bool]:
+def singleton(store: EventStore, name: str) -> Iterator[bool]:
     """Yields True on the one replica that holds the ``name`` lock now, False elsewhere.
 
-    PostgreSQL: a session advisory lock, tried for up to ``wait`` seconds (without waiting
-    by default) and released on exit (or by the server when the process dies). SQLite:
-    always True (one replica only).
+    PostgreSQL: a session advisory lock, tried without waiting and released on exit (or by
+    the server when the process dies). SQLite: always True (one replica only).
     """
     if store.engine.dialect.name != "postgresql":
         yield True
         return
     key = lock_key(name)
-    deadline = time.monotonic() + wait
     with store.engine.connect() as conn:
-        while True:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-            conn.commit()
-            if got or time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
         try:
             yield got
         finally:

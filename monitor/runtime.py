@@ -224,16 +224,15 @@ class Runtime:
         self.metrics.polls.labels(outcome=label).inc()
         self.metrics.last_poll.set_to_current_time()
 
-    def advance(self, now: datetime | None = None, *, wait: float = 0.0) -> list[AlertRaised]:
+    def advance(self, now: datetime | None = None) -> list[AlertRaised]:
         """Bring projections and rule evaluation up to the head of the log.
 
         With ``now`` (the daemon's periodic run), rule holds that are due by the wall clock
         fire too (``Evaluator.tick`` records the tick in the log first). One replica at a
-        time: the others skip, after waiting up to ``wait`` seconds for the holder (the holder
-        reads to the head, and every replica's periodic run picks up what arrives after it
-        let go; a poll that brought news waits, so its alerts need not wait for that run).
+        time: the others skip (the holder reads to the head, and every replica's periodic run
+        picks up what arrives after it let go).
         """
-        with self._consumers, singleton(self.store, "advance", wait) as mine:
+        with self._consumers, singleton(self.store, "advance") as mine:
             if not mine:
                 return []
             if now is None:
