@@ -5,8 +5,9 @@ Feeds wait in one queue ordered by when each is next due (``monitor.sources.sche
 soon as a worker is free, never skipped. Every replica queues every feed and each try first
 claims the feed's lease (``monitor.leases``): whoever comes first after the feed is due polls
 it, the others skip, and the lease's due time (interval, backoff, Retry-After) sets the next
-try. APScheduler 3 runs the service jobs: rule evaluation and delivery, source health, digests,
-takeover of abandoned feeds, and the heartbeat that the systemd watchdog ping depends on.
+try. Rule evaluation and delivery run in a thread of their own, paced by ``deliver_interval``;
+APScheduler 3 runs the other service jobs: source health, digests, takeover of abandoned feeds,
+and the heartbeat that the systemd watchdog ping depends on.
 
 Signals: SIGTERM/SIGINT stop intake, let in-flight polls end after their current article,
 flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config file, rules
@@ -35,7 +36,7 @@ from monitor.alerting.reload import Snapshot, snapshot
 from monitor.config import FeedConfig, Settings
 from monitor.extract.pool import pool_size
 from monitor.health import rules_health
-from monitor.leases import SqliteReplicaLock
+from monitor.leases import SqliteReplicaLock, poll_gap
 from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
 from monitor.runtime import FeedRun, Runtime
 from monitor.sources.schedule import Backlog, PollQueue, Timing, next_attempt
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "default"  # executor for rule evaluation, delivery and health checks
 HEARTBEAT = "heartbeat"  # its own thread: a wedged service executor must not look alive
+METRICS_EVERY = 5.0  # seconds between reads of the database's numbers for /metrics
 
 
 def sd_notify(message: str) -> bool:
@@ -104,7 +106,9 @@ class Daemon:
             metrics=self.metrics,
             cpu_workers=pool_size(settings.cpu_workers),
         )
-        self.metrics.watch_database(self.runtime.store, lambda: self.runtime.settings.feeds)
+        self.cluster_metrics = self.metrics.watch_database(
+            self.runtime.store, lambda: self.runtime.settings.feeds
+        )
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
         self._rule_files = self._rule_snapshot()  # taken with the rules the runtime loaded
@@ -115,7 +119,8 @@ class Daemon:
         self._idle = threading.Condition()
         self._heartbeat = time.monotonic()
         self._status = ""
-        self.queue = PollQueue()
+        self.delivering = threading.Thread(target=self._deliver_loop, name="deliver", daemon=True)
+        self.queue = PollQueue(patience=2 * settings.lease_period.total_seconds())
         self.metrics.watch_queue(self.backlog)
         self.workers = [
             threading.Thread(target=self._work, name=f"poll-{i + 1}", daemon=True)
@@ -145,14 +150,8 @@ class Daemon:
         self.runtime.extract_pool.start()
         for worker in self.workers:
             worker.start()
-        self.scheduler.add_job(
-            self._deliver_job,
-            IntervalTrigger(seconds=settings.deliver_interval.total_seconds(), timezone=UTC),
-            id="deliver",
-            name="evaluate rules, deliver outbox",
-            executor=SERVICE,
-            next_run_time=datetime.now(UTC),
-        )
+        threading.Thread(target=self._refresh_metrics, name="metrics", daemon=True).start()
+        self.delivering.start()
         self.scheduler.add_job(
             self._health_job,
             IntervalTrigger(seconds=settings.health_check_interval.total_seconds(), timezone=UTC),
@@ -245,6 +244,8 @@ class Daemon:
             self.abandoned = self._inflight > 0
         if self.abandoned:
             log.warning("%d polls still running at the stop deadline: abandoned", self._inflight)
+        if self.delivering.is_alive():  # its run in progress ends before the final flush
+            self.delivering.join(max(0.0, deadline - flush_reserve - time.monotonic()))
         released = self.runtime.leases.release_all()
         if released:
             log.info("released %d feed leases for other replicas", released)
@@ -338,11 +339,12 @@ class Daemon:
                 continue
             started = time.monotonic()
             delay: float | None = None
+            run: FeedRun | None = None
             try:
-                run = self._poll_job(name)
+                run = self._poll_job(name, force=self.queue.requested(name))
                 delay = self._next_try(name, run is not None, time.monotonic() - started)
             finally:
-                self.queue.done(name, delay)
+                self.queue.done(name, delay, served=run is not None)
 
     def _next_try(self, name: str, polled: bool, elapsed: float) -> float | None:
         """Seconds to this replica's next try of a feed, from what its lease now says; None
@@ -350,13 +352,21 @@ class Daemon:
         feed = next((f for f in self.settings.feeds if f.name == name), None)
         if feed is None:
             return None
+        found, due_in = self.runtime.leases.told(name)  # what this try learned, if anything
         try:
-            due_in = self.runtime.leases.due_in([name]).get(name)
+            if not found:
+                due_in = self.runtime.leases.due_in([name]).get(name)
         except Exception:
             log.exception("reading when %s is due failed", name)
             return None
+        t = timing(feed)
         return next_attempt(
-            timing(feed), polled=polled, elapsed=elapsed, due_in=due_in, spread=self.queue.spread()
+            t,
+            polled=polled,
+            elapsed=elapsed,
+            due_in=due_in,
+            spread=self.queue.spread(),
+            early=max(0.0, t.interval - poll_gap(feed).total_seconds()),
         )
 
     def _poll_job(self, name: str, force: bool = False) -> FeedRun | None:
@@ -416,6 +426,14 @@ class Daemon:
             self._status = status
             sd_notify(status)
 
+    def _deliver_loop(self) -> None:
+        """Rule evaluation and delivery, ``deliver_interval`` after the previous run ended: a
+        run that takes longer under load delays the next one, it is not skipped with a
+        warning as an interval job would be."""
+        while not self.stopping.is_set():
+            self._deliver_job()
+            self.stopping.wait(self.settings.deliver_interval.total_seconds())
+
     def _deliver_job(self) -> None:
         try:
             for alert in self.runtime.advance(now=datetime.now(UTC)):
@@ -435,6 +453,13 @@ class Daemon:
             self.runtime.send_digests()
         except Exception:
             log.exception("daily digest failed")
+
+    def _refresh_metrics(self) -> None:
+        """The database's numbers for /metrics, read here every few seconds so that a scrape
+        only copies them (fast at any number of feeds)."""
+        while not self.stopping.is_set():
+            self.cluster_metrics.refresh()
+            self.stopping.wait(METRICS_EVERY)
 
     def _beat(self) -> None:
         self._heartbeat = time.monotonic()
@@ -499,13 +524,13 @@ class Daemon:
         return bool(payload["ready"]) and rules_ok, payload
 
     def request_poll(self, name: str) -> tuple[int, str]:
-        """``monitor poll FEED`` through the daemon: the feed becomes due and goes to the front
-        of the queue."""
+        """``monitor poll FEED`` through the daemon: the feed goes to the front of the queue and
+        is polled even if not due. A request for a feed in flight here runs right after that
+        poll; one whose feed another replica holds is retried until that lease ends."""
         if self.stopping.is_set():
             return 503, "stopping"
         if not any(f.name == name for f in self.settings.feeds):
             return 404, f"no feed named {name!r} in the configuration"
-        self.runtime.leases.request(name)
         if not self.queue.poll_now(name):
             return 404, f"feed {name!r} is not in the poll queue"
         return 202, f"poll of {name} requested from replica {self.runtime.replica_id}"

@@ -70,6 +70,22 @@ class Lease(BaseModel):
     failures: int = 0
 
 
+# A feed whose due poll has waited this many of its intervals is lagging: a source health alert
+# once per episode (one overdue due time), resolved when a poll completes.
+LAGGING_AFTER = 2
+
+
+def lag(due: datetime | None, now: datetime) -> float:
+    """A feed's lag, in seconds: how long its next poll has been due (``next_due``) and not
+    yet completed; 0 while it is not due. ``next_due`` moves on only when a poll completes
+    (an interval after that poll began, less a small allowance for jitter; the backoff after a
+    failure; the moment a poll was asked for), so the lag covers waiting in a queue, a poll
+    in flight, and a feed no running replica is polling. A feed backing off is not lagging."""
+    if due is None:
+        return 0.0
+    return max(0.0, (now - due).total_seconds())
+
+
 def poll_gap(feed: FeedConfig) -> timedelta:
     """Time from one claim to the feed being due again.
 
@@ -105,6 +121,17 @@ class FeedLeases:
         self.lease_period = lease_period
         self.max_backoff = max_backoff
         self.postgres = store.engine.dialect.name == "postgresql"
+        # What the last claim or completion of each feed learned about its next due time, so
+        # the poll queue need not ask the database again after every try (see ``told``).
+        self._told: dict[str, float | None] = {}
+
+    def told(self, feed: str) -> tuple[bool, float | None]:
+        """Seconds until ``feed`` is due (None while another replica holds it), as this
+        replica's last refused claim or completed poll of it saw, given once; (False, None)
+        when nothing was learned since (then ask ``due_in``)."""
+        if feed in self._told:
+            return True, self._told.pop(feed)
+        return False, None
 
     def ensure(self, feeds: Sequence[FeedConfig]) -> None:
         """A row for every configured feed, due at once when new."""
@@ -125,20 +152,28 @@ class FeedLeases:
                 )
 
     def claim(self, feed: FeedConfig, *, force: bool = False) -> Lease | None:
-        """The lease on ``feed`` when it is due (or ``force``) and free; else None."""
+        """The lease on ``feed`` when it is due (or ``force``: made due now) and free."""
         with self.store.transaction() as session:
             now = db_now(session)
             stmt = select(FeedLease).where(col(FeedLease.feed) == feed.name)
             if self.postgres:
                 stmt = stmt.with_for_update(skip_locked=True)
             row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
+            self._told.pop(feed.name, None)
             if row is None:
-                return None  # unknown feed, or another replica is claiming it right now
+                self._told[feed.name] = None  # another replica is claiming it right now
+                return None  # (or an unknown feed)
             held = as_utc(row.lease_until)
             if held is not None and held > now:
+                self._told[feed.name] = None
                 return None
-            if not force and (as_utc(row.next_due) or now) > now:
-                return None
+            if (as_utc(row.next_due) or now) > now:
+                if not force:
+                    self._told[feed.name] = ((as_utc(row.next_due) or now) - now).total_seconds()
+                    return None
+                # A requested poll is a due poll: if this one is abandoned mid-way, whoever
+                # takes the feed over finds it due, and lag is counted from the request.
+                row.next_due = now
             row.owner = self.owner
             row.lease_until = now + self.lease_period
             row.version += 1
@@ -179,6 +214,7 @@ class FeedLeases:
             row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
             if row is None:
                 log.warning("poll of %s finished after its lease was lost: not recorded", feed.name)
+                self._told[feed.name] = None
                 return False
             row.owner, row.lease_until, row.version = None, None, row.version + 1
             row.last_polled_at, row.polled_by = now, self.owner
@@ -204,6 +240,7 @@ class FeedLeases:
                     due = max(due, now + timedelta(seconds=outcome.retry_after))
                 row.next_due = due
             session.add(row)
+            self._told[feed.name] = max(0.0, ((as_utc(row.next_due) or now) - now).total_seconds())
             return True
 
     def release(self, lease: Lease) -> None:
@@ -235,15 +272,6 @@ class FeedLeases:
                 col(FeedLease.owner).is_not(None), col(FeedLease.lease_until) < now
             )
             return list(session.execute(stmt).scalars())
-
-    def request(self, feed: str) -> bool:
-        """Make a feed due now (``monitor poll FEED``); False for an unknown feed."""
-        with self.store.transaction() as session:
-            now = db_now(session)
-            result = session.execute(
-                update(FeedLease).where(col(FeedLease.feed) == feed).values(next_due=now)
-            )
-            return bool(rowcount(result))
 
     def due_in(self, feeds: Sequence[str] | None = None) -> dict[str, float | None]:
         """Seconds until each feed (all when None) is due by the database clock (0 when due),

@@ -3,8 +3,9 @@
 Two kinds of numbers. Counters of what *this replica* did (polls by outcome, poll errors by
 kind, events it appended) live in a ``CollectorRegistry`` the daemon owns. Everything that is
 a fact of the shared database (alerts raised and suppressed, deliveries by outcome, outbox
-depth, projection lag, feed health) is read from the database at scrape time, so every replica
-reports the same cluster-wide values and nothing is lost on restart.
+depth, projection lag, feed health) is read from the database by ``ClusterMetrics.refresh``,
+which the daemon runs every few seconds, so every replica reports the same cluster-wide
+values, nothing is lost on restart, and a scrape never waits on the database.
 
 The HTTP server listens on loopback by default; ``POST /poll/FEED`` makes a feed due now, and
 the read-only dashboard (``monitor.web``) answers its pages on the same address.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,12 +27,12 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlmodel import col
 
 from monitor.config import FeedConfig
 from monitor.events import as_utc
+from monitor.leases import LAGGING_AFTER, db_now, lag
 from monitor.store.log import EventStore
 from monitor.store.tables import Checkpoint, FeedHealth, FeedLease, OutboxRow
 
@@ -95,12 +97,15 @@ def status_snapshot(store: EventStore, feeds: Sequence[FeedConfig] = ()) -> dict
 
 
 class Metrics:
-    """This replica's counters, on a registry of its own (never the global default)."""
+    """This replica's counters, on a registry of its own (never the global default), and the
+    cluster-wide numbers from the database, rendered ahead of scrapes (``ClusterMetrics``)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.cluster: ClusterMetrics | None = None
+        # Labelled by outcome only: a series per feed would grow with the feeds (thousands).
         self.polls = Counter(
-            "monitor_polls", "Feed polls by outcome", ["feed", "outcome"], registry=self.registry
+            "monitor_polls", "Feed polls by outcome", ["outcome"], registry=self.registry
         )
         self.poll_errors = Counter(
             "monitor_poll_errors",
@@ -143,15 +148,45 @@ class Metrics:
             registry=self.registry,
         ).set_function(lambda: backlog().oldest_age)
 
-    def watch_database(self, store: EventStore, feeds: Callable[[], Sequence[FeedConfig]]) -> None:
-        self.registry.register(DatabaseCollector(store, feeds))
+    def watch_database(
+        self, store: EventStore, feeds: Callable[[], Sequence[FeedConfig]]
+    ) -> ClusterMetrics:
+        self.cluster = ClusterMetrics(store, feeds)
+        Gauge(
+            "monitor_cluster_metrics_age_seconds",
+            "How old the database-derived numbers in this answer are",
+            registry=self.registry,
+        ).set_function(lambda: self.cluster.age() if self.cluster else 0.0)
+        return self.cluster
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        own = generate_latest(self.registry)
+        if self.cluster is None:
+            return own
+        return own + self.cluster.exposition()
 
 
-class DatabaseCollector(Collector):
-    """Cluster-wide numbers read at scrape time; log counts are read incrementally."""
+class _Families:
+    """Metric families already built, in the shape ``generate_latest`` reads."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+class ClusterMetrics:
+    """Cluster-wide numbers from the shared database, read and rendered by ``refresh`` (the
+    daemon calls it every few seconds off the request path), so that a scrape costs the
+    same at 2,000 feeds as at 2: it copies bytes and never waits for the database.
+
+    The feed numbers are aggregates (feeds by state, lag quantiles) plus per-feed series for
+    at most ``TROUBLED`` feeds, the worst first: the series count stays bounded however many
+    feeds are configured. Log counters (alerts, deliveries) are read incrementally.
+    """
+
+    TROUBLED = 20
 
     def __init__(self, store: EventStore, feeds: Callable[[], Sequence[FeedConfig]]) -> None:
         self.store = store
@@ -161,100 +196,191 @@ class DatabaseCollector(Collector):
         self._raised: dict[str, int] = {}
         self._suppressed: dict[str, int] = {}
         self._deliveries: dict[tuple[str, str], int] = {}
+        self._text: bytes | None = None
+        self._at = 0.0
 
-    def describe(self) -> list[Metric]:
-        return []  # values come from the database: nothing to ask it at registration
+    def age(self) -> float:
+        return time.monotonic() - self._at if self._text is not None else 0.0
 
-    def collect(self) -> Iterator[Metric]:
-        try:
-            snapshot = status_snapshot(self.store, self.feeds())
-            self._tail()
-        except Exception as exc:  # a scrape must answer even when the database does not
-            log.warning("metrics: database unavailable: %s", exc)
-            up = GaugeMetricFamily("monitor_database_up", "1 when the database answered")
-            up.add_metric([], 0)
-            yield up
-            return
+    def exposition(self) -> bytes:
+        """The last rendering; the first scrape before any refresh renders one itself."""
+        if self._text is None:
+            self.refresh()
+        return self._text or b""
+
+    def refresh(self) -> None:
+        """Read the database and render; a database that does not answer says so."""
+        with self._lock:
+            try:
+                families = list(self._collect())
+            except Exception as exc:  # a scrape must answer even when the database does not
+                log.warning("metrics: database unavailable: %s", exc)
+                up = GaugeMetricFamily("monitor_database_up", "1 when the database answered")
+                up.add_metric([], 0)
+                families = [up]
+            self._text = generate_latest(_Families(families))
+            self._at = time.monotonic()
+
+    def _collect(self) -> Iterator[Metric]:
+        configured = {f.name: f for f in self.feeds()}
+        with self.store.read_session() as session:
+            now = db_now(session)
+            head = self.store.head(session)
+            checkpoints = {c.name: c.seq for c in session.execute(select(Checkpoint)).scalars()}
+            by_status = select(col(OutboxRow.status), func.count()).group_by(col(OutboxRow.status))
+            outbox = {status: int(n) for status, n in session.execute(by_status).all()}
+            schedule = session.execute(
+                select(
+                    col(FeedLease.feed),
+                    col(FeedLease.next_due),
+                    col(FeedLease.last_polled_at),
+                    col(FeedLease.last_success_at),
+                    col(FeedLease.consecutive_failures),
+                )
+            ).all()
+        self._tail()
         up = GaugeMetricFamily("monitor_database_up", "1 when the database answered")
         up.add_metric([], 1)
         yield up
-        head = GaugeMetricFamily("monitor_log_head", "Position of the last event in the log")
-        head.add_metric([], snapshot["head"])
-        yield head
-        lag = GaugeMetricFamily(
+        log_head = GaugeMetricFamily("monitor_log_head", "Position of the last event in the log")
+        log_head.add_metric([], head)
+        yield log_head
+        behind = GaugeMetricFamily(
             "monitor_projection_lag", "Events not yet applied, per consumer", labels=["consumer"]
         )
-        for name, value in snapshot["lag"].items():
-            lag.add_metric([name], value)
-        yield lag
+        for name, seq in sorted(checkpoints.items()):
+            behind.add_metric([name], head - seq)
+        yield behind
         depth = GaugeMetricFamily(
             "monitor_outbox_depth", "Outbox rows by status", labels=["status"]
         )
-        for status in sorted({"pending", *snapshot["outbox"]}):
-            depth.add_metric([status], snapshot["outbox"].get(status, 0))
+        for status in sorted({"pending", *outbox}):
+            depth.add_metric([status], outbox.get(status, 0))
         yield depth
-        with self._lock:
-            raised = CounterMetricFamily(
-                "monitor_alerts_raised", "Alerts raised (in the log)", labels=["rule"]
-            )
-            for rule, n in sorted(self._raised.items()):
-                raised.add_metric([rule], n)
-            suppressed = CounterMetricFamily(
-                "monitor_alerts_suppressed", "Alerts suppressed (in the log)", labels=["rule"]
-            )
-            for rule, n in sorted(self._suppressed.items()):
-                suppressed.add_metric([rule], n)
-            deliveries = CounterMetricFamily(
-                "monitor_deliveries",
-                "Delivery attempts by channel and outcome (in the log)",
-                labels=["channel", "outcome"],
-            )
-            for (channel, outcome), n in sorted(self._deliveries.items()):
-                deliveries.add_metric([channel, outcome], n)
+        raised = CounterMetricFamily(
+            "monitor_alerts_raised", "Alerts raised (in the log)", labels=["rule"]
+        )
+        for rule, n in sorted(self._raised.items()):
+            raised.add_metric([rule], n)
         yield raised
+        suppressed = CounterMetricFamily(
+            "monitor_alerts_suppressed", "Alerts suppressed (in the log)", labels=["rule"]
+        )
+        for rule, n in sorted(self._suppressed.items()):
+            suppressed.add_metric([rule], n)
         yield suppressed
+        deliveries = CounterMetricFamily(
+            "monitor_deliveries",
+            "Delivery attempts by channel and outcome (in the log)",
+            labels=["channel", "outcome"],
+        )
+        for (channel, outcome), n in sorted(self._deliveries.items()):
+            deliveries.add_metric([channel, outcome], n)
         yield deliveries
-        yield from _feed_metrics(snapshot["feeds"])
+        yield from _feed_metrics(
+            [FeedState(*row, now=now) for row in schedule if row[0] in configured],
+            configured,
+            self.TROUBLED,
+        )
 
     def _tail(self) -> None:
-        """Count alert and delivery events appended since the last scrape."""
-        with self._lock:
-            for event in self.store.read(
-                self._cursor, types=["AlertRaised", "AlertSuppressed", "DeliveryAttempted"]
-            ):
-                data: Any = event.data
-                if event.type == "AlertRaised":
-                    self._raised[data.rule] = self._raised.get(data.rule, 0) + 1
-                elif event.type == "AlertSuppressed":
-                    self._suppressed[data.rule] = self._suppressed.get(data.rule, 0) + 1
-                else:
-                    key = (data.channel, data.outcome)
-                    self._deliveries[key] = self._deliveries.get(key, 0) + 1
-                self._cursor = event.seq
+        """Count alert and delivery events appended since the last refresh."""
+        for event in self.store.read(
+            self._cursor, types=["AlertRaised", "AlertSuppressed", "DeliveryAttempted"]
+        ):
+            data: Any = event.data
+            if event.type == "AlertRaised":
+                self._raised[data.rule] = self._raised.get(data.rule, 0) + 1
+            elif event.type == "AlertSuppressed":
+                self._suppressed[data.rule] = self._suppressed.get(data.rule, 0) + 1
+            else:
+                key = (data.channel, data.outcome)
+                self._deliveries[key] = self._deliveries.get(key, 0) + 1
+            self._cursor = event.seq
 
 
-def _feed_metrics(feeds: list[dict[str, Any]]) -> Iterator[Metric]:
-    success = GaugeMetricFamily(
-        "monitor_feed_last_success_timestamp_seconds",
-        "When the feed was last polled successfully",
+class FeedState:
+    """One feed's row of the shared schedule, reduced to what the metrics say about it."""
+
+    def __init__(
+        self,
+        feed: str,
+        next_due: datetime | None,
+        last_polled: datetime | None,
+        last_success: datetime | None,
+        failures: int,
+        *,
+        now: datetime,
+    ) -> None:
+        self.feed = feed
+        self.lag = lag(as_utc(next_due), now)
+        self.polled = last_polled is not None
+        self.last_success = as_utc(last_success)
+        self.failures = failures
+
+
+def _feed_metrics(
+    states: list[FeedState], feeds: dict[str, FeedConfig], troubled: int
+) -> Iterator[Metric]:
+    def lagging(s: FeedState) -> bool:
+        return s.lag > LAGGING_AFTER * feeds[s.feed].interval.total_seconds()
+
+    by_state = dict.fromkeys(("lagging", "failing", "never_polled", "ok"), 0)
+    for s in states:
+        if lagging(s):
+            by_state["lagging"] += 1
+        elif s.failures:
+            by_state["failing"] += 1
+        elif not s.polled:
+            by_state["never_polled"] += 1
+        else:
+            by_state["ok"] += 1
+    count = GaugeMetricFamily(
+        "monitor_feeds",
+        "Configured feeds by state: lagging (due poll waiting over two intervals), failing, "
+        "never polled, ok",
+        labels=["state"],
+    )
+    for state, n in by_state.items():
+        count.add_metric([state], n)
+    yield count
+    lags = sorted(s.lag for s in states)
+    quantiles = GaugeMetricFamily(
+        "monitor_feeds_lag_seconds",
+        "How long feeds' due polls have waited, across feeds (0 for a feed not yet due)",
+        labels=["quantile"],
+    )
+    for q in ("0.5", "0.99", "1"):
+        at = min(len(lags) - 1, int(float(q) * len(lags)))
+        quantiles.add_metric([q], lags[at] if lags else 0.0)
+    yield quantiles
+    worst = sorted(
+        (s for s in states if lagging(s) or s.failures),
+        key=lambda s: (not lagging(s), -s.lag, -s.failures, s.feed),
+    )[:troubled]
+    feed_lag = GaugeMetricFamily(
+        "monitor_feed_lag_seconds",
+        f"Lag of the (at most {troubled}) worst lagging or failing feeds",
         labels=["feed"],
     )
     failures = GaugeMetricFamily(
-        "monitor_feed_consecutive_failures", "Failed polls in a row", labels=["feed"]
+        "monitor_feed_consecutive_failures",
+        f"Failed polls in a row, for the same (at most {troubled}) feeds",
+        labels=["feed"],
     )
-    items = GaugeMetricFamily(
-        "monitor_feed_items", "Items in the feed's last poll", labels=["feed"]
+    success = GaugeMetricFamily(
+        "monitor_feed_last_success_timestamp_seconds",
+        f"Last successful poll, for the same (at most {troubled}) feeds",
+        labels=["feed"],
     )
-    for row in feeds:
-        if row["last_success"]:
-            success.add_metric(
-                [row["feed"]], datetime.fromisoformat(row["last_success"]).timestamp()
-            )
-        failures.add_metric([row["feed"]], row["consecutive_failures"])
-        items.add_metric([row["feed"]], row["last_items"])
-    yield success
+    for s in worst:
+        feed_lag.add_metric([s.feed], s.lag)
+        failures.add_metric([s.feed], s.failures)
+        if s.last_success is not None:
+            success.add_metric([s.feed], s.last_success.timestamp())
+    yield feed_lag
     yield failures
-    yield items
+    yield success
 
 
 class Endpoints:

@@ -228,7 +228,7 @@ class Runtime:
         else:
             label = "failed"
             self.metrics.poll_errors.labels(kind=outcome.error_kind or "other").inc()
-        self.metrics.polls.labels(feed=feed.name, outcome=label).inc()
+        self.metrics.polls.labels(outcome=label).inc()
         self.metrics.last_poll.set_to_current_time()
 
     def advance(self, now: datetime | None = None) -> list[AlertRaised]:

@@ -117,14 +117,19 @@ def test_systemd_lifecycle_conditional_get_poll_reload_and_stop(
             def polled_not_modified() -> bool:
                 nonlocal metrics
                 metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-                return 'monitor_polls_total{feed="ap",outcome="not_modified"} 1.0' in metrics
+                # The database's numbers are read every few seconds: wait for a fresh read.
+                return 'monitor_polls_total{outcome="not_modified"} 1.0' in metrics and bool(
+                    re.search(
+                        r'monitor_deliveries_total\{channel="console",outcome="delivered"\}',
+                        metrics,
+                    )
+                )
 
-            wait_for(polled_not_modified, 10, "not_modified in /metrics")
-            assert 'monitor_polls_total{feed="ap",outcome="ok"} 1.0' in metrics
+            wait_for(polled_not_modified, 15, "not_modified and deliveries in /metrics")
+            assert 'monitor_polls_total{outcome="ok"} 1.0' in metrics
+            assert 'monitor_feeds{state="ok"} 1.0' in metrics
+            assert re.search(r'^monitor_feeds_lag_seconds\{quantile="1"\} [\d.]+', metrics, re.M)
             assert re.search(r'monitor_alerts_raised_total\{rule="[\w-]+"\} [1-9]', metrics)
-            assert re.search(
-                r'monitor_deliveries_total\{channel="console",outcome="delivered"\}', metrics
-            )
             assert 'monitor_projection_lag{consumer="rules"}' in metrics
             assert 'monitor_outbox_depth{status="pending"}' in metrics
             assert re.search(r"^monitor_poll_queue_due \d", metrics, re.M)
@@ -272,3 +277,46 @@ def test_editing_rule_files_reloads_them_without_a_signal(tmp_path: Path) -> Non
     finally:
         code, _ = stop(proc)
     assert code == 0, log.read_text()[-2000:]
+
+
+def test_poll_requested_while_the_feed_is_being_polled_runs_right_after(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The lease of a feed in flight refuses a second poll; the request waits for it instead
+    of being dropped, and runs as soon as the first poll ends, though the feed is not due."""
+    page = (SEEDS / "pages" / "ap" / "002_544d5ff0b48e60d1.html").read_bytes()
+    in_page = threading.Event()
+
+    def slow_page(_req: Request) -> Reply:
+        in_page.set()
+        time.sleep(1.0)
+        return Reply(200, page, {"Content-Type": "text/html; charset=utf-8"})
+
+    port = free_port()
+    with TestServer() as server:
+        server.route("/slow.xml", Reply(200, slow_feed(server.base, 2), {"ETag": '"s"'}))
+        for i in range(2):
+            server.route(f"/slow/{i}.html", slow_page)
+        config = write_config(
+            tmp_path / "monitor.toml",
+            f"sqlite:///{tmp_path / 'm.db'}",
+            RULES,
+            port,
+            feed_toml("slow", f"{server.base}/slow.xml"),  # interval 1 h: never due again here
+            channel=None,
+        )
+        log = tmp_path / "daemon.log"
+        proc = start(config, log)
+        try:
+            assert in_page.wait(30), log.read_text()
+            assert cli(capsys, "poll", "slow", "--config", str(config)) == 0
+            assert "requested" in capsys.readouterr().out
+            assert len(requests_to(server, "/slow.xml")) == 1  # the first poll is still running
+            wait_for(lambda: len(requests_to(server, "/slow.xml")) == 2, 15, "the asked-for poll")
+            paths = [r.path for r in list(server.requests)]
+        finally:
+            code, _ = stop(proc)
+    assert code == 0, log.read_text()[-2000:]
+    # Right after the first poll's last article, not beside it.
+    assert paths.index("/slow/1.html") < len(paths) - 1 - paths[::-1].index("/slow.xml")
+    assert "Traceback" not in log.read_text()

@@ -18,6 +18,7 @@ from monitor.leases import (
     ReplicaLockError,
     SqliteReplicaLock,
     backoff,
+    lag,
     poll_gap,
     singleton,
 )
@@ -270,3 +271,127 @@ def test_due_in_tells_the_poll_queue_about_backoff_and_held_leases(store: EventS
     due = leases.due_in(["wire", "held"])
     assert due["held"] is None  # another poll holds it
     assert due["wire"] is not None and 590 < due["wire"] <= 600  # Retry-After honoured
+
+
+def test_a_feed_whose_due_poll_waits_two_intervals_alerts_once_then_recovers(
+    store: EventStore,
+) -> None:
+    feed = FeedConfig(name="behind", url="http://x/b.xml", interval="60s")
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases.ensure([feed])
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=True, items=2, new_items=2))
+    [row] = leases.states()
+    assert lag(row.next_due.replace(tzinfo=UTC), datetime.now(UTC)) == 0  # not due yet
+    # Due 100 s ago and not polled: late, but within two intervals.
+    shift(store, feed.name, next_due=poll_gap(feed) + timedelta(seconds=100))
+    assert checker.check([feed]) == []
+    shift(store, feed.name, next_due=timedelta(seconds=30))  # now 130 s: past two intervals
+    [alert] = checker.check([feed])
+    assert alert.title == "Feed behind is lagging" and alert.status == "firing"
+    assert alert.data["problem"] == "lagging" and "due for 13" in alert.summary
+    assert alert.channels == ["ops"] and alert.labels == {"kind": "source_health", "feed": "behind"}
+    assert checker.check([feed]) == [] and HealthChecker(store, ["ops"]).check([feed]) == []
+    # A poll completes: the episode ends with one resolved notice.
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=True, not_modified=True))
+    [resolved] = checker.check([feed])
+    assert resolved.status == "resolved" and resolved.data["resolves"] == alert.dedup_key
+    assert checker.check([feed]) == []
+    assert [a.status for a in health_alerts(store)] == ["firing", "resolved"]
+    with store.read_session() as session:
+        rows = list(session.execute(select(OutboxRow)).scalars())
+    assert sorted(r.alert_id for r in rows) == sorted([alert.alert_id, resolved.alert_id])
+
+
+def test_a_feed_backing_off_after_failures_is_not_lagging(store: EventStore) -> None:
+    feed = FeedConfig(name="down", url="http://x/d.xml", interval="60s", expected_period="1d")
+    leases = FeedLeases(store, "a", max_backoff=timedelta(hours=1))
+    leases.ensure([feed])
+    for _ in range(4):
+        shift(store, feed.name, next_due=timedelta(days=1))
+        lease = leases.claim(feed)
+        assert lease is not None
+        leases.complete(lease, feed, PollOutcome(ok=False, error="503", error_kind="http_5xx"))
+    # Its next try is minutes away by design: no lag, and not failing for a day yet.
+    [row] = leases.states()
+    assert lag(row.next_due.replace(tzinfo=UTC), datetime.now(UTC)) == 0
+    assert HealthChecker(store, []).check([feed]) == []
+
+
+def test_a_requested_poll_is_a_due_poll(store: EventStore) -> None:
+    leases = FeedLeases(store, "a", lease_period=timedelta(seconds=30))
+    leases.ensure([FEED])
+    lease = leases.claim(FEED)
+    assert lease is not None and leases.complete(lease, FEED, PollOutcome(ok=True))
+    assert leases.claim(FEED) is None  # not due
+    forced = leases.claim(FEED, force=True)
+    assert forced is not None
+    # Abandoned mid-way: whoever takes it over finds it due, not an interval away.
+    shift(store, FEED.name, lease_until=timedelta(seconds=31))
+    assert FeedLeases(store, "b").claim(FEED) is not None
+
+
+def test_a_try_tells_the_queue_when_the_feed_is_due_without_asking_again(
+    store: EventStore,
+) -> None:
+    a, b = FeedLeases(store, "a"), FeedLeases(store, "b")
+    a.ensure([FEED])
+    assert a.told(FEED.name) == (False, None)  # nothing tried yet: ask the database
+    lease = a.claim(FEED)
+    assert lease is not None and a.told(FEED.name) == (False, None)
+    assert b.claim(FEED) is None and b.told(FEED.name) == (True, None)  # held by "a"
+    assert a.complete(lease, FEED, PollOutcome(ok=True))
+    found, due = a.told(FEED.name)
+    database = a.due_in([FEED.name])[FEED.name]
+    assert found and due is not None and database is not None and abs(due - database) < 1
+    assert a.told(FEED.name) == (False, None)  # told once
+    assert b.claim(FEED) is None  # polled just now: not due
+    found, due = b.told(FEED.name)
+    assert found and due is not None and 45 < due <= poll_gap(FEED).total_seconds()
+
+
+def test_many_feeds_lagging_at_once_raise_one_backlog_alert_not_one_each(
+    store: EventStore,
+) -> None:
+    from monitor.health import MANY_LAGGING
+
+    feeds = [
+        FeedConfig(name=f"f{i:02}", url=f"http://x/{i}.xml", interval="60s")
+        for i in range(MANY_LAGGING + 5)
+    ]
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases.ensure(feeds)
+    # Two feeds fall behind first: each is a source's own problem, alerted by name.
+    for feed in feeds[:2]:
+        shift(store, feed.name, next_due=timedelta(seconds=200))
+    assert sorted(a.title for a in checker.check(feeds)) == [
+        "Feed f00 is lagging",
+        "Feed f01 is lagging",
+    ]
+    # Then every feed does: the replicas are not keeping up. One alert says so.
+    for feed in feeds[2:]:
+        shift(store, feed.name, next_due=timedelta(seconds=180))
+    [backlog] = checker.check(feeds)
+    assert backlog.title == f"{len(feeds)} of {len(feeds)} feeds are lagging"
+    assert backlog.data["feeds"][:2] == ["f00", "f01"]  # longest first
+    assert checker.check(feeds) == [] and HealthChecker(store, ["ops"]).check(feeds) == []
+    # Feeds catch up one by one: nothing per feed until none lags, then two notices.
+    for feed in feeds[:-1]:
+        lease = leases.claim(feed)
+        assert lease is not None and leases.complete(lease, feed, PollOutcome(ok=True))
+    assert checker.check(feeds) == []
+    lease = leases.claim(feeds[-1])
+    assert lease is not None and leases.complete(lease, feeds[-1], PollOutcome(ok=True))
+    done = checker.check(feeds)
+    assert sorted(a.title for a in done) == [
+        "Feed f00 recovered",
+        "Feed f01 recovered",
+        "The feed schedule caught up",
+    ]
+    caught_up = next(a for a in done if a.data.get("problem") == "backlog")
+    assert caught_up.status == "resolved" and caught_up.data["resolves"] == backlog.dedup_key
+    assert checker.check(feeds) == []
+    assert len(health_alerts(store)) == 2 + 1 + 3

@@ -97,11 +97,44 @@ def test_a_poll_request_goes_ahead_of_feeds_that_are_merely_due() -> None:
 def test_a_poll_request_during_a_poll_runs_it_again_as_soon_as_it_ends() -> None:
     clock = Clock()
     queue = queue_of(clock, {"a": 60}, {})
-    assert queue.pop_due() == "a"
+    assert queue.pop_due() == "a" and not queue.requested("a")
     queue.poll_now("a")
     assert queue.pop_due() is None  # one poll of a feed at a time
     queue.done("a", 60)
     assert queue.pop_due() == "a"
+    assert queue.requested("a")  # the worker must poll it although its lease says not due
+    queue.done("a", 60)
+    clock.advance(30)
+    assert queue.pop_due() is None  # served: back to its interval
+    clock.advance(30)
+    assert queue.pop_due() == "a" and not queue.requested("a")
+
+
+def test_a_request_another_replica_keeps_from_us_is_retried_not_lost() -> None:
+    clock = Clock()
+    queue = PollQueue(clock=clock, spread=lambda: 0.0, patience=10, retry=1)
+    queue.sync({"a": Timing(60)}, {"a": 60})
+    assert queue.poll_now("a")
+    assert queue.pop_due() == "a" and queue.requested("a")
+    queue.done("a", 60, served=False)  # the feed's lease was held elsewhere
+    assert queue.pop_due() is None
+    clock.advance(1)
+    assert queue.pop_due() == "a" and queue.requested("a")
+    queue.done("a", 60, served=False)
+    clock.advance(10)  # past its patience: the request is given up, the schedule goes on
+    assert queue.pop_due() == "a" and queue.requested("a")
+    queue.done("a", 60, served=False)
+    clock.advance(1)
+    assert queue.pop_due() is None
+    clock.advance(59)
+    assert queue.pop_due() == "a" and not queue.requested("a")
+
+
+def test_a_takeover_makes_a_feed_due_without_forcing_it() -> None:
+    clock = Clock()
+    queue = queue_of(clock, {"a": 60, "b": 60}, {"a": 60, "b": 0})
+    assert queue.poll_now("a", front=False)
+    assert drain(queue) == ["b", "a"] and not queue.requested("a")
 
 
 def test_reload_adds_removes_and_retimes_feeds() -> None:
@@ -140,7 +173,9 @@ def test_next_try_follows_the_lease() -> None:
     assert next_attempt(t, polled=True, elapsed=2, due_in=53, spread=0.5) == 58 + 3
     # A failing feed backs off (or a Retry-After) past the interval: the lease wins.
     assert next_attempt(t, polled=True, elapsed=2, due_in=300, spread=0) == 300
-    # Another replica polled it: try when the lease makes it due again.
+    # Another replica polled it: try when the lease makes it due again, plus the allowance
+    # the lease takes off the interval, so that it is not polled more often than every interval.
     assert next_attempt(t, polled=False, elapsed=0, due_in=40, spread=0) == 40
+    assert next_attempt(t, polled=False, elapsed=0, due_in=40, spread=0.5, early=9) == 40 + 9 + 3
     # Another replica is polling it right now: an interval on.
     assert next_attempt(t, polled=False, elapsed=0, due_in=None, spread=0) == 60

@@ -44,21 +44,32 @@ class _Entry:
     timing: Timing
     due: float
     front: bool = False  # asked for by `monitor poll`: served before anything merely due
+    asked: float | None = None  # when that request came; it is given up after ``patience``
     running: bool = False
+    serving_request: bool = False  # the running try is a `monitor poll` request
     again: bool = False  # asked for while running: due again the moment it ends
     started: float | None = None
     token: int = field(default=0)
 
 
 def next_attempt(
-    timing: Timing, *, polled: bool, elapsed: float, due_in: float | None, spread: float
+    timing: Timing,
+    *,
+    polled: bool,
+    elapsed: float,
+    due_in: float | None,
+    spread: float,
+    early: float = 0.0,
 ) -> float:
     """Seconds from now until this replica should try a feed again.
 
     ``due_in`` is the lease's view after the attempt: seconds until the feed is due (backoff and
     Retry-After included), or None while another replica holds it. ``spread`` in [0, 1) picks
-    the jitter. A poll we made is tried again an interval after it started, or later when the
-    lease says so; a feed another replica polled is tried when the lease makes it due again; one
+    the jitter. ``early``: how much sooner than an interval the lease makes a polled feed due
+    again (its allowance for jitter). A poll we made is tried again an interval after it
+    started, or later when the lease says so; a feed another replica polled is tried when it
+    is due plus that allowance, i.e. an interval after that poll began, as its poller does (at
+    the bare due time, three replicas polled every feed every 56 s instead of every 60); one
     another replica is polling now is tried an interval later (an abandoned lease is found by
     the daemon's takeover check sooner).
     """
@@ -66,7 +77,7 @@ def next_attempt(
     if polled:
         return max(timing.interval - elapsed, due_in or 0.0) + jitter
     if due_in:
-        return due_in + jitter
+        return due_in + early + jitter
     return timing.interval + jitter
 
 
@@ -77,9 +88,16 @@ class PollQueue:
         self,
         clock: Callable[[], float] = time.monotonic,
         spread: Callable[[], float] = random.random,
+        *,
+        patience: float = 300.0,
+        retry: float = 1.0,
     ) -> None:
+        """``patience``: how long a ``monitor poll`` request that could not be served (another
+        replica held the feed) keeps being retried, every ``retry`` seconds."""
         self.clock = clock
         self.spread = spread
+        self.patience = patience
+        self.retry = retry
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[int, float, int, str]] = []
         self._tokens = 0
@@ -116,18 +134,20 @@ class PollQueue:
             self._changed.notify_all()
 
     def poll_now(self, name: str, *, front: bool = True) -> bool:
-        """Make a feed due now; ``front`` puts it ahead of every feed that is merely due.
-        A feed being polled runs again as soon as that poll ends. False for an unknown feed."""
+        """Make a feed due now. ``front`` is an operator's request (``monitor poll``): it goes
+        ahead of every feed that is merely due and is served even when the feed is not due
+        (``requested`` tells the worker), retried until served or ``patience`` runs out. A
+        feed being polled runs again as soon as that poll ends. False for an unknown feed."""
         with self._changed:
             entry = self._entries.get(name)
             if entry is None:
                 return False
+            if front:
+                entry.front, entry.asked = True, self.clock()
             if entry.running:
                 entry.again = True
-                entry.front = entry.front or front
                 return True
             entry.due = min(entry.due, self.clock())
-            entry.front = entry.front or front
             self._push(name)
             self._compact()
             self._changed.notify_all()
@@ -168,23 +188,38 @@ class PollQueue:
                 self._changed.wait(wait)
             return None
 
-    def done(self, name: str, delay: float | None = None) -> None:
+    def requested(self, name: str) -> bool:
+        """Whether the running try of ``name`` serves a ``monitor poll`` request (so it must
+        poll even if the feed is not due)."""
+        with self._changed:
+            entry = self._entries.get(name)
+            return entry is not None and entry.running and entry.serving_request
+
+    def done(self, name: str, delay: float | None = None, *, served: bool = True) -> None:
         """A try of ``name`` ended: it is due again in ``delay`` seconds (an interval plus jitter
-        when None), or at once when ``poll_now`` asked for it meanwhile."""
+        when None), or at once when ``poll_now`` asked for it meanwhile. ``served`` False: the
+        try made no poll (another replica held the feed), so a request it carried is tried
+        again in ``retry`` seconds rather than lost."""
         with self._changed:
             entry = self._entries.get(name)
             if entry is None or not entry.running:
                 return  # removed by a reload while it ran
             entry.running = False
             now = self.clock()
+            if entry.serving_request and served and not entry.again:
+                entry.front, entry.asked = False, None  # the request was served
+            entry.serving_request = False
+            if entry.front and entry.asked is not None and now - entry.asked > self.patience:
+                entry.front, entry.asked = False, None  # never got the feed: give it up
+            if delay is None:
+                delay = entry.timing.interval + entry.timing.jitter * self.spread()
             if entry.again:
                 entry.again = False
                 entry.due = now
+            elif entry.front:
+                entry.due = now + min(max(0.0, delay), self.retry)
             else:
-                if delay is None:
-                    delay = entry.timing.interval + entry.timing.jitter * self.spread()
                 entry.due = now + max(0.0, delay)
-                entry.front = False
             self._push(name)
             self._changed.notify_all()
 
@@ -225,7 +260,7 @@ class PollQueue:
             return None
         name = heapq.heappop(self._heap)[3]
         entry = self._entries[name]
-        entry.running, entry.started = True, now
+        entry.running, entry.started, entry.serving_request = True, now, entry.front
         return name
 
     def _compact(self) -> None:
