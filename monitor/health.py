@@ -260,20 +260,7 @@ class HealthChecker:
             title = "The feed schedule caught up"
             summary = "No feed's poll has been due for more than two intervals any more."
             data = {"problem": "backlog", "resolves": resolves}
-        return AlertRaised(
-            alert_id=str(uuid.uuid5(HEALTH_NAMESPACE, key)),
-            rule=RULE,
-            rule_hash=hashlib.sha256(RULE.encode()).hexdigest()[:16],
-            severity="warning" if resolves is None else "info",
-            title=title,
-            summary=summary,
-            body=summary,
-            dedup_key=key,
-            data=data,
-            channels=list(self.channels),
-            labels={"kind": "source_health", "feed": "*"},
-            status="firing" if resolves is None else "resolved",
-        )
+        return self._health_alert(key, "*", title, summary, data, firing=resolves is None)
 
     def _suppress(self, session: Session, alert: AlertRaised, reason: str, now: datetime) -> None:
         item = AlertSuppressed(
@@ -292,7 +279,6 @@ class HealthChecker:
     def _alert(
         self, feed: FeedConfig, key: str, problem: Problem | None, resolves: str | None
     ) -> AlertRaised:
-        alert_id = str(uuid.uuid5(HEALTH_NAMESPACE, key))
         if problem is not None:
             verb = VERBS[problem.kind]
             title = f"Feed {feed.name} {verb}"
@@ -308,17 +294,23 @@ class HealthChecker:
             title = f"Feed {feed.name} recovered"
             summary = f"Feed {feed.name} ({feed.url}) is healthy again."
             data = {"feed": feed.name, "url": feed.url, "resolves": resolves}
+        return self._health_alert(key, feed.name, title, summary, data, firing=problem is not None)
+
+    def _health_alert(
+        self, key: str, feed: str, title: str, summary: str, data: dict[str, Any], *, firing: bool
+    ) -> AlertRaised:
+        """A source-health alert (or its recovery notice), its id fixed by its key."""
         return AlertRaised(
-            alert_id=alert_id,
+            alert_id=str(uuid.uuid5(HEALTH_NAMESPACE, key)),
             rule=RULE,
             rule_hash=hashlib.sha256(RULE.encode()).hexdigest()[:16],
-            severity="warning" if problem is not None else "info",
+            severity="warning" if firing else "info",
             title=title,
             summary=summary,
             body=summary,
             dedup_key=key,
             data=data,
             channels=list(self.channels),
-            labels={"kind": "source_health", "feed": feed.name},
-            status="firing" if problem is not None else "resolved",
+            labels={"kind": "source_health", "feed": feed},
+            status="firing" if firing else "resolved",
         )
