@@ -300,7 +300,11 @@ def process_tree(root: int) -> list[int]:
 
 
 def cpu_and_rss(pids: list[int]) -> tuple[float, float]:
-    """CPU seconds (own and reaped children's) and RSS in MB of these processes."""
+    """CPU seconds (own and reaped children's) and memory in MB of these processes.
+
+    Memory is each process's proportional share (Pss): the extraction workers share the pages
+    their fork server loaded, and summing RSS would count those once per worker. Where Pss is
+    not readable, RSS."""
     tick = os.sysconf("SC_CLK_TCK")
     cpu = rss = 0.0
     for pid in pids:
@@ -308,13 +312,22 @@ def cpu_and_rss(pids: list[int]) -> tuple[float, float]:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             cpu += sum(int(x) for x in fields[11:15]) / tick
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        rss += int(line.split()[1]) / 1024
+            rss += _memory_kb(pid) / 1024
         except (OSError, IndexError, ValueError):
             continue
     return cpu, rss
+
+
+def _memory_kb(pid: int) -> int:
+    for name, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            with open(name) as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return 0
 
 
 class Sampler:
