@@ -156,9 +156,7 @@ class HealthChecker:
                 continue  # nothing new; checked again under the transaction if it moved
             if is_open and covered_by_backlog(feed.name, problem, row.health_alert):
                 continue
-            alert = self._check_feed(feed, quiet_lag=is_open)
-            if alert is not None:
-                raised.append(alert)
+            raised += self._check_feed(feed, quiet_lag=is_open)
         return raised
 
     def _check_backlog(self, lagging: list[str], feeds: int) -> tuple[AlertRaised | None, bool]:
@@ -187,36 +185,40 @@ class HealthChecker:
         log.warning("source health: %s", alert.title)
         return alert, bool(state)
 
-    def _check_feed(self, feed: FeedConfig, *, quiet_lag: bool = False) -> AlertRaised | None:
+    def _check_feed(self, feed: FeedConfig, *, quiet_lag: bool = False) -> list[AlertRaised]:
         """Raise or resolve this feed's alert; ``quiet_lag``: a backlog alert covers lagging
-        feeds now, so a lag episode is neither opened nor closed here."""
+        feeds now, so a lag episode is neither opened nor closed here. A feed whose problem
+        changes (silent, then failing) has the old alert resolved as the new one is raised, so
+        every firing alert gets its notice."""
         with self.store.transaction() as session:
             now = db_now(session)
             row = session.get(FeedLease, feed.name, populate_existing=True)
             if row is None:
-                return None
+                return []
             problem = problem_of(feed, row, now)
             open_key = row.health_alert
             if quiet_lag and covered_by_backlog(feed.name, problem, open_key):
-                return None
+                return []
+            alerts = []
+            if open_key and (problem is None or open_key != problem.key(feed.name)):
+                alerts.append(self._alert(feed, f"{open_key}:resolved", None, open_key))
             if problem is not None and open_key != problem.key(feed.name):
-                alert = self._alert(feed, problem.key(feed.name), problem, None)
-            elif problem is None and open_key:
-                alert = self._alert(feed, f"{open_key}:resolved", None, open_key)
-            else:
-                return None
-            created = self._emit(session, alert, now)
-            if created is None:
-                return None  # silenced: the outage stays open, told when the silence ends
-            session.execute(
-                update(FeedLease)
-                .where(col(FeedLease.feed) == feed.name)
-                .values(health_alert=problem.key(feed.name) if problem else None)
-            )
-            if not created:
-                return None
-        log.warning("source health: %s", alert.title)
-        return alert
+                alerts.append(self._alert(feed, problem.key(feed.name), problem, None))
+            if not alerts:
+                return []
+            created = [self._emit(session, alert, now) for alert in alerts]
+            # Silenced (None): the episode stays as it was, told when the silence ends; a
+            # notice already in the log is not sent again then (its id is fixed by its key).
+            if created[-1] is not None:
+                session.execute(
+                    update(FeedLease)
+                    .where(col(FeedLease.feed) == feed.name)
+                    .values(health_alert=problem.key(feed.name) if problem else None)
+                )
+        raised = [alert for alert, new in zip(alerts, created, strict=True) if new]
+        for alert in raised:
+            log.warning("source health: %s", alert.title)
+        return raised
 
     def _emit(self, session: Session, alert: AlertRaised, now: datetime) -> bool | None:
         """The alert through silences, into the log and the outbox; True when new, False when

@@ -395,3 +395,30 @@ def test_many_feeds_lagging_at_once_raise_one_backlog_alert_not_one_each(
     assert caught_up.status == "resolved" and caught_up.data["resolves"] == backlog.dedup_key
     assert checker.check(feeds) == []
     assert len(health_alerts(store)) == 2 + 1 + 3
+
+
+def test_a_feed_whose_problem_changes_has_the_first_alert_resolved(store: EventStore) -> None:
+    feed = FeedConfig(name="wire", url="http://x/w.xml", interval="60s", expected_period="1h")
+    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases.ensure([feed])
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=True, items=3, new_items=3))
+    shift(store, feed.name, last_new_at=timedelta(hours=2))
+    [silent] = checker.check([feed])
+    assert silent.status == "firing" and silent.data["problem"] == "silent"
+    # Now it fails too, for longer than its period: one problem ends as the other begins.
+    shift(store, feed.name, next_due=timedelta(days=1))
+    lease = leases.claim(feed)
+    assert lease is not None
+    leases.complete(lease, feed, PollOutcome(ok=False, error="HTTP 502", error_kind="http_5xx"))
+    shift(store, feed.name, failing_since=timedelta(hours=3))
+    resolved, failing = checker.check([feed])
+    assert resolved.status == "resolved" and resolved.data["resolves"] == silent.dedup_key
+    assert failing.status == "firing" and failing.data["problem"] == "failing"
+    assert checker.check([feed]) == [] and HealthChecker(store, ["ops"]).check([feed]) == []
+    assert [(a.status, a.data.get("problem")) for a in health_alerts(store)] == [
+        ("firing", "silent"),
+        ("resolved", None),
+        ("firing", "failing"),
+    ]
