@@ -12,6 +12,8 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -184,20 +186,28 @@ def slow_feed(base: str, count: int) -> bytes:
     return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
 
 
-def test_sigterm_mid_poll_finishes_the_article_and_leaves_the_rest(tmp_path: Path) -> None:
+@contextmanager
+def slow_pages(count: int, delay: float, asked: threading.Event) -> Iterator[TestServer]:
+    """A server with feed ``/slow.xml`` of ``count`` articles, each page answered after
+    ``delay`` s; ``asked`` is set when the first page is requested."""
     page = (SEEDS / "pages" / "ap" / "002_544d5ff0b48e60d1.html").read_bytes()
-    first_page = threading.Event()
 
     def slow_page(_req: Request) -> Reply:
-        first_page.set()
-        time.sleep(1.5)
+        asked.set()
+        time.sleep(delay)
         return Reply(200, page, {"Content-Type": "text/html; charset=utf-8"})
 
-    port = free_port()
     with TestServer() as server:
-        server.route("/slow.xml", Reply(200, slow_feed(server.base, 4), {"ETag": '"s"'}))
-        for i in range(4):
+        server.route("/slow.xml", Reply(200, slow_feed(server.base, count), {"ETag": '"s"'}))
+        for i in range(count):
             server.route(f"/slow/{i}.html", slow_page)
+        yield server
+
+
+def test_sigterm_mid_poll_finishes_the_article_and_leaves_the_rest(tmp_path: Path) -> None:
+    first_page = threading.Event()
+    port = free_port()
+    with slow_pages(4, 1.5, first_page) as server:
         db_path = tmp_path / "m.db"
         config = write_config(
             tmp_path / "monitor.toml",
@@ -284,19 +294,9 @@ def test_poll_requested_while_the_feed_is_being_polled_runs_right_after(
 ) -> None:
     """The lease of a feed in flight refuses a second poll; the request waits for it instead
     of being dropped, and runs as soon as the first poll ends, though the feed is not due."""
-    page = (SEEDS / "pages" / "ap" / "002_544d5ff0b48e60d1.html").read_bytes()
     in_page = threading.Event()
-
-    def slow_page(_req: Request) -> Reply:
-        in_page.set()
-        time.sleep(1.0)
-        return Reply(200, page, {"Content-Type": "text/html; charset=utf-8"})
-
     port = free_port()
-    with TestServer() as server:
-        server.route("/slow.xml", Reply(200, slow_feed(server.base, 2), {"ETag": '"s"'}))
-        for i in range(2):
-            server.route(f"/slow/{i}.html", slow_page)
+    with slow_pages(2, 1.0, in_page) as server:
         config = write_config(
             tmp_path / "monitor.toml",
             f"sqlite:///{tmp_path / 'm.db'}",
