@@ -198,3 +198,43 @@ def test_a_page_read_without_its_metadata_has_the_same_text() -> None:
         bare = article_text(page.read_bytes(), url=page.as_uri(), metadata=False)
         assert bare.text == whole.text and whole.title and whole.published
         assert bare.title is None and bare.published is None
+
+
+OWNER = """
+import sys
+from monitor.extract.pool import ExtractJob, ExtractPool
+pool = ExtractPool(2)
+pool.run(ExtractJob(body=b"<p>warm</p>", url="x", watches=[], budget=5))
+pool.start()
+print(" ".join(str(p) for p in pool.pids()), flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_workers_leave_when_the_process_owning_the_pool_is_killed() -> None:
+    """SIGKILL leaves the pool no time to stop its workers; they must notice and go, or they
+    (and their fork server) would outlive a crashed daemon for good."""
+    import subprocess
+    import sys
+
+    from tests.support.daemon_helpers import wait_for
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None
+        workers = [int(p) for p in owner.stdout.readline().split()]
+        assert len(workers) == 2 and all(alive(pid) for pid in workers)
+    finally:
+        owner.kill()
+        owner.wait(30)
+    wait_for(lambda: not any(alive(pid) for pid in workers), 30, "the orphaned workers to exit")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False

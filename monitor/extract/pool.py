@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -92,6 +93,37 @@ def _warm_up() -> None:
     """Build the gazetteer and compile the patterns once per worker, before its first
     article, so that no article's CPU budget pays for them."""
     normalize("Warm-up: 3 soldiers were killed near the border, officials said.")
+
+
+def _worker_start(owner: int) -> None:
+    """A worker's first step: watch the process that owns the pool, then warm up.
+
+    A worker blocked on its job queue never notices that the daemon is gone (killed, say):
+    it holds both ends of that queue, and the write end of its fork server's lifeline, so
+    without the watch the workers and their server outlive the daemon for good."""
+    threading.Thread(target=_leave_with, args=(owner,), name="owner watch", daemon=True).start()
+    _warm_up()
+
+
+def _leave_with(owner: int, every: float = 1.0) -> None:
+    while _alive(owner):
+        time.sleep(every)
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its parent to reap it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: a signal 0 that reached it is all we know
 
 
 def pool_size(setting: int | None) -> int:
@@ -177,7 +209,10 @@ class ExtractPool:
                 # Workers fork from a server that has imported the extractors once.
                 context.set_forkserver_preload([__name__])
                 self._executor = ProcessPoolExecutor(
-                    self.workers, mp_context=context, initializer=_warm_up
+                    self.workers,
+                    mp_context=context,
+                    initializer=_worker_start,
+                    initargs=(os.getpid(),),
                 )
             return self._executor
 
