@@ -91,6 +91,9 @@ def test_read_filters_by_type_and_pages_in_batches(db_url: str) -> None:
     assert [e.type for e in store.read(types=["FeedPolled"])] == ["FeedPolled"]
     assert len(list(store.read(limit=3, batch=2))) == 3
     assert store.get(store.read_stream("feed:f")[0].id).seq == 8
+    last = store.last_of(failed(0).stream)
+    assert last is not None and last == store.read_stream(failed(0).stream)[-1]
+    assert store.last_of("feed:none") is None
 
 
 def test_concurrent_writers_never_duplicate_or_skip(db_url: str) -> None:

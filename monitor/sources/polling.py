@@ -82,9 +82,9 @@ def poll(
         return [], PollOutcome(
             ok=False, error=str(exc), error_kind=kind, retry_after=retry_after, appended=appended
         )
-    history = store.read_stream(stream)
-    recovering = bool(history) and history[-1].type == "FeedFailed"
-    after = f":after:{history[-1].seq}" if recovering else ""
+    last = store.last_of(stream)  # a feed's stream grows with every change and failure
+    recovering = last is not None and last.type == "FeedFailed"
+    after = f":after:{last.seq}" if last is not None and recovering else ""
     outcome = PollOutcome(ok=True, etag=doc.etag, last_modified=doc.last_modified)
     if doc.not_modified:
         outcome.not_modified = True

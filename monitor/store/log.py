@@ -199,6 +199,7 @@ class _Sql:
         values = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?::json, ?::json" if pg else ", ".join("?" * 11)
         self.insert = self.q(f"INSERT INTO events ({COLUMNS}) VALUES ({values})")
         self.stream = self.q(f"{self.select} WHERE stream = ? ORDER BY seq")
+        self.last = self.q(f"{self.select} WHERE stream = ? ORDER BY stream_version DESC LIMIT 1")
         self.by_id = self.q(f"{self.select} WHERE id = ?")
 
     def q(self, sql: str) -> str:
@@ -551,6 +552,11 @@ class EventStore:
 
     def read_stream(self, stream: str, *, session: Session | None = None) -> list[StoredEvent]:
         return [self._sql.event(r) for r in self._query(self._sql.stream, (stream,), session)]
+
+    def last_of(self, stream: str) -> StoredEvent | None:
+        """The stream's latest event: one index lookup, however long the stream has grown."""
+        rows = self._query(self._sql.last, (stream,), None)
+        return self._sql.event(rows[0]) if rows else None
 
     def get(self, event_id: str) -> StoredEvent | None:
         rows = self._query(self._sql.by_id, (event_id,), None)
