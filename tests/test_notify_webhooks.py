@@ -155,3 +155,37 @@ def test_a_grouped_json_message_lists_every_alert_and_url_payload_settings_still
     assert sorted(a["id"] for a in body["alerts"]) == [first.alert_id, second.alert_id]
     assert body["source"] == "desk" and "text" in body and "message" not in body
     assert body["alerts"][0]["explain"]["url"] is None  # no explain_url configured
+
+
+def test_form_and_xml_webhooks_get_the_alert_as_text_fields(
+    web: TestServer, tmp_path: Path
+) -> None:
+    from urllib.parse import parse_qs
+    from xml.etree import ElementTree
+
+    web.route("/form", Reply(200, b"ok"))
+    web.route("/xml", Reply(200, b"ok"))
+    channels = [
+        Channel(name="form", url=f"form://{host_of(web)}/form", tags=["all"]),
+        Channel(name="xml", url=f"xml://{host_of(web)}/xml", tags=["all"]),
+    ]
+    store = EventStore(f"sqlite:///{tmp_path / 'db'}")
+    alert = make_alert(1, labels={"topic": "<ceasefire & truce>"})
+    queue(store, alert, ["form", "xml"])
+    assert Deliverer(store, channels, FAST).run_once() == 2
+
+    (form_post,) = posts(web, "/form")
+    fields = {k: v[0] for k, v in parse_qs(form_post.body.decode()).items()}
+    assert fields["id"] == alert.alert_id and fields["rule"] == alert.rule
+    assert fields["severity"] == "critical" and fields["watch"] == "w"
+    assert json.loads(fields["labels"]) == {"topic": "<ceasefire & truce>"}
+    [evidence] = json.loads(fields["evidence"])
+    assert evidence["quote"] == alert.evidence[0].quote
+    assert [a["id"] for a in json.loads(fields["alerts"])] == [alert.alert_id]
+
+    (xml_post,) = posts(web, "/xml")
+    root = ElementTree.fromstring(xml_post.body)  # well-formed despite the <, & in a label
+    notification = {el.tag.split("}")[-1]: el.text for el in root.iter()}
+    assert notification["id"] == alert.alert_id and notification["rule"] == alert.rule
+    assert json.loads(notification["labels"] or "") == {"topic": "<ceasefire & truce>"}
+    assert json.loads(notification["evidence"] or "")[0]["url"] == alert.evidence[0].url

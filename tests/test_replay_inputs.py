@@ -113,6 +113,7 @@ def test_a_feed_files_links_stay_in_its_directory_unless_widened(tmp_path: Path)
     alone = run_cli("replay", str(feed), "--db", f"sqlite:///{tmp_path / 'a.db'}")
     assert alone.returncode == 1
     assert "refused: file: link outside the feed's directory" in alone.stderr
+    assert "--files-under" in alone.stderr  # the way out is named where the refusal is
     widened = run_cli(
         "replay", str(feed), "--files-under", str(SEEDS), "--db", f"sqlite:///{tmp_path / 'b.db'}"
     )

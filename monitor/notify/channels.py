@@ -8,6 +8,7 @@ is decided by the Apprise plugin itself: whatever its privacy rendering of the U
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -20,7 +21,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
 from apprise.decorators import notify
+from apprise.plugins.custom_form import NotifyForm
 from apprise.plugins.custom_json import NotifyJSON
+from apprise.plugins.custom_xml import NotifyXML
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import ChannelConfig, RateLimit
@@ -179,6 +182,10 @@ def send(channel: Channel, message: Message) -> int:
             # Generic JSON webhooks also get the alerts as data; the URL's own ":key=value"
             # payload settings still win.
             plugin.payload_extras = {**message.payload, **plugin.payload_extras}
+        elif message.payload and isinstance(plugin, NotifyForm | NotifyXML):
+            # Form fields and XML elements hold text: scalars as they are, the rest as JSON.
+            flat = flat_payload(message.payload)
+            plugin.payload_extras = {**flat, **plugin.payload_extras}
         with apprise.LogCapture(level=logging.WARNING) as log:
             try:
                 ok = plugin.notify(
@@ -197,6 +204,21 @@ def send(channel: Channel, message: Message) -> int:
         detail = " | ".join(dict.fromkeys(lines))[-400:] or "target refused the message"
         raise DeliveryError(redact(detail, channel.secrets))
     return int((time.monotonic() - started) * 1000)
+
+
+def flat_payload(payload: dict[str, Any]) -> dict[str, str]:
+    """The structured payload as text fields, for receivers that take no nested data."""
+    flat: dict[str, str] = {}
+    for key, value in payload.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            flat[key] = value
+        elif isinstance(value, bool | int | float):
+            flat[key] = json.dumps(value)
+        else:
+            flat[key] = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return flat
 
 
 class DeliveryError(RuntimeError):

@@ -170,7 +170,9 @@ def _fetch_file(url: str, limits: FetchLimits, file_root: Path | None = None) ->
         real, root = path.resolve(), file_root.resolve()
         if not real.is_relative_to(root):
             raise FetchError(
-                f"{url}: refused: file: link outside the feed's directory {root}", kind="refused"
+                f"{url}: refused: file: link outside the feed's directory {root} "
+                "(the feed's files_under, or replay --files-under, widens it)",
+                kind="refused",
             )
     try:
         body = read_file_capped(path, limits.max_bytes)

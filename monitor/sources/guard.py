@@ -10,13 +10,17 @@ internal host is never reused for an untrusted link to that host.
 
 Time: httpx bounds each socket operation, not the request, so a server that sends one byte a
 second (in its headers or its body) never trips a read timeout. Every socket operation made
-here is also bounded by the deadline of the fetch it belongs to (``deadline``).
+here is also bounded by the deadline of the fetch it belongs to (``deadline``), and so is the
+name lookup before the connection: ``getaddrinfo`` takes no timeout and a slow resolver can
+hold it for tens of seconds, so it runs on a helper thread the fetch stops waiting for.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -58,6 +62,42 @@ def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
     if left <= 0:
         raise expired("the fetch's total time limit was reached")
     return left if timeout is None else min(timeout, left)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses of ``host``, in the resolver's order, or ConnectTimeout after ``timeout``.
+
+    The lookup runs on a daemon thread so an abandoned one never holds up the fetch or exit.
+    """
+    if _is_address(host):
+        return [host]
+    found: list[list[str]] = []
+    failed: list[OSError] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found.append(list(dict.fromkeys(str(info[4][0]) for info in infos)))
+        except OSError as exc:
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"looking up {host} took longer than {timeout:.1f} s")
+    if failed:
+        raise httpcore.ConnectError(f"{host}: {failed[0]}")
+    return found[0]
 
 
 class AddressPolicy:
@@ -121,8 +161,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        bounded = _bounded(timeout, httpcore.ConnectTimeout)
-        stream = self._inner.connect_tcp(host, port, bounded, local_address, socket_options)
+        stream = self._connect_any(host, port, timeout, local_address, socket_options)
         if self._policy is not None:
             peer = stream.get_extra_info("server_addr")
             reason = self._policy.refusal(str(peer[0]))
@@ -130,6 +169,28 @@ class _GuardedBackend(httpcore.NetworkBackend):
                 stream.close()
                 raise AddressRefused(f"{host}:{port}: {reason}")
         return _DeadlineStream(stream)
+
+    def _connect_any(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        local_address: str | None,
+        socket_options: Iterable[Any] | None,
+    ) -> httpcore.NetworkStream:
+        """The first of the host's addresses that accepts, every step inside the deadline."""
+        addresses = resolve(host, port, _bounded(timeout, httpcore.ConnectTimeout))
+        last: Exception | None = None
+        for address in addresses:
+            bounded = _bounded(timeout, httpcore.ConnectTimeout)
+            try:
+                return self._inner.connect_tcp(
+                    address, port, bounded, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None  # getaddrinfo never answers with an empty list
+        raise last
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None

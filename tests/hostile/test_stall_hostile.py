@@ -108,3 +108,51 @@ def test_a_body_dripped_after_quick_headers_is_cut_as_well() -> None:
         with pytest.raises(FetchError, match="in total"):
             fetch(f"{base}/feed.xml", limits=limits)
     assert time.monotonic() - started < 1.5
+
+
+def test_a_name_lookup_that_hangs_is_cut_at_the_total_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A resolver that never answers cannot be run offline, so this one stand-in blocks
+    # getaddrinfo for one name the way a dead DNS server does; everything else is real.
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def hanging(host: str, *args: object, **kwargs: object) -> object:
+        if host == "slow-resolver.invalid":
+            release.wait(30)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    limits = LIMITS.model_copy(update={"total_timeout": 0.5})
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as info:
+            fetch("http://slow-resolver.invalid/feed.xml", limits=limits)
+    finally:
+        release.set()
+    assert info.value.kind == "timeout"
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_name_is_tried_at_each_of_its_addresses_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "localhost" may list ::1 before 127.0.0.1; a server on 127.0.0.1 only must still be reached.
+    feed = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+    body = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: "
+    payload = body + str(len(feed)).encode() + b"\r\n\r\n" + feed
+    with dripping(payload, 0) as base:
+        port = base.rsplit(":", 1)[1]
+        real = socket.getaddrinfo
+
+        def both(host: str, *args: object, **kwargs: object) -> object:
+            if host == "twice.invalid":
+                # An address nobody listens on first, then the server's.
+                return [
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.9", int(port))),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port))),
+                ]
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(socket, "getaddrinfo", both)
+        result = fetch(f"http://twice.invalid:{port}/feed.xml", limits=LIMITS)
+    assert b"<rss" in result.body
