@@ -106,19 +106,28 @@ def test_the_pool_reads_the_same_facts_as_this_process(tmp_path: Path, pool: Ext
     assert all(titles)  # the page's own title, read in the worker: the entry had none
 
 
+def ingest_under_kills(
+    store: EventStore, server: TestServer, pool: ExtractPool, kills: int
+) -> IngestResult:
+    """Ingest the long page through ``pool`` while up to ``kills`` workers are killed."""
+    stop = threading.Event()
+    killer = killed_while_busy(pool, kills, stop)
+    try:
+        return ingest_item(
+            store, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS, pool=pool
+        )
+    finally:
+        stop.set()
+        killer.join()
+
+
 def test_a_worker_killed_mid_article_loses_nothing(tmp_path: Path, pool: ExtractPool) -> None:
     inline, pooled = store_at(tmp_path / "inline.db"), store_at(tmp_path / "pooled.db")
     pool.run(ExtractJob(body=b"<p>warm</p>", url="x", watches=[], budget=5))  # workers up
     rebuilds = pool.rebuilds
     with TestServer() as server:
         server.route("/long", LONG)
-        stop = threading.Event()
-        killer = killed_while_busy(pool, 1, stop)
-        result = ingest_item(
-            pooled, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS, pool=pool
-        )
-        stop.set()
-        killer.join()
+        result = ingest_under_kills(pooled, server, pool, 1)
         ingest_item(inline, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS)
     assert pool.rebuilds == rebuilds + 1  # the worker did die under the article
     assert result.status == "extracted" and result.facts > 0
@@ -132,13 +141,7 @@ def test_an_article_whose_worker_dies_twice_is_recorded_and_retried_later(
     pool.run(ExtractJob(body=b"<p>warm</p>", url="x", watches=[], budget=5))
     with TestServer() as server:
         server.route("/long", LONG)
-        stop = threading.Event()
-        killer = killed_while_busy(pool, 2, stop)
-        first = ingest_item(
-            store, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS, pool=pool
-        )
-        stop.set()
-        killer.join()
+        first = ingest_under_kills(store, server, pool, 2)
         again = ingest_item(
             store, item(server.base, "long"), [WATCH], limits=LOCAL_LIMITS, pool=pool
         )
