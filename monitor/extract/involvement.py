@@ -126,18 +126,32 @@ class Scope:
     home_party: Mapping[str, str] = field(default_factory=dict)
 
 
-def _matches(rx: re.Pattern[str], sent: Sentence) -> Iterator[re.Match[str]]:
+def _matches(
+    rx: re.Pattern[str], sent: Sentence, actors: Sequence[int] | None = None
+) -> Iterator[re.Match[str]]:
     """Matches of a signature pattern (compiled once, at import: building a long pattern
     string on every call and hashing it to find its compiled form cost more than many
     matches); patterns that start at an actor are tried at every actor, so that a
-    non-matching first actor cannot hide a later one."""
+    non-matching first actor cannot hide a later one. `actors`: the actor tokens worth
+    trying (`_outsiders`, for rules that read nothing from a match whose first actor is not
+    an eligible third party); by default every actor."""
     if rx.pattern.startswith(r"\b(E\d+)"):
-        for k in sent.actor_tokens:
+        for k in sent.actor_tokens if actors is None else actors:
             m = rx.match(sent.sig, sent.offsets[k])
             if m:
                 yield m
     else:
         yield from rx.finditer(sent.sig)
+
+
+def _outsiders(sent: Sentence, scope: Scope) -> list[int]:
+    """The actor tokens that `_eligible` accepts, in order (kept in the sentence's memo: most
+    rules start their patterns at one of them)."""
+    memo = sent.memo.get("third_party.outsiders")
+    if memo is None or memo[0] is not scope:
+        memo = (scope, [k for k in sent.actor_tokens if _eligible(sent, sent.tokens[k].ref, scope)])
+        sent.memo["third_party.outsiders"] = memo
+    return memo[1]
 
 
 def _ref(m: re.Match[str], group: int | str) -> int:
@@ -264,7 +278,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
     if not any(w in sig for w in _POLITICAL_GATE):
         return
-    for m in _matches(_X_BACKED, sent):
+    for m in _matches(_X_BACKED, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             sup = _party(sent, _ref(m, 2), scope) if m.group(2) else None
@@ -286,7 +300,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 "military" if _LED_OR_FORCES.match(sent.sig[sent.offsets[k] :]) else "political"
             )
             yield k, code, kind, sup, "third_party.backed-by"
-    for m in _matches(_BACKER_OF, sent):
+    for m in _matches(_BACKER_OF, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (
@@ -316,7 +330,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party(sent, _ref(m, 1), scope),
                 "third_party.pro-x",
             )
-    for m in _matches(_SIDES_WITH, sent):
+    for m in _matches(_SIDES_WITH, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (
@@ -326,7 +340,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party(sent, _ref(m, 2), scope),
                 "third_party.sides-with",
             )
-    for m in _matches(_DESCRIBED_AS_BACKER, sent):
+    for m in _matches(_DESCRIBED_AS_BACKER, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             kind = "military" if " military " in m.group(0) else "political"
@@ -338,7 +352,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 "third_party.described-as-backer",
             )
     for name, pattern in _BACKING:
-        for m in _matches(pattern, sent):
+        for m in _matches(pattern, sent, _outsiders(sent, scope)):
             code = _eligible(sent, _ref(m, 1), scope)
             sup = _party(sent, _ref(m, 2), scope)
             if code and sup:
@@ -405,7 +419,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 )
     if not _COMBAT_CUE.search(sig):
         return
-    for m in _matches(_FORCES_OF, sent):
+    for m in _matches(_FORCES_OF, sent, _outsiders(sent, scope)):
         ref = _ref(m, 1)
         code = _eligible(sent, ref, scope)
         if not code or sent.mentions[ref].kind in ("igo", "ngo"):
@@ -424,7 +438,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             yield tok, code, "military", _supports_after(sent, tok, scope), "third_party.its-forces"
     if "involve" not in sig:
         return
-    for m in _matches(_INVOLVED_IN, sent):
+    for m in _matches(_INVOLVED_IN, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             tok = sent.token_at(m.start())
@@ -493,7 +507,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             _party_near(sent, verb, scope, before=False, span=14),
             "third_party.supplies-arms",
         )
-    for m in _matches(_ARMS_DELIVERIES, sent):
+    for m in _matches(_ARMS_DELIVERIES, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             tok = sent.token_at(m.start())
@@ -516,7 +530,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 "third_party.arms-received-from",
             )
     if _RECEIVED.search(sig):
-        for m in _matches(_ACTOR_ARMS, sent):
+        for m in _matches(_ACTOR_ARMS, sent, _outsiders(sent, scope)):
             ref = _ref(m, 1)
             code = _eligible(sent, ref, scope)
             if code and sent.mentions[ref].form == "adj":
@@ -593,7 +607,7 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
         return
     if not _FIGHTERS_CUE.search(sig):
         return
-    for m in _matches(_ACTOR_FIGHTERS, sent):
+    for m in _matches(_ACTOR_FIGHTERS, sent, _outsiders(sent, scope)):
         ref = _ref(m, 1)
         code = _eligible(sent, ref, scope)
         if code and sent.mentions[ref].form in ("adj", "org"):
@@ -637,7 +651,7 @@ def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     if "peacekeep" not in sig:
         return
     for pat in _PEACEKEEPERS:
-        for m in _matches(pat, sent):
+        for m in _matches(pat, sent, _outsiders(sent, scope)):
             ref = _ref(m, 1)
             code = _eligible(sent, ref, scope)
             if code:
@@ -694,7 +708,7 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     for name, cues, pat in _MEDIATES:
         if not any(cue in sig for cue in cues):
             continue
-        for m in _matches(pat, sent):
+        for m in _matches(pat, sent, _outsiders(sent, scope)):
             code = _eligible(sent, _ref(m, 1), scope)
             if code:
                 yield sent.token_at(m.start(1)), code, "mediation", None, name
@@ -785,7 +799,7 @@ def _release(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     people are freed ("Qatar brokered the release of 12 Sudanese soldiers", "five soldiers
     were freed after Egyptian mediation")."""
     sig = sent.sig
-    for m in _matches(_ARRANGED_RELEASE, sent):
+    for m in _matches(_ARRANGED_RELEASE, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             of = sent.token_at(m.end() - 2)
@@ -931,7 +945,7 @@ def _leading_subjects(sent: Sentence) -> set[int]:
 
 
 def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:
-    if not any(_eligible(sent, sent.tokens[k].ref, scope) for k in sent.actor_tokens):
+    if not _outsiders(sent, scope):
         return []  # only the parties themselves are named: nobody else to be involved
     out: list[Involvement] = []
     for rule in _RULES:
