@@ -107,3 +107,31 @@ def test_number_words_are_read_whole(text: str) -> None:
     low = lowered(text)
     got = [(m.span(), m.lastgroup) for m in numbers._NUMBER.finditer(low)]
     assert got == [(m.span(), m.lastgroup) for m in plain.finditer(low)]
+
+
+def _plain_verbs(entries: list[str]) -> str:
+    """verb_pattern with each verb's forms as a flat alternation, in the word file's order."""
+    out = []
+    for entry in entries:
+        lemma, *rest = entry.split()
+        part = "(?:" + "|".join(re.escape(f) for f in lexicon.verb_forms(lemma)) + ")"
+        for word in rest:
+            if word == "...":
+                part += " (?:\\S+ ){0,4}?"
+            elif word.startswith("!"):
+                part += f"(?! {re.escape(word[1:])}\\b)"
+            else:
+                part += ("" if part.endswith("?") else " ") + re.escape(word)
+        out.append(part)
+    return r"\b(?:" + "|".join(out) + r")\b"
+
+
+VERBS = ["call ... for", "break !out", "kill", "shoot down", "arm"]
+VERB_WORDS = sorted({f for v in VERBS for f in lexicon.verb_forms(v.split()[0])})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts([*VERB_WORDS, "for", "out", "down", "the", "truce"]))
+def test_verb_patterns_find_what_a_flat_list_of_forms_finds(text: str) -> None:
+    shaped = re.compile(lexicon.verb_pattern(VERBS))
+    assert _spans(shaped, text) == _spans(re.compile(_plain_verbs(VERBS)), text)
