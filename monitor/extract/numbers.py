@@ -141,8 +141,8 @@ def _designation() -> re.Pattern[str]:
         for line in text.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{alternatives}) $")
+    # As a trie: the name must end right before the number, so only one can fit at a place.
+    return re.compile(rf"(?<![\w-])(?:{trie_pattern(sorted(set(names)))}) $")
 
 
 def find_quantities(text: str) -> list[Quantity]:
