@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from monitor.extract.gazetteer import Mention, group_codes
 from monitor.extract.numbers import Quantity
@@ -93,9 +93,10 @@ class Note:
     detail: str = ""
 
 
-@dataclass(slots=True)
-class Token:
-    """One token: kind E (actor), N (count), W (word) or P (punctuation)."""
+class Token(NamedTuple):
+    """One token: kind E (actor), N (count), W (word) or P (punctuation). A named tuple:
+    an article makes hundreds, and the hot loop makes them with `tuple.__new__` directly,
+    the cheapest object Python makes."""
 
     kind: TokenKind
     text: str  # lower-cased for words; the sig item for E/N
@@ -243,16 +244,17 @@ def _plain_tokens(folded: str, start: int, end: int, out: list[Token]) -> None:
     fraction of the cost of match objects)."""
     append = out.append
     punct = _PUNCT_MAP
+    new = tuple.__new__
     pos = start
     for space, word in _SPACED_WORD.findall(folded, start, end):
         a = pos + len(space)
         pos = a + len(word)
         if word[0].isalnum():
-            append(Token("W", word, a, pos))
+            append(new(Token, ("W", word, a, pos, -1)))
         elif len(word) == 2:
-            append(Token("W", "'s", a, pos))
+            append(new(Token, ("W", "'s", a, pos, -1)))
         else:
-            append(Token("P", punct.get(word, word), a, pos))
+            append(new(Token, ("P", punct.get(word, word), a, pos, -1)))
 
 
 _PUNCT_MAP = {"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-"}
