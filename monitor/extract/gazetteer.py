@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import NamedTuple
 
 from monitor.watches import Watch
 
@@ -27,9 +28,9 @@ class Entry:
     form: str  # name | adj | people | capital | org | alias
 
 
-@dataclass(frozen=True, slots=True)
-class Mention:
-    """An actor name found in text, with offsets into that text."""
+class Mention(NamedTuple):
+    """An actor name found in text, with offsets into that text. (A named tuple: an article
+    has scores of them, and a tuple is made several times faster than a frozen dataclass.)"""
 
     start: int
     end: int

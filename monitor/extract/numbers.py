@@ -8,9 +8,9 @@ reading ("dozens" = 12, "tens" = 10, "hundreds" = 100) for consumers that need a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import NamedTuple
 
 from text_to_num import text2num
 
@@ -78,9 +78,9 @@ _NUMBER = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Quantity:
-    """A count found in text: `value` for figures, `vague` (the word) for vague quantities."""
+class Quantity(NamedTuple):
+    """A count found in text: `value` for figures, `vague` (the word) for vague quantities.
+    (A named tuple, made several times faster than a frozen dataclass.)"""
 
     start: int
     end: int
