@@ -18,7 +18,7 @@ from typing import Final, Literal
 
 from monitor.events import Casualties, Category, Fact, Outcome, Qualifier
 from monitor.extract import lexicon
-from monitor.extract.analysis import MONTHS, Sentence, Token, TokenKind, words
+from monitor.extract.analysis import MONTHS, Sentence, Token, TokenKind, contains_any, words
 from monitor.extract.gazetteer import trie_pattern
 from monitor.watches import Watch
 
@@ -916,7 +916,7 @@ def _singulars(sent: Sentence) -> list[Report]:
         if outcome not in outcomes:
             continue  # each pattern needs a word of its outcome: skip the costly scan
         needs = _SINGLE_NEEDS.get(pattern)
-        if needs is not None and not any(w in sig for w in needs):
+        if needs is not None and not contains_any(sig, needs):
             continue
         if pattern == "casualties.one-person-passive" and not _PASSIVE_TAILS[outcome].search(sig):
             continue

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 
 from monitor.events import Diplomacy, DiplomacyKind, Fact
-from monitor.extract.analysis import Sentence, words
+from monitor.extract.analysis import Sentence, contains_any, words
 from monitor.watches import Watch
 
 # Stems every diplomatic act below starts with (the passage-level prefilter, see normalize.py).
@@ -36,7 +36,7 @@ def read_sentence(sent: Sentence) -> tuple[DiplomacyKind, list[str]] | None:
     """(kind, participant codes) for the first diplomatic act named in the sentence."""
     sig = sent.sig
     for kind, needs, pattern in _KINDS:
-        found = pattern.search(sig) if any(w in sig for w in needs) else None
+        found = pattern.search(sig) if contains_any(sig, needs) else None
         if found:
             participants = _participants(sent)
             if participants:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from operator import itemgetter
 from typing import NamedTuple
 
 from monitor.watches import Watch
@@ -283,6 +284,9 @@ def home_states(key: WatchKey) -> frozenset[str]:
     return frozenset({code for code, _ in key} | set(home_parties(key)))
 
 
+_FIRST_THREE = itemgetter(0, 1, 2)  # a candidate's (start, -length, priority)
+
+
 def find_mentions(text: str, watch: Watch | None = None) -> list[Mention]:
     """Actor names in `text`, non-overlapping, in order; watch names win every overlap."""
     key = watch_key(watch)
@@ -301,7 +305,7 @@ def find_mentions(text: str, watch: Watch | None = None) -> list[Mention]:
     for m in _gazetteer_regex().finditer(text):
         s, e = m.span()
         candidates.append((s, s - e, 1, e, table[m.group(0)]))
-    candidates.sort(key=lambda c: c[:3])
+    candidates.sort(key=_FIRST_THREE)
     out: list[Mention] = []
     taken = -1
     for start, _, _, end, entry in candidates:

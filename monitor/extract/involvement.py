@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from monitor.events import Fact, InvolvementKind, Stance, ThirdParty
 from monitor.extract import ceasefire, lexicon
-from monitor.extract.analysis import Sentence, words
+from monitor.extract.analysis import Sentence, contains_any, words
 from monitor.extract.gazetteer import home_parties, home_states, watch_key
 from monitor.watches import Watch
 
@@ -276,7 +276,7 @@ _DESCRIBED_AS_BACKER = re.compile(
 
 def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not any(w in sig for w in _POLITICAL_GATE):
+    if not contains_any(sig, _POLITICAL_GATE):
         return
     for m in _matches(_X_BACKED, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
@@ -586,7 +586,7 @@ _FIGHTERS_FROM = re.compile(rf"\b{_FIGHTER_NOUNS} from\b")
 
 def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not any(w in sig for w in _FIGHTERS):
+    if not contains_any(sig, _FIGHTERS):
         return
     senders = _SENDS_FIGHTERS.finditer(sig)
     sent_by: list[Hit] = []
@@ -699,9 +699,7 @@ _MEDIATES = (
 
 def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not (any(w in sig for w in _MEDIATION_GATE) or _MET.search(sig)) or _NEGATED_ROLE.search(
-        sig
-    ):
+    if not (contains_any(sig, _MEDIATION_GATE) or _MET.search(sig)) or _NEGATED_ROLE.search(sig):
         return
     if ceasefire._TRIGGER.search(sig) or _PROCESS_WORDS.search(sig):
         for broker in ceasefire.brokers(sent, scope.parties):
@@ -710,7 +708,7 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 if tok is not None and sent.is_actor_token(tok):
                     yield tok, broker, "mediation", None, "third_party.ceasefire-broker"
     for name, cues, pat in _MEDIATES:
-        if not any(cue in sig for cue in cues):
+        if not contains_any(sig, cues):
             continue
         for m in _matches(pat, sent, _outsiders(sent, scope)):
             code = _eligible(sent, _ref(m, 1), scope)
@@ -791,7 +789,7 @@ _AID_FOR = re.compile(
 def _humanitarian(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
     if (
-        not any(w in sig for w in _HUMANITARIAN_WORDS)
+        not contains_any(sig, _HUMANITARIAN_WORDS)
         or not _HUMANITARIAN.search(sig)
         or _MILITARY_AID.search(sig)
     ):
@@ -831,7 +829,7 @@ def _release(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party_near(sent, of, scope, before=False, span=8),
                 "third_party.arranged-release",
             )
-    through = any(w in sig for w in _W["intermediary_words"])  # words every match holds
+    through = contains_any(sig, _W["intermediary_words"])  # words every match holds
     for m in _RELEASE_THROUGH.finditer(sig) if through else ():
         ref = m.group(1) or m.group(2)
         if ref is None:
