@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from operator import itemgetter
 from typing import NamedTuple
@@ -193,9 +193,17 @@ def watch_key(watch: Watch | None) -> WatchKey:
     """A hashable summary of a watch's names, so compiled patterns can be cached per watch."""
     if watch is None:
         return ()
+    return _forms_of(
+        tuple((code, p.name, tuple(p.aliases)) for code, p in sorted(watch.parties.items()))
+    )
+
+
+@lru_cache(maxsize=256)
+def _forms_of(parties: tuple[tuple[str, str, tuple[str, ...]], ...]) -> WatchKey:
+    """The forms of each party (code, name, aliases): worked out once per set of parties,
+    since every text read for a watch asks for them several times."""
     return tuple(
-        (code, tuple(_party_forms(party.name, party.aliases)))
-        for code, party in sorted(watch.parties.items())
+        (code, tuple(_party_forms(name, list(aliases)))) for code, name, aliases in parties
     )
 
 
@@ -278,6 +286,7 @@ def home_parties(key: WatchKey) -> dict[str, str]:
     return found
 
 
+@lru_cache(maxsize=256)
 def home_states(key: WatchKey) -> frozenset[str]:
     """The watch's parties and the states that are their own country (`home_parties`): never
     third parties, since they are the country at war rather than an outsider."""
