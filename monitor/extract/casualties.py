@@ -1280,12 +1280,12 @@ def _mark_cumulative(sent: Sentence, reports: list[Report]) -> None:
     """Sentence cues: "since", "so far", "pushing the toll to"; or an earlier war."""
     sig = sent.sig
     has_total = any(r.cumulative for r in reports)
-    cue = bool(_CUMULATIVE_CUES.search(sig))
     historical = not re.search(r"\bsince\b", sig) and (
         any(_before_report(sent, int(m.group(1)) + 9) for m in _DECADE.finditer(sent.quote))
         or any(_before_report(sent, _war_end(m.group(0))) for m in _WAR_YEARS.finditer(sig))
         or (bool(_HISTORICAL_CUES.search(sig)) and _historical_year(sent))
     )
+    cue = not historical and not has_total and bool(_CUMULATIVE_CUES.search(sig))
     for r in reports:
         if historical:
             r.historical = True
