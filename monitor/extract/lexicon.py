@@ -19,6 +19,7 @@ from typing import get_args
 import yaml
 
 from monitor.events import Category
+from monitor.extract.gazetteer import trie_pattern
 
 Particles = tuple[tuple[str, ...], ...]  # the word sequences that may follow a form; () = none
 
@@ -97,11 +98,11 @@ def noun_pattern(nouns: Sequence[str]) -> str:
 
 
 def word_pattern(phrases: Sequence[str]) -> str:
-    """A word-bounded alternation of fixed words or phrases (longest first)."""
+    """A word-bounded alternation of fixed words or phrases, the longest that fits first
+    (shaped as a trie: a flat list of alternatives is tried one by one at every word)."""
     if not phrases:
         return "(?!x)x"
-    ordered = sorted(set(phrases), key=lambda p: (-len(p), p))
-    return r"\b(?:" + "|".join(re.escape(p) for p in ordered) + r")\b"
+    return r"\b(?:" + trie_pattern(sorted(set(phrases))) + r")\b"
 
 
 def _verb_table(entries: list[str], tags: Sequence[str]) -> dict[str, Particles]:
@@ -230,9 +231,9 @@ def phrase_ending(texts: Sequence[str], k: int, table: dict[str, Particles]) -> 
 
 
 def alternation(table: dict[str, Particles]) -> str:
-    """A regex alternation of every phrase in `table` (longest first)."""
-    phrases = {" ".join((form, *p)) for form, ps in table.items() for p in ps}
-    return "|".join(sorted(phrases, key=lambda p: (-len(p), p)))
+    """A regex alternation of every phrase in `table`, the longest that fits first (shaped as
+    a trie, see `word_pattern`)."""
+    return trie_pattern(sorted({" ".join((form, *p)) for form, ps in table.items() for p in ps}))
 
 
 def trigger_words() -> list[str]:
