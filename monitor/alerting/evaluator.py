@@ -44,6 +44,7 @@ from monitor.alerting.pending import (
     compile_rule,
     describe_failure,
     event_time,
+    evidence_json,
     evidence_of,
     fact_context,
 )
@@ -198,7 +199,16 @@ class Evaluator:
                     rule_ok(c.rule.id, state)
         if not rules:
             return []
-        seen = Observed(event.id, when, fact_context(event), evidence_of(event), at)
+        ctx = fact_context(event)
+        seen = Observed(
+            event.id,
+            when,
+            ctx,
+            None,
+            at,
+            make=lambda: evidence_of(event),
+            json=evidence_json(event.id, ctx),
+        )
         out: list[AlertRaised] = []
         for c in rules:
             try:
@@ -246,7 +256,7 @@ class Evaluator:
         outlets = [outlet_of(seen.ctx, "outlet")]
         pending = Pending(c, verdict, seen.ctx, seen.event_id, seen.time, clock, outlets)
         if not verdict.fire:
-            self.holds.confirm(pending, state, seen.evidence, note)
+            self.holds.confirm(pending, state, seen.evidence_json(), note)
             note("verdict: no alert")
             return out
         if late:
