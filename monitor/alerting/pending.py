@@ -56,6 +56,19 @@ def fact_context(event: StoredEvent) -> dict[str, Any]:
     return {**dumped["fact"], "watch": data.watch, "article": article, "outlet": article["outlet"]}
 
 
+def evidence_json(event_id: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """``evidence_of(event)`` in JSON, read off the fact's context (``fact_context``), which
+    holds the same fields serialized the same way: no model is built for it."""
+    article = ctx["article"]
+    return {
+        "event_id": event_id,
+        "quote": ctx["quote"],
+        "url": article["url"],
+        "outlet": article["outlet"],
+        "published": article["published"],
+    }
+
+
 def evidence_of(event: StoredEvent) -> Evidence:
     data = event.data
     assert isinstance(data, FactReported)

@@ -10,6 +10,7 @@ applies it to every type the same way. Time is the fact's event time, never the 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -36,18 +37,47 @@ class Memory(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-@dataclass
 class Observed:
-    """A selected fact as the rule types see it: fields, event time, evidence."""
+    """A selected fact as the rule types see it: fields, event time, evidence.
 
-    event_id: str
-    time: datetime
-    ctx: dict[str, Any]
-    evidence: Evidence
-    at: str = ""  # ``time`` in ISO form, as state stores it (formatted once per fact)
+    The evidence comes in two forms: the model, which only a verdict that fires needs, and
+    its JSON, which most types keep in their state for every fact. Each is made once, when
+    first asked for (``make`` builds the model, ``json`` is the JSON when the caller has it).
+    """
 
-    def __post_init__(self) -> None:
-        self.at = self.at or self.time.isoformat()
+    __slots__ = ("_evidence", "_json", "_make", "at", "ctx", "event_id", "time")
+
+    def __init__(
+        self,
+        event_id: str,
+        time: datetime,
+        ctx: dict[str, Any],
+        evidence: Evidence | None = None,
+        at: str = "",
+        *,
+        make: Callable[[], Evidence] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.time = time
+        self.ctx = ctx
+        self.at = at or time.isoformat()  # as state stores it (formatted once per fact)
+        self._evidence = evidence
+        self._make = make
+        self._json = json
+
+    @property
+    def evidence(self) -> Evidence:
+        if self._evidence is None:
+            assert self._make is not None, "an observed fact needs its evidence or a maker"
+            self._evidence = self._make()
+        return self._evidence
+
+    def evidence_json(self) -> dict[str, Any]:
+        """The evidence as JSON, a fresh dict for each caller (state rows are mutable)."""
+        if self._json is None:
+            self._json = _dump(self.evidence)
+        return dict(self._json)
 
 
 @dataclass
@@ -66,6 +96,8 @@ class Verdict:
 
 
 def lookup(ctx: dict[str, Any], path: str) -> Any:
+    if "." not in path:  # most paths: a top-level field
+        return ctx.get(path)
     value: Any = ctx
     for part in path.split("."):
         if not isinstance(value, dict):
@@ -183,7 +215,7 @@ class Jump(RuleType):
                 "at": when,
                 "value": current,
                 "event_id": seen.event_id,
-                "evidence": _dump(seen.evidence),
+                "evidence": seen.evidence_json(),
             }
             if at == 0:
                 # Only the first point is ever checked again (below), so only it keeps the
@@ -199,9 +231,10 @@ class Jump(RuleType):
                     head["event_id"],
                     datetime.fromisoformat(head["at"]),
                     head["ctx"],
-                    _ev(head["evidence"]),
+                    make=lambda: _ev(head["evidence"]),
+                    json=head["evidence"],
                 )
-                earlier = _dump(seen.evidence)
+                earlier = seen.evidence_json()
                 verdict.later.append((first, self._compare(name, current, earlier, first)))
             return verdict
         return self._compare(name, previous["value"], previous["evidence"], seen)
@@ -306,7 +339,7 @@ class Transition(RuleType):
             earlier = [_ev(state["evidence"])] if "evidence" in state else []
             return [*earlier, seen.evidence]
 
-        record = {"value": now, "evidence": _dump(seen.evidence), "firing": firing, "at": when}
+        record = {"value": now, "evidence": seen.evidence_json(), "firing": firing, "at": when}
         moved = f"{rule.field} {before!r} -> {now!r} for {name}"
         if now in rule.to:
             entered = before not in rule.to and (rule.from_ is None or before in rule.from_)
@@ -339,7 +372,7 @@ class Frequency(RuleType):
         name = group_key(seen.ctx, rule.group_by)
         key = f"window:{name}"
         hits = (memory.get(key) or {}).get("hits", [])
-        hits.append([seen.at, _dump(seen.evidence)])
+        hits.append([seen.at, seen.evidence_json()])
         hits.sort(key=lambda h: h[0])
         latest = datetime.fromisoformat(hits[-1][0])
         hits = [h for h in hits if datetime.fromisoformat(h[0]) > latest - rule.window]
@@ -382,7 +415,7 @@ class Corroborated(RuleType):
         state = memory.get(key) or {"reports": [], "fired_at": None}
         outlet = outlet_of(seen.ctx, rule.outlet_field)
         reports = [r for r in state["reports"] if _near(r[0], seen.time, 2 * rule.window)]
-        reports.append([seen.at, outlet, _dump(seen.evidence)])
+        reports.append([seen.at, outlet, seen.evidence_json()])
         near = [r for r in reports if _near(r[0], seen.time, rule.window)]
         first_by_outlet: dict[str, list[Any]] = {}
         for report in sorted(near, key=lambda r: r[0]):
