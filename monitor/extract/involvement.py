@@ -292,7 +292,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 sup or _party_near(sent, tok, scope, False, 5),
                 "third_party.x-backed",
             )
-    for m in _matches(_BACKED_BY, sent):
+    for m in _matches(_BACKED_BY, sent) if " by" in sig or "backing of" in sig else ():
         tok = sent.token_at(m.start())
         sup = _party_near(sent, tok, scope, before=True)
         for k, code in _actors_in_list(sent, sent.token_at(m.end()) + 1, scope):
@@ -320,7 +320,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party(sent, _ref(m, 1), scope),
                 "third_party.key-backer",
             )
-    for m in _matches(_PRO_X, sent):
+    for m in _matches(_PRO_X, sent) if "pro - " in sig else ():
         code = _eligible(sent, _ref(m, 2), scope)
         if code:
             yield (
@@ -431,7 +431,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             continue  # "Iran is sending drones to ...": weapons supplied, read by _arms
         tok = sent.token_at(m.start())
         yield tok, code, "military", _supports_after(sent, tok, scope), "third_party.forces-of"
-    for m in _matches(_ITS_FORCES, sent):
+    for m in _matches(_ITS_FORCES, sent) if "its " in sig or "our " in sig else ():
         tok = sent.token_at(m.start())
         code = _owner_of_pronoun(sent, tok, scope)
         if code:
@@ -449,7 +449,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _supports_after(sent, tok, scope),
                 "third_party.involved-in",
             )
-    for m in _matches(_ACCUSED_OF_INVOLVEMENT, sent):
+    for m in _matches(_ACCUSED_OF_INVOLVEMENT, sent) if "accused" in sig else ():
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (
@@ -518,7 +518,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party_near(sent, tok, scope, before=False, span=14),
                 "third_party.arms-deliveries",
             )
-    for m in _matches(_ARMS_RECEIVED_FROM, sent):
+    for m in _matches(_ARMS_RECEIVED_FROM, sent) if "from" in sig else ():
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             verb = sent.token_at(m.start())
@@ -566,7 +566,10 @@ def _subject_before(sent: Sentence, verb: int, scope: Scope) -> tuple[int, str] 
 _FIGHTER_NOUNS = (
     r"(?:mercenaries|fighters|jihadists|militants|paramilitar(?:y|ies)|contractors|volunteers)"
 )
-_FIGHTERS = re.compile(_FIGHTER_NOUNS)
+# The fighter nouns as substrings (a cheaper test than the pattern, and the same).
+_FIGHTERS = words(
+    "mercenaries fighters jihadists militants paramilitary paramilitaries contractors volunteers"
+)
 _SENDS_FIGHTERS = re.compile(
     r"\b(?:send(?:s|ing)?|sent|recruit(?:s|ed|ing)?|transferr?(?:ed|ing)?|deploy(?:s|ed|ing)?|"
     rf"dispatch(?:ed|es|ing)?|mov(?:ed|ing)) (?:\S+ ){{0,4}}?{_FIGHTER_NOUNS}\b"
@@ -583,7 +586,7 @@ _FIGHTERS_FROM = re.compile(rf"\b{_FIGHTER_NOUNS} from\b")
 
 def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not _FIGHTERS.search(sig):
+    if not any(w in sig for w in _FIGHTERS):
         return
     senders = _SENDS_FIGHTERS.finditer(sig)
     sent_by: list[Hit] = []
@@ -643,8 +646,9 @@ _PEACEKEEPERS = (
 
 def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    for k, t in enumerate(sent.tokens):
-        if t.kind == "E" and sent.text[t.start : t.end].upper() in _MISSIONS:
+    for k in sent.actor_tokens:
+        t = sent.tokens[k]
+        if sent.text[t.start : t.end].upper() in _MISSIONS:
             code = _eligible(sent, t.ref, scope)
             if code:
                 yield k, code, "peacekeeping", None, "third_party.peacekeeping-mission"
@@ -765,6 +769,19 @@ def _meeting(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 return
 
 
+# Text every match of _HUMANITARIAN holds: a substring test spares most scans.
+_HUMANITARIAN_WORDS = (
+    "humanitarian",
+    "relief",
+    "airdrop",
+    "air-drop",
+    "food aid",
+    "aid convoy",
+    "medical supplies",
+    "airlift",
+    "aid to",
+    "aid for",
+)
 _MILITARY_AID = re.compile(r"\bmilitary aid\b")
 _AID_FOR = re.compile(
     r"\b(?:aid|assistance|supplies|relief|food)\b(?: \S+){0,6}? (?:for|to) (?:the )?(E\d+)"
@@ -773,7 +790,11 @@ _AID_FOR = re.compile(
 
 def _humanitarian(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not _HUMANITARIAN.search(sig) or _MILITARY_AID.search(sig):
+    if (
+        not any(w in sig for w in _HUMANITARIAN_WORDS)
+        or not _HUMANITARIAN.search(sig)
+        or _MILITARY_AID.search(sig)
+    ):
         return
     sup_m = _AID_FOR.search(sig)
     supports = sent.mentions[_ref(sup_m, 1)].code if sup_m else None
@@ -810,7 +831,8 @@ def _release(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party_near(sent, of, scope, before=False, span=8),
                 "third_party.arranged-release",
             )
-    for m in _RELEASE_THROUGH.finditer(sig):
+    through = any(w in sig for w in _W["intermediary_words"])  # words every match holds
+    for m in _RELEASE_THROUGH.finditer(sig) if through else ():
         ref = m.group(1) or m.group(2)
         if ref is None:
             continue
