@@ -16,9 +16,8 @@ default) is raised to --per-host: the fixture stands for 2,000 hosts, not for on
 It prints:
 - first full cycle: from start until every reachable article has been fetched once;
 - polls/s and articles/s in that backlog, and polls/s in steady state;
-- cores used (CPU of the daemon and its child processes / wall) and CPU per poll; in the
-  backlog also the cores it wanted (time run or waiting in the run queue / wall), which on a
-  machine shared with other work says what it would use alone;
+- cores used (CPU of the daemon and its child processes / wall), CPU per article in the
+  backlog and per poll in steady state;
 - peak and final RSS (daemon and children), and RSS drift over the steady state;
 - per feed in steady state: the gap between two polls and the lag past the interval
   (p50/p99/max over healthy feeds), and feeds polled twice within one interval;
@@ -332,33 +331,12 @@ def _memory_kb(pid: int) -> int:
     return 0
 
 
-def wanted_seconds(pids: list[int]) -> float:
-    """Seconds these processes' threads ran or waited in the run queue for a core: what
-    they would have run on an idle machine (the kernel's schedstat). On a machine shared
-    with other work, "cores used" says what the daemon got, this says what it asked for."""
-    total = 0
-    for pid in pids:
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                    ran, waited = f.read().split()[:2]
-            except (OSError, ValueError):
-                continue
-            total += int(ran) + int(waited)
-    return total / 1e9
-
-
 class Sampler:
-    """CPU, run-queue demand and RSS of the daemons' process trees, once a second."""
+    """CPU and RSS of the daemons' process trees, once a second."""
 
     def __init__(self, roots: list[int]) -> None:
         self.roots = roots
         self.samples: list[tuple[float, float, float]] = []  # (time, cpu s, rss MB)
-        self.wanted: list[tuple[float, float]] = []  # (time, run + run-queue wait s)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -367,9 +345,7 @@ class Sampler:
         while not self.stop.is_set():
             pids = [p for r in self.roots for p in process_tree(r)]
             cpu, rss = cpu_and_rss(pids)
-            now = time.monotonic()
-            self.samples.append((now, cpu, rss))
-            self.wanted.append((now, wanted_seconds(pids)))
+            self.samples.append((time.monotonic(), cpu, rss))
             self.stop.wait(1.0)
 
     def window(self, start: float, end: float) -> list[tuple[float, float, float]]:
@@ -382,15 +358,6 @@ class Sampler:
             return float("nan"), float("nan")
         cpu = inside[-1][1] - inside[0][1]
         return cpu / (inside[-1][0] - inside[0][0]), cpu
-
-    def cores_wanted(self, start: float, end: float) -> float:
-        """Cores the daemons ran on or waited for between two times. Threads that ended in
-        between take their counts with them, so this errs low (the poll threads and the
-        workers live as long as the daemon)."""
-        inside = [w for w in self.wanted if start <= w[0] <= end]
-        if len(inside) < 2:
-            return float("nan")
-        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
 def write_config(
@@ -650,7 +617,6 @@ def measure(
         result["backlog_rate"] = backlog_rate(fixture, run)
         result["backlog_polls_s"] = result["backlog_polls"] / (end_cycle - run.started)
         result["backlog_cores"], cpu = sampler.cores(run.started, end_cycle)
-        result["backlog_cores_wanted"] = sampler.cores_wanted(run.started, end_cycle)
         result["backlog_cpu_per_article_ms"] = 1000 * cpu / max(1, result["articles"])
         if steady:
             settle = time.monotonic() + args.settle
@@ -721,7 +687,6 @@ def show(result: dict[str, Any]) -> None:
         ("backlog: articles/s", f("backlog_rate")),
         ("backlog: polls/s", f("backlog_polls_s")),
         ("backlog: cores used", f("backlog_cores", "{:.2f}")),
-        ("backlog: cores wanted (ran + waited for one)", f("backlog_cores_wanted", "{:.2f}")),
         ("backlog: CPU per article", f("backlog_cpu_per_article_ms") + " ms"),
     ]
     if "polls" in r:
