@@ -933,13 +933,16 @@ def _stance(
         supports and sent.speaker_code == supports and (_ACKNOWLEDGE.search(sent.sig))
     ):
         return "confirmed"
-    if _WE.search(sent.sig) and sent.speaker_code == code:
+    if sent.speaker_code == code and _WE.search(sent.sig):
         return "confirmed"
     allegation = _first_allegation(sent)
     if tok < len(sent.tokens):
-        tail = sent.words(tok + 1, tok + 8)
         alleged_before = allegation is not None and allegation < tok
-        if _CONFIRM_VERBS.search(tail) and not alleged_before and tok in _leading_subjects(sent):
+        if (
+            not alleged_before
+            and tok in _leading_subjects(sent)
+            and _CONFIRM_VERBS.search(sent.words(tok + 1, tok + 8))
+        ):
             return "confirmed"
     if allegation is not None:
         return "alleged"

@@ -65,7 +65,14 @@ def _entry_pattern(entry: str, tags: Sequence[str]) -> str:
     r"""One verb entry as a signature regex: "break !out" -> (?:break|breaks|broke|...)(?! out\b),
     "call ... for" -> (?:call|calls|...) (?:\S+ ){0,4}?for."""
     lemma, *rest = entry.split()
-    out = "(?:" + "|".join(re.escape(f) for f in verb_forms(lemma, tags)) + ")"
+    forms = verb_forms(lemma, tags)
+    # A form is always followed by a space or a word boundary, so where forms are plain
+    # words at most one of them fits at a place: their order does not matter, and as a trie
+    # far fewer alternatives are tried at each word.
+    if all(f.isascii() and f.isalpha() for f in forms):
+        out = "(?:" + trie_pattern(list(forms)) + ")"
+    else:
+        out = "(?:" + "|".join(re.escape(f) for f in forms) + ")"
     for word in rest:
         if word == "...":
             out += " (?:\\S+ ){0,4}?"
