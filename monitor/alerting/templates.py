@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_TITLES = {
@@ -78,6 +78,16 @@ def template_env(html: bool) -> SandboxedEnvironment:
 def compile_template(template: str, *, html: bool = False) -> Template:
     """Parse once: the same few templates render for every alert."""
     return template_env(html).from_string(template)
+
+
+@lru_cache(maxsize=4096)
+def reads(template: str, *, html: bool = False) -> frozenset[str]:
+    """The names a template looks up in its context (Jinja's own analysis of the code it
+    compiles to): a context may leave out what no template reads."""
+    try:
+        return frozenset(meta.find_undeclared_variables(template_env(html).parse(template)))
+    except TemplateError:
+        return frozenset()
 
 
 def render(template: str, context: dict[str, Any], *, html: bool = False) -> str:
