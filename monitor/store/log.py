@@ -163,8 +163,20 @@ _VALIDATORS: dict[str, tuple[int, Callable[[str], Any]]] = {
 }
 _WITHOUT_TYPE = {"type"}  # the type has its own column
 _FIELDS = set(StoredEvent.model_fields)
+_RESULT_FIELDS = set(AppendResult.model_fields)
 _new_object = object.__new__
 _set = object.__setattr__
+
+
+def _result(events: list[StoredEvent], created: list[bool]) -> AppendResult:
+    """An AppendResult of values the store made itself, built as ``_envelope`` builds events
+    (``model_construct`` costs more than the rest of an article's append bookkeeping)."""
+    result = _new_object(AppendResult)
+    _set(result, "__dict__", {"events": events, "created": created})
+    _set(result, "__pydantic_fields_set__", _RESULT_FIELDS)
+    _set(result, "__pydantic_extra__", None)
+    _set(result, "__pydantic_private__", None)
+    return result
 
 
 def _envelope(fields: dict[str, Any]) -> StoredEvent:
@@ -468,48 +480,53 @@ class EventStore:
         stamps: dict[datetime | None, tuple[datetime | None, Any]] = {None: (None, None)}
         plain_meta: dict[str, str] = {}
         rows: list[tuple[Any, ...]] = []
+        add_row = rows.append
+        envelope = _envelope
         results: list[AppendResult] = []
         for events, want in zip(batches, expected, strict=True):
             if want and any(e.idempotency_key not in stored for e in events):
                 for stream, version in want.items():
                     if versions.get(stream, 0) != version:
                         raise ConcurrencyError(stream, versions.get(stream, 0), version)
-            ids = [event_id_for(e.idempotency_key) for e in events]
-            correlation = _batch_correlation(events, ids, stored)
+            correlation = _batch_correlation(events, stored)
             out: list[StoredEvent] = []
             created: list[bool] = []
-            for new, event_id in zip(events, ids, strict=True):
+            for new in events:
                 key = new.idempotency_key
                 if key is not None and key in stored:
                     out.append(stored[key])
                     created.append(False)
                     continue
+                event_id = event_id_for(key)
                 stream = new.stream
                 version = versions.get(stream, 0) + 1
                 versions[stream] = version
                 head += 1
-                if new.occurred_at not in stamps:
-                    aware = as_utc(new.occurred_at)
-                    stamps[new.occurred_at] = (aware, sql.timestamp(aware))
-                occurred, occurred_column = stamps[new.occurred_at]
+                when = new.occurred_at
+                if when not in stamps:
+                    aware = as_utc(when)
+                    stamps[when] = (aware, sql.timestamp(aware))
+                occurred, occurred_column = stamps[when]
                 data = new.data
                 type_ = data.type
+                schema = SCHEMA_VERSIONS[type_]
+                correlation = correlation or event_id  # a batch's first new event names it
                 if new.metadata:
                     metadata = _metadata(new.metadata, correlation, causes)
                     meta_json = to_json(metadata).decode()
                 else:
                     metadata = {"correlation_id": correlation}
-                    if correlation not in plain_meta:
-                        plain_meta[correlation] = to_json(metadata).decode()
-                    meta_json = plain_meta[correlation]
-                event = _envelope(
+                    meta_json = plain_meta.get(correlation)
+                    if meta_json is None:
+                        meta_json = plain_meta[correlation] = to_json(metadata).decode()
+                event = envelope(
                     {
                         "seq": head,
                         "id": event_id,
                         "stream": stream,
                         "stream_version": version,
                         "type": type_,
-                        "schema_version": SCHEMA_VERSIONS[type_],
+                        "schema_version": schema,
                         "occurred_at": occurred,
                         "recorded_at": now,
                         "idempotency_key": key,
@@ -520,14 +537,14 @@ class EventStore:
                 if key is not None:
                     stored[key] = event  # a later event in this call may repeat the key
                 causes[event_id] = metadata["correlation_id"]  # for later batches
-                rows.append(
+                add_row(
                     (
                         head,
                         event_id,
                         stream,
                         version,
                         type_,
-                        SCHEMA_VERSIONS[type_],
+                        schema,
                         occurred_column,
                         recorded,
                         key,
@@ -537,7 +554,7 @@ class EventStore:
                 )
                 out.append(event)
                 created.append(True)
-            results.append(AppendResult.model_construct(events=out, created=created))
+            results.append(_result(out, created))
         if rows:
             self._write(cursor, rows, head, commit=commit)
         return results
@@ -675,11 +692,10 @@ def _metadata(given: Mapping[str, Any], correlation: str, causes: dict[str, str]
     return metadata
 
 
-def _batch_correlation(
-    events: Sequence[NewEvent], ids: list[str], stored: dict[str, StoredEvent]
-) -> str:
-    """The batch's correlation id: given by the writer, else its first event's (or that
-    event's own correlation id, when it was stored before)."""
+def _batch_correlation(events: Sequence[NewEvent], stored: dict[str, StoredEvent]) -> str:
+    """The batch's correlation id: given by the writer, else its first event's own id (or
+    that event's correlation id, when it was stored before); "" when that is the first event
+    about to be stored, whose id is made in the append loop."""
     for new in events:
         if "correlation_id" in new.metadata:
             return str(new.metadata["correlation_id"])
@@ -689,4 +705,4 @@ def _batch_correlation(
     if first.idempotency_key in stored:
         previous = stored[first.idempotency_key]
         return str(previous.metadata.get("correlation_id") or previous.id)
-    return ids[0]
+    return ""
