@@ -13,7 +13,8 @@ PostgreSQL is reached through psycopg 3 (the ``[postgres]`` extra); a plain
 timestamps come back in UTC with no conversion. A pooled connection that sat idle for more than
 ``PING_AFTER_IDLE_S`` is pinged before use (a server restarted meanwhile closed it) and replaced
 if dead; one in steady use is not, which saves a round trip per transaction (pre-ping did one
-on every checkout). A server lost mid-use fails that operation; SQLAlchemy then drops the pool.
+on every checkout). A connection found dead in use fails that one operation, and the pool's
+idle connections are dropped with it (``EventStore`` and SQLAlchemy both do this).
 """
 
 from __future__ import annotations

@@ -403,16 +403,30 @@ class EventStore:
                     connection.commit()
                 else:
                     connection.rollback()
-            except BaseException:
-                connection.rollback()
+            except BaseException as error:
+                self._abandon(connection, error)
                 raise
             finally:
-                if autocommit:
+                if autocommit and connection.is_valid:
                     with suppress(self._driver_error):
                         connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
                 connection.close()  # back to the pool
         except self._driver_error as exc:
             raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+
+    def _abandon(self, connection: Any, error: BaseException) -> None:
+        """Roll back a failed transaction of the store's own. When the connection is gone
+        (the server restarted, or dropped it), discard it and every idle one in the pool, as
+        SQLAlchemy does for its own statements: they all went to the same server."""
+        dbapi = connection.dbapi_connection
+        if isinstance(error, self._driver_error) and self.engine.dialect.is_disconnect(
+            error, dbapi, None
+        ):
+            connection.invalidate(error)
+            self.engine.dispose()
+            return
+        with suppress(self._driver_error):
+            connection.rollback()
 
     def append(
         self,
