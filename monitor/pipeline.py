@@ -4,20 +4,23 @@ Items come from ``sources.polling.poll`` (the one poll, for the daemon and repla
 from an article file named on the command line (``item_for_file``). ``ingest_items`` is the one
 path for all of them; ``ingest_item`` is that path for a single article.
 
-A poll's articles flow through three stages at once: this thread fetches the next pages while
-the extraction pool reads the ones before (``AHEAD`` of them in flight), and the finished
-articles are appended in publication order, several in one transaction (group commit: up to
-``GROUP_ARTICLES``, or as many as ``GROUP_WAIT`` seconds gather). Each article stays one batch
-of its own in that transaction, with its own correlation id, so a crash leaves every article
-whole or absent, never in part; a group that the database refuses is appended article by
-article, so one bad article costs only itself. Every key is derived from what was read (guid
-or URL, content hash), so reading the same article again appends nothing.
+A poll's articles flow through three stages at once: the polling thread fetches the next pages
+while the extraction pool reads the ones before (``AHEAD`` of them in flight), and hands the
+finished articles, in publication order, to the log's one writer (``LogWriter``). The writer
+appends whatever articles are waiting when it is free, from every poll, up to
+``GROUP_ARTICLES`` in one transaction (group commit: nothing waits for a group to fill; a
+group grows only while the previous transaction runs). Each article stays one batch of its
+own in that transaction, with its own correlation id, so a crash leaves every article whole
+or absent, never in part; a group that the database refuses is appended article by article,
+so one bad article costs only itself. A poll returns once all its articles are stored. Every
+key is derived from what was read (guid or URL, content hash), so reading the same article
+again appends nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -50,11 +53,11 @@ log = logging.getLogger(__name__)
 
 MAX_FETCH_FAILURES = 3
 HEADER_BYTES = 4096  # where a text file's header block must fit
-# Group commit: articles appended in one transaction at most, and how long the first of them
-# may wait for the others. A fsync per article made the log the bottleneck of a backlog;
-# at these bounds a feed poll is usually one transaction, and news waits at most half a second.
-GROUP_ARTICLES = 32
-GROUP_WAIT = 0.5
+# Group commit: articles appended in one transaction at most. A transaction (and its fsync)
+# per article made the log the bottleneck of a backlog, and held the polls up behind it.
+GROUP_ARTICLES = 64
+# Articles waiting for the writer, at most, before the polls that hand over more wait too.
+WRITER_QUEUE = 4 * GROUP_ARTICLES
 # Pages of one poll fetched and in the pool beyond the one being appended: enough that every
 # worker has an article queued while the poll threads fetch, few enough to bound memory.
 AHEAD = 4
@@ -153,27 +156,29 @@ def ingest_items(
     client: httpx.Client | None = None,
     extract_budget: float = DEFAULT_BUDGET,
     pool: ExtractPool | None = None,
+    writer: LogWriter | None = None,
     proceed: Callable[[], bool] = lambda: True,
-    group: int = GROUP_ARTICLES,
-    group_wait: float = GROUP_WAIT,
 ) -> Ingested:
     """Fetch, extract and normalize ``items``, appending them in the order given.
 
     `extract_budget`: CPU seconds one article's normalization may take, over all watches.
     `pool`: the worker processes that read text and facts (None: this thread does).
+    `writer`: the log's writer, shared by every poll (None: one for this call).
     `proceed` is asked before each fetch; once it says no, the articles already fetched are
     finished and appended, the rest are left for the next poll, and the result is incomplete.
+    Returns when every article handed to the writer is stored.
     """
     pool = pool if pool is not None else ExtractPool(0)
+    own = writer is None
+    writer = writer if writer is not None else LogWriter(store)
     histories = article_histories(store, [i.article_id for i in items])
-    writer = _Writer(store, group, group_wait)
     articles: list[_Article] = []
     flowing: deque[_Article] = deque()  # fetched, not yet handed to the writer (oldest first)
+    handed: list[_Article] = []
     seen: set[str] = set()
     complete = True
     try:
         for item in items:
-            writer.flush_if_due()
             if not proceed():
                 complete = False
                 break
@@ -190,13 +195,24 @@ def ingest_items(
             article.start(watches, limits, client, extract_budget, pool)
             flowing.append(article)
             while flowing and (len(flowing) > AHEAD or flowing[0].ready()):
-                writer.add(flowing.popleft().finish())
+                handed.append(writer.submit(flowing.popleft().finish()))
         while flowing:
-            writer.add(flowing.popleft().finish())
+            handed.append(writer.submit(flowing.popleft().finish()))
     finally:
-        writer.flush()  # what is finished is stored, even when an error ends the poll
+        # What was handed over is stored (or refused) before the poll ends, even on an error.
+        writer.wait(handed)
+        if own:
+            writer.close()
+    error = next((a.error for a in handed if a.error is not None), None)
+    if error is not None:
+        raise error
+    refused = [a.refused for a in handed if a.refused is not None]
+    if refused and len(refused) == len(handed):
+        # Not one article taken: the error is the database's, not an article's. It ends the
+        # poll as any database error does (the next poll reads the feed whole).
+        raise refused[0]
     results = [a.result for a in articles if a.result is not None]
-    return Ingested(results=results, complete=complete and not writer.refused)
+    return Ingested(results=results, complete=complete and not refused)
 
 
 class _Article:
@@ -210,6 +226,9 @@ class _Article:
         self.events: list[NewEvent] = []
         self.result: IngestResult | None = None
         self.failed_at: str | None = None  # the stage that failed, before any text was read
+        self.stored_yet = False  # set by the writer, under its lock, once appended or refused
+        self.refused: Exception | None = None  # why the log refused it, even alone
+        self.error: BaseException | None = None  # the writer failed: the poll fails with it
 
     def start(
         self,
@@ -288,6 +307,14 @@ class _Article:
             article_id=item.article_id, url=item.url, status="failed", reason=reason
         )
 
+    def refuse(self, exc: Exception) -> None:
+        """The log would not take this article: it is reported, and the poll incomplete."""
+        self.refused = exc
+        assert self.result is not None
+        self.result.status, self.result.reason = "failed", f"not stored: {exc}"
+        self.result.facts = 0
+        log.error("article %s could not be appended: %s", self.item.url, exc)
+
     def stored(self, appended: AppendResult) -> None:
         assert self.result is not None
         item, result = self.item, self.result
@@ -300,65 +327,90 @@ class _Article:
             log.warning("article %s: normalization failed: %s", item.url, result.reason)
 
 
-class _Writer:
-    """Appends finished articles in the order they come, a group per transaction."""
+class LogWriter:
+    """The log's one writer of articles: a thread that appends the articles waiting for it,
+    in the order they were handed over, up to ``group`` in one transaction.
 
-    def __init__(self, store: EventStore, size: int, wait: float) -> None:
+    Polls hand articles over with ``submit`` and ``wait`` for them at the end of the poll,
+    so fetching and reading go on while the log is busy (with another group, or with the
+    projections' transactions). Thread-safe; the thread starts with the first article."""
+
+    def __init__(
+        self, store: EventStore, *, group: int = GROUP_ARTICLES, queue: int = WRITER_QUEUE
+    ) -> None:
         self.store = store
-        self.size = max(1, size)
-        self.wait = wait
-        self.group: list[_Article] = []
-        self.since = 0.0  # when the group's first article was finished
-        self.refused = 0  # articles the log refused even alone: the poll is incomplete
+        self.group = max(1, group)
+        self.limit = max(self.group, queue)
+        self._waiting: deque[_Article] = deque()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
-    def add(self, article: _Article) -> None:
-        if not self.group:
-            self.since = time.monotonic()
-        self.group.append(article)
-        if len(self.group) >= self.size:
-            self.flush()
-        else:
-            self.flush_if_due()
+    def submit(self, article: _Article) -> _Article:
+        """Queue ``article`` (waiting while the queue is full); returns it."""
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the log writer is closed")
+            while len(self._waiting) >= self.limit:
+                self._changed.wait()
+            self._waiting.append(article)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="log writer", daemon=True)
+                self._thread.start()
+            self._changed.notify_all()
+        return article
 
-    def flush_if_due(self) -> None:
-        if self.group and time.monotonic() - self.since >= self.wait:
-            self.flush()
+    def wait(self, articles: Sequence[_Article]) -> None:
+        """Until each of ``articles`` is stored or refused."""
+        with self._changed:
+            self._changed.wait_for(lambda: all(a.stored_yet for a in articles))
 
-    def flush(self) -> None:
-        group, self.group = self.group, []
-        if not group:
-            return
+    def close(self) -> None:
+        """Store what is queued, then stop the thread."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._waiting or self._closed)
+                if not self._waiting:
+                    return  # closed, and nothing left
+                n = min(self.group, len(self._waiting))
+                group = [self._waiting.popleft() for _ in range(n)]
+                self._changed.notify_all()  # room in the queue
+            try:
+                self._append(group)
+            except BaseException as exc:  # never leave a poll waiting for a dead writer
+                for article in group:
+                    article.error = article.error or exc
+            with self._changed:
+                for article in group:
+                    article.stored_yet = True
+                self._changed.notify_all()
+
+    def _append(self, group: list[_Article]) -> None:
         try:
             appended = self.store.append_many([a.events for a in group])
         except Exception as exc:
             if len(group) == 1:
-                raise
+                group[0].refuse(exc)
+                return
             log.warning(
                 "a group of %d articles was refused (%s): appending each alone", len(group), exc
             )
-            self._one_by_one(group)
+            for article in group:  # in order: the refused ones are left for the next poll
+                try:
+                    article.stored(self.store.append(article.events))
+                except Exception as alone:
+                    article.refuse(alone)
             return
         for article, result in zip(group, appended, strict=True):
             article.stored(result)
-
-    def _one_by_one(self, group: list[_Article]) -> None:
-        """Each article in its own transaction, in order: the refused ones are reported (and
-        left for the next poll), the others kept. If the log refuses every one, the error is
-        the database's, not an article's: it ends the poll as any database error does."""
-        error: Exception | None = None
-        refused = 0
-        for article in group:
-            try:
-                article.stored(self.store.append(article.events))
-            except Exception as exc:
-                error, refused = exc, refused + 1
-                assert article.result is not None
-                article.result.status, article.result.reason = "failed", f"not stored: {exc}"
-                article.result.facts = 0
-                log.error("article %s could not be appended: %s", article.item.url, exc)
-        self.refused += refused
-        if error is not None and refused == len(group):
-            raise error
 
 
 def _discovered(item: FeedItem) -> NewEvent:

@@ -29,7 +29,7 @@ from monitor.leases import FeedLeases, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.observability import Metrics
-from monitor.pipeline import Ingested, IngestResult, ingest_items
+from monitor.pipeline import Ingested, IngestResult, LogWriter, ingest_items
 from monitor.sources import polling
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
@@ -108,12 +108,14 @@ class Runtime:
         self.projections = all_projections()
         self._consumers = threading.Lock()
         self.extract_pool = ExtractPool(cpu_workers)
+        self.writer = LogWriter(self.store)  # every poll's articles go to the log through it
 
     @staticmethod
     def _routes(channels: Sequence[Channel]) -> list[Route]:
         return [Route(name=c.name, tags=c.tags, health=c.health) for c in channels]
 
     def close(self) -> None:
+        self.writer.close()
         self.extract_pool.close()
         for client in [self.client, *self._old_clients]:
             client.close()
@@ -183,6 +185,7 @@ class Runtime:
             client=self.client,
             extract_budget=self.settings.extract_budget.total_seconds(),
             pool=self.extract_pool,
+            writer=self.writer,
             proceed=proceed,
         )
         self.metrics.events_appended.inc(sum(r.new_events for r in done.results))

@@ -23,10 +23,10 @@ from tests.conftest import RULES
 from tests.support.daemon_helpers import feed_toml, free_port, start, stop, wait_for, write_config
 from tests.support.httpserver import Reply, Request, TestServer
 
-FEEDS = 4
+FEEDS = 8
 ITEMS = 12
 TRIALS = 6
-DELAY = 0.08  # seconds each page takes to answer: the backlog lasts a few seconds
+DELAY = 0.1  # seconds each page takes to answer: the backlog lasts a few seconds
 SENTENCE = (
     "<p>Armenian officials said {n} soldiers were killed near Stepanakert on {day}, and "
     "Azerbaijan said its forces had shot down {m} drones over the front line.</p>"
@@ -116,6 +116,8 @@ def test_sigkill_mid_backlog_leaves_every_article_whole_and_none_twice(tmp_path:
             channel=None,
         )
         for trial in range(TRIALS):
+            if landed and landed[-1] == FEEDS * ITEMS:
+                break  # all stored: a kill now would land after the work
             asked = len(server.requests)
             proc = start(config, log)
             try:
@@ -136,4 +138,4 @@ def test_sigkill_mid_backlog_leaves_every_article_whole_and_none_twice(tmp_path:
     assert code == 0, f"seed {seed}: {landed}\n{log.read_text()[-3000:]}"
     streams = check_whole(db, f"seed {seed}, at the end")
     assert all(types.count("ArticleExtracted") == 1 for types in streams.values()), seed
-    assert any(0 < n < FEEDS * ITEMS for n in landed), f"seed {seed}: no kill landed mid-way"
+    assert sum(0 < n < FEEDS * ITEMS for n in landed) >= 2, f"seed {seed}: kills at {landed}"

@@ -16,7 +16,7 @@ import pytest
 from monitor.events import ArticleExtracted, ArticleFailed, FactReported
 from monitor.extract.pool import ExtractJob, ExtractPool, pool_size
 from monitor.extract.text import article_text
-from monitor.pipeline import IngestResult, ingest_item, ingest_items
+from monitor.pipeline import IngestResult, LogWriter, ingest_item, ingest_items
 from monitor.sources.feeds import FeedItem
 from monitor.store.log import EventStore
 from monitor.watches import load_watch
@@ -214,7 +214,9 @@ def test_a_poll_fetches_the_next_pages_while_the_pool_reads(
         items = [item(server.base, "long")]
         items += [item(server.base, f"short/{n}") for n in range(len(PAGES))]
         # One article a transaction here, so the log tells when each one was finished.
-        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, pool=pool, group=1)
+        writer = LogWriter(store, group=1)
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, pool=pool, writer=writer)
+        writer.close()
     assert done.complete and all(r.status == "extracted" for r in done.results)
     events = list(store.read())
     streams = list(dict.fromkeys(e.stream for e in events))

@@ -4,7 +4,9 @@ in order, a group per transaction, each article whole."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,13 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError
 
 from monitor.events import ArticleExtracted, ArticleFailed, FactReported
-from monitor.pipeline import GROUP_ARTICLES, MAX_FETCH_FAILURES, ingest_item, ingest_items
+from monitor.pipeline import (
+    GROUP_ARTICLES,
+    MAX_FETCH_FAILURES,
+    LogWriter,
+    ingest_item,
+    ingest_items,
+)
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchLimits
 from monitor.store.log import EventStore
@@ -182,14 +190,11 @@ def article_order(store: EventStore) -> list[str]:
     return [s for i, s in enumerate(streams) if i == 0 or streams[i - 1] != s]
 
 
-def test_a_poll_s_articles_go_in_order_in_one_transaction_each_whole(store: EventStore) -> None:
-    statements = write_transactions(store)
+def test_a_poll_s_articles_go_in_order_each_whole(store: EventStore) -> None:
     with TestServer() as server:
         items = serve_articles(server, 6)
-        # However slow this machine, the group waits for all six (the bound is in time too).
-        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, group_wait=60)
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
     assert done.complete and [r.status for r in done.results] == ["extracted"] * 6
-    assert statements.count("BEGIN IMMEDIATE") == 1  # one write transaction for the six
     # In the order given, each article's events together, each with its own correlation id.
     assert article_order(store) == [f"article:{i.article_id}" for i in items]
     events = list(store.read())
@@ -199,17 +204,44 @@ def test_a_poll_s_articles_go_in_order_in_one_transaction_each_whole(store: Even
     assert sum(r.new_events for r in done.results) == len(events)
 
 
+def test_articles_waiting_for_a_busy_log_go_in_one_transaction(store: EventStore) -> None:
+    """While another writer holds the log, the poll goes on fetching and reading; what it
+    finished meanwhile is appended together once the log is free."""
+    statements = write_transactions(store)
+    holder = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a projection's transaction, say
+    with TestServer() as server:
+        items = serve_articles(server, 6)
+        poll = threading.Thread(
+            target=lambda: ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+        )
+        poll.start()
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the last page read, and handed to the writer
+        fetched_while_held = len(server.requests)
+        holder.execute("COMMIT")
+        poll.join(60)
+    holder.close()
+    assert fetched_while_held == 6 and not poll.is_alive()
+    assert statements.count("BEGIN IMMEDIATE") <= 2  # the first article, then the other five
+    assert article_order(store) == [f"article:{i.article_id}" for i in items]
+
+
 def test_group_size_changes_the_transactions_not_the_log(tmp_path: Path) -> None:
     logs = []
     for size in (1, 4, GROUP_ARTICLES):
         store = EventStore(f"sqlite:///{tmp_path / f'group-{size}.db'}")
         statements = write_transactions(store)
+        writer = LogWriter(store, group=size)
         with TestServer() as server:
             items = serve_articles(server, 9)
             items.insert(4, item(f"{server.base}/missing", "gone"))  # a failure in the middle
-            ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, group=size, group_wait=60)
-        assert statements.count("BEGIN IMMEDIATE") == -(-10 // size)
-        statements.clear()
+            ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, writer=writer)
+        writer.close()
+        if size == 1:
+            assert statements.count("BEGIN IMMEDIATE") == 10
         logs.append(
             [
                 (e.seq, e.stream, e.stream_version, e.type, e.idempotency_key, e.id)
@@ -220,21 +252,24 @@ def test_group_size_changes_the_transactions_not_the_log(tmp_path: Path) -> None
     assert logs[0] == logs[1] == logs[2]
 
 
-def test_a_group_waits_no_longer_than_its_bound(store: EventStore) -> None:
-    slow_page = numbered_article(99)
+def test_an_article_is_not_held_back_for_a_group(store: EventStore) -> None:
+    """Nothing waits for a group to fill: with the log free, an article is stored as soon
+    as it is read, while the poll still waits for its next page."""
+    answered: list[datetime] = []
 
     def slowly(_req: object) -> Reply:
-        time.sleep(0.3)
-        return Reply(200, slow_page, {"Content-Type": "text/html"})
+        time.sleep(1.0)
+        answered.append(datetime.now(UTC))
+        return Reply(200, numbered_article(99), {"Content-Type": "text/html"})
 
-    statements = write_transactions(store)
     with TestServer() as server:
-        items = serve_articles(server, 3)
+        items = serve_articles(server, 1)
         server.route("/slow", slowly)
-        items.insert(1, item(f"{server.base}/slow", "slow"))
-        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, group_wait=0.1)
-    # The first article waited for the slow page no longer than the bound: it went alone.
-    assert done.complete and statements.count("BEGIN IMMEDIATE") >= 2
+        items.append(item(f"{server.base}/slow", "slow"))
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+    assert done.complete
+    first = next(e for e in store.read() if e.stream == f"article:{items[0].article_id}")
+    assert first.recorded_at < answered[0]
 
 
 def test_a_group_read_again_appends_and_fetches_nothing(store: EventStore) -> None:
