@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from monitor.events import ArticleFailed, FeedPolled
 from monitor.store.log import ConcurrencyError, EventStore, NewEvent
@@ -473,4 +474,81 @@ def test_rows_written_by_the_orm_read_back_the_same(db_url: str) -> None:
     with store.read_session() as session:
         rows = session.query(EventRow).order_by(EventRow.seq).all()  # type: ignore[arg-type]
         assert [to_stored(r) for r in rows] == list(store.read())
+    store.close()
+
+
+def test_an_insert_the_database_refuses_stores_nothing_of_the_append(db_url: str) -> None:
+    """The insert, the head's update and (on PostgreSQL) the COMMIT go to the server
+    together: when the insert fails, none of the append is stored and the next one is whole."""
+    from sqlalchemy import insert
+
+    from monitor.store.tables import EVENTS
+
+    store = EventStore(db_url)
+    store.append([failed(1)])
+    with store.transaction() as session:  # a row at the next position, behind the store's back
+        session.execute(
+            insert(EVENTS).values(
+                seq=2,
+                id="intruder",
+                stream="other",
+                stream_version=1,
+                type="ArticleFailed",
+                schema_version=2,
+                recorded_at=datetime(2020, 10, 1, tzinfo=UTC),
+                data={},
+                metadata={},
+            )
+        )
+    with pytest.raises(IntegrityError):
+        store.append_many([[failed(2, key="k2")], [failed(3, key="k3", stream="article:b")]])
+    assert store.head() == 1
+    with store.transaction() as session:
+        session.execute(EVENTS.delete().where(EVENTS.c.seq == 2))
+    redo = store.append_many([[failed(2, key="k2")], [failed(3, key="k3", stream="article:b")]])
+    assert [e.seq for r in redo for e in r.events] == [2, 3]
+    assert [e.stream_version for r in redo for e in r.events] == [2, 1]
+    assert [e.seq for e in store.read()] == [1, 2, 3]
+    store.close()
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced(
+    postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Connections idle longer than PING_AFTER_IDLE_S are pinged before use: one whose server
+    process is gone (a restart, an administrator) is replaced instead of failing the caller.
+    A connection found dead in use fails its call and takes the pool's idle ones with it."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    from monitor.store import db
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+    url = postgres.new_database()
+    store = EventStore(url)
+    store.append([failed(1)])
+    assert store.head() == 1
+    parsed = make_url(url)
+    dsn = f"host={parsed.host} port={parsed.port} user={parsed.username} dbname={parsed.database}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    store.append([failed(2)])
+    assert [e.seq for e in store.read()] == [1, 2]
+    assert store.head() == 2
+    # Dropped while in steady use (not pinged): that one call fails, and the pool is renewed.
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 1e9)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(OperationalError):
+        store.append([failed(3)])
+    store.append([failed(3)])
+    assert [e.seq for e in store.read()] == [1, 2, 3]
     store.close()

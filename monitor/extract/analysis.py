@@ -8,9 +8,11 @@ as E<i>, counts as N<i>) so that rules can be regexes over tokens rather than ch
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Literal
 
 from monitor.extract.gazetteer import Mention, group_codes
@@ -213,22 +215,24 @@ def _tokenise(sent: Sentence, folded: str) -> None:
             spans.append((q.start, q.end, "N", i))
     spans.sort()
     tokens: list[Token] = []
+    actors: list[int] = []
     cursor = sent.start
     for s, e, kind, ref in spans:
         if s > cursor:
             _plain_tokens(folded, cursor, s, tokens)
+        if kind == "E":
+            actors.append(len(tokens))
         tokens.append(Token(kind, f"{kind}{ref}", s, e, ref))
         cursor = e
     _plain_tokens(folded, cursor, sent.end, tokens)
     sent.tokens = tokens
-    pos = 0
-    offsets: list[int] = []
-    for t in tokens:
-        offsets.append(pos)
-        pos += len(t.text) + 1
-    sent.offsets = offsets
-    sent.sig = " ".join(t.text for t in tokens)
-    sent.actor_tokens = [k for k, t in enumerate(tokens) if t.kind == "E"]
+    texts = [t.text for t in tokens]
+    # Token k starts after the k earlier items and the k spaces between them.
+    sent.offsets = list(
+        map(operator.add, accumulate(map(len, texts), initial=0), range(len(texts)))
+    )
+    sent.sig = " ".join(texts)
+    sent.actor_tokens = actors
 
 
 def _plain_tokens(folded: str, start: int, end: int, out: list[Token]) -> None:
@@ -288,7 +292,12 @@ def _mark_roles(sent: Sentence) -> None:
     toks = sent.tokens
     last_loc_token = -10
     accusing = -10
-    for i, t in enumerate(toks):
+    sig = sent.sig
+    # Only names are marked, so only they are visited, unless an accusation ("allegations
+    # from France") may be in the sentence: then every word is, to follow where it ends.
+    accusation = ("from" in sig or "by" in sig) and any(w in sig for w in _ACCUSATIONS)
+    for i in range(len(toks)) if accusation else sent.actor_tokens:
+        t = toks[i]
         if (
             t.kind == "W"
             and t.text in ("from", "by")
@@ -340,7 +349,8 @@ def _qualifies_following_org(sent: Sentence, i: int) -> bool:
 def _find_speaker(sent: Sentence) -> None:
     toks = sent.tokens
     n = len(toks)
-    for i, t in enumerate(toks):
+    # Each walk below looks for a word: where the signature lacks it, the walk is skipped.
+    for i, t in enumerate(toks if "according to" in sent.sig else ()):
         if t.text == "according" and i + 1 < n and toks[i + 1].text == "to":
             j = i + 2
             k = j
@@ -349,7 +359,7 @@ def _find_speaker(sent: Sentence) -> None:
             _set_speaker(sent, j, k)
             if sent.speaker:
                 return
-    for i, t in enumerate(toks):
+    for i, t in enumerate(toks if "quoted" in sent.sig else ()):
         if t.text == "quoted":
             k = i + 1
             while k < n and toks[k].text not in ("as", ",", "."):

@@ -90,8 +90,11 @@ def _organisation_entries() -> dict[str, Entry]:
     return out
 
 
-def trie_pattern(words: list[str]) -> str:
-    """A regex matching any of `words`, shaped as a trie so that matching is one pass."""
+def trie_pattern(words: list[str], after_first: str = "") -> str:
+    """A regex matching any of `words`, shaped as a trie so that matching is one pass.
+    `after_first`: inserted after each word's first character (a lookbehind there, in place
+    of one before the word, leaves the pattern starting on a literal, which lets the regex
+    engine skip ahead to the next character that can start a word)."""
     trie: dict[str, dict] = {}
     for word in words:
         node = trie
@@ -109,6 +112,11 @@ def trie_pattern(words: list[str]) -> str:
             return "(?:" + body + ")?"
         return body
 
+    if after_first:
+        firsts = [re.escape(ch) + after_first + emit(child) for ch, child in sorted(trie.items())]
+        if "" in trie:
+            raise ValueError("after_first needs words of one character or more")
+        return firsts[0] if len(firsts) == 1 else "(?:" + "|".join(firsts) + ")"
     return emit(trie)
 
 
@@ -122,7 +130,12 @@ def gazetteer() -> dict[str, Entry]:
 
 @cache
 def _gazetteer_regex() -> re.Pattern[str]:
-    return re.compile(_BOUNDARY_L + "(?:" + trie_pattern(list(gazetteer())) + ")" + _BOUNDARY_R)
+    """Every gazetteer form, word-bounded. The left boundary is checked after the first
+    character (no word character before it), so the scan jumps from one possible first
+    character to the next, mostly capitals, instead of trying every position."""
+    if any(form[:1] in ("", "\n") for form in gazetteer()):
+        raise ValueError("a gazetteer form is empty or starts with a line break")
+    return re.compile(trie_pattern(list(gazetteer()), after_first=r"(?<!\w.)") + _BOUNDARY_R)
 
 
 @cache

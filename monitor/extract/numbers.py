@@ -14,13 +14,18 @@ from importlib import resources
 
 from text_to_num import text2num
 
-from monitor.extract.sentences import lowered
+from monitor.extract.gazetteer import trie_pattern
+from monitor.extract.sentences import lowered, words
 
-_UNITS = (
-    "zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-    "fifteen|sixteen|seventeen|eighteen|nineteen"
+# Shaped as tries: the same words, without trying twenty alternatives at every word. (Where
+# one word begins another, "seven" and "seventeen", only the whole word can end a number.)
+_UNITS = trie_pattern(
+    words(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen"
+    )
 )
-_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_TENS = trie_pattern(words("twenty thirty forty fifty sixty seventy eighty ninety"))
 # Every scale word, even those far beyond any count of people: "nine hundred ninety-nine
 # quintillion" must be read whole (and then refused), never as its first three words.
 _BIG_SCALES = "million|billion|trillion|quadrillion|quintillion|sextillion|septillion|octillion"

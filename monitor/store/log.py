@@ -15,11 +15,13 @@ its own correlation id, idempotency and stream version checks, exactly as if the
 been appended one after another, and the group is stored whole or not at all.
 
 The hot paths (append, read) run fixed SQL text on the driver's cursor, inside the caller's
-session or a short transaction of the store's own on a pooled connection: per transaction,
-whatever the number of batches, one statement looks up idempotency keys and stream versions
-together and one multi-row insert writes the events. Rows read back are upcast and their
-payload validated from its JSON text by its model; the envelope columns, typed by the table,
-are taken as they come.
+session or a short transaction of the store's own on a pooled connection. Per transaction,
+whatever the number of batches: the head lock, one lookup each of idempotency keys, stream
+versions and (if any) causing events, then the insert and the head's update. On PostgreSQL
+these are two round trips: BEGIN, the lock and the lookups sent together; the insert (one
+statement of column arrays), the head and, in the store's own transaction, the COMMIT sent
+together. Rows read back are upcast and their payload validated from its JSON text by its
+model; the envelope columns, typed by the table, are taken as they come.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json, to_json
@@ -154,9 +156,27 @@ def to_stored(row: EventRow) -> StoredEvent:
 PAYLOADS: dict[str, type[BaseModel]] = {
     model.model_fields["type"].default: model for model in get_args(get_args(EventData)[0])
 }
+# Per type: its current schema version and its model's JSON validator (pydantic-core, no wrapper).
+_VALIDATORS: dict[str, tuple[int, Callable[[str], Any]]] = {
+    name: (SCHEMA_VERSIONS[name], model.__pydantic_validator__.validate_json)
+    for name, model in PAYLOADS.items()
+}
+_WITHOUT_TYPE = {"type"}  # the type has its own column
 _FIELDS = set(StoredEvent.model_fields)
+_RESULT_FIELDS = set(AppendResult.model_fields)
 _new_object = object.__new__
 _set = object.__setattr__
+
+
+def _result(events: list[StoredEvent], created: list[bool]) -> AppendResult:
+    """An AppendResult of values the store made itself, built as ``_envelope`` builds events
+    (``model_construct`` costs more than the rest of an article's append bookkeeping)."""
+    result = _new_object(AppendResult)
+    _set(result, "__dict__", {"events": events, "created": created})
+    _set(result, "__pydantic_fields_set__", _RESULT_FIELDS)
+    _set(result, "__pydantic_extra__", None)
+    _set(result, "__pydantic_private__", None)
+    return result
 
 
 def _envelope(fields: dict[str, Any]) -> StoredEvent:
@@ -173,20 +193,41 @@ def _envelope(fields: dict[str, Any]) -> StoredEvent:
 
 def _payload(type_: str, version: int, text: str) -> EventData:
     """A stored payload, upcast when older than the current schema, validated by its model."""
-    model = PAYLOADS.get(type_)
-    if model is not None and version == SCHEMA_VERSIONS[type_]:
-        return model.model_validate_json(text)  # type: ignore[return-value]
+    known = _VALIDATORS.get(type_)
+    if known is not None and version == known[0]:
+        return known[1](text)  # type: ignore[no-any-return]
     return parse_event_data(type_, version, json.loads(text))
+
+
+Lookup = Literal["keys", "streams", "ids"]
+LOOKUPS: tuple[Lookup, ...] = ("keys", "streams", "ids")
+
+
+def _qualified(select: str) -> str:
+    """The columns of ``SELECT ... FROM events``, each prefixed with ``events.``."""
+    columns = select.removeprefix("SELECT ").removesuffix(" FROM events").split(", ")
+    return ", ".join(f"events.{c}" for c in columns)
 
 
 COLUMNS = (
     "seq, id, stream, stream_version, type, schema_version, occurred_at, recorded_at, "
     "idempotency_key, data, metadata"
 )
+# PostgreSQL: a whole append is one INSERT of column arrays; its text never changes, so the
+# server plans it once per connection (psycopg prepares statements it sees repeatedly).
+# Its arrays go in binary (``%b``): text-format arrays would be escaped element by element.
+_UNNEST = (
+    "%b::bigint[], %b::text[], %b::text[], %b::int[], %b::text[], %b::int[], "
+    "%b::timestamptz[], %b::timestamptz[], %b::text[], %b::text[]::json[], %b::text[]::json[]"
+)
 
 
 class _Sql:
-    """The statements of one dialect, and how its driver wants timestamps and JSON."""
+    """The statements of one dialect, and how its driver wants timestamps and JSON.
+
+    SQLite binds a list as one value per ``?`` (in chunks of ``IN_CHUNK``); PostgreSQL takes
+    it as one array parameter, so every statement text is fixed there.
+    """
 
     def __init__(self, dialect: str) -> None:
         self.postgres = dialect == "postgresql"
@@ -196,8 +237,10 @@ class _Sql:
         self.lock_head = "SELECT seq FROM log_head WHERE id = 1" + (" FOR UPDATE" if pg else "")
         self.head = "SELECT seq FROM log_head WHERE id = 1"
         self.set_head = self.q("UPDATE log_head SET seq = ? WHERE id = 1")
-        values = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?::json, ?::json" if pg else ", ".join("?" * 11)
-        self.insert = self.q(f"INSERT INTO events ({COLUMNS}) VALUES ({values})")
+        if pg:
+            self.insert = f"INSERT INTO events ({COLUMNS}) SELECT * FROM unnest({_UNNEST})"
+        else:
+            self.insert = f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 11)})"
         self.stream = self.q(f"{self.select} WHERE stream = ? ORDER BY seq")
         self.last = self.q(f"{self.select} WHERE stream = ? ORDER BY stream_version DESC LIMIT 1")
         self.by_id = self.q(f"{self.select} WHERE id = ?")
@@ -207,24 +250,37 @@ class _Sql:
         return sql.replace("?", "%s") if self.postgres else sql
 
     @cache  # noqa: B019 - one instance per dialect, kept for the life of the process
-    def where_in(self, head: str, column: str, n: int, tail: str = "") -> str:
-        return self.q(f"{head} WHERE {column} IN ({', '.join('?' * n)}){tail}")
+    def lookup(self, kind: Lookup, n: int) -> str:
+        """What an append looks up by a list of ``n`` values: stored events by idempotency
+        key, the version of streams (by name), the metadata of events (by id).
 
-    @cache  # noqa: B019
-    def lookup(self, keys: int, streams: int) -> str:
-        return self.q(
-            f"SELECT 0, idempotency_key, seq FROM events WHERE idempotency_key IN "
-            f"({', '.join('?' * keys)}) UNION ALL "
-            f"SELECT 1, stream, MAX(stream_version) FROM events WHERE stream IN "
-            f"({', '.join('?' * streams)}) GROUP BY stream"
-        )
+        SQLite: ``IN (?, ...)``. PostgreSQL: one array, joined as a table, so that the text
+        never changes and each value is one index lookup; ``= ANY(array)`` under a prepared
+        statement's generic plan would compare every row with every value instead.
+        """
+        if self.postgres:
+            return {
+                "keys": f"SELECT {_qualified(self.select)} FROM unnest(%b::text[]) AS k(key) "
+                "JOIN events ON events.idempotency_key = k.key",
+                "streams": "SELECT s.name, (SELECT MAX(stream_version) FROM events "
+                "WHERE stream = s.name) FROM unnest(%b::text[]) AS s(name)",
+                "ids": "SELECT events.id, events.metadata::text FROM unnest(%b::text[]) AS i(v) "
+                "JOIN events ON events.id = i.v",
+            }[kind]
+        values = f"({', '.join('?' * n)})"
+        return {
+            "keys": f"{self.select} WHERE idempotency_key IN {values}",
+            "streams": f"SELECT stream, MAX(stream_version) FROM events WHERE stream IN {values} "
+            "GROUP BY stream",
+            "ids": f"SELECT id, metadata FROM events WHERE id IN {values}",
+        }[kind]
 
     @cache  # noqa: B019
     def page(self, until: bool, types: int) -> str:
         sql = f"{self.select} WHERE seq > ?"
         if until:
             sql += " AND seq <= ?"
-        if types:
+        if types:  # one value per ``?``, on PostgreSQL too: ``type = ?`` plans on (type, seq)
             sql += f" AND type IN ({', '.join('?' * types)})"
         return self.q(sql + " ORDER BY seq LIMIT ?")
 
@@ -235,31 +291,40 @@ class _Sql:
             return aware
         return aware.replace(tzinfo=None).isoformat(" ", "microseconds")
 
-    def event(self, row: Sequence[Any]) -> StoredEvent:
-        seq, id_, stream, version, type_, schema, occurred, recorded, key, data, meta = row
-        return _envelope(
-            {
-                "seq": seq,
-                "id": id_,
-                "stream": stream,
-                "stream_version": version,
-                "type": type_,
-                "schema_version": schema,
-                "occurred_at": _read_time(occurred),
-                "recorded_at": _read_time(recorded),
-                "idempotency_key": key,
-                "data": _payload(type_, schema, data),
-                "metadata": from_json(meta) or {},
-            }
-        )
+    def events(self, rows: Sequence[Sequence[Any]]) -> Iterator[StoredEvent]:
+        """Stored rows as events, made one at a time as the caller takes them (a page of
+        events alive at once costs allocations and garbage-collector passes, measurably).
+        Timestamps repeat (an article's events share them, a transaction's share
+        ``recorded_at``): each distinct one is converted once per call."""
+        times: dict[Any, datetime | None] = {None: None}
+        for seq, id_, stream, version, type_, schema, occurred, recorded, key, data, meta in rows:
+            if occurred not in times:
+                times[occurred] = _read_time(occurred)
+            if recorded not in times:
+                times[recorded] = _read_time(recorded)
+            yield _envelope(
+                {
+                    "seq": seq,
+                    "id": id_,
+                    "stream": stream,
+                    "stream_version": version,
+                    "type": type_,
+                    "schema_version": schema,
+                    "occurred_at": times[occurred],
+                    "recorded_at": times[recorded],
+                    "idempotency_key": key,
+                    "data": _payload(type_, schema, data),
+                    "metadata": from_json(meta) or {},
+                }
+            )
 
 
 def _read_time(value: str | datetime | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):  # SQLite: naive UTC text
-        return datetime.fromisoformat(value + "+00:00")
-    return as_utc(value)
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else as_utc(value)  # PostgreSQL sessions run in UTC
 
 
 class EventStore:
@@ -309,9 +374,10 @@ class EventStore:
     def _cursor(self, session: Session | None, *, write: bool) -> Iterator[Any]:
         """The driver's cursor inside ``session``'s transaction, or inside a short transaction
         of its own on a pooled connection: a writer's begins with ``BEGIN IMMEDIATE`` on
-        SQLite (as every write transaction here does) and commits when the block ends; a
-        reader's is its statement's own snapshot and is rolled back. Driver errors come out as
-        SQLAlchemy's, as from any other statement."""
+        SQLite (as every write transaction here does) and commits when the block ends (or
+        earlier, in the block, on PostgreSQL: see ``_write``); a reader's is its statement's
+        own snapshot (autocommit: no BEGIN, no ROLLBACK, one round trip on PostgreSQL). Driver
+        errors come out as SQLAlchemy's, as from any other statement."""
         try:
             if session is not None:
                 session.flush()  # ORM changes made earlier in the session go first
@@ -322,7 +388,10 @@ class EventStore:
                     cursor.close()
                 return
             connection = self.engine.raw_connection()
+            autocommit = self._sql.postgres and not write
             try:
+                if autocommit:
+                    connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
                 cursor = connection.cursor()
                 try:
                     if write and not self._sql.postgres:
@@ -334,13 +403,30 @@ class EventStore:
                     connection.commit()
                 else:
                     connection.rollback()
-            except BaseException:
-                connection.rollback()
+            except BaseException as error:
+                self._abandon(connection, error)
                 raise
             finally:
+                if autocommit and connection.is_valid:
+                    with suppress(self._driver_error):
+                        connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
                 connection.close()  # back to the pool
         except self._driver_error as exc:
             raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+
+    def _abandon(self, connection: Any, error: BaseException) -> None:
+        """Roll back a failed transaction of the store's own. When the connection is gone
+        (the server restarted, or dropped it), discard it and every idle one in the pool, as
+        SQLAlchemy does for its own statements: they all went to the same server."""
+        dbapi = connection.dbapi_connection
+        if isinstance(error, self._driver_error) and self.engine.dialect.is_disconnect(
+            error, dbapi, None
+        ):
+            connection.invalidate(error)
+            self.engine.dispose()
+            return
+        with suppress(self._driver_error):
+            connection.rollback()
 
     def append(
         self,
@@ -378,135 +464,185 @@ class EventStore:
         if not any(batches):
             return [AppendResult(events=[], created=[]) for _ in batches]
         with self._cursor(session, write=True) as cursor:
-            return self._append(cursor, batches, expected)
+            return self._append(cursor, batches, expected, commit=session is None)
 
     def _append(
         self,
         cursor: Any,
         batches: Sequence[Sequence[NewEvent]],
         expected: list[dict[str, int]],
+        *,
+        commit: bool,
     ) -> list[AppendResult]:
         sql = self._sql
-        with self._pipeline(cursor):  # PostgreSQL: BEGIN and the lock in one round trip
-            cursor.execute(sql.lock_head)
-            head = int(cursor.fetchone()[0])
         everything = [e for batch in batches for e in batch]
-        keys = [e.idempotency_key for e in everything if e.idempotency_key]
-        stored, versions = self._lookup(
-            cursor, keys, {e.stream for e in everything}.union(*expected)
+        head, stored, versions, causes = self._state(
+            cursor,
+            list(dict.fromkeys(e.idempotency_key for e in everything if e.idempotency_key)),
+            sorted({e.stream for e in everything}.union(*expected)),
+            sorted(
+                {
+                    str(e.metadata["causation_id"])
+                    for e in everything
+                    if e.metadata.get("causation_id")
+                }
+            ),
         )
-        causation = {
-            str(e.metadata["causation_id"])
-            for e in everything
-            if "causation_id" in e.metadata and e.idempotency_key not in stored
-        }
-        causes = self._correlations(cursor, causation)
         now = datetime.now(UTC)
         recorded = sql.timestamp(now)
-        stamps: dict[datetime | None, Any] = {}  # an article's events share their timestamps
+        # An article's events share their time; a batch's its correlation id (and metadata).
+        stamps: dict[datetime | None, tuple[datetime | None, Any]] = {None: (None, None)}
+        plain_meta: dict[str, str] = {}
         rows: list[tuple[Any, ...]] = []
+        add_row = rows.append
+        envelope = _envelope
         results: list[AppendResult] = []
         for events, want in zip(batches, expected, strict=True):
             if want and any(e.idempotency_key not in stored for e in events):
                 for stream, version in want.items():
                     if versions.get(stream, 0) != version:
                         raise ConcurrencyError(stream, versions.get(stream, 0), version)
-            ids = [event_id_for(e.idempotency_key) for e in events]
-            correlation = _batch_correlation(events, ids, stored)
+            correlation = _batch_correlation(events, stored)
             out: list[StoredEvent] = []
             created: list[bool] = []
-            for new, event_id in zip(events, ids, strict=True):
+            for new in events:
                 key = new.idempotency_key
                 if key is not None and key in stored:
                     out.append(stored[key])
                     created.append(False)
                     continue
-                version = versions.get(new.stream, 0) + 1
-                versions[new.stream] = version
+                event_id = event_id_for(key)
+                stream = new.stream
+                version = versions.get(stream, 0) + 1
+                versions[stream] = version
                 head += 1
-                event = _stored(new, event_id, head, version, now, correlation, causes)
+                when = new.occurred_at
+                if when not in stamps:
+                    aware = as_utc(when)
+                    stamps[when] = (aware, sql.timestamp(aware))
+                occurred, occurred_column = stamps[when]
+                data = new.data
+                type_ = data.type
+                schema = SCHEMA_VERSIONS[type_]
+                correlation = correlation or event_id  # a batch's first new event names it
+                if new.metadata:
+                    metadata = _metadata(new.metadata, correlation, causes)
+                    meta_json = to_json(metadata).decode()
+                else:
+                    metadata = {"correlation_id": correlation}
+                    meta_json = plain_meta.get(correlation)
+                    if meta_json is None:
+                        meta_json = plain_meta[correlation] = to_json(metadata).decode()
+                event = envelope(
+                    {
+                        "seq": head,
+                        "id": event_id,
+                        "stream": stream,
+                        "stream_version": version,
+                        "type": type_,
+                        "schema_version": schema,
+                        "occurred_at": occurred,
+                        "recorded_at": now,
+                        "idempotency_key": key,
+                        "data": data,
+                        "metadata": metadata,
+                    }
+                )
                 if key is not None:
                     stored[key] = event  # a later event in this call may repeat the key
-                causes[event_id] = event.metadata["correlation_id"]  # for later batches
-                if event.occurred_at not in stamps:
-                    stamps[event.occurred_at] = sql.timestamp(event.occurred_at)
-                rows.append(
+                causes[event_id] = metadata["correlation_id"]  # for later batches
+                add_row(
                     (
                         head,
                         event_id,
-                        new.stream,
+                        stream,
                         version,
-                        event.type,
-                        event.schema_version,
-                        stamps[event.occurred_at],
+                        type_,
+                        schema,
+                        occurred_column,
                         recorded,
                         key,
-                        new.data.model_dump_json(exclude={"type"}),
-                        to_json(event.metadata).decode(),
+                        data.__pydantic_serializer__.to_json(data, exclude=_WITHOUT_TYPE).decode(),
+                        meta_json,
                     )
                 )
                 out.append(event)
                 created.append(True)
-            results.append(AppendResult.model_construct(events=out, created=created))
+            results.append(_result(out, created))
         if rows:
-            with self._pipeline(cursor):
-                cursor.executemany(sql.insert, rows)
-                cursor.execute(sql.set_head, (head,))
+            self._write(cursor, rows, head, commit=commit)
         return results
 
-    def _pipeline(self, cursor: Any) -> AbstractContextManager[Any]:
-        """On PostgreSQL, statements sent together and answered together (psycopg's pipeline
-        mode): fewer round trips to the server. Nothing on SQLite, which has no server."""
-        return cursor.connection.pipeline() if self._sql.postgres else nullcontext()
+    def _state(
+        self, cursor: Any, keys: list[str], streams: list[str], causation: list[str]
+    ) -> tuple[int, dict[str, StoredEvent], dict[str, int], dict[str, str]]:
+        """What an append must know, read under the head lock: the head, the stored events of
+        these idempotency keys, the version of these streams and the correlation id of each
+        stored causing event (none of its own: its id). On PostgreSQL the lock and the three
+        lookups go to the server together, with the transaction's BEGIN: one round trip. Each
+        lookup still starts after the lock is granted, so it sees every earlier append."""
+        sql = self._sql
+        if not sql.postgres:
+            cursor.execute(sql.lock_head)
+            head = int(cursor.fetchone()[0])
+            found = self._in(cursor, "keys", keys)
+            versions = self._in(cursor, "streams", streams)
+            metadata = self._in(cursor, "ids", causation)
+        else:
+            connection = cursor.connection
+            asked = (keys, streams, causation)
+            others = [connection.cursor() for _ in asked]
+            try:
+                with connection.pipeline():
+                    cursor.execute(sql.lock_head)
+                    for other, kind, values in zip(others, LOOKUPS, asked, strict=True):
+                        if values:
+                            other.execute(sql.lookup(kind, 1), [values])
+                head = int(cursor.fetchone()[0])
+                found, versions, metadata = [
+                    c.fetchall() if values else [] for c, values in zip(others, asked, strict=True)
+                ]
+            finally:
+                for other in others:
+                    other.close()
+        stored = {event.idempotency_key: event for event in sql.events(found)}
+        causes = {
+            event_id: str(from_json(meta or "{}").get("correlation_id") or event_id)
+            for event_id, meta in metadata
+        }
+        known = {name: int(version) for name, version in versions if version is not None}
+        return head, stored, known, causes  # type: ignore[misc]
 
-    def _lookup(
-        self, cursor: Any, keys: list[str], streams: set[str]
-    ) -> tuple[dict[str, StoredEvent], dict[str, int]]:
-        """Stored events of these idempotency keys, and the version of these streams: in one
-        statement when the lists are short (as for ingest's batches), in chunks otherwise.
-        The full rows of stored keys, rare outside retries, are read in a second one."""
-        unique = list(dict.fromkeys(keys))
-        names = sorted(streams)
-        if not unique or not names or len(unique) > IN_CHUNK or len(names) > IN_CHUNK:
-            return self._by_keys(cursor, unique), self._stream_versions(cursor, streams)
-        cursor.execute(self._sql.lookup(len(unique), len(names)), [*unique, *names])
-        seqs: list[int] = []
-        versions: dict[str, int] = {}
-        for kind, name, number in cursor.fetchall():
-            if kind == 0:
-                seqs.append(number)
-            else:
-                versions[name] = int(number)
-        stored = [self._sql.event(r) for r in self._in(cursor, self._sql.select, "seq", seqs)]
-        return {e.idempotency_key: e for e in stored}, versions  # type: ignore[misc]
+    def _write(self, cursor: Any, rows: list[tuple[Any, ...]], head: int, *, commit: bool) -> None:
+        """Insert the rows and move the head. On PostgreSQL one statement inserts them all (as
+        column arrays), sent with the head's update and, in a transaction of the store's own,
+        the COMMIT: one round trip. SQLite, in-process, inserts row by row (``executemany``
+        beats one multi-row statement there)."""
+        sql = self._sql
+        if not sql.postgres:
+            cursor.executemany(sql.insert, rows)
+            cursor.execute(sql.set_head, (head,))
+            return
+        with cursor.connection.pipeline():
+            cursor.execute(sql.insert, [list(column) for column in zip(*rows, strict=True)])
+            cursor.execute(sql.set_head, (head,))
+            if commit:
+                cursor.connection.commit()
 
-    def _in(
-        self, cursor: Any, head: str, column: str, values: Sequence[Any], tail: str = ""
-    ) -> Iterator[Any]:
-        """Rows of ``head WHERE column IN values``, in chunks of ``IN_CHUNK`` values."""
+    def _in(self, cursor: Any, kind: Lookup, values: Sequence[str]) -> list[Any]:
+        """Rows of ``_Sql.lookup(kind)`` for these values: in chunks of ``IN_CHUNK`` on SQLite,
+        as one array on PostgreSQL."""
+        if self._sql.postgres:
+            if not values:
+                return []
+            cursor.execute(self._sql.lookup(kind, 1), [list(values)])
+            return list(cursor.fetchall())
+        rows: list[Any] = []
         for i in range(0, len(values), IN_CHUNK):
             chunk = values[i : i + IN_CHUNK]
-            cursor.execute(self._sql.where_in(head, column, len(chunk), tail), chunk)
-            yield from cursor.fetchall()
-
-    def _by_keys(self, cursor: Any, keys: list[str]) -> dict[str, StoredEvent]:
-        rows = self._in(cursor, self._sql.select, "idempotency_key", list(dict.fromkeys(keys)))
-        return {event.idempotency_key: event for event in map(self._sql.event, rows)}  # type: ignore[misc]
-
-    def _stream_versions(self, cursor: Any, streams: set[str]) -> dict[str, int]:
-        head = "SELECT stream, MAX(stream_version) FROM events"
-        rows = self._in(cursor, head, "stream", sorted(streams), " GROUP BY stream")
-        return {s: int(v) for s, v in rows}
-
-    def _correlations(self, cursor: Any, event_ids: set[str]) -> dict[str, str]:
-        """Correlation id of each causing event that is stored (with no id of its own: its id)."""
-        head = "SELECT id, metadata FROM events"
-        if self._sql.postgres:
-            head = "SELECT id, metadata::text FROM events"
-        found: dict[str, str] = {}
-        for event_id, meta in self._in(cursor, head, "id", sorted(event_ids)):
-            found[event_id] = str(from_json(meta or "{}").get("correlation_id") or event_id)
-        return found
+            cursor.execute(self._sql.lookup(kind, len(chunk)), chunk)
+            rows += cursor.fetchall()
+        return rows
 
     def read(
         self,
@@ -526,21 +662,17 @@ class EventStore:
         wanted = list(types or ())
         remaining = limit
         position = after
-        event = self._sql.event
+        statement = self._sql.page(until is not None, len(wanted))
+        filters: list[Any] = [] if until is None else [until]
+        filters += wanted
         while remaining is None or remaining > 0:
             size = batch if remaining is None else min(batch, remaining)
-            params: list[Any] = [position]
-            if until is not None:
-                params.append(until)
-            params += [*wanted, size]
-            statement = self._sql.page(until is not None, len(wanted))
             with self._cursor(session, write=False) as cursor:
-                cursor.execute(statement, params)
+                cursor.execute(statement, [position, *filters, size])
                 rows = cursor.fetchall()
             if not rows:
                 return
-            for row in rows:
-                yield event(row)
+            yield from self._sql.events(rows)
             position = rows[-1][0]
             if remaining is not None:
                 remaining -= len(rows)
@@ -551,27 +683,33 @@ class EventStore:
             return list(cursor.fetchall())
 
     def read_stream(self, stream: str, *, session: Session | None = None) -> list[StoredEvent]:
-        return [self._sql.event(r) for r in self._query(self._sql.stream, (stream,), session)]
+        return list(self._sql.events(self._query(self._sql.stream, (stream,), session)))
 
     def last_of(self, stream: str) -> StoredEvent | None:
         """The stream's latest event: one index lookup, however long the stream has grown."""
-        rows = self._query(self._sql.last, (stream,), None)
-        return self._sql.event(rows[0]) if rows else None
+        return next(self._sql.events(self._query(self._sql.last, (stream,), None)), None)
 
     def get(self, event_id: str) -> StoredEvent | None:
-        rows = self._query(self._sql.by_id, (event_id,), None)
-        return self._sql.event(rows[0]) if rows else None
+        return next(self._sql.events(self._query(self._sql.by_id, (event_id,), None)), None)
 
     def head(self, session: Session | None = None) -> int:
         """The last committed position (in ``session``'s view, when given)."""
         return int(self._query(self._sql.head, (), session)[0][0])
 
 
-def _batch_correlation(
-    events: Sequence[NewEvent], ids: list[str], stored: dict[str, StoredEvent]
-) -> str:
-    """The batch's correlation id: given by the writer, else its first event's (or that
-    event's own correlation id, when it was stored before)."""
+def _metadata(given: Mapping[str, Any], correlation: str, causes: dict[str, str]) -> dict[str, Any]:
+    """An event's metadata with its correlation id: given, else its cause's, else the batch's."""
+    metadata = dict(given)
+    if "correlation_id" not in metadata:
+        cause = metadata.get("causation_id")
+        metadata["correlation_id"] = causes.get(str(cause), correlation) if cause else correlation
+    return metadata
+
+
+def _batch_correlation(events: Sequence[NewEvent], stored: dict[str, StoredEvent]) -> str:
+    """The batch's correlation id: given by the writer, else its first event's own id (or
+    that event's correlation id, when it was stored before); "" when that is the first event
+    about to be stored, whose id is made in the append loop."""
     for new in events:
         if "correlation_id" in new.metadata:
             return str(new.metadata["correlation_id"])
@@ -581,34 +719,4 @@ def _batch_correlation(
     if first.idempotency_key in stored:
         previous = stored[first.idempotency_key]
         return str(previous.metadata.get("correlation_id") or previous.id)
-    return ids[0]
-
-
-def _stored(
-    new: NewEvent,
-    event_id: str,
-    seq: int,
-    version: int,
-    now: datetime,
-    correlation: str,
-    causes: dict[str, str],
-) -> StoredEvent:
-    metadata = dict(new.metadata)
-    if "correlation_id" not in metadata:
-        cause = metadata.get("causation_id")
-        metadata["correlation_id"] = causes.get(str(cause), correlation) if cause else correlation
-    return _envelope(
-        {
-            "seq": seq,
-            "id": event_id,
-            "stream": new.stream,
-            "stream_version": version,
-            "type": new.data.type,
-            "schema_version": SCHEMA_VERSIONS[new.data.type],
-            "occurred_at": as_utc(new.occurred_at),
-            "recorded_at": now,
-            "idempotency_key": new.idempotency_key,
-            "data": new.data,
-            "metadata": metadata,
-        }
-    )
+    return ""
