@@ -11,9 +11,9 @@ and the polls that finish during one evaluation are evaluated together by the ne
 APScheduler 3 runs the other service jobs: source health, digests, takeover of abandoned feeds,
 and the heartbeat that the systemd watchdog ping depends on.
 
-Signals: SIGTERM/SIGINT stop intake, let in-flight polls end after their current article,
-flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config file, rules
-and watches, keeping the running ones when anything new is invalid.
+Signals: SIGTERM/SIGINT stop intake, let in-flight polls end once the articles they fetched
+are stored, flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config
+file, rules and watches, keeping the running ones when anything new is invalid.
 """
 
 from __future__ import annotations

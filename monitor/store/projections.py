@@ -29,7 +29,6 @@ from monitor.events import (
     FeedFailed,
     FeedPolled,
     ThirdParty,
-    as_utc,
 )
 from monitor.store.log import EventStore, StoredEvent
 from monitor.store.tables import (
@@ -373,7 +372,12 @@ def _older(when: datetime | None, than: datetime | None) -> bool:
     """Published before what the row holds (rows from SQLite come back naive: UTC)."""
     if when is None or than is None:
         return False
-    return as_utc(when) < as_utc(than)
+    # Aware datetimes compare by instant whatever their zone: only naive ones need one.
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if than.tzinfo is None:
+        than = than.replace(tzinfo=UTC)
+    return when < than
 
 
 class FeedHealthProjection(Consumer):
