@@ -9,7 +9,9 @@ from monitor.cli import main
 from monitor.config import FeedConfig, Settings
 from monitor.runtime import Runtime
 from monitor.store.log import EventStore
+from monitor.store.tables import FeedLease
 from tests.conftest import RULES
+from tests.support.httpserver import Reply, TestServer
 
 PAGE = (
     "<html><body><nav>Home | World</nav><article><h1>Shelling near the river</h1>"
@@ -71,3 +73,49 @@ def test_replay_and_a_daemon_poll_append_identical_events(tmp_path: Path) -> Non
     assert types.count("FeedPolled") == 1 and "ArticleExtracted" in types
     assert "ArticleFailed" in types  # the missing page, recorded the same way on both paths
     assert "EntrySkipped" in types  # the entry without a link, likewise
+
+
+def test_a_poll_told_to_stop_keeps_what_it_fetched_and_is_read_whole_next_time(
+    tmp_path: Path,
+) -> None:
+    with TestServer() as server:
+        items = "".join(
+            f"<item><title>Shelling {n}</title><link>{server.base}/p/{n}</link><guid>s{n}</guid>"
+            f"<pubDate>Fri, 0{n + 1} Oct 2020 10:00:00 GMT</pubDate></item>"
+            for n in range(4)
+        )
+        rss = f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}'
+        server.route("/feed.xml", Reply(200, (rss + "</channel></rss>").encode(), {"ETag": '"1"'}))
+        for n in range(4):
+            body = PAGE.replace("14 soldiers", f"{n + 20} soldiers").encode()
+            server.route(f"/p/{n}", Reply(200, body, {"Content-Type": "text/html"}))
+        feed = FeedConfig(name="wire", url=f"{server.base}/feed.xml")
+        settings = Settings(
+            db=f"sqlite:///{tmp_path / 'm.db'}",
+            rules_dir=RULES,
+            feeds=[feed],
+            fetch={"allow_networks": ["127.0.0.1/32"]},
+        )
+        runtime = Runtime(settings)
+        asked = 0
+
+        def stopping() -> bool:  # asked before each article's fetch: stop after the first
+            nonlocal asked
+            asked += 1
+            return asked > 1
+
+        try:
+            runtime.leases.ensure([feed])
+            stopped = runtime.run_feed(feed, force=True, stopping=stopping)
+            assert stopped is not None and not stopped.outcome.complete and stopped.recorded
+            assert [r.status for r in stopped.results] == ["extracted"]
+            with runtime.store.read_session() as session:
+                row = session.get(FeedLease, feed.name)
+                assert row is not None and row.etag is None  # no validators: read whole again
+            again = runtime.run_feed(feed, force=True)
+        finally:
+            runtime.close()
+        feed_asks = [r for r in server.requests if r.path == "/feed.xml"]
+    assert again is not None and again.outcome.complete and not again.outcome.not_modified
+    assert "if-none-match" not in {k.lower() for k in feed_asks[-1].headers}
+    assert [r.status for r in again.results] == ["skipped"] + ["extracted"] * 3
