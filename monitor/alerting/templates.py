@@ -242,12 +242,10 @@ def _filter(env: SandboxedEnvironment, node: nodes.Filter) -> Value:
     func = env.filters.get(node.name)
     if func is None or node.dyn_args is not None or node.dyn_kwargs is not None:
         raise _NotPlain
-    if not all(isinstance(a, nodes.Const) for a in node.args) or not all(
-        isinstance(k.value, nodes.Const) for k in node.kwargs
-    ):
+    args = [a.value for a in node.args if isinstance(a, nodes.Const)]
+    kwargs = {str(k.key): k.value.value for k in node.kwargs if isinstance(k.value, nodes.Const)}
+    if len(args) != len(node.args) or len(kwargs) != len(node.kwargs) or node.node is None:
         raise _NotPlain
-    args = [a.value for a in node.args]  # type: ignore[attr-defined]
-    kwargs = {k.key: k.value.value for k in node.kwargs}  # type: ignore[attr-defined]
     pass_arg = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
     if pass_arg == "environment":
         first: tuple[Any, ...] = (env,)

@@ -101,8 +101,7 @@ class Note:
 
 class Token(NamedTuple):
     """One token: kind E (actor), N (count), W (word) or P (punctuation). A named tuple:
-    an article makes hundreds, and the hot loop makes them with `tuple.__new__` directly,
-    the cheapest object Python makes."""
+    an article makes hundreds, and a tuple is the cheapest object Python makes."""
 
     kind: TokenKind
     text: str  # lower-cased for words; the sig item for E/N
@@ -250,17 +249,16 @@ def _plain_tokens(folded: str, start: int, end: int, out: list[Token]) -> None:
     fraction of the cost of match objects)."""
     append = out.append
     punct = _PUNCT_MAP
-    new = tuple.__new__
     pos = start
     for space, word in _SPACED_WORD.findall(folded, start, end):
         a = pos + len(space)
         pos = a + len(word)
         if word[0].isalnum():
-            append(new(Token, ("W", word, a, pos, -1)))
+            append(Token("W", word, a, pos))
         elif len(word) == 2:
-            append(new(Token, ("W", "'s", a, pos, -1)))
+            append(Token("W", "'s", a, pos))
         else:
-            append(new(Token, ("P", punct.get(word, word), a, pos, -1)))
+            append(Token("P", punct.get(word, word), a, pos))
 
 
 _PUNCT_MAP = {"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-"}
