@@ -1,6 +1,7 @@
 """Benchmark: rule evaluation throughput, N rules over M stored facts.
 
     .venv/bin/python bench/bench_rules.py [--events 100000] [--db-dir DIR] [--skip-growth]
+    .venv/bin/python bench/bench_rules.py --profile live|backtest|evaluator [--events N]
 
 Builds SQLite logs of synthetic ``FactReported`` events (fixed seed; articles of four facts,
 tolls that climb, truces that hold and break, outside actors, downings, spread over ten
@@ -19,9 +20,11 @@ kinds tuned per watch, as a deployment grows. The 1-rule run (one generic casual
 the same-run baseline: mostly the cost of reading the log. "index off" visits every rule
 of a fact's type, as the evaluator did before it indexed rules by their selectors.
 
-Prints a table of events/s and microseconds per event with ratios to the baseline, then a
-growth table at x1, x10 and x100 facts. Absolute figures depend on the machine; the
-ratios are what the README quotes.
+Prints a table of events/s and microseconds per event (wall clock, and the process's CPU
+time, which other work on a shared machine disturbs less) with ratios to the baseline,
+then a growth table at x1, x10 and x100 facts. Absolute figures depend on the machine; the
+ratios are what the README quotes. ``--profile MODE`` runs one mode with 100 rules under
+pyinstrument (the ``bench`` extra) and prints where the time goes instead.
 """
 
 from __future__ import annotations
@@ -255,6 +258,11 @@ class Run:
     seconds: float
     alerts: int
     visits: float = 0.0  # rules visited per event
+    cpu: float = 0.0  # the process's CPU seconds
+
+    @property
+    def cpu_micros(self) -> float:
+        return self.cpu / self.events * 1e6
 
     @property
     def rate(self) -> float:
@@ -265,36 +273,40 @@ class Run:
         return self.seconds / self.events * 1e6
 
 
-def live(src: Path, work: Path, rules: RuleSet) -> tuple[float, int]:
+Timing = tuple[float, float, int]  # wall seconds, CPU seconds, alerts
+
+
+def timed(run: Callable[[], int]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    alerts = run()
+    return time.perf_counter() - wall, time.process_time() - cpu, alerts
+
+
+def live(src: Path, work: Path, rules: RuleSet) -> Timing:
     shutil.copy(src, work)
     store = EventStore(f"sqlite:///{work}")
-    start = time.perf_counter()
-    alerts = Evaluator(rules, ROUTES).catch_up(store)
-    elapsed = time.perf_counter() - start
+    found = timed(lambda: len(Evaluator(rules, ROUTES).catch_up(store)))
     store.close()
-    return elapsed, len(alerts)
+    return found
 
 
-def from_log(src: Path, rules: RuleSet) -> tuple[float, int]:
+def from_log(src: Path, rules: RuleSet) -> Timing:
     store = EventStore(f"sqlite:///{src}")
-    start = time.perf_counter()
-    result = backtest(store, rules)
-    elapsed = time.perf_counter() - start
+    found = timed(lambda: len(backtest(store, rules).alerts))
     store.close()
-    return elapsed, len(result.alerts)
+    return found
 
 
-def in_memory(events: list[StoredEvent], rules: RuleSet, index: bool = True) -> tuple[float, int]:
+def in_memory(events: list[StoredEvent], rules: RuleSet, index: bool = True) -> Timing:
     """Best of three (these runs are short, and the machine is shared)."""
-    best, alerts = float("inf"), 0
+    best: Timing = (float("inf"), float("inf"), 0)
     for _ in range(3):
         # A trace for no (rule, event) pair makes the evaluator visit every rule of the
         # fact's type, as it did before the index: the "index off" row.
         evaluator = Evaluator(rules, ROUTES, trace=None if index else Trace("", ""))
-        start = time.perf_counter()
-        sink = evaluator.run(events)
-        best, alerts = min(best, time.perf_counter() - start), len(sink.alerts)
-    return best, alerts
+        found = timed(lambda: len(evaluator.run(events).alerts))  # noqa: B023 (run at once)
+        best = (min(best[0], found[0]), min(best[1], found[1]), found[2])
+    return best
 
 
 def visits(events: list[StoredEvent], rules: RuleSet, index: bool = True) -> float:
@@ -319,31 +331,56 @@ def measure(src: Path, work: Path, n: int, counts: list[int], modes: list[str]) 
         for count in counts:
             rules = make_rules(count)
             if mode == "live":
-                elapsed, alerts = live(src, work, rules)
+                elapsed, cpu, alerts = live(src, work, rules)
             elif mode == "backtest":
-                elapsed, alerts = from_log(src, rules)
+                elapsed, cpu, alerts = from_log(src, rules)
             elif mode == "evaluator":
-                elapsed, alerts = in_memory(events, rules)
+                elapsed, cpu, alerts = in_memory(events, rules)
             else:  # "index off"
-                elapsed, alerts = in_memory(events, rules, index=False)
+                elapsed, cpu, alerts = in_memory(events, rules, index=False)
             seen = visits(events, rules, index=mode != "index off")
-            runs.append(Run(count, mode, n, elapsed, alerts, seen))
-            print(f"  {mode:<10} {count:>3} rules: {elapsed:6.1f}s", file=sys.stderr, flush=True)
+            runs.append(Run(count, mode, n, elapsed, alerts, seen, cpu))
+            print(
+                f"  {mode:<10} {count:>3} rules: {elapsed:6.1f}s ({cpu:.1f}s CPU)",
+                file=sys.stderr,
+                flush=True,
+            )
     return runs
 
 
 def table(runs: list[Run]) -> None:
     base = {r.mode: r for r in runs if r.rules == 1}
     print(
-        "| rules | mode | events/s | µs/event | x 1-rule µs | rules visited/event | alerts |\n"
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+        "| rules | mode | events/s | µs/event | CPU µs/event | x 1-rule µs "
+        "| rules visited/event | alerts |\n"
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     for r in runs:
         ratio = r.micros / base[r.mode].micros if r.mode in base else float("nan")
         print(
-            f"| {r.rules} | {r.mode} | {r.rate:,.0f} | {r.micros:.1f} | {ratio:.2f} "
-            f"| {r.visits:.2f} | {r.alerts} |"
+            f"| {r.rules} | {r.mode} | {r.rate:,.0f} | {r.micros:.1f} | {r.cpu_micros:.1f} "
+            f"| {ratio:.2f} | {r.visits:.2f} | {r.alerts} |"
         )
+
+
+def profile(mode: str, src: Path, work: Path, n: int) -> int:
+    """One mode, 100 rules, under pyinstrument: the report goes to stdout."""
+    from pyinstrument import Profiler
+
+    build_log(f"sqlite:///{src}", n)
+    rules = make_rules(100)
+    events = read_all(src) if mode == "evaluator" else []
+    profiler = Profiler()
+    with profiler:
+        if mode == "live":
+            elapsed, cpu, alerts = live(src, work, rules)
+        elif mode == "backtest":
+            elapsed, cpu, alerts = from_log(src, rules)
+        else:
+            elapsed, cpu, alerts = timed(lambda: len(Evaluator(rules, ROUTES).run(events).alerts))
+    print(profiler.output_text(color=False, show_all=False))
+    print(f"{mode}: {n / elapsed:,.0f} events/s, {cpu / n * 1e6:.1f} CPU µs/event, {alerts} alerts")
+    return 0
 
 
 def main() -> int:
@@ -351,9 +388,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--db-dir", type=Path, default=None)
     parser.add_argument("--skip-growth", action="store_true")
+    parser.add_argument("--profile", choices=["live", "backtest", "evaluator"], default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-rules-", dir=args.db_dir) as tmp:
         work = Path(tmp) / "work.db"
+        if args.profile is not None:
+            return profile(args.profile, Path(tmp) / "log.db", work, args.events)
         logs: dict[int, Path] = {}
         sizes = [args.events] if args.skip_growth else [args.events // 100, args.events // 10]
         for n in sorted({*sizes, args.events}):

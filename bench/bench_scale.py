@@ -16,7 +16,8 @@ default) is raised to --per-host: the fixture stands for 2,000 hosts, not for on
 It prints:
 - first full cycle: from start until every reachable article has been fetched once;
 - polls/s and articles/s in that backlog, and polls/s in steady state;
-- cores used (CPU of the daemon and its child processes / wall) and CPU per poll;
+- cores used (CPU of the daemon and its child processes / wall), CPU per article in the
+  backlog and per poll in steady state;
 - peak and final RSS (daemon and children), and RSS drift over the steady state;
 - per feed in steady state: the gap between two polls and the lag past the interval
   (p50/p99/max over healthy feeds), and feeds polled twice within one interval;
@@ -616,6 +617,7 @@ def measure(
         result["backlog_rate"] = backlog_rate(fixture, run)
         result["backlog_polls_s"] = result["backlog_polls"] / (end_cycle - run.started)
         result["backlog_cores"], cpu = sampler.cores(run.started, end_cycle)
+        result["backlog_cpu_per_article_ms"] = 1000 * cpu / max(1, result["articles"])
         if steady:
             settle = time.monotonic() + args.settle
             while time.monotonic() < settle:
@@ -685,6 +687,7 @@ def show(result: dict[str, Any]) -> None:
         ("backlog: articles/s", f("backlog_rate")),
         ("backlog: polls/s", f("backlog_polls_s")),
         ("backlog: cores used", f("backlog_cores", "{:.2f}")),
+        ("backlog: CPU per article", f("backlog_cpu_per_article_ms") + " ms"),
     ]
     if "polls" in r:
         rows += [

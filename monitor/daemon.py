@@ -5,13 +5,15 @@ Feeds wait in one queue ordered by when each is next due (``monitor.sources.sche
 soon as a worker is free, never skipped. Every replica queues every feed and each try first
 claims the feed's lease (``monitor.leases``): whoever comes first after the feed is due polls
 it, the others skip, and the lease's due time (interval, backoff, Retry-After) sets the next
-try. Rule evaluation and delivery run in a thread of their own, paced by ``deliver_interval``;
+try. Rule evaluation and delivery run in a thread of their own, paced by ``deliver_interval``
+and woken at once by a poll that appended something (so a poll thread never waits for rules,
+and the polls that finish during one evaluation are evaluated together by the next);
 APScheduler 3 runs the other service jobs: source health, digests, takeover of abandoned feeds,
 and the heartbeat that the systemd watchdog ping depends on.
 
-Signals: SIGTERM/SIGINT stop intake, let in-flight polls end after their current article,
-flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config file, rules
-and watches, keeping the running ones when anything new is invalid.
+Signals: SIGTERM/SIGINT stop intake, let in-flight polls end once the articles they fetched
+are stored, flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config
+file, rules and watches, keeping the running ones when anything new is invalid.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class Daemon:
         )
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
+        self.news = threading.Event()  # a poll appended events: evaluate and deliver now
         self._rule_files = self._rule_snapshot()  # taken with the rules the runtime loaded
         self.ready = False
         self.abandoned = False  # polls still running when the stop timeout ran out
@@ -269,6 +272,7 @@ class Daemon:
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("received %s", signal.Signals(signum).name)
             self.stopping.set()
+            self.news.set()  # the deliver thread is not left waiting out its interval
 
         def hup(_signum: int, _frame: FrameType | None) -> None:
             self.reload_requested.set()
@@ -381,10 +385,8 @@ class Daemon:
                 if run is None:
                     return None  # not due, or another replica has it
                 self._report(run)
-                if any(r.new_events for r in run.results) and not self.stopping.is_set():
-                    for alert in self.runtime.advance():
-                        log.info("alert raised: %s [%s]", alert.title, alert.rule)
-                    self.runtime.deliver()
+                if any(r.new_events for r in run.results):
+                    self.news.set()
                 return run
         except Exception:  # one bad poll must never take the daemon down
             log.exception("poll of %s failed", name)
@@ -427,12 +429,14 @@ class Daemon:
             sd_notify(status)
 
     def _deliver_loop(self) -> None:
-        """Rule evaluation and delivery, ``deliver_interval`` after the previous run ended: a
-        run that takes longer under load delays the next one, it is not skipped with a
-        warning as an interval job would be."""
+        """Rule evaluation and delivery, ``deliver_interval`` after the previous run ended, or
+        as soon as a poll brings news: a run that takes longer under load delays the next one,
+        it is not skipped with a warning as an interval job would be; and news that comes
+        during a run is evaluated by the next, with whatever else came meanwhile."""
         while not self.stopping.is_set():
+            self.news.clear()
             self._deliver_job()
-            self.stopping.wait(self.settings.deliver_interval.total_seconds())
+            self.news.wait(self.settings.deliver_interval.total_seconds())
 
     def _deliver_job(self) -> None:
         try:

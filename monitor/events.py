@@ -43,7 +43,7 @@ DeliveryOutcome = Literal["delivered", "failed", "given_up"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class FactBase(_Frozen):
@@ -111,7 +111,7 @@ class Diplomacy(FactBase):
 Fact = Annotated[
     Casualties | Ceasefire | ThirdParty | Downing | Diplomacy, Field(discriminator="type")
 ]
-FACT_ADAPTER: TypeAdapter[Fact] = TypeAdapter(Fact)
+FACT_ADAPTER: TypeAdapter[Fact] = TypeAdapter(Fact, config=ConfigDict(defer_build=True))
 
 # --- log payloads -----------------------------------------------------------------------------
 
@@ -361,7 +361,7 @@ EventData = Annotated[
     | RulesTicked,
     Field(discriminator="type"),
 ]
-EVENT_ADAPTER: TypeAdapter[EventData] = TypeAdapter(EventData)
+EVENT_ADAPTER: TypeAdapter[EventData] = TypeAdapter(EventData, config=ConfigDict(defer_build=True))
 
 # Current schema version of each payload type; bump it and register an upcaster for the old
 # version when a payload changes shape, so that old logs keep reading.

@@ -13,6 +13,7 @@ the read-only dashboard (``monitor.web``) answers its pages on the same address.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -23,7 +24,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -505,11 +505,17 @@ def ask_daemon(listen: str, method: str, path: str, timeout: float = 3.0) -> tup
     host = host.strip("[]") or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
+    # The standard library's client: `monitor status` must not pay for importing httpx.
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
-        resp = httpx.request(method, f"http://{host}:{port}{path}", timeout=timeout)
-    except httpx.HTTPError:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        body = resp.read().decode("utf-8", errors="replace")
+    except (OSError, http.client.HTTPException):
         return None
+    finally:
+        conn.close()
     try:
-        return resp.status_code, resp.json()
+        return resp.status, json.loads(body)
     except ValueError:
-        return resp.status_code, resp.text
+        return resp.status, body

@@ -29,7 +29,7 @@ from monitor.leases import FeedLeases, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.observability import Metrics
-from monitor.pipeline import IngestResult, ingest_item
+from monitor.pipeline import Ingested, IngestResult, LogWriter, ingest_items
 from monitor.sources import polling
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
@@ -108,12 +108,14 @@ class Runtime:
         self.projections = all_projections()
         self._consumers = threading.Lock()
         self.extract_pool = ExtractPool(cpu_workers)
+        self.writer = LogWriter(self.store)  # every poll's articles go to the log through it
 
     @staticmethod
     def _routes(channels: Sequence[Channel]) -> list[Route]:
         return [Route(name=c.name, tags=c.tags, health=c.health) for c in channels]
 
     def close(self) -> None:
+        self.writer.close()
         self.extract_pool.close()
         for client in [self.client, *self._old_clients]:
             client.close()
@@ -168,17 +170,26 @@ class Runtime:
         return items, outcome
 
     def ingest(self, item: FeedItem) -> IngestResult:
-        result = ingest_item(
+        """One article (``monitor replay``, which evaluates rules after each)."""
+        return self.ingest_all([item]).results[0]
+
+    def ingest_all(
+        self, items: Sequence[FeedItem], proceed: Callable[[], bool] = lambda: True
+    ) -> Ingested:
+        """Articles in the order given, through the one ingest path (``ingest_items``)."""
+        done = ingest_items(
             self.store,
-            item,
+            items,
             self.watches,
             limits=self.limits,
             client=self.client,
             extract_budget=self.settings.extract_budget.total_seconds(),
             pool=self.extract_pool,
+            writer=self.writer,
+            proceed=proceed,
         )
-        self.metrics.events_appended.inc(result.new_events)
-        return result
+        self.metrics.events_appended.inc(sum(r.new_events for r in done.results))
+        return done
 
     def run_feed(
         self,
@@ -190,37 +201,40 @@ class Runtime:
         """Poll ``feed`` if this replica can claim it (due and free, or ``force``d and free).
 
         Items are ingested oldest first; the lease is renewed as the poll goes on. When asked
-        to stop, or when the lease is lost, the poll ends after the current article and is
-        recorded as incomplete, so the next poll (on any replica) fetches the feed in full.
-        Returns None when the feed was not ours to poll.
+        to stop, or when the lease is lost, no further article is fetched: the ones already
+        fetched are finished and appended, and the poll is recorded as incomplete, so the next
+        poll (on any replica) fetches the feed in full. Returns None when the feed was not
+        ours to poll.
         """
         lease = self.leases.claim(feed, force=force)
         if lease is None:
             return None
+        renewed = time.monotonic()
+        renew_every = self.leases.lease_period.total_seconds() / 3
+
+        def proceed() -> bool:
+            nonlocal renewed
+            if stopping():
+                return False
+            if time.monotonic() - renewed > renew_every:
+                if not self.leases.renew(lease):
+                    return False
+                renewed = time.monotonic()
+            return True
+
         try:
             items, outcome = polling.poll(
                 self.store, feed, lease, limits=self.limits, client=self.client
             )
             self.metrics.events_appended.inc(outcome.appended)
-            results: list[IngestResult] = []
-            renewed = time.monotonic()
-            renew_every = self.leases.lease_period.total_seconds() / 3
-            for item in sorted(items, key=publication_order):
-                if stopping():
-                    outcome.complete = False
-                    break
-                if time.monotonic() - renewed > renew_every:
-                    if not self.leases.renew(lease):
-                        outcome.complete = False
-                        break
-                    renewed = time.monotonic()
-                results.append(self.ingest(item))
+            done = self.ingest_all(sorted(items, key=publication_order), proceed)
+            outcome.complete = outcome.complete and done.complete
         except BaseException:
             self.leases.release(lease)
             raise
         recorded = self.leases.complete(lease, feed, outcome)
         self._count(feed, outcome)
-        return FeedRun(feed=feed.name, outcome=outcome, results=results, recorded=recorded)
+        return FeedRun(feed=feed.name, outcome=outcome, results=done.results, recorded=recorded)
 
     def _count(self, feed: FeedConfig, outcome: PollOutcome) -> None:
         if outcome.ok:

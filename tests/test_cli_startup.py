@@ -50,6 +50,36 @@ def test_help_and_parsing_import_no_heavy_module() -> None:
     assert imported_after(code) == []
 
 
+def test_rules_check_imports_neither_settings_nor_database() -> None:
+    code = (
+        "import contextlib, io\n"
+        "from monitor.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['rules', 'check', 'rules']) == 0\n"
+        "import sys\n"
+        "assert 'pydantic_settings' not in sys.modules, 'rules check imported the settings'"
+    )
+    assert imported_after(code) == ["pydantic"]
+
+
+def test_status_imports_no_http_client_or_extractor(tmp_path: Path) -> None:
+    """`monitor status` needs the database, not httpx, apprise or trafilatura."""
+    config = tmp_path / "config.toml"
+    db = tmp_path / "m.db"
+    config.write_text(f'db = "sqlite:///{db}"\nhttp_listen = "127.0.0.1:9"\n', encoding="utf-8")
+    code = (
+        "import contextlib, io\n"
+        "from monitor.store.log import EventStore\n"
+        f"EventStore('sqlite:///{db}').close()\n"
+        "from monitor.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['status', '--config', {str(config)!r}]) == 0"
+    )
+    found = imported_after(code)
+    assert not {"httpx", "apprise", "trafilatura", "monitor.runtime"} & set(found)
+    assert "sqlalchemy" in found  # the probe sees what status really imported
+
+
 def test_log_setup_does_not_import_apprise() -> None:
     code = "from monitor.logs import setup_logging\nsetup_logging('INFO')"
     assert imported_after(code) == []

@@ -7,7 +7,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,12 @@ import pytest
 from monitor.events import ArticleExtracted, ArticleFailed, FactReported
 from monitor.extract.pool import ExtractJob, ExtractPool, pool_size
 from monitor.extract.text import article_text
-from monitor.pipeline import IngestResult, ingest_item
+from monitor.pipeline import IngestResult, LogWriter, ingest_item, ingest_items
 from monitor.sources.feeds import FeedItem
 from monitor.store.log import EventStore
 from monitor.watches import load_watch
 from tests.conftest import RULES, SEEDS
-from tests.support.httpserver import LOCAL_LIMITS, Reply, TestServer
+from tests.support.httpserver import LOCAL_LIMITS, Reply, Request, TestServer
 
 WATCH = load_watch(RULES / "watches" / "nagorno-karabakh.yaml")
 PAGES = sorted((SEEDS / "pages").glob("*/*.html"))
@@ -188,6 +189,40 @@ def test_the_cpu_budget_holds_in_a_worker(tmp_path: Path, pool: ExtractPool) -> 
     failed = [e.data for e in store.read() if isinstance(e.data, ArticleFailed)]
     assert result.status == "failed" and "time budget" in (result.reason or "")
     assert [(f.stage, f.retryable) for f in failed] == [("normalize", False)]
+
+
+def test_a_poll_fetches_the_next_pages_while_the_pool_reads(
+    tmp_path: Path, pool: ExtractPool
+) -> None:
+    """The long page goes first; the short ones after it are fetched (and read by the other
+    worker) before the long one is done, yet the log keeps the order of the feed."""
+    store = store_at(tmp_path / "log.db")
+    pool.run(ExtractJob(body=b"<p>warm</p>", url="x", watches=[], budget=5))
+    asked: dict[str, datetime] = {}
+
+    def answer(body: bytes) -> Callable[[Request], Reply]:
+        def reply(req: Request) -> Reply:
+            asked[req.path] = datetime.now(UTC)
+            return Reply(200, body, {"Content-Type": "text/html; charset=utf-8"})
+
+        return reply
+
+    with TestServer() as server:
+        server.route("/long", answer(LONG_PAGE))
+        for n, page in enumerate(PAGES):
+            server.route(f"/short/{n}", answer(page.read_bytes()))
+        items = [item(server.base, "long")]
+        items += [item(server.base, f"short/{n}") for n in range(len(PAGES))]
+        # One article a transaction here, so the log tells when each one was finished.
+        writer = LogWriter(store, group=1)
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, pool=pool, writer=writer)
+        writer.close()
+    assert done.complete and all(r.status == "extracted" for r in done.results)
+    events = list(store.read())
+    streams = list(dict.fromkeys(e.stream for e in events))
+    assert streams == [f"article:{i.article_id}" for i in items]  # the order of the feed
+    long_done = next(e.recorded_at for e in events if e.type == "ArticleExtracted")
+    assert all(asked[f"/short/{n}"] < long_done for n in range(len(PAGES)))
 
 
 def test_pool_size_defaults_to_one_worker_per_core() -> None:

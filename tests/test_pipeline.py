@@ -1,13 +1,26 @@
-"""The ingest path on its own: one article at a time, idempotent, and safe with bad input."""
+"""The ingest path on its own: idempotent, safe with bad input, and a poll's articles appended
+in order, a group per transaction, each article whole."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import DBAPIError
 
 from monitor.events import ArticleExtracted, ArticleFailed, FactReported
-from monitor.pipeline import MAX_FETCH_FAILURES, ingest_item
+from monitor.pipeline import (
+    GROUP_ARTICLES,
+    MAX_FETCH_FAILURES,
+    LogWriter,
+    ingest_item,
+    ingest_items,
+)
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import FetchLimits
 from monitor.store.log import EventStore
@@ -143,3 +156,187 @@ def test_a_page_in_a_legacy_encoding_is_read_right(store: EventStore) -> None:
         result = ingest_item(store, item(f"{server.base}/latin"), [WATCH], limits=LOCAL_LIMITS)
     extracted = next(e.data for e in store.read() if isinstance(e.data, ArticleExtracted))
     assert result.status == "extracted" and "café" in extracted.text
+
+
+# --- a poll's articles: pipelined, appended in groups ---------------------------------------
+
+
+def numbered_article(n: int) -> bytes:
+    """A page of its own for article ``n``: another toll, so every copy is a new text."""
+    return ARTICLE.replace("42 soldiers", f"{n + 2} soldiers").encode()
+
+
+def serve_articles(server: TestServer, count: int) -> list[FeedItem]:
+    for n in range(count):
+        server.route(f"/n/{n}", Reply(200, numbered_article(n), {"Content-Type": "text/html"}))
+    return [item(f"{server.base}/n/{n}", f"n{n}") for n in range(count)]
+
+
+def write_transactions(store: EventStore) -> list[str]:
+    """Every statement the store's connections run from now on (SQLite's own trace)."""
+    statements: list[str] = []
+
+    @sa_event.listens_for(store.engine, "connect")
+    def trace(connection: sqlite3.Connection, _record: object) -> None:
+        connection.set_trace_callback(statements.append)
+
+    store.engine.dispose()  # pooled connections were opened before the trace
+    return statements
+
+
+def article_order(store: EventStore) -> list[str]:
+    """Article streams in the order their events lie in the log, each once per run of it."""
+    streams = [e.stream for e in store.read() if e.stream.startswith("article:")]
+    return [s for i, s in enumerate(streams) if i == 0 or streams[i - 1] != s]
+
+
+def test_a_poll_s_articles_go_in_order_each_whole(store: EventStore) -> None:
+    with TestServer() as server:
+        items = serve_articles(server, 6)
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+    assert done.complete and [r.status for r in done.results] == ["extracted"] * 6
+    # In the order given, each article's events together, each with its own correlation id.
+    assert article_order(store) == [f"article:{i.article_id}" for i in items]
+    events = list(store.read())
+    correlations = {e.stream: e.metadata["correlation_id"] for e in events}
+    assert len(set(correlations.values())) == 6
+    assert all(e.metadata["correlation_id"] == correlations[e.stream] for e in events)
+    assert sum(r.new_events for r in done.results) == len(events)
+
+
+def test_articles_waiting_for_a_busy_log_go_in_one_transaction(store: EventStore) -> None:
+    """While another writer holds the log, the poll goes on fetching and reading; what it
+    finished meanwhile is appended together once the log is free."""
+    statements = write_transactions(store)
+    holder = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a projection's transaction, say
+    with TestServer() as server:
+        items = serve_articles(server, 6)
+        poll = threading.Thread(
+            target=lambda: ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+        )
+        poll.start()
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the last page read, and handed to the writer
+        fetched_while_held = len(server.requests)
+        holder.execute("COMMIT")
+        poll.join(60)
+    holder.close()
+    assert fetched_while_held == 6 and not poll.is_alive()
+    assert statements.count("BEGIN IMMEDIATE") <= 2  # the first article, then the other five
+    assert article_order(store) == [f"article:{i.article_id}" for i in items]
+
+
+def test_group_size_changes_the_transactions_not_the_log(tmp_path: Path) -> None:
+    logs = []
+    for size in (1, 4, GROUP_ARTICLES):
+        store = EventStore(f"sqlite:///{tmp_path / f'group-{size}.db'}")
+        statements = write_transactions(store)
+        writer = LogWriter(store, group=size)
+        with TestServer() as server:
+            items = serve_articles(server, 9)
+            items.insert(4, item(f"{server.base}/missing", "gone"))  # a failure in the middle
+            ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, writer=writer)
+        writer.close()
+        if size == 1:
+            assert statements.count("BEGIN IMMEDIATE") == 10
+        logs.append(
+            [
+                (e.seq, e.stream, e.stream_version, e.type, e.idempotency_key, e.id)
+                for e in store.read()
+            ]
+        )
+        store.close()
+    assert logs[0] == logs[1] == logs[2]
+
+
+def test_an_article_is_not_held_back_for_a_group(store: EventStore) -> None:
+    """Nothing waits for a group to fill: with the log free, an article is stored as soon
+    as it is read, while the poll still waits for its next page."""
+    answered: list[datetime] = []
+
+    def slowly(_req: object) -> Reply:
+        time.sleep(1.0)
+        answered.append(datetime.now(UTC))
+        return Reply(200, numbered_article(99), {"Content-Type": "text/html"})
+
+    with TestServer() as server:
+        items = serve_articles(server, 1)
+        server.route("/slow", slowly)
+        items.append(item(f"{server.base}/slow", "slow"))
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+    assert done.complete
+    first = next(e for e in store.read() if e.stream == f"article:{items[0].article_id}")
+    assert first.recorded_at < answered[0]
+
+
+def test_a_group_read_again_appends_and_fetches_nothing(store: EventStore) -> None:
+    with TestServer() as server:
+        items = serve_articles(server, 5)
+        ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+        head, fetched = store.head(), len(server.requests)
+        # The same items again, and one of them listed twice in the same poll.
+        again = ingest_items(store, [*items, items[2]], [WATCH], limits=LOCAL_LIMITS)
+        assert len(server.requests) == fetched
+    assert store.head() == head and again.complete
+    reasons = [r.reason for r in again.results]
+    assert reasons == ["already extracted"] * 5 + ["listed twice"]
+
+
+def test_an_article_the_log_refuses_costs_only_itself(store: EventStore) -> None:
+    with TestServer() as server:
+        items = serve_articles(server, 5)
+        refused = f"article:{items[2].article_id}"
+        with sqlite3.connect(store.url.removeprefix("sqlite:///")) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events "
+                f"WHEN NEW.stream = '{refused}' BEGIN SELECT RAISE(ABORT, 'disk quota'); END"
+            )
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+        assert [r.status for r in done.results] == ["extracted"] * 2 + ["failed"] + [
+            "extracted"
+        ] * 2
+        assert "not stored" in (done.results[2].reason or "") and not done.complete
+        assert refused not in article_order(store) and len(article_order(store)) == 4
+        with sqlite3.connect(store.url.removeprefix("sqlite:///")) as db:
+            db.execute("DROP TRIGGER refuse")
+        # The incomplete poll is read again: only the refused article is new.
+        again = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+    assert [r.status for r in again.results].count("extracted") == 1 and again.complete
+    keys = [e.idempotency_key for e in store.read()]
+    assert len(keys) == len(set(keys))
+    assert sorted(article_order(store)) == sorted(f"article:{i.article_id}" for i in items)
+
+
+def test_stopping_mid_poll_appends_what_was_fetched_and_says_incomplete(
+    store: EventStore,
+) -> None:
+    asked = 0
+
+    def proceed() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked <= 2
+
+    with TestServer() as server:
+        items = serve_articles(server, 5)
+        done = ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS, proceed=proceed)
+        fetched = [r.path for r in server.requests]
+    assert not done.complete and [r.status for r in done.results] == ["extracted"] * 2
+    assert fetched == ["/n/0", "/n/1"]
+    assert article_order(store) == [f"article:{i.article_id}" for i in items[:2]]
+
+
+def test_a_database_that_refuses_everything_ends_the_poll(store: EventStore) -> None:
+    with TestServer() as server:
+        items = serve_articles(server, 3)
+        with sqlite3.connect(store.url.removeprefix("sqlite:///")) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events "
+                "BEGIN SELECT RAISE(ABORT, 'read-only'); END"
+            )
+        with pytest.raises(DBAPIError, match="read-only"):
+            ingest_items(store, items, [WATCH], limits=LOCAL_LIMITS)
+    assert store.head() == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -38,6 +38,9 @@ class Holds:
     (rule, event) pair, for ``monitor rules explain``."""
 
     noter: Callable[[str, str], Note]
+    # The hold index last looked at and its earliest end: most events end no hold, and the
+    # index changes only when a hold is taken or dropped (``State.put`` stores a new dict).
+    _first: tuple[dict[str, str], datetime] | None = field(default=None, repr=False)
 
     def take(self, p: Pending, state: State, sink: Sink, note: Note) -> bool:
         """True when the hold took the candidate (held, joined, or cancelled by its own
@@ -82,14 +85,15 @@ class Holds:
         note(f"held: 'for {fmt_duration(rule.hold)}' until {due.isoformat()}")
         return True
 
-    def confirm(self, p: Pending, state: State, evidence: Evidence, note: Note) -> None:
-        """A later report of the same thing while an alert is held counts as confirmation."""
+    def confirm(self, p: Pending, state: State, evidence: dict[str, Any], note: Note) -> None:
+        """A later report of the same thing while an alert is held counts as confirmation
+        (``evidence``: the report's, as JSON)."""
         memory = state.memory(p.rule.rule.id)
         held = memory.get(f"hold:{p.key}")
         if held is None:
             return
         held["outlets"] = sorted({*held["outlets"], *p.outlets})
-        held["evidence"].append(evidence.model_dump(mode="json"))
+        held["evidence"].append(evidence)
         memory.put(f"hold:{p.key}", held)
         note(f"confirms the held alert {p.key} (outlets {held['outlets']})")
 
@@ -131,6 +135,11 @@ class Holds:
         (rule id, dedup key, end, held candidate)."""
         index = state.values.get((GLOBAL, HOLDS))  # read only: runs for every event
         if not index:
+            return []
+        first = self._first
+        if first is None or first[0] is not index:
+            first = self._first = (index, min(_parse(d) for d in index.values()))
+        if now < first[1]:
             return []
         ended = sorted((d, e) for e, d in index.items() if _parse(d) <= now)
         if not ended:

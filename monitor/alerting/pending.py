@@ -25,6 +25,7 @@ from monitor.alerting.templates import (
     DEFAULT_SUMMARY,
     DEFAULT_TITLES,
     RESOLVED_TITLE,
+    reads,
     render,
 )
 from monitor.events import AlertRaised, AlertSuppressed, Evidence, FactReported, RulesTicked, as_utc
@@ -56,10 +57,25 @@ def fact_context(event: StoredEvent) -> dict[str, Any]:
     return {**dumped["fact"], "watch": data.watch, "article": article, "outlet": article["outlet"]}
 
 
+def evidence_json(event_id: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """``evidence_of(event)`` in JSON, read off the fact's context (``fact_context``), which
+    holds the same fields serialized the same way: no model is built for it."""
+    article = ctx["article"]
+    return {
+        "event_id": event_id,
+        "quote": ctx["quote"],
+        "url": article["url"],
+        "outlet": article["outlet"],
+        "published": article["published"],
+    }
+
+
 def evidence_of(event: StoredEvent) -> Evidence:
+    """The fact's evidence; its fields come from a stored fact the log validated already,
+    so the model is put together without validating them again."""
     data = event.data
     assert isinstance(data, FactReported)
-    return Evidence(
+    return Evidence.model_construct(
         event_id=event.id,
         quote=data.fact.quote,
         url=data.article.url,
@@ -165,50 +181,57 @@ class Pending:
     notes: list[str] = field(default_factory=list)
     _key: str | None = field(default=None, repr=False)
     _inhibit: tuple[str | None] | None = field(default=None, repr=False)
-    _context: tuple[tuple[int, str], dict[str, Any]] | None = field(default=None, repr=False)
+    # The template context, with the evidence (True) and without it (False).
+    _contexts: dict[bool, tuple[tuple[int, str], dict[str, Any]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def resolved(self) -> bool:
         return self.verdict.status == "resolved"
 
-    def context(self) -> dict[str, Any]:
+    def context(self, template: str | None = None, html: bool = False) -> dict[str, Any]:
         """What templates see: the fact's fields, plus rule, data, evidence and status.
 
         Built once for the several texts of an alert; built again if the evidence grew
-        since (a ``per_report`` alert gathers its report's facts before it renders)."""
+        since (a ``per_report`` alert gathers its report's facts before it renders). For a
+        ``template`` that never reads the evidence (a dedup key, most titles), the evidence
+        is left out: turning it into JSON is most of the cost of a context."""
         verdict = self.verdict
+        full = template is None or "evidence" in reads(template, html=html)
         stamp = (len(verdict.evidence), verdict.status)
-        if self._context is None or self._context[0] != stamp:
-            evidence = [e.model_dump(mode="json") for e in verdict.evidence]
+        kept = self._contexts.get(full)
+        if kept is None or kept[0] != stamp:
             context = {
                 **self.ctx,
                 "fact": self.ctx,
                 "rule": self.rule.dump,
                 "data": verdict.data,
-                "evidence": evidence,
                 "status": verdict.status,
             }
-            self._context = (stamp, context)
-        return self._context[1]
+            if full:
+                context["evidence"] = [e.model_dump(mode="json") for e in verdict.evidence]
+            kept = self._contexts[full] = (stamp, context)
+        return kept[1]
 
     def render(self, template: str, default: str, html: bool = False) -> str:
-        ctx = self.context()
         try:
-            return render(template, ctx, html=html)
+            return render(template, self.context(template, html), html=html)
         except ValueError as exc:
             self.notes.append(f"template failed, default used: {exc}")
-            return render(default, ctx, html=html)
+            return render(default, self.context(default, html), html=html)
 
     @property
     def key(self) -> str:
         """The dedup key: what makes two alerts the same alert."""
         if self._key is None:
             rule = self.rule.rule
+            template = rule.dedup_key or default_key(rule)
             try:
-                key = render(rule.dedup_key or default_key(rule), self.context())
+                key = render(template, self.context(template))
             except ValueError as exc:
                 self.notes.append(f"dedup_key template failed ({exc}); default key used")
-                key = render(default_key(rule), self.context())
+                key = render(default_key(rule), self.context(default_key(rule)))
             self._key = f"{rule.id}:{key}"
         return self._key
 
@@ -223,7 +246,7 @@ class Pending:
             value = None
             if template is not None:
                 try:
-                    value = render(template, self.context())
+                    value = render(template, self.context(template))
                 except ValueError as exc:
                     self.notes.append(f"inhibit_key template failed: {exc}")
             self._inhibit = (value,)

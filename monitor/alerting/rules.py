@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from monitor.alerting.templates import compile_template
-from monitor.config import parse_duration
+from monitor.durations import parse_duration
 from monitor.events import ArticleRef, Casualties, Ceasefire, Diplomacy, Downing, ThirdParty
 
 FactType = Literal["casualties", "ceasefire", "third_party", "downing", "diplomacy"]

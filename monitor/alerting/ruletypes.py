@@ -10,6 +10,7 @@ applies it to every type the same way. Time is the fact's event time, never the 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -36,18 +37,47 @@ class Memory(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-@dataclass
 class Observed:
-    """A selected fact as the rule types see it: fields, event time, evidence."""
+    """A selected fact as the rule types see it: fields, event time, evidence.
 
-    event_id: str
-    time: datetime
-    ctx: dict[str, Any]
-    evidence: Evidence
-    at: str = ""  # ``time`` in ISO form, as state stores it (formatted once per fact)
+    The evidence comes in two forms: the model, which only a verdict that fires needs, and
+    its JSON, which most types keep in their state for every fact. Each is made once, when
+    first asked for (``make`` builds the model, ``json`` is the JSON when the caller has it).
+    """
 
-    def __post_init__(self) -> None:
-        self.at = self.at or self.time.isoformat()
+    __slots__ = ("_evidence", "_json", "_make", "at", "ctx", "event_id", "time")
+
+    def __init__(
+        self,
+        event_id: str,
+        time: datetime,
+        ctx: dict[str, Any],
+        evidence: Evidence | None = None,
+        at: str = "",
+        *,
+        make: Callable[[], Evidence] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.time = time
+        self.ctx = ctx
+        self.at = at or time.isoformat()  # as state stores it (formatted once per fact)
+        self._evidence = evidence
+        self._make = make
+        self._json = json
+
+    @property
+    def evidence(self) -> Evidence:
+        if self._evidence is None:
+            assert self._make is not None, "an observed fact needs its evidence or a maker"
+            self._evidence = self._make()
+        return self._evidence
+
+    def evidence_json(self) -> dict[str, Any]:
+        """The evidence as JSON, a fresh dict for each caller (state rows are mutable)."""
+        if self._json is None:
+            self._json = _dump(self.evidence)
+        return dict(self._json)
 
 
 @dataclass
@@ -66,6 +96,8 @@ class Verdict:
 
 
 def lookup(ctx: dict[str, Any], path: str) -> Any:
+    if "." not in path:  # most paths: a top-level field
+        return ctx.get(path)
     value: Any = ctx
     for part in path.split("."):
         if not isinstance(value, dict):
@@ -76,6 +108,22 @@ def lookup(ctx: dict[str, Any], path: str) -> Any:
 
 def group_key(ctx: dict[str, Any], fields: list[str]) -> str:
     return "|".join(str(lookup(ctx, f)) for f in fields)
+
+
+def getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    """``lookup`` of one path, decided once: rules read the same fields of every fact."""
+    if "." not in path:
+        return lambda ctx: ctx.get(path)
+    return lambda ctx: lookup(ctx, path)
+
+
+def grouper(fields: list[str]) -> Callable[[dict[str, Any]], str]:
+    """``group_key`` over these fields, decided once."""
+    getters = [getter(f) for f in fields]
+    if len(getters) == 1:
+        only = getters[0]
+        return lambda ctx: str(only(ctx))
+    return lambda ctx: "|".join([str(get(ctx)) for get in getters])
 
 
 _SKIP = {"quote", "span", "article", "type"}
@@ -126,11 +174,16 @@ class Match(RuleType):
 class NewValue(RuleType):
     rule: NewValueRule
 
+    def __init__(self, rule: NewValueRule) -> None:
+        super().__init__(rule)
+        self.value = getter(rule.value)
+        self.group = grouper(rule.per)
+
     def check(self, seen: Observed, memory: Memory) -> Verdict:
-        value = lookup(seen.ctx, self.rule.value)
+        value = self.value(seen.ctx)
         if value is None:
             return Verdict(False, f"{self.rule.value} is empty")
-        group = group_key(seen.ctx, self.rule.per)
+        group = self.group(seen.ctx)
         key = f"seen:{group}|{value}"
         first = memory.get(key)
         data = {**fact_data(seen.ctx), "value": value}
@@ -157,12 +210,17 @@ class Jump(RuleType):
 
     rule: JumpRule
 
+    def __init__(self, rule: JumpRule) -> None:
+        super().__init__(rule)
+        self.value = getter(rule.value)
+        self.series = grouper(rule.series)
+
     def check(self, seen: Observed, memory: Memory) -> Verdict:
         rule = self.rule
-        current = lookup(seen.ctx, rule.value)
+        current = self.value(seen.ctx)
         if not isinstance(current, int | float) or isinstance(current, bool):
             return Verdict(False, f"{rule.value} is not a number ({current!r})")
-        name = group_key(seen.ctx, rule.series)
+        name = self.series(seen.ctx)
         when = seen.at
         stored = memory.get(f"series:{name}")
         points = _points(stored)
@@ -183,7 +241,7 @@ class Jump(RuleType):
                 "at": when,
                 "value": current,
                 "event_id": seen.event_id,
-                "evidence": _dump(seen.evidence),
+                "evidence": seen.evidence_json(),
             }
             if at == 0:
                 # Only the first point is ever checked again (below), so only it keeps the
@@ -199,16 +257,17 @@ class Jump(RuleType):
                     head["event_id"],
                     datetime.fromisoformat(head["at"]),
                     head["ctx"],
-                    _ev(head["evidence"]),
+                    make=lambda: _ev(head["evidence"]),
+                    json=head["evidence"],
                 )
-                earlier = _dump(seen.evidence)
+                earlier = seen.evidence_json()
                 verdict.later.append((first, self._compare(name, current, earlier, first)))
             return verdict
         return self._compare(name, previous["value"], previous["evidence"], seen)
 
     def _compare(self, name: str, before: Any, earlier: dict[str, Any], seen: Observed) -> Verdict:
         rule = self.rule
-        current = lookup(seen.ctx, rule.value)
+        current = self.value(seen.ctx)
         rise = current - before
         percent = (rise / before * 100) if before else None
         pct = f"{percent:.1f}%" if percent is not None else "n/a %"
@@ -284,45 +343,47 @@ def _points(state: dict[str, Any] | None) -> list[dict[str, Any]]:
 class Transition(RuleType):
     rule: TransitionRule
 
+    def __init__(self, rule: TransitionRule) -> None:
+        super().__init__(rule)
+        self.field = getter(rule.field)
+        self.group = grouper(rule.key)
+
     def check(self, seen: Observed, memory: Memory) -> Verdict:
         rule = self.rule
-        name = group_key(seen.ctx, rule.key)
+        name = self.group(seen.ctx)
         key = f"state:{name}"
         state = memory.get(key) or {}
         when = seen.at
         if when < state.get("at", when):
             why = f"published before the current {rule.field} of {name} ({state['at']}): history"
             return Verdict(False, why)
-        before, now = state.get("value"), lookup(seen.ctx, rule.field)
+        before, now = state.get("value"), self.field(seen.ctx)
         firing = bool(state.get("firing"))
-        data = {
-            **fact_data(seen.ctx),
-            "previous": before,
-            "current": now,
-            "key": name,
-        }
+
+        def data() -> dict[str, Any]:  # read only when the verdict fires or restates
+            return {**fact_data(seen.ctx), "previous": before, "current": now, "key": name}
 
         def evidence() -> list[Evidence]:  # read back only when the verdict fires
             earlier = [_ev(state["evidence"])] if "evidence" in state else []
             return [*earlier, seen.evidence]
 
-        record = {"value": now, "evidence": _dump(seen.evidence), "firing": firing, "at": when}
+        record = {"value": now, "evidence": seen.evidence_json(), "firing": firing, "at": when}
         moved = f"{rule.field} {before!r} -> {now!r} for {name}"
         if now in rule.to:
             entered = before not in rule.to and (rule.from_ is None or before in rule.from_)
             if entered:
                 memory.put(key, {**record, "firing": True})
-                return Verdict(True, f"{moved} enters {rule.to}", data, evidence())
+                return Verdict(True, f"{moved} enters {rule.to}", data(), evidence())
             memory.put(key, record)
             already = before in rule.to
             why = "already in" if already else f"not from {rule.from_}:"
-            return Verdict(False, f"{moved}: {why} {rule.to}", data, restates=already)
+            return Verdict(False, f"{moved}: {why} {rule.to}", data(), restates=already)
         memory.put(key, {**record, "firing": False})
         if firing and rule.resolve and rule.resolves_on(now):
             return Verdict(
-                True, f"{moved} leaves {rule.to}: resolved", data, evidence(), "resolved"
+                True, f"{moved} leaves {rule.to}: resolved", data(), evidence(), "resolved"
             )
-        return Verdict(False, f"{moved} does not enter {rule.to}", data)
+        return Verdict(False, f"{moved} does not enter {rule.to}")
 
     def still_true(self, data: dict[str, Any], memory: Memory) -> str | None:
         state = memory.get(f"state:{data.get('key')}") or {}
@@ -334,18 +395,26 @@ class Transition(RuleType):
 class Frequency(RuleType):
     rule: FrequencyRule
 
+    def __init__(self, rule: FrequencyRule) -> None:
+        super().__init__(rule)
+        self.group = grouper(rule.group_by)
+
     def check(self, seen: Observed, memory: Memory) -> Verdict:
         rule = self.rule
-        name = group_key(seen.ctx, rule.group_by)
+        name = self.group(seen.ctx)
         key = f"window:{name}"
         hits = (memory.get(key) or {}).get("hits", [])
-        hits.append([seen.at, _dump(seen.evidence)])
+        hits.append([seen.at, seen.evidence_json()])
         hits.sort(key=lambda h: h[0])
         latest = datetime.fromisoformat(hits[-1][0])
         hits = [h for h in hits if datetime.fromisoformat(h[0]) > latest - rule.window]
         start = seen.time - rule.window
         inside = [h for h in hits if start < datetime.fromisoformat(h[0]) <= seen.time]
         window = fmt_duration(rule.window)
+        counted = f"{len(inside)} facts for {name} within {window}"
+        if len(inside) < rule.threshold:  # the data of a verdict that does not fire is unread
+            memory.put(key, {"hits": hits})
+            return Verdict(False, f"{counted}, below {rule.threshold}")
         data = {
             **fact_data(seen.ctx),
             "count": len(inside),
@@ -353,10 +422,6 @@ class Frequency(RuleType):
             "window": window,
             "group": name,
         }
-        counted = f"{len(inside)} facts for {name} within {window}"
-        if len(inside) < rule.threshold:
-            memory.put(key, {"hits": hits})
-            return Verdict(False, f"{counted}, below {rule.threshold}", data)
         # ElastAlert's frequency rule: a match empties the window, the next needs N new facts.
         memory.put(key, {"hits": [h for h in hits if h not in inside]})
         evidence = [_ev(h[1]) for h in inside[-10:]]
@@ -375,20 +440,35 @@ def outlet_of(ctx: dict[str, Any], field_name: str) -> str:
 class Corroborated(RuleType):
     rule: CorroboratedRule
 
+    def __init__(self, rule: CorroboratedRule) -> None:
+        super().__init__(rule)
+        self.group = grouper(rule.key)
+
     def check(self, seen: Observed, memory: Memory) -> Verdict:
         rule = self.rule
-        name = group_key(seen.ctx, rule.key)
+        name = self.group(seen.ctx)
         key = f"reports:{name}"
         state = memory.get(key) or {"reports": [], "fired_at": None}
         outlet = outlet_of(seen.ctx, rule.outlet_field)
         reports = [r for r in state["reports"] if _near(r[0], seen.time, 2 * rule.window)]
-        reports.append([seen.at, outlet, _dump(seen.evidence)])
+        reports.append([seen.at, outlet, seen.evidence_json()])
         near = [r for r in reports if _near(r[0], seen.time, rule.window)]
         first_by_outlet: dict[str, list[Any]] = {}
         for report in sorted(near, key=lambda r: r[0]):
             first_by_outlet.setdefault(report[1], report)
         outlets = sorted(first_by_outlet)
         window = fmt_duration(rule.window)
+        fired = state.get("fired_at")
+        counted = (
+            f"{len(outlets)} distinct outlets for {name} within {window} ({', '.join(outlets)})"
+        )
+        # The data of a verdict that does not fire is unread: only a firing one builds it.
+        if len(outlets) < rule.min_outlets:
+            memory.put(key, {"reports": reports, "fired_at": fired})
+            return Verdict(False, f"{counted}, below {rule.min_outlets}")
+        if fired is not None and _near(fired, seen.time, rule.window):
+            memory.put(key, {"reports": reports, "fired_at": fired})
+            return Verdict(False, f"{counted}: corroboration already reported at {fired}")
         data = {
             **fact_data(seen.ctx),
             "outlets": outlets,
@@ -396,16 +476,6 @@ class Corroborated(RuleType):
             "window": window,
             "key": name,
         }
-        fired = state.get("fired_at")
-        counted = (
-            f"{len(outlets)} distinct outlets for {name} within {window} ({', '.join(outlets)})"
-        )
-        if len(outlets) < rule.min_outlets:
-            memory.put(key, {"reports": reports, "fired_at": fired})
-            return Verdict(False, f"{counted}, below {rule.min_outlets}", data)
-        if fired is not None and _near(fired, seen.time, rule.window):
-            memory.put(key, {"reports": reports, "fired_at": fired})
-            return Verdict(False, f"{counted}: corroboration already reported at {fired}", data)
         memory.put(key, {"reports": reports, "fired_at": seen.at})
         evidence = [_ev(r[2]) for r in first_by_outlet.values()]
         return Verdict(True, f"{counted} reaches {rule.min_outlets}", data, evidence)

@@ -8,10 +8,12 @@ as E<i>, counts as N<i>) so that rules can be regexes over tokens rather than ch
 from __future__ import annotations
 
 import bisect
+import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from itertools import accumulate
+from typing import Any, Literal, NamedTuple
 
 from monitor.extract.gazetteer import Mention, group_codes
 from monitor.extract.numbers import Quantity
@@ -23,10 +25,18 @@ def words(text: str) -> list[str]:
     return text.split()
 
 
-_WORD = re.compile(r"['’]s\b|[A-Za-z]+(?:(?:-|['’](?!s\b))[A-Za-z]+)*|\d+(?:[.,]\d+)*|\S")
+def contains_any(text: str, needles: Iterable[str]) -> bool:
+    """Whether any of `needles` occurs in `text`: the cheap gate before a costly scan, for
+    words that every match of a pattern holds (`map` over `in`: no Python step per word)."""
+    return any(map(text.__contains__, needles))
+
+
+# Possessive quantifiers: a token ends where its run of letters or digits ends, so nothing is
+# ever given back, and the regex engine keeps no state to give it back (twice as fast).
+_WORD = re.compile(r"['’]s\b|[A-Za-z]++(?:(?:-|['’](?!s\b))[A-Za-z]++)*+|\d++(?:[.,]\d++)*+|\S")
 # Every character is either space or part of a token, so the spaces before each token and
 # the token itself tile the text.
-_SPACED_WORD = re.compile(r"(\s*)(" + _WORD.pattern + ")")
+_SPACED_WORD = re.compile(r"(\s*+)(" + _WORD.pattern + ")")
 MONTHS = frozenset(
     words(
         "january february march april may june july august september october november december "
@@ -89,9 +99,10 @@ class Note:
     detail: str = ""
 
 
-@dataclass(slots=True)
-class Token:
-    """One token: kind E (actor), N (count), W (word) or P (punctuation)."""
+class Token(NamedTuple):
+    """One token: kind E (actor), N (count), W (word) or P (punctuation). A named tuple:
+    an article makes hundreds, and the hot loop makes them with `tuple.__new__` directly,
+    the cheapest object Python makes."""
 
     kind: TokenKind
     text: str  # lower-cased for words; the sig item for E/N
@@ -213,22 +224,24 @@ def _tokenise(sent: Sentence, folded: str) -> None:
             spans.append((q.start, q.end, "N", i))
     spans.sort()
     tokens: list[Token] = []
+    actors: list[int] = []
     cursor = sent.start
     for s, e, kind, ref in spans:
         if s > cursor:
             _plain_tokens(folded, cursor, s, tokens)
+        if kind == "E":
+            actors.append(len(tokens))
         tokens.append(Token(kind, f"{kind}{ref}", s, e, ref))
         cursor = e
     _plain_tokens(folded, cursor, sent.end, tokens)
     sent.tokens = tokens
-    pos = 0
-    offsets: list[int] = []
-    for t in tokens:
-        offsets.append(pos)
-        pos += len(t.text) + 1
-    sent.offsets = offsets
-    sent.sig = " ".join(t.text for t in tokens)
-    sent.actor_tokens = [k for k, t in enumerate(tokens) if t.kind == "E"]
+    texts = [t.text for t in tokens]
+    # Token k starts after the k earlier items and the k spaces between them.
+    sent.offsets = list(
+        map(operator.add, accumulate(map(len, texts), initial=0), range(len(texts)))
+    )
+    sent.sig = " ".join(texts)
+    sent.actor_tokens = actors
 
 
 def _plain_tokens(folded: str, start: int, end: int, out: list[Token]) -> None:
@@ -237,16 +250,17 @@ def _plain_tokens(folded: str, start: int, end: int, out: list[Token]) -> None:
     fraction of the cost of match objects)."""
     append = out.append
     punct = _PUNCT_MAP
+    new = tuple.__new__
     pos = start
     for space, word in _SPACED_WORD.findall(folded, start, end):
         a = pos + len(space)
         pos = a + len(word)
         if word[0].isalnum():
-            append(Token("W", word, a, pos))
+            append(new(Token, ("W", word, a, pos, -1)))
         elif len(word) == 2:
-            append(Token("W", "'s", a, pos))
+            append(new(Token, ("W", "'s", a, pos, -1)))
         else:
-            append(Token("P", punct.get(word, word), a, pos))
+            append(new(Token, ("P", punct.get(word, word), a, pos, -1)))
 
 
 _PUNCT_MAP = {"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-"}
@@ -288,7 +302,12 @@ def _mark_roles(sent: Sentence) -> None:
     toks = sent.tokens
     last_loc_token = -10
     accusing = -10
-    for i, t in enumerate(toks):
+    sig = sent.sig
+    # Only names are marked, so only they are visited, unless an accusation ("allegations
+    # from France") may be in the sentence: then every word is, to follow where it ends.
+    accusation = ("from" in sig or "by" in sig) and contains_any(sig, _ACCUSATIONS)
+    for i in range(len(toks)) if accusation else sent.actor_tokens:
+        t = toks[i]
         if (
             t.kind == "W"
             and t.text in ("from", "by")
@@ -340,7 +359,8 @@ def _qualifies_following_org(sent: Sentence, i: int) -> bool:
 def _find_speaker(sent: Sentence) -> None:
     toks = sent.tokens
     n = len(toks)
-    for i, t in enumerate(toks):
+    # Each walk below looks for a word: where the signature lacks it, the walk is skipped.
+    for i, t in enumerate(toks if "according to" in sent.sig else ()):
         if t.text == "according" and i + 1 < n and toks[i + 1].text == "to":
             j = i + 2
             k = j
@@ -349,7 +369,7 @@ def _find_speaker(sent: Sentence) -> None:
             _set_speaker(sent, j, k)
             if sent.speaker:
                 return
-    for i, t in enumerate(toks):
+    for i, t in enumerate(toks if "quoted" in sent.sig else ()):
         if t.text == "quoted":
             k = i + 1
             while k < n and toks[k].text not in ("as", ",", "."):

@@ -18,7 +18,7 @@ from typing import Final, Literal
 
 from monitor.events import Casualties, Category, Fact, Outcome, Qualifier
 from monitor.extract import lexicon
-from monitor.extract.analysis import MONTHS, Sentence, Token, TokenKind, words
+from monitor.extract.analysis import MONTHS, Sentence, Token, TokenKind, contains_any, words
 from monitor.extract.gazetteer import trie_pattern
 from monitor.watches import Watch
 
@@ -857,6 +857,29 @@ _SINGLE_PATTERNS: tuple[tuple[Outcome, str, re.Pattern[str]], ...] = tuple(
         for out, pat in _ACTIVE_OUT.items()
     ]
 )
+# Text that every match of a pattern above contains, by pattern id: a substring test spares
+# the costly scan (which tries each determiner with up to ten words after it).
+_SINGLE_NEEDS: dict[str, tuple[str, ...]] = {
+    "casualties.one-person-died": ("died", "dies", "succumbed", "was dead"),
+    "casualties.hurt-then-died": ("died", "succumbed"),
+    "casualties.body-found": ("'s body", "'s corpse", "'s remains"),
+    "casualties.death-of-one-person": (
+        "death of",
+        "killing of",
+        "murder of",
+        "assassination of",
+        "lynching of",
+    ),
+    "casualties.killed-him-or-her": ("killing h", "killed h", "shot h"),
+    "casualties.body-of-one-person": ("body of", "corpse of", "remains of"),
+    "casualties.one-person-to-death": ("to death",),
+}
+# The tail of each outcome's one-person-passive pattern ("was later killed"): where it is
+# not found, the whole pattern cannot match.
+_PASSIVE_TAILS: dict[Outcome, re.Pattern[str]] = {
+    out: re.compile(rf"(?:was|been|is|got|were) {_ADVERBS}{pat}\b")
+    for out, pat in _PASSIVE_OUT.items()
+}
 # A word that every pattern of an outcome above contains (checked first: one cheap scan).
 _SINGLE_CUES = re.compile(
     r"\b(?:(?P<killed>dead|death|shot (?:him|her)\b|fatal|body|corpse|remains|"
@@ -888,9 +911,15 @@ def _singulars(sent: Sentence) -> list[Report]:
     out: list[Report] = []
     taken: set[int] = set()
     outcomes = {m.lastgroup for m in _SINGLE_CUES.finditer(sent.sig)}
+    sig = sent.sig
     for outcome, pattern, rx in _SINGLE_PATTERNS:
         if outcome not in outcomes:
             continue  # each pattern needs a word of its outcome: skip the costly scan
+        needs = _SINGLE_NEEDS.get(pattern)
+        if needs is not None and not contains_any(sig, needs):
+            continue
+        if pattern == "casualties.one-person-passive" and not _PASSIVE_TAILS[outcome].search(sig):
+            continue
         inside = -1  # the end of the last phrase read as people: its inner "a" is no one new
         for m in _matches(rx, sent.sig):
             det_tok = sent.token_at(m.start("det"))
@@ -1251,12 +1280,12 @@ def _mark_cumulative(sent: Sentence, reports: list[Report]) -> None:
     """Sentence cues: "since", "so far", "pushing the toll to"; or an earlier war."""
     sig = sent.sig
     has_total = any(r.cumulative for r in reports)
-    cue = bool(_CUMULATIVE_CUES.search(sig))
     historical = not re.search(r"\bsince\b", sig) and (
         any(_before_report(sent, int(m.group(1)) + 9) for m in _DECADE.finditer(sent.quote))
         or any(_before_report(sent, _war_end(m.group(0))) for m in _WAR_YEARS.finditer(sig))
         or (bool(_HISTORICAL_CUES.search(sig)) and _historical_year(sent))
     )
+    cue = not historical and not has_total and bool(_CUMULATIVE_CUES.search(sig))
     for r in reports:
         if historical:
             r.historical = True

@@ -110,9 +110,10 @@ class CeasefireHit:
     pattern: str
 
 
-def _near(sent: Sentence, cue: re.Match[str], triggers: list[re.Match[str]]) -> bool:
+def _near(sent: Sentence, cue: re.Match[str], trigger_tokens: list[int]) -> bool:
+    """Whether the cue is within the window of a ceasefire name (given by token index)."""
     ci = sent.token_at(cue.start())
-    return any(abs(sent.token_at(t.start()) - ci) <= _WINDOW for t in triggers)
+    return any(abs(t - ci) <= _WINDOW for t in trigger_tokens)
 
 
 # Words that end a list of brokers: "proposed by Qatar, but Sudan has yet to respond".
@@ -280,6 +281,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
             triggers.append(t)
     if not triggers:
         return []
+    near = [sent.token_at(t.start()) for t in triggers]  # the names, as token indices
     scopes = _appeal_scopes(sent)
 
     def appealed(cue: re.Match[str], pattern: str) -> bool:
@@ -296,22 +298,22 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
 
     statuses: dict[CeasefireStatus, _Cue] = {}
     for lo, hi, verb in scopes:
-        if any(lo <= t.start() < hi for t in triggers) or _near(sent, verb, triggers):
+        if any(lo <= t.start() < hi for t in triggers) or _near(sent, verb, near):
             statuses.setdefault("called_for", (verb, "ceasefire.appeal-to"))
     negated = [
         c
         for c in _NEGATED_VIOLATION.finditer(sig)
-        if _near(sent, c, triggers) and not appealed(c, "ceasefire.not-respected")
+        if _near(sent, c, near) and not appealed(c, "ceasefire.not-respected")
     ]
     if negated:
         statuses["violated"] = (negated[0], "ceasefire.not-respected")
-    background = [c for c in _BACKGROUND.finditer(sig) if _near(sent, c, triggers)]
+    background = [c for c in _BACKGROUND.finditer(sig) if _near(sent, c, near)]
     for status, cue_rx in _STATUS_CUES:
         far: re.Match[str] | None = None
         for cue in cue_rx.finditer(sig):
             if any(c.start() <= cue.start() < c.end() for c in negated + background):
                 continue  # "failed to observe the truce": a violation, not a collapse
-            if not _near(sent, cue, triggers):
+            if not _near(sent, cue, near):
                 far = far or cue
                 continue
             if status == "called_for" or not appealed(cue, _cue_id(status)):
@@ -326,7 +328,7 @@ def read_sentence(sent: Sentence, parties: frozenset[str]) -> list[CeasefireHit]
                 statuses.setdefault(status, (cue, name))
                 break
     for cue in _ACCEPT.finditer(sig):
-        if _near(sent, cue, triggers) and not appealed(cue, "ceasefire.accepted"):
+        if _near(sent, cue, near) and not appealed(cue, "ceasefire.accepted"):
             accepted = _acceptance(sent, cue, parties)
             statuses.setdefault(accepted, (cue, f"ceasefire.accepted-{accepted}"))
             break

@@ -10,30 +10,33 @@ import re
 from collections.abc import Sequence
 
 from monitor.events import Diplomacy, DiplomacyKind, Fact
-from monitor.extract.analysis import Sentence, words
+from monitor.extract.analysis import Sentence, contains_any, words
 from monitor.watches import Watch
 
 # Stems every diplomatic act below starts with (the passage-level prefilter, see normalize.py).
 TRIGGERS = words("recogni phone telephone spoke speak call met meet summit talks negotiat")
 
-_KINDS: tuple[tuple[DiplomacyKind, re.Pattern[str]], ...] = (
-    ("recognition", re.compile(r"\brecogni[sz](?:e|ed|es|ing)\b(?! as part)")),
+# (kind, text every match holds: a substring test spares most scans, pattern)
+_KINDS: tuple[tuple[DiplomacyKind, tuple[str, ...], re.Pattern[str]], ...] = (
+    ("recognition", ("recogni",), re.compile(r"\brecogni[sz](?:e|ed|es|ing)\b(?! as part)")),
     (
         "call",
+        ("phone", "spoke", "speak", "call with"),
         re.compile(
             r"\b(?:phone call|telephone (?:call|conversation)|spoke (?:by phone |on the phone )?"
             r"(?:with|to)|speak (?:with|to)|call with|phoned)\b"
         ),
     ),
-    ("meeting", re.compile(r"\b(?:met|meet|meets|meeting|summit)\b")),
-    ("talks", re.compile(r"\b(?:talks|negotiations|negotiating table)\b")),
+    ("meeting", ("met", "meet", "summit"), re.compile(r"\b(?:met|meet|meets|meeting|summit)\b")),
+    ("talks", ("talks", "negotiat"), re.compile(r"\b(?:talks|negotiations|negotiating table)\b")),
 )
 
 
 def read_sentence(sent: Sentence) -> tuple[DiplomacyKind, list[str]] | None:
     """(kind, participant codes) for the first diplomatic act named in the sentence."""
-    for kind, pattern in _KINDS:
-        found = pattern.search(sent.sig)
+    sig = sent.sig
+    for kind, needs, pattern in _KINDS:
+        found = pattern.search(sig) if contains_any(sig, needs) else None
         if found:
             participants = _participants(sent)
             if participants:

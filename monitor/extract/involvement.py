@@ -15,11 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 
 from monitor.events import Fact, InvolvementKind, Stance, ThirdParty
 from monitor.extract import ceasefire, lexicon
-from monitor.extract.analysis import Sentence, words
+from monitor.extract.analysis import Sentence, contains_any, words
 from monitor.extract.gazetteer import home_parties, home_states, watch_key
 from monitor.watches import Watch
 
@@ -127,22 +126,32 @@ class Scope:
     home_party: Mapping[str, str] = field(default_factory=dict)
 
 
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-def _matches(pattern: str, sent: Sentence) -> Iterator[re.Match[str]]:
-    """Matches of a signature pattern; patterns that start at an actor are tried at every
-    actor, so that a non-matching first actor cannot hide a later one."""
-    rx = _compiled(pattern)
-    if pattern.startswith(r"\b(E\d+)"):
-        for k in sent.actor_tokens:
+def _matches(
+    rx: re.Pattern[str], sent: Sentence, actors: Sequence[int] | None = None
+) -> Iterator[re.Match[str]]:
+    """Matches of a signature pattern (compiled once, at import: building a long pattern
+    string on every call and hashing it to find its compiled form cost more than many
+    matches); patterns that start at an actor are tried at every actor, so that a
+    non-matching first actor cannot hide a later one. `actors`: the actor tokens worth
+    trying (`_outsiders`, for rules that read nothing from a match whose first actor is not
+    an eligible third party); by default every actor."""
+    if rx.pattern.startswith(r"\b(E\d+)"):
+        for k in sent.actor_tokens if actors is None else actors:
             m = rx.match(sent.sig, sent.offsets[k])
             if m:
                 yield m
     else:
         yield from rx.finditer(sent.sig)
+
+
+def _outsiders(sent: Sentence, scope: Scope) -> list[int]:
+    """The actor tokens that `_eligible` accepts, in order (kept in the sentence's memo: most
+    rules start their patterns at one of them)."""
+    memo = sent.memo.get("third_party.outsiders")
+    if memo is None or memo[0] is not scope:
+        memo = (scope, [k for k in sent.actor_tokens if _eligible(sent, sent.tokens[k].ref, scope)])
+        sent.memo["third_party.outsiders"] = memo
+    return memo[1]
 
 
 def _ref(m: re.Match[str], group: int | str) -> int:
@@ -185,14 +194,16 @@ def _party_near(sent: Sentence, tok: int, scope: Scope, before: bool, span: int 
     return None
 
 
+_HELPS = re.compile(
+    r"\b(?:help(?:s|ed|ing)?|support(?:s|ed|ing)?|backing|defen[cs]e|alongside|behalf|for|to|"
+    r"with|siding)"
+    r" (?:of |with |for |to )?(?:the |a |an )?(?:\S+ ){0,3}?(E\d+)"
+)
+
+
 def _supports_after(sent: Sentence, tok: int, scope: Scope) -> str | None:
     """The side helped: "to help Azerbaijan", "in support of the federal government"."""
-    m = re.compile(
-        r"\b(?:help(?:s|ed|ing)?|support(?:s|ed|ing)?|backing|defen[cs]e|alongside|behalf|for|to|"
-        r"with|siding)"
-        r" (?:of |with |for |to )?(?:the |a |an )?(?:\S+ ){0,3}?(E\d+)"
-    )
-    for found in m.finditer(sent.sig, sent.offsets[min(tok, len(sent.offsets) - 1)]):
+    for found in _HELPS.finditer(sent.sig, sent.offsets[min(tok, len(sent.offsets) - 1)]):
         code = _party(sent, _ref(found, 1), scope)
         if code:
             return code
@@ -229,21 +240,45 @@ Hit = tuple[int, str, InvolvementKind, str | None, str]
 _SENDS = "third_party.sends-fighters"
 
 
-_POLITICAL_GATE = re.compile(
-    r"back|ally|allies|supporter|patron|pro -|sid(?:e|ed|es|ing) with|stand|stood|support|"
-    r"recogni|pact|alliance|arm|solidarity|sympath|sponsor|guarantor|protector|fund|financ"
+# Gates: a sentence without one of these substrings cannot match the rule's patterns
+# (substring tests: about twice as fast as one regex alternation over the signature).
+_POLITICAL_GATE = [
+    *words(
+        "back ally allies supporter patron stand stood support recogni pact alliance arm "
+        "solidarity sympath sponsor guarantor protector fund financ"
+    ),
+    *("pro -", "side with", "sided with", "sides with", "siding with"),
+]
+_MEDIATION_GATE = words(
+    "mediat broker intermediar facilitat guarantor co-chair auspices envoy meet host talks "
+    "consultations negotiat ceasefire cease-fire truce cessation resolution resolve role"
 )
-_MEDIATION_GATE = re.compile(
-    r"mediat|broker|intermediar|facilitat|guarantor|co-chair|auspices|envoy|\bmet\b|meet|host|"
-    r"talks|consultations|negotiat|ceasefire|cease-fire|truce|cessation|resolution|resolve|role"
+_MET = re.compile(r"\bmet\b")
+
+
+_X_BACKED = re.compile(r"\b(E\d+) - backed (?:\S+ ){0,3}?(E\d+)?")
+_BACKED_BY = re.compile(r"\b(?:backed|supported|armed) by\b|\bbacking of\b")
+_LED_OR_FORCES = re.compile(rf"\S+ (?:- led coalition|(?:\S+ )?{_MILITARY_NOUNS}\b)")
+_BACKER_OF = re.compile(
+    r"\b(E\d+) (?:, )?(E\d+) 's (?:\S+ ){0,2}?(?:backer|ally|allies|supporter|patron)\b"
+)
+_KEY_BACKER = re.compile(rf"\b(E\d+) (?:'s )?{_BACKER} (E\d+)")
+_PRO_X = re.compile(r"\bpro - (E\d+) (E\d+)")
+_SIDES_WITH = re.compile(
+    r"\b(E\d+) (?:[^.;]{0,60}?)(?:siding|sided|sides|stand|stood|stands) (?:with|by) "
+    r"(?:its |the )?(?:\S+ ){0,2}?(E\d+)"
+)
+_DESCRIBED_AS_BACKER = re.compile(
+    rf"\b(E\d+) (?:, |is |was |remains |has been |has long been )(?:a |an |the |its |their )?"
+    rf"{_BACKER} (?:of|to) (?:the )?(E\d+)"
 )
 
 
 def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not _POLITICAL_GATE.search(sig):
+    if not contains_any(sig, _POLITICAL_GATE):
         return
-    for m in _matches(r"\b(E\d+) - backed (?:\S+ ){0,3}?(E\d+)?", sent):
+    for m in _matches(_X_BACKED, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             sup = _party(sent, _ref(m, 2), scope) if m.group(2) else None
@@ -257,22 +292,15 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 sup or _party_near(sent, tok, scope, False, 5),
                 "third_party.x-backed",
             )
-    for m in _matches(r"\b(?:backed|supported|armed) by\b|\bbacking of\b", sent):
+    for m in _matches(_BACKED_BY, sent) if " by" in sig or "backing of" in sig else ():
         tok = sent.token_at(m.start())
         sup = _party_near(sent, tok, scope, before=True)
         for k, code in _actors_in_list(sent, sent.token_at(m.end()) + 1, scope):
             kind: InvolvementKind = (
-                "military"
-                if re.match(
-                    rf"\S+ (?:- led coalition|(?:\S+ )?{_MILITARY_NOUNS}\b)",
-                    sent.sig[sent.offsets[k] :],
-                )
-                else "political"
+                "military" if _LED_OR_FORCES.match(sent.sig[sent.offsets[k] :]) else "political"
             )
             yield k, code, kind, sup, "third_party.backed-by"
-    for m in _matches(
-        r"\b(E\d+) (?:, )?(E\d+) 's (?:\S+ ){0,2}?(?:backer|ally|allies|supporter|patron)\b", sent
-    ):
+    for m in _matches(_BACKER_OF, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (
@@ -282,7 +310,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party(sent, _ref(m, 2), scope),
                 "third_party.backer-of",
             )
-    for m in _matches(rf"\b(E\d+) (?:'s )?{_BACKER} (E\d+)", sent):
+    for m in _matches(_KEY_BACKER, sent):
         code = _eligible(sent, _ref(m, 2), scope)
         if code:
             yield (
@@ -292,7 +320,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party(sent, _ref(m, 1), scope),
                 "third_party.key-backer",
             )
-    for m in _matches(r"\bpro - (E\d+) (E\d+)", sent):
+    for m in _matches(_PRO_X, sent) if "pro - " in sig else ():
         code = _eligible(sent, _ref(m, 2), scope)
         if code:
             yield (
@@ -302,11 +330,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party(sent, _ref(m, 1), scope),
                 "third_party.pro-x",
             )
-    for m in _matches(
-        r"\b(E\d+) (?:[^.;]{0,60}?)(?:siding|sided|sides|stand|stood|stands) (?:with|by) "
-        r"(?:its |the )?(?:\S+ ){0,2}?(E\d+)",
-        sent,
-    ):
+    for m in _matches(_SIDES_WITH, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (
@@ -316,11 +340,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party(sent, _ref(m, 2), scope),
                 "third_party.sides-with",
             )
-    for m in _matches(
-        rf"\b(E\d+) (?:, |is |was |remains |has been |has long been )(?:a |an |the |its |their )?"
-        rf"{_BACKER} (?:of|to) (?:the )?(E\d+)",
-        sent,
-    ):
+    for m in _matches(_DESCRIBED_AS_BACKER, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             kind = "military" if " military " in m.group(0) else "political"
@@ -332,7 +352,7 @@ def _political(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 "third_party.described-as-backer",
             )
     for name, pattern in _BACKING:
-        for m in _matches(pattern, sent):
+        for m in _matches(pattern, sent, _outsiders(sent, scope)):
             code = _eligible(sent, _ref(m, 1), scope)
             sup = _party(sent, _ref(m, 2), scope)
             if code and sup:
@@ -350,30 +370,43 @@ _ABOUT = r"(?:(?:denied|denies|deny|denying|admitted|admits|acknowledged|acknowl
 _BACKING = (
     (
         "third_party.backs",
-        rf"\b(E\d+) (?:, which |, who |of )?{_AUX}{_ABOUT}{_BACKING_VERBS} (?:the |its |their )?"
-        rf"(E\d+)",
+        re.compile(
+            rf"\b(E\d+) (?:, which |, who |of )?{_AUX}{_ABOUT}{_BACKING_VERBS} "
+            rf"(?:the |its |their )?(E\d+)"
+        ),
     ),
     (
         "third_party.support-for",
-        rf"\b(E\d+) (?:'s )?(?:[^.;]{{0,80}}?)\b{_SUPPORT_NOUNS} (?:to|for|with) (?:the )?"
-        rf"(?:\S+ )?(E\d+)",
+        re.compile(
+            rf"\b(E\d+) (?:'s )?(?:[^.;]{{0,80}}?)\b{_SUPPORT_NOUNS} (?:to|for|with) (?:the )?"
+            rf"(?:\S+ )?(E\d+)"
+        ),
     ),
     (
         "third_party.recognises-or-allied",
-        r"\b(E\d+) (?:\S+ ){0,4}?(?:recogni[sz]e[sd]?|military pact with|alliance with) "
-        r"(?:the )?(E\d+)",
+        re.compile(
+            r"\b(E\d+) (?:\S+ ){0,4}?(?:recogni[sz]e[sd]?|military pact with|alliance with) "
+            r"(?:the )?(E\d+)"
+        ),
     ),
 )
+
+
+_ACCUSED_OF_ATTACK = re.compile(
+    rf"\b(?:accus\w*|blam\w*) (?:the )?(E\d+) (?:of|for) (?:having |being |\S+ly )?{_HOSTILE}\b"
+)
+_FORCES_OF = re.compile(rf"\b(E\d+) (?:'s )?(?:\S+ ){{0,3}}?{_MILITARY_NOUNS}\b")
+_ITS_FORCES = re.compile(
+    r"\b(?:its|our) (?:\S+ ){0,2}?(?:troops|forces|soldiers|units|army|military)\b"
+)
+_INVOLVED_IN = re.compile(r"\b(E\d+) (?:'s )?(?:\S+ ){0,12}?involve(?:d|ment) in\b")
+_ACCUSED_OF_INVOLVEMENT = re.compile(r"\baccused (?:the )?(E\d+) of (?:\S+ ){0,3}?involved\b")
 
 
 def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
     if "accus" in sig or "blam" in sig:
-        for m in _matches(
-            rf"\b(?:accus\w*|blam\w*) (?:the )?(E\d+) (?:of|for) (?:having |being |\S+ly )?"
-            rf"{_HOSTILE}\b",
-            sent,
-        ):
+        for m in _matches(_ACCUSED_OF_ATTACK, sent):
             code = _eligible(sent, _ref(m, 1), scope)
             if code:
                 tok = sent.token_at(m.start(1))
@@ -386,7 +419,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 )
     if not _COMBAT_CUE.search(sig):
         return
-    for m in _matches(rf"\b(E\d+) (?:'s )?(?:\S+ ){{0,3}}?{_MILITARY_NOUNS}\b", sent):
+    for m in _matches(_FORCES_OF, sent, _outsiders(sent, scope)):
         ref = _ref(m, 1)
         code = _eligible(sent, ref, scope)
         if not code or sent.mentions[ref].kind in ("igo", "ngo"):
@@ -398,16 +431,14 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             continue  # "Iran is sending drones to ...": weapons supplied, read by _arms
         tok = sent.token_at(m.start())
         yield tok, code, "military", _supports_after(sent, tok, scope), "third_party.forces-of"
-    for m in _matches(
-        r"\b(?:its|our) (?:\S+ ){0,2}?(?:troops|forces|soldiers|units|army|military)\b", sent
-    ):
+    for m in _matches(_ITS_FORCES, sent) if "its " in sig or "our " in sig else ():
         tok = sent.token_at(m.start())
         code = _owner_of_pronoun(sent, tok, scope)
         if code:
             yield tok, code, "military", _supports_after(sent, tok, scope), "third_party.its-forces"
     if "involve" not in sig:
         return
-    for m in _matches(r"\b(E\d+) (?:'s )?(?:\S+ ){0,12}?involve(?:d|ment) in\b", sent):
+    for m in _matches(_INVOLVED_IN, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             tok = sent.token_at(m.start())
@@ -418,7 +449,7 @@ def _military(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _supports_after(sent, tok, scope),
                 "third_party.involved-in",
             )
-    for m in _matches(r"\baccused (?:the )?(E\d+) of (?:\S+ ){0,3}?involved\b", sent):
+    for m in _matches(_ACCUSED_OF_INVOLVEMENT, sent) if "accused" in sig else ():
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             yield (
@@ -443,11 +474,21 @@ def _owner_of_pronoun(sent: Sentence, tok: int, scope: Scope) -> str | None:
     return None
 
 
+_ARMS_DELIVERIES = re.compile(
+    rf"\b(E\d+) (?:'s )?(?:\S+ ){{0,3}}?{_ARMS_NOUNS} (?:sales?|deliver\w*|suppl\w*|shipments?)\b"
+)
+_ARMS_RECEIVED_FROM = re.compile(
+    rf"\b{_RECEIVE} (?:\S+ ){{0,5}}?{_ARMS_NOUNS} (?:\S+ ){{0,3}}?from (?:the )?(E\d+)"
+)
+_RECEIVED = re.compile(r"\b(?:received|receive|receives|delivered|delivery|deliveries)\b")
+_ACTOR_ARMS = re.compile(rf"\b(E\d+) (?:\S+ ){{0,3}}?{_ARMS_NOUNS}\b")
+
+
 def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not re.search(rf"\b{_ARMS_NOUNS}\b", sig):
+    if not _ARMS_RX.search(sig):
         return
-    for m in _matches(rf"\b{_SUPPLY}\b", sent):
+    for m in _matches(_SUPPLY_RX, sent):
         verb = sent.token_at(m.start())
         actor = _subject_before(sent, verb, scope)
         if actor is None:
@@ -457,7 +498,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             continue  # "suspended exports of drones to ...": no supply
         lo = sent.offsets[max(0, tok - 14)]
         hi = sent.offsets[min(verb + 14, len(sent.offsets) - 1)]
-        if not re.search(rf"\b{_ARMS_NOUNS}\b", sig[lo:hi] if hi > lo else sig[lo:]):
+        if not _ARMS_RX.search(sig[lo:hi] if hi > lo else sig[lo:]):
             continue
         yield (
             tok,
@@ -466,11 +507,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             _party_near(sent, verb, scope, before=False, span=14),
             "third_party.supplies-arms",
         )
-    for m in _matches(
-        rf"\b(E\d+) (?:'s )?(?:\S+ ){{0,3}}?{_ARMS_NOUNS} (?:sales?|deliver\w*|suppl\w*|"
-        rf"shipments?)\b",
-        sent,
-    ):
+    for m in _matches(_ARMS_DELIVERIES, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             tok = sent.token_at(m.start())
@@ -481,9 +518,7 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party_near(sent, tok, scope, before=False, span=14),
                 "third_party.arms-deliveries",
             )
-    for m in _matches(
-        rf"\b{_RECEIVE} (?:\S+ ){{0,5}}?{_ARMS_NOUNS} (?:\S+ ){{0,3}}?from (?:the )?(E\d+)", sent
-    ):
+    for m in _matches(_ARMS_RECEIVED_FROM, sent) if "from" in sig else ():
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             verb = sent.token_at(m.start())
@@ -494,8 +529,8 @@ def _arms(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party_near(sent, verb, scope, before=True, span=14),
                 "third_party.arms-received-from",
             )
-    if re.search(r"\b(?:received|receive|receives|delivered|delivery|deliveries)\b", sig):
-        for m in _matches(rf"\b(E\d+) (?:\S+ ){{0,3}}?{_ARMS_NOUNS}\b", sent):
+    if _RECEIVED.search(sig):
+        for m in _matches(_ACTOR_ARMS, sent, _outsiders(sent, scope)):
             ref = _ref(m, 1)
             code = _eligible(sent, ref, scope)
             if code and sent.mentions[ref].form == "adj":
@@ -528,18 +563,32 @@ def _subject_before(sent: Sentence, verb: int, scope: Scope) -> tuple[int, str] 
     return None
 
 
+_FIGHTER_NOUNS = (
+    r"(?:mercenaries|fighters|jihadists|militants|paramilitar(?:y|ies)|contractors|volunteers)"
+)
+# The fighter nouns as substrings (a cheaper test than the pattern, and the same).
+_FIGHTERS = words(
+    "mercenaries fighters jihadists militants paramilitary paramilitaries contractors volunteers"
+)
+_SENDS_FIGHTERS = re.compile(
+    r"\b(?:send(?:s|ing)?|sent|recruit(?:s|ed|ing)?|transferr?(?:ed|ing)?|deploy(?:s|ed|ing)?|"
+    rf"dispatch(?:ed|es|ing)?|mov(?:ed|ing)) (?:\S+ ){{0,4}}?{_FIGHTER_NOUNS}\b"
+)
+_FIGHTERS_SENT_BY = re.compile(rf"\b{_FIGHTER_NOUNS} (?:\S+ ){{0,2}}?{_SENT_BY} by (?:the )?(E\d+)")
+_FIGHTERS_CUE = re.compile(
+    r"\b(?:arriv\w*|deploy\w*|sent|send\w*|recruit\w*|fight\w*|fought|join\w*|"
+    r"take part|took part|killed|being|reli\w*|rel(?:y|ies)|hir\w*|employ\w*|"
+    r"us(?:e|es|ed|ing)|backed|alongside|assist\w*|help\w*)\b"
+)
+_ACTOR_FIGHTERS = re.compile(rf"\b(E\d+) (?:\S+ ){{0,2}}?{_FIGHTER_NOUNS}\b")
+_FIGHTERS_FROM = re.compile(rf"\b{_FIGHTER_NOUNS} from\b")
+
+
 def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    nouns = (
-        r"(?:mercenaries|fighters|jihadists|militants|paramilitar(?:y|ies)|contractors|volunteers)"
-    )
-    if not re.search(nouns, sig):
+    if not contains_any(sig, _FIGHTERS):
         return
-    senders = re.finditer(
-        rf"\b(?:send(?:s|ing)?|sent|recruit(?:s|ed|ing)?|transferr?(?:ed|ing)?|deploy(?:s|ed|ing)?|"
-        rf"dispatch(?:ed|es|ing)?|mov(?:ed|ing)) (?:\S+ ){{0,4}}?{nouns}\b",
-        sig,
-    )
+    senders = _SENDS_FIGHTERS.finditer(sig)
     sent_by: list[Hit] = []
     for m in senders:
         verb = sent.token_at(m.start())
@@ -549,7 +598,7 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             sent_by.append(
                 (tok, sender, "fighters", _party_near(sent, verb, scope, False, 16), _SENDS)
             )
-    for m in _matches(rf"\b{nouns} (?:\S+ ){{0,2}}?{_SENT_BY} by (?:the )?(E\d+)", sent):
+    for m in _matches(_FIGHTERS_SENT_BY, sent):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             tok = sent.token_at(m.start(1))
@@ -559,20 +608,15 @@ def _fighters(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     yield from sent_by
     if sent_by:
         return
-    if not re.search(
-        r"\b(?:arriv\w*|deploy\w*|sent|send\w*|recruit\w*|fight\w*|fought|join\w*|"
-        r"take part|took part|killed|being|reli\w*|rel(?:y|ies)|hir\w*|employ\w*|"
-        r"us(?:e|es|ed|ing)|backed|alongside|assist\w*|help\w*)\b",
-        sig,
-    ):
+    if not _FIGHTERS_CUE.search(sig):
         return
-    for m in _matches(rf"\b(E\d+) (?:\S+ ){{0,2}}?{nouns}\b", sent):
+    for m in _matches(_ACTOR_FIGHTERS, sent, _outsiders(sent, scope)):
         ref = _ref(m, 1)
         code = _eligible(sent, ref, scope)
         if code and sent.mentions[ref].form in ("adj", "org"):
             tok = sent.token_at(m.start())
             yield tok, code, "fighters", _helped(sent, tok, scope), "third_party.foreign-fighters"
-    for m in _matches(rf"\b{nouns} from\b", sent):
+    for m in _matches(_FIGHTERS_FROM, sent):
         start = sent.token_at(m.end()) + 1
         for k in range(start, min(start + 6, len(sent.tokens))):
             t = sent.tokens[k]
@@ -594,21 +638,24 @@ def _helped(sent: Sentence, tok: int, scope: Scope) -> str | None:
     return _party_near(sent, tok, scope, False, 14) or _party_near(sent, tok, scope, True, 14)
 
 
+_PEACEKEEPERS = (
+    re.compile(r"\b(E\d+) (?:\( E\d+ \) )?(?:\S+ ){0,5}?peacekeep\w*"),
+    re.compile(r"\bpeacekeep\w* (?:\S+ ){0,3}?(?:of|from) (?:the )?(E\d+)"),
+)
+
+
 def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    for k, t in enumerate(sent.tokens):
-        if t.kind == "E" and sent.text[t.start : t.end].upper() in _MISSIONS:
+    for k in sent.actor_tokens:
+        t = sent.tokens[k]
+        if sent.text[t.start : t.end].upper() in _MISSIONS:
             code = _eligible(sent, t.ref, scope)
             if code:
                 yield k, code, "peacekeeping", None, "third_party.peacekeeping-mission"
     if "peacekeep" not in sig:
         return
-    pats = (
-        r"\b(E\d+) (?:\( E\d+ \) )?(?:\S+ ){0,5}?peacekeep\w*",
-        r"\bpeacekeep\w* (?:\S+ ){0,3}?(?:of|from) (?:the )?(E\d+)",
-    )
-    for pat in pats:
-        for m in _matches(pat, sent):
+    for pat in _PEACEKEEPERS:
+        for m in _matches(pat, sent, _outsiders(sent, scope)):
             ref = _ref(m, 1)
             code = _eligible(sent, ref, scope)
             if code:
@@ -621,42 +668,49 @@ def _peacekeeping(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 )
 
 
+_PROCESS_WORDS = re.compile(
+    r"\b(?:talks|negotiations|deal|meeting|consultations|agreement|accord)\b"
+)
+# (id, word every match contains, pattern): the substring test spares most regex scans.
+_MEDIATES = (
+    (
+        "third_party.acts-as-mediator",
+        ("act", "serv", "playing"),
+        re.compile(
+            r"\b(E\d+) (?:\S+ ){0,3}?(?:acted|acting|act|served|serving|serves|playing) (?:as )?"
+            r"(?:an? |the )?(?:same )?(?:intermediary|mediator|broker|guarantor|host|role)"
+        ),
+    ),
+    (
+        "third_party.envoy-mediator",
+        ("mediator",),
+        re.compile(r"\b(E\d+) (?:\S+ ){0,2}?(?:envoy|mediators?) , (?:\S+ )?mediator"),
+    ),
+    (
+        "third_party.mediates",
+        ("mediat", "resol"),
+        re.compile(
+            r"\b(E\d+) (?:\S+ ){0,10}?(?:to mediate|mediat(?:ed|es|ing)|to find a resolution|"
+            r"to resolve)"
+        ),
+    ),
+)
+
+
 def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not _MEDIATION_GATE.search(sig) or _NEGATED_ROLE.search(sig):
+    if not (contains_any(sig, _MEDIATION_GATE) or _MET.search(sig)) or _NEGATED_ROLE.search(sig):
         return
-    if ceasefire._TRIGGER.search(sig) or re.search(
-        r"\b(?:talks|negotiations|deal|meeting|consultations|agreement|accord)\b", sig
-    ):
+    if ceasefire._TRIGGER.search(sig) or _PROCESS_WORDS.search(sig):
         for broker in ceasefire.brokers(sent, scope.parties):
             if broker not in scope.home:
                 tok = _first_token_of(sent, broker)
                 if tok is not None and sent.is_actor_token(tok):
                     yield tok, broker, "mediation", None, "third_party.ceasefire-broker"
-    # (id, word every match contains, pattern): the substring test spares most regex scans.
-    pats = (
-        (
-            "third_party.acts-as-mediator",
-            ("act", "serv", "playing"),
-            r"\b(E\d+) (?:\S+ ){0,3}?(?:acted|acting|act|served|serving|serves|playing) (?:as )?"
-            r"(?:an? |the )?(?:same )?(?:intermediary|mediator|broker|guarantor|host|role)",
-        ),
-        (
-            "third_party.envoy-mediator",
-            ("mediator",),
-            r"\b(E\d+) (?:\S+ ){0,2}?(?:envoy|mediators?) , (?:\S+ )?mediator",
-        ),
-        (
-            "third_party.mediates",
-            ("mediat", "resol"),
-            r"\b(E\d+) (?:\S+ ){0,10}?(?:to mediate|mediat(?:ed|es|ing)|to find a resolution|"
-            r"to resolve)",
-        ),
-    )
-    for name, cues, pat in pats:
-        if not any(cue in sig for cue in cues):
+    for name, cues, pat in _MEDIATES:
+        if not contains_any(sig, cues):
             continue
-        for m in _matches(pat, sent):
+        for m in _matches(pat, sent, _outsiders(sent, scope)):
             code = _eligible(sent, _ref(m, 1), scope)
             if code:
                 yield sent.token_at(m.start(1)), code, "mediation", None, name
@@ -665,9 +719,12 @@ def _mediation(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     yield from _meeting(sent, scope)
 
 
+_CO_CHAIRS = re.compile(r"\b(?:co-chairs?|co-chair(?:ed)?|guarantor countries|guarantors)\b")
+
+
 def _co_chairs(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     """States named as co-chairs or guarantors of a peace process."""
-    for m in _matches(r"\b(?:co-chairs?|co-chair(?:ed)?|guarantor countries|guarantors)\b", sent):
+    for m in _matches(_CO_CHAIRS, sent):
         tok = sent.token_at(m.start())
         for k in range(max(0, tok - 12), tok):
             t = sent.tokens[k]
@@ -686,6 +743,10 @@ _BOTH_SIDES = re.compile(
 )
 
 
+_MEETS = re.compile(r"\b(?:met|meet|meets|hosted|hosts|host)\b")
+_TALKS_BETWEEN = re.compile(r"\b(?:consultations|talks|negotiations) (?:between|with)\b")
+
+
 def _meeting(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     """An outsider meeting or hosting both sides ("Pompeo met the ministers of Armenia and
     Azerbaijan", "Egypt hosted talks between the warring parties"), named or not."""
@@ -693,9 +754,7 @@ def _meeting(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sides = {sent.mentions[sent.tokens[k].ref].code for k in sent.actor_tokens} & scope.parties
     if len(sides) < 2 and not _BOTH_SIDES.search(sig):
         return
-    m = re.search(r"\b(?:met|meet|meets|hosted|hosts|host)\b", sig) or re.search(
-        r"\b(?:consultations|talks|negotiations) (?:between|with)\b", sig
-    )
+    m = _MEETS.search(sig) or _TALKS_BETWEEN.search(sig)
     if not m:
         return
     verb = sent.token_at(m.start())
@@ -708,14 +767,34 @@ def _meeting(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 return
 
 
+# Text every match of _HUMANITARIAN holds: a substring test spares most scans.
+_HUMANITARIAN_WORDS = (
+    "humanitarian",
+    "relief",
+    "airdrop",
+    "air-drop",
+    "food aid",
+    "aid convoy",
+    "medical supplies",
+    "airlift",
+    "aid to",
+    "aid for",
+)
+_MILITARY_AID = re.compile(r"\bmilitary aid\b")
+_AID_FOR = re.compile(
+    r"\b(?:aid|assistance|supplies|relief|food)\b(?: \S+){0,6}? (?:for|to) (?:the )?(E\d+)"
+)
+
+
 def _humanitarian(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     sig = sent.sig
-    if not _HUMANITARIAN.search(sig) or re.search(r"\bmilitary aid\b", sig):
+    if (
+        not contains_any(sig, _HUMANITARIAN_WORDS)
+        or not _HUMANITARIAN.search(sig)
+        or _MILITARY_AID.search(sig)
+    ):
         return
-    sup_m = re.search(
-        r"\b(?:aid|assistance|supplies|relief|food)\b(?: \S+){0,6}? (?:for|to) (?:the )?(E\d+)",
-        sig,
-    )
+    sup_m = _AID_FOR.search(sig)
     supports = sent.mentions[_ref(sup_m, 1)].code if sup_m else None
     for k, t in enumerate(sent.tokens):
         if t.kind != "E":
@@ -725,14 +804,21 @@ def _humanitarian(sent: Sentence, scope: Scope) -> Iterator[Hit]:
             yield k, code, "humanitarian", supports, "third_party.aid"
 
 
+_ARRANGED_RELEASE = re.compile(
+    rf"\b(E\d+) (?:\S+ ){{0,3}}?{_RELEASE_VERBS} (?:the |a )?{_RELEASE_NOUNS} of\b"
+)
+_RELEASE_THROUGH = re.compile(
+    rf"\b{_FREED} (?:\S+ ){{0,4}}?(?:after|following|thanks to|through|with|under|by) "
+    rf"(?:the )?(?:(E\d+) (?:'s )?)?{_INTERMEDIARY}(?: (?:of|by|from) (?:the )?(E\d+))?"
+)
+
+
 def _release(sent: Sentence, scope: Scope) -> Iterator[Hit]:
     """An outsider arranging a release of captives: humanitarian help to the side whose
     people are freed ("Qatar brokered the release of 12 Sudanese soldiers", "five soldiers
     were freed after Egyptian mediation")."""
     sig = sent.sig
-    for m in _matches(
-        rf"\b(E\d+) (?:\S+ ){{0,3}}?{_RELEASE_VERBS} (?:the |a )?{_RELEASE_NOUNS} of\b", sent
-    ):
+    for m in _matches(_ARRANGED_RELEASE, sent, _outsiders(sent, scope)):
         code = _eligible(sent, _ref(m, 1), scope)
         if code:
             of = sent.token_at(m.end() - 2)
@@ -743,11 +829,8 @@ def _release(sent: Sentence, scope: Scope) -> Iterator[Hit]:
                 _party_near(sent, of, scope, before=False, span=8),
                 "third_party.arranged-release",
             )
-    for m in re.finditer(
-        rf"\b{_FREED} (?:\S+ ){{0,4}}?(?:after|following|thanks to|through|with|under|by) "
-        rf"(?:the )?(?:(E\d+) (?:'s )?)?{_INTERMEDIARY}(?: (?:of|by|from) (?:the )?(E\d+))?",
-        sig,
-    ):
+    through = contains_any(sig, _W["intermediary_words"])  # words every match holds
+    for m in _RELEASE_THROUGH.finditer(sig) if through else ():
         ref = m.group(1) or m.group(2)
         if ref is None:
             continue
@@ -826,6 +909,10 @@ OPEN_KINDS: frozenset[InvolvementKind] = frozenset(
 )
 
 
+_ACKNOWLEDGE = re.compile(r"\backnowledg\w*")
+_WE = re.compile(r"\b(?:our|we)\b")
+
+
 def _stance(
     sent: Sentence, tok: int, code: str, supports: str | None, kind: InvolvementKind
 ) -> Stance:
@@ -841,16 +928,19 @@ def _stance(
         # are about something else.
         return "alleged" if _ALLEGE.search(sent.sig) else "reported"
     if sent.speaker_code == code or (
-        supports and sent.speaker_code == supports and (re.search(r"\backnowledg\w*", sent.sig))
+        supports and sent.speaker_code == supports and (_ACKNOWLEDGE.search(sent.sig))
     ):
         return "confirmed"
-    if re.search(r"\b(?:our|we)\b", sent.sig) and sent.speaker_code == code:
+    if sent.speaker_code == code and _WE.search(sent.sig):
         return "confirmed"
     allegation = _first_allegation(sent)
     if tok < len(sent.tokens):
-        tail = sent.words(tok + 1, tok + 8)
         alleged_before = allegation is not None and allegation < tok
-        if _CONFIRM_VERBS.search(tail) and not alleged_before and tok in _leading_subjects(sent):
+        if (
+            not alleged_before
+            and tok in _leading_subjects(sent)
+            and _CONFIRM_VERBS.search(sent.words(tok + 1, tok + 8))
+        ):
             return "confirmed"
     if allegation is not None:
         return "alleged"
@@ -878,7 +968,7 @@ def _leading_subjects(sent: Sentence) -> set[int]:
 
 
 def read_sentence(sent: Sentence, scope: Scope) -> list[Involvement]:
-    if not any(_eligible(sent, sent.tokens[k].ref, scope) for k in sent.actor_tokens):
+    if not _outsiders(sent, scope):
         return []  # only the parties themselves are named: nobody else to be involved
     out: list[Involvement] = []
     for rule in _RULES:

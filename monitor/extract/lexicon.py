@@ -19,6 +19,7 @@ from typing import get_args
 import yaml
 
 from monitor.events import Category
+from monitor.extract.gazetteer import trie_pattern
 
 Particles = tuple[tuple[str, ...], ...]  # the word sequences that may follow a form; () = none
 
@@ -64,7 +65,14 @@ def _entry_pattern(entry: str, tags: Sequence[str]) -> str:
     r"""One verb entry as a signature regex: "break !out" -> (?:break|breaks|broke|...)(?! out\b),
     "call ... for" -> (?:call|calls|...) (?:\S+ ){0,4}?for."""
     lemma, *rest = entry.split()
-    out = "(?:" + "|".join(re.escape(f) for f in verb_forms(lemma, tags)) + ")"
+    forms = verb_forms(lemma, tags)
+    # A form is always followed by a space or a word boundary, so where forms are plain
+    # words at most one of them fits at a place: their order does not matter, and as a trie
+    # far fewer alternatives are tried at each word.
+    if all(f.isascii() and f.isalpha() for f in forms):
+        out = "(?:" + trie_pattern(list(forms)) + ")"
+    else:
+        out = "(?:" + "|".join(re.escape(f) for f in forms) + ")"
     for word in rest:
         if word == "...":
             out += " (?:\\S+ ){0,4}?"
@@ -97,11 +105,11 @@ def noun_pattern(nouns: Sequence[str]) -> str:
 
 
 def word_pattern(phrases: Sequence[str]) -> str:
-    """A word-bounded alternation of fixed words or phrases (longest first)."""
+    """A word-bounded alternation of fixed words or phrases, the longest that fits first
+    (shaped as a trie: a flat list of alternatives is tried one by one at every word)."""
     if not phrases:
         return "(?!x)x"
-    ordered = sorted(set(phrases), key=lambda p: (-len(p), p))
-    return r"\b(?:" + "|".join(re.escape(p) for p in ordered) + r")\b"
+    return r"\b(?:" + trie_pattern(sorted(set(phrases))) + r")\b"
 
 
 def _verb_table(entries: list[str], tags: Sequence[str]) -> dict[str, Particles]:
@@ -230,9 +238,9 @@ def phrase_ending(texts: Sequence[str], k: int, table: dict[str, Particles]) -> 
 
 
 def alternation(table: dict[str, Particles]) -> str:
-    """A regex alternation of every phrase in `table` (longest first)."""
-    phrases = {" ".join((form, *p)) for form, ps in table.items() for p in ps}
-    return "|".join(sorted(phrases, key=lambda p: (-len(p), p)))
+    """A regex alternation of every phrase in `table`, the longest that fits first (shaped as
+    a trie, see `word_pattern`)."""
+    return trie_pattern(sorted({" ".join((form, *p)) for form, ps in table.items() for p in ps}))
 
 
 def trigger_words() -> list[str]:

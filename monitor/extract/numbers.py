@@ -8,19 +8,24 @@ reading ("dozens" = 12, "tens" = 10, "hundreds" = 100) for consumers that need a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import NamedTuple
 
 from text_to_num import text2num
 
-from monitor.extract.sentences import lowered
+from monitor.extract.gazetteer import trie_pattern
+from monitor.extract.sentences import lowered, words
 
-_UNITS = (
-    "zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-    "fifteen|sixteen|seventeen|eighteen|nineteen"
+# Shaped as tries: the same words, without trying twenty alternatives at every word. (Where
+# one word begins another, "seven" and "seventeen", only the whole word can end a number.)
+_UNITS = trie_pattern(
+    words(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen"
+    )
 )
-_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_TENS = trie_pattern(words("twenty thirty forty fifty sixty seventy eighty ninety"))
 # Every scale word, even those far beyond any count of people: "nine hundred ninety-nine
 # quintillion" must be read whole (and then refused), never as its first three words.
 _BIG_SCALES = "million|billion|trillion|quadrillion|quintillion|sextillion|septillion|octillion"
@@ -73,9 +78,9 @@ _NUMBER = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Quantity:
-    """A count found in text: `value` for figures, `vague` (the word) for vague quantities."""
+class Quantity(NamedTuple):
+    """A count found in text: `value` for figures, `vague` (the word) for vague quantities.
+    (A named tuple, made several times faster than a frozen dataclass.)"""
 
     start: int
     end: int
@@ -136,8 +141,8 @@ def _designation() -> re.Pattern[str]:
         for line in text.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{alternatives}) $")
+    # As a trie: the name must end right before the number, so only one can fit at a place.
+    return re.compile(rf"(?<![\w-])(?:{trie_pattern(sorted(set(names)))}) $")
 
 
 def find_quantities(text: str) -> list[Quantity]:

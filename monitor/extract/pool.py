@@ -148,25 +148,16 @@ class ExtractPool:
     def inline(self) -> bool:
         return self.workers <= 1
 
-    def run(self, job: ExtractJob) -> ExtractOutcome:
-        """The outcome of ``job``; a worker lost under it is retried once on a new pool."""
+    def submit(self, job: ExtractJob) -> Extraction:
+        """Start reading ``job`` and return at once (inline: read it now), so that a poll can
+        fetch its next page while this one is read and keep every worker busy."""
         if self.inline:
-            return extract_article(job)
-        lost = ""
-        for _ in range(ATTEMPTS):
-            executor, future = self._submit(job)
-            try:
-                return future.result(timeout=self.hang_after + 4 * job.budget)
-            except BrokenProcessPool as exc:
-                lost = f"its extraction worker died ({exc})"
-            except FutureTimeout:
-                self._replace(executor, stop=True)
-                lost = f"extraction took longer than {self.hang_after + 4 * job.budget:g} s"
-                log.warning("%s: %s; workers stopped", job.url, lost)
-                break  # a page that hangs once would hang again now: a later poll retries
-            log.warning("%s: %s; retrying on a new pool", job.url, lost)
-            self._replace(executor)
-        return ExtractOutcome(error=lost, retryable=True)
+            return Extraction(self, job, outcome=extract_article(job))
+        return Extraction(self, job)
+
+    def run(self, job: ExtractJob) -> ExtractOutcome:
+        """The outcome of ``job``, waited for."""
+        return self.submit(job).result()
 
     def _submit(self, job: ExtractJob) -> tuple[ProcessPoolExecutor, Future[ExtractOutcome]]:
         while True:
@@ -225,6 +216,53 @@ class ExtractPool:
             self._executor = None
             self.rebuilds += 1
         _stop(broken, kill=stop)
+
+
+class Extraction:
+    """One article submitted to the pool; ``result`` waits for its outcome. A worker lost
+    under it is retried once on a new pool; one that hangs has its workers stopped."""
+
+    def __init__(
+        self, pool: ExtractPool, job: ExtractJob, *, outcome: ExtractOutcome | None = None
+    ) -> None:
+        self.pool, self.job = pool, job
+        self._outcome = outcome
+        self._running: tuple[ProcessPoolExecutor, Future[ExtractOutcome]] | None = None
+        if outcome is None:
+            self._running = pool._submit(job)
+
+    def done(self) -> bool:
+        """Finished (or failed) already: ``result`` will not wait."""
+        return self._running is None or self._running[1].done()
+
+    def result(self) -> ExtractOutcome:
+        if self._outcome is None:
+            self._outcome = self._wait()
+        return self._outcome
+
+    def _wait(self) -> ExtractOutcome:
+        pool, job = self.pool, self.job
+        # The clock starts when the caller waits, not at submission: time spent queued
+        # behind other articles is not this article hanging.
+        patience = pool.hang_after + 4 * job.budget
+        lost = ""
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                self._running = pool._submit(job)
+            assert self._running is not None
+            executor, future = self._running
+            try:
+                return future.result(timeout=patience)
+            except BrokenProcessPool as exc:
+                lost = f"its extraction worker died ({exc})"
+            except FutureTimeout:
+                pool._replace(executor, stop=True)
+                lost = f"extraction took longer than {patience:g} s"
+                log.warning("%s: %s; workers stopped", job.url, lost)
+                break  # a page that hangs once would hang again now: a later poll retries
+            log.warning("%s: %s; retrying on a new pool", job.url, lost)
+            pool._replace(executor)
+        return ExtractOutcome(error=lost, retryable=True)
 
 
 def _processes(executor: ProcessPoolExecutor | None) -> list[Any]:

@@ -28,8 +28,10 @@ _ABBREVIATIONS = frozenset(
 MAX_SENTENCE = 1000
 # A boundary candidate: terminal punctuation, optional closing quotes or brackets, then space.
 # Only at the start of a run of marks, and without giving back what it took: a run of a
-# million dots is then read once, not once per dot.
-_TERMINAL = re.compile(r"(?<![.!?])[.!?]++[\"'”’)\]]*+(?=\s)")
+# million dots is then read once, not once per dot. (The pattern opens on the mark itself and
+# checks the character before it after taking it, so the scan skips straight from one mark
+# to the next rather than trying every position.)
+_TERMINAL = re.compile(r"[.!?](?<![.!?]{2})[.!?]*+[\"'”’)\]]*+(?=\s)")
 _NEXT_START = re.compile(r"\s+[\"'“‘(\[]*[A-Z0-9]")
 _PARAGRAPH = re.compile(r"\n\s*")
 _LAST_TOKEN = re.compile(r"([\w.]+)\.$")

@@ -13,16 +13,14 @@ import logging
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlmodel import col
 
 from monitor.config import FeedConfig
 from monitor.events import EntrySkipped, FeedFailed, FeedPolled
 from monitor.leases import Lease
+from monitor.pipeline import History, article_histories
 from monitor.sources.feeds import FeedError, FeedItem, ParsedFeed, parse_feed
 from monitor.sources.fetch import FetchError, FetchLimits, fetch
-from monitor.store.log import IN_CHUNK, EventStore, NewEvent
-from monitor.store.tables import EventRow
+from monitor.store.log import EventStore, NewEvent
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,8 @@ def poll(
             ).created.count(True)
         return [], outcome
     items = parsed.items
-    new = len(items) - known_articles(store, [i.article_id for i in items])
+    histories = article_histories(store, [i.article_id for i in items])
+    new = sum(1 for i in items if not histories.get(i.article_id, History()).extracted)
     skipped = [
         NewEvent(
             stream=stream,
@@ -125,17 +124,3 @@ def poll(
     outcome.appended = store.append([*skipped, polled]).created.count(True)
     outcome.items, outcome.new_items, outcome.skipped = len(items), new, len(skipped)
     return items, outcome
-
-
-def known_articles(store: EventStore, article_ids: list[str]) -> int:
-    """How many of these articles were extracted before (one query per 500)."""
-    streams = sorted({f"article:{a}" for a in article_ids})
-    found: set[str] = set()
-    with store.read_session() as session:
-        for i in range(0, len(streams), IN_CHUNK):
-            stmt = select(col(EventRow.stream)).where(
-                col(EventRow.stream).in_(streams[i : i + IN_CHUNK]),
-                col(EventRow.type) == "ArticleExtracted",
-            )
-            found.update(session.execute(stmt).scalars())
-    return len(found)
