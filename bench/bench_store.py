@@ -15,7 +15,7 @@ Rows: append one article per transaction; append 100 articles per transaction; r
 read the whole log back (ours: upcast + validated models; the peer: its notifications, raw
 and decoded); rebuild every projection from zero (against the peer's read + decode, the least
 any rebuild must do). ``--growth`` adds a table at x1, x10 (and with ``--x100`` x100) times
-``--events`` on SQLite, as cost per event, to show that it stays flat as the log grows.
+``--events`` on SQLite and PostgreSQL, as cost per event, to show how it grows with the log.
 ``--profile`` prints a pyinstrument profile of our append and replay paths.
 
 `eventsourcing` is a benchmark-only dependency: ``pip install -e '.[bench]'``.
@@ -342,19 +342,20 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
-def growth(tmp: Path, base: int, scales: Sequence[int]) -> None:
-    """Cost per event at each size of log, SQLite, ours and the peer's: the log is filled in
-    batches of 100 articles, then 100 more articles are appended one a transaction on top of
-    it, then the whole log is read back and (ours) every projection rebuilt (the best of
-    three, the sides alternating)."""
+def growth(
+    name: str, logs: Callable[[int], tuple[EventStore, Peer]], base: int, scales: Sequence[int]
+) -> None:
+    """Cost per event at each size of log, ours and the peer's, each on fresh logs made by
+    ``logs(scale)``: the log is filled in batches of 100 articles, then 100 more articles are
+    appended one a transaction on top of it, then the whole log is read back and (ours) every
+    projection rebuilt (the best of three, the sides alternating)."""
     header = ["events", "fill (100/tx)", "append (1/tx)", "replay", "rebuild"]
-    print("\nSQLite, microseconds per event as the log grows (monitor / eventsourcing)")
+    print(f"\n{name}, microseconds per event as the log grows (monitor / eventsourcing)")
     print(" | ".join(f"{h:>21}" for h in header))
     first: list[float] | None = None
     for scale in scales:
         n = base * scale
-        store = EventStore(f"sqlite:///{tmp / f'grow-{scale}.db'}")
-        peer = sqlite_peer(tmp / f"grow-peer-{scale}.db")
+        store, peer = logs(scale)
         fill = articles(0, n // 4)
         top = articles(n // 4, 100)
         cells: list[tuple[float, float]] = [
@@ -417,8 +418,35 @@ def main(argv: list[str] | None = None) -> int:
         profiles.print()
         print_table(rows)
         if args.growth or args.x100:
-            growth(tmp, args.events // 2, (1, 10, 100) if args.x100 else (1, 10))
+            scales = (1, 10, 100) if args.x100 else (1, 10)
+
+            def sqlite_logs(scale: int) -> tuple[EventStore, Peer]:
+                store = EventStore(f"sqlite:///{tmp / f'grow-{scale}.db'}")
+                return store, sqlite_peer(tmp / f"grow-peer-{scale}.db")
+
+            growth("SQLite", sqlite_logs, args.events // 2, scales)
+            if not args.no_postgres:
+                postgres_growth(args.events // 2, scales)
     return 0
+
+
+def postgres_growth(base: int, scales: Sequence[int]) -> None:
+    from tests.support.pg import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer(fsync=True).start()
+    except PostgresUnavailable as exc:
+        print(f"postgresql: skipped ({exc})", file=sys.stderr)
+        return
+    try:
+        growth(
+            "PostgreSQL",
+            lambda _: (EventStore(server.new_database()), postgres_peer(server.new_database())),
+            base,
+            scales,
+        )
+    finally:
+        server.stop()
 
 
 def postgres_rows(events: int, profiles: Profiles) -> list[Row]:

@@ -156,11 +156,9 @@ def to_stored(row: EventRow) -> StoredEvent:
 PAYLOADS: dict[str, type[BaseModel]] = {
     model.model_fields["type"].default: model for model in get_args(get_args(EventData)[0])
 }
-# Per type: its current schema version and its model's JSON validator (pydantic-core, no wrapper).
-_VALIDATORS: dict[str, tuple[int, Callable[[str], Any]]] = {
-    name: (SCHEMA_VERSIONS[name], model.__pydantic_validator__.validate_json)
-    for name, model in PAYLOADS.items()
-}
+# Per type: its current schema version and its model's JSON validator (pydantic-core, no
+# wrapper), taken on the type's first read: the models build their validators on first use.
+_VALIDATORS: dict[str, tuple[int, Callable[[str], Any]]] = {}
 _WITHOUT_TYPE = {"type"}  # the type has its own column
 _FIELDS = set(StoredEvent.model_fields)
 _RESULT_FIELDS = set(AppendResult.model_fields)
@@ -194,6 +192,9 @@ def _envelope(fields: dict[str, Any]) -> StoredEvent:
 def _payload(type_: str, version: int, text: str) -> EventData:
     """A stored payload, upcast when older than the current schema, validated by its model."""
     known = _VALIDATORS.get(type_)
+    if known is None and type_ in PAYLOADS:
+        validator = PAYLOADS[type_].__pydantic_validator__
+        known = _VALIDATORS[type_] = (SCHEMA_VERSIONS[type_], validator.validate_json)
     if known is not None and version == known[0]:
         return known[1](text)  # type: ignore[no-any-return]
     return parse_event_data(type_, version, json.loads(text))
