@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json, to_json
@@ -196,7 +196,7 @@ def _payload(type_: str, version: int, text: str) -> EventData:
         validator = PAYLOADS[type_].__pydantic_validator__
         known = _VALIDATORS[type_] = (SCHEMA_VERSIONS[type_], validator.validate_json)
     if known is not None and version == known[0]:
-        return known[1](text)  # type: ignore[no-any-return]
+        return known[1](text)
     return parse_event_data(type_, version, json.loads(text))
 
 
@@ -421,7 +421,7 @@ class EventStore:
         SQLAlchemy does for its own statements: they all went to the same server."""
         dbapi = connection.dbapi_connection
         if isinstance(error, self._driver_error) and self.engine.dialect.is_disconnect(
-            error, dbapi, None
+            cast(Any, error), dbapi, None
         ):
             connection.invalidate(error)
             self.engine.dispose()
@@ -531,9 +531,10 @@ class EventStore:
                     meta_json = to_json(metadata).decode()
                 else:
                     metadata = {"correlation_id": correlation}
-                    meta_json = plain_meta.get(correlation)
-                    if meta_json is None:
-                        meta_json = plain_meta[correlation] = to_json(metadata).decode()
+                    shared = plain_meta.get(correlation)
+                    if shared is None:
+                        shared = plain_meta[correlation] = to_json(metadata).decode()
+                    meta_json = shared
                 event = envelope(
                     {
                         "seq": head,
@@ -612,7 +613,7 @@ class EventStore:
             for event_id, meta in metadata
         }
         known = {name: int(version) for name, version in versions if version is not None}
-        return head, stored, known, causes  # type: ignore[misc]
+        return head, cast(dict[str, StoredEvent], stored), known, causes
 
     def _write(self, cursor: Any, rows: list[tuple[Any, ...]], head: int, *, commit: bool) -> None:
         """Insert the rows and move the head. On PostgreSQL one statement inserts them all (as
