@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -45,11 +45,11 @@ from monitor.store.tables import (
 class Consumer:
     """Something that follows the log: ``apply`` folds one event of ``types`` in.
 
-    ``follow`` calls ``begin`` at the start of each batch's transaction and ``end`` before it
-    commits, so a consumer that keeps its state in memory writes it with the checkpoint.
-    ``whole`` says how many events of a full batch to take now (a consumer may keep together
-    events that belong together); ``version`` changes when the code changes meaning, and
-    the consumer is then ``reset`` (its ``tables`` emptied) and replayed from the start.
+    ``follow`` calls ``begin`` at the start of each batch's transaction (with the position the
+    consumer starts after) and ``end`` before it commits (with the position its checkpoint
+    will then hold), so a consumer that keeps its state in memory writes it with the
+    checkpoint. ``version`` changes when the code changes meaning, and the consumer is then
+    ``reset`` (its ``tables`` emptied) and replayed from the start.
     """
 
     name: str
@@ -57,17 +57,14 @@ class Consumer:
     version: int = 1
     tables: Sequence[type[SQLModel]] = ()
 
-    def begin(self, session: Session) -> None:
+    def begin(self, session: Session, at: int) -> None:
         return None
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         raise NotImplementedError
 
-    def end(self, session: Session) -> None:
+    def end(self, session: Session, to: int) -> None:
         return None
-
-    def whole(self, events: Sequence[StoredEvent]) -> int:
-        return len(events)
 
     def reset(self, session: Session) -> None:
         drop_held(session)
@@ -75,108 +72,143 @@ class Consumer:
             session.execute(delete(table))
 
 
+CHECKPOINTS = table_of(Checkpoint)
+
+
 def checkpoint(session: Session, name: str) -> int:
-    """The consumer's position, locked until the transaction ends.
-
-    The row is created if missing and then locked (``FOR UPDATE`` on PostgreSQL; SQLite's
-    write transaction already excludes other writers), so two processes catching up the same
-    consumer take turns instead of both applying the same events.
-    """
-    return _lock_checkpoint(session, name).seq
+    """The consumer's position, locked until the transaction ends (see ``_lock``)."""
+    return _lock(session, [name])[name][0]
 
 
-def _lock_checkpoint(session: Session, name: str) -> Checkpoint:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(Checkpoint).values(name=name, seq=0, version=1).on_conflict_do_nothing())
-    stmt = select(Checkpoint).where(col(Checkpoint.name) == name)
-    if dialect == "postgresql":
+def _lock(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The consumers' positions and versions, each row created if missing and then locked
+    (``FOR UPDATE`` on PostgreSQL, in name order; SQLite's write transaction already excludes
+    other writers), so two processes catching up the same consumer take turns instead of both
+    applying the same events."""
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    insert = pg_insert if postgres else sqlite_insert
+    rows = [{"name": name, "seq": 0, "version": 1} for name in names]
+    connection.execute(insert(CHECKPOINTS).values(rows).on_conflict_do_nothing())
+    c = CHECKPOINTS.c
+    stmt = select(c.name, c.seq, c.version).where(c.name.in_(names)).order_by(c.name)
+    if postgres:
         stmt = stmt.with_for_update()
-    return session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
+    return {name: (seq, version) for name, seq, version in connection.execute(stmt)}
 
 
-def _save_checkpoint(session: Session, name: str, seq: int, version: int | None = None) -> None:
-    row = session.get(Checkpoint, name) or Checkpoint(name=name)
-    row.seq = seq
-    if version is not None:
-        row.version = version
-    session.add(row)
+def _save(session: Session, positions: dict[str, int], versions: dict[str, int]) -> None:
+    c = CHECKPOINTS.c
+    for name, seq in positions.items():
+        values: dict[str, int] = {"seq": seq}
+        if name in versions:
+            values["version"] = versions[name]
+        session.connection().execute(update(CHECKPOINTS).where(c.name == name).values(values))
 
 
 def follow(store: EventStore, consumer: Consumer, batch: int = 500) -> int:
-    """Apply the consumer's events after its checkpoint, a batch per transaction: the one
-    loop that reads the log for projections and the rule evaluator alike.
+    """``follow_all`` for one consumer."""
+    return follow_all(store, [consumer], batch)
 
-    Each batch locks the checkpoint, reads only the consumer's event types up to the log head
-    as seen at the start of its transaction, and writes the checkpoint with the consumer's
-    state before committing: to that head, or to the last event taken when the batch was
-    full. Returns how many events were applied.
+
+def follow_all(store: EventStore, consumers: Sequence[Consumer], batch: int = 500) -> int:
+    """Apply each consumer's events after its own checkpoint, reading the log once for all of
+    them: the one loop that reads the log for projections and the rule evaluator alike.
+
+    Each batch is one transaction: it locks the checkpoints, reads the consumers' event types
+    up to the log head as seen at its start, and writes every checkpoint with the consumers'
+    state before committing: to that head, or, when the batch was full, to the end of the
+    last report it holds whole (a batch never ends inside an article's facts, so that rules
+    see a report whole). Events a consumer appends (alerts) are read by the next batch.
+    Returns how many events were applied, counted once per consumer.
     """
     applied = 0
     while True:
         with store.transaction() as session:
-            row = _lock_checkpoint(session, consumer.name)
-            start = row.seq
-            if row.version != consumer.version:
-                if start > 0:
-                    _clear(session, consumer)
-                    start = 0
-                _save_checkpoint(session, consumer.name, 0, consumer.version)
+            at = _lock(session, [c.name for c in consumers])
+            positions = {c.name: at[c.name][0] for c in consumers}
+            reset = {c.name: c.version for c in consumers if at[c.name][1] != c.version}
+            for consumer in consumers:
+                if consumer.name in reset and positions[consumer.name] > 0:
+                    consumer.reset(session)
+                    positions[consumer.name] = 0
+            if reset:
+                session.expunge_all()  # rows of the emptied tables may be in the session
+                _save(session, {name: positions[name] for name in reset}, reset)
             head = store.head(session)
-            if head <= start:
+            behind = [c for c in consumers if positions[c.name] < head]
+            if not behind:
                 return applied
-            if type(consumer).whole is Consumer.whole:
-                applied += _stream(store, consumer, session, start, head, batch)
-                continue
-            limit = batch
-            while True:
-                events = list(
-                    store.read(
-                        start,
-                        types=consumer.types,
-                        until=head,
-                        limit=limit,
-                        session=session,
-                        batch=batch,
-                    )
-                )
-                full = len(events) == limit
-                taken = consumer.whole(events) if full else len(events)
-                if taken or not full:
-                    break
-                limit *= 2  # nothing whole fits in a batch: read a larger one
-            consumer.begin(session)
-            for event in events[:taken]:
-                consumer.apply(session, event)
-            consumer.end(session)
-            end = events[taken - 1].seq if full else head
-            _save_checkpoint(session, consumer.name, end)
-            applied += taken
+            applied += _Batch(session, behind, positions).run(store, head, batch)
 
 
-def _stream(
-    store: EventStore, consumer: Consumer, session: Session, start: int, head: int, batch: int
-) -> int:
-    """One batch of ``follow`` for a consumer that takes any number of events: each event is
-    applied as it is read and then dropped, instead of a whole batch of them held in a list
-    (a batch of live objects costs allocations and garbage-collector passes, measurably)."""
-    consumer.begin(session)
-    taken, last = 0, start
-    for event in store.read(
-        start, types=consumer.types, until=head, limit=batch, session=session, batch=batch
-    ):
-        consumer.apply(session, event)
-        taken, last = taken + 1, event.seq
-    consumer.end(session)
-    _save_checkpoint(session, consumer.name, last if taken == batch else head)
-    return taken
+class _Batch:
+    """One transaction of ``follow_all``: events are applied as they are read and then
+    dropped (a batch of live objects held in a list costs allocations and garbage-collector
+    passes, measurably), all but the current report's facts, held until the report ends."""
+
+    def __init__(self, session: Session, consumers: Sequence[Consumer], at: dict[str, int]):
+        self.session = session
+        self.consumers = consumers
+        self.at = at
+        self.begun: set[str] = set()
+        self.applied = 0
+
+    def run(self, store: EventStore, head: int, batch: int) -> int:
+        start = min(self.at[c.name] for c in self.consumers)
+        types = sorted({t for c in self.consumers for t in c.types})
+        limit = batch
+        while True:
+            held: list[StoredEvent] = []
+            held_report: str | None = None
+            done: int | None = None
+            read = 0
+            events = store.read(
+                start, types=types, until=head, limit=limit, session=self.session, batch=batch
+            )
+            for event in events:
+                read += 1
+                report = _report_of(event)
+                if held and (held_report is None or report != held_report):
+                    done = self._apply(held)
+                    held = []
+                held.append(event)
+                held_report = report
+            if read < limit:
+                if held:
+                    self._apply(held)
+                return self._finish(head)
+            if done is not None:
+                return self._finish(done)
+            limit *= 2  # all one report, maybe unfinished: read a larger batch
+
+    def _apply(self, events: Sequence[StoredEvent]) -> int:
+        for event in events:
+            for consumer in self.consumers:
+                if event.seq > self.at[consumer.name] and event.type in consumer.types:
+                    self._begin(consumer)
+                    consumer.apply(self.session, event)
+                    self.applied += 1
+        return events[-1].seq
+
+    def _begin(self, consumer: Consumer) -> None:
+        if consumer.name not in self.begun:
+            self.begun.add(consumer.name)
+            consumer.begin(self.session, self.at[consumer.name])
+
+    def _finish(self, end: int) -> int:
+        moved = [c for c in self.consumers if self.at[c.name] < end]
+        for consumer in moved:
+            self._begin(consumer)
+            consumer.end(self.session, end)
+        _save(self.session, {c.name: end for c in moved}, {})
+        return self.applied
 
 
-def _clear(session: Session, consumer: Consumer) -> None:
-    consumer.reset(session)
-    session.execute(delete(Checkpoint).where(col(Checkpoint.name) == consumer.name))
-    session.flush()
-    session.expunge_all()
+def _report_of(event: StoredEvent) -> str | None:
+    """The article whose facts the event reports: its facts are appended together."""
+    data = event.data
+    return data.article.article_id if isinstance(data, FactReported) else None
 
 
 def rebuild(store: EventStore, projection: Consumer, batch: int = 2000) -> int:
@@ -186,8 +218,10 @@ def rebuild(store: EventStore, projection: Consumer, batch: int = 2000) -> int:
     projection whose next ``follow`` finishes the job.
     """
     with store.transaction() as session:
-        _lock_checkpoint(session, projection.name)
-        _clear(session, projection)
+        _lock(session, [projection.name])
+        projection.reset(session)
+        session.expunge_all()
+        _save(session, {projection.name: 0}, {projection.name: projection.version})
     return follow(store, projection, batch)
 
 
