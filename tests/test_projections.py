@@ -24,6 +24,7 @@ from monitor.store.projections import (
     follow,
     follow_all,
     rebuild,
+    write_held,
 )
 from monitor.store.tables import CeasefireState, SeriesState, ThirdPartyState
 from monitor.store.transfer import export_jsonl, import_jsonl
@@ -205,6 +206,7 @@ def test_a_failing_batch_leaves_state_and_checkpoint_as_they_were(db_url: str) -
         with reference.transaction() as session:
             for event in reference.read(types=["FactReported"], session=session, limit=len(taken)):
                 ConflictState().apply(session, event)
+            write_held(session, session)
         ref_rows = [line for line in dump_state(reference, [ConflictState()]).splitlines()[:-1]]
         assert partial.splitlines()[:-1] == ref_rows
         reference.close()
@@ -266,6 +268,31 @@ def test_concurrent_consumers_of_one_projection_apply_each_event_once(db_url: st
     for projection in (ConflictState(), AlertsProjection()):
         rebuild(store, projection)
     assert dump_state(store, [ConflictState(), AlertsProjection()]) == live
+    store.close()
+
+
+def test_a_batch_overtaken_by_another_consumer_is_applied_again_not_twice(
+    sqlite_url: str,
+) -> None:
+    """Another process moves the checkpoint while a batch is applied (in a read transaction,
+    outside the write lock): the batch is dropped at its commit and redone from there."""
+    store = EventStore(sqlite_url)
+    fill(store, range(20), live=False)
+
+    class Overtaken(ConflictState):
+        raced = False
+
+        def apply(self, session: Session, event: StoredEvent) -> None:
+            if not self.raced:
+                self.raced = True
+                follow(store, ConflictState(), batch=5)  # another worker, to the head
+            super().apply(session, event)
+
+    slow = Overtaken()
+    assert follow(store, slow) == 0 and slow.raced
+    live = dump_state(store, [ConflictState()])
+    rebuild(store, ConflictState())
+    assert dump_state(store, [ConflictState()]) == live
     store.close()
 
 

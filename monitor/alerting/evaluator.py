@@ -388,7 +388,7 @@ class LiveRun(Consumer):
     def begin(self, session: Session, at: int) -> None:
         kept, self.evaluator._kept = self.evaluator._kept, None  # changed from here on
         self.state = kept[1] if kept is not None and kept[0] == at else State.load(session)
-        self.sink = LogSink(self.store, session)
+        self.sink = LogSink(self.store)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         assert self.state is not None and self.sink is not None
@@ -397,7 +397,7 @@ class LiveRun(Consumer):
     def end(self, session: Session, to: int) -> None:
         assert self.state is not None and self.sink is not None
         self.evaluator.end_report()
-        self.raised.extend(self.sink.flush())
+        self.raised.extend(self.sink.flush(session))
         self.state.flush(session)
         evaluator, state = self.evaluator, self.state
 
@@ -405,6 +405,10 @@ class LiveRun(Consumer):
             evaluator._kept = (to, state)  # the table's content at ``to`` from now on
 
         sa_event.listen(session, "after_commit", committed, once=True)
+
+    def discard(self) -> None:
+        self.evaluator.report = None  # its facts are evaluated again by the next batch
+        self.state = self.sink = None
 
 
 @dataclass

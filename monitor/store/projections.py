@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col
@@ -45,11 +44,13 @@ from monitor.store.tables import (
 class Consumer:
     """Something that follows the log: ``apply`` folds one event of ``types`` in.
 
-    ``follow`` calls ``begin`` at the start of each batch's transaction (with the position the
-    consumer starts after) and ``end`` before it commits (with the position its checkpoint
-    will then hold), so a consumer that keeps its state in memory writes it with the
-    checkpoint. ``version`` changes when the code changes meaning, and the consumer is then
-    ``reset`` (its ``tables`` emptied) and replayed from the start.
+    ``follow`` calls ``begin`` before a batch's first event (with the position the consumer
+    starts after) and ``apply`` for each event, in a read transaction: state is read there
+    and changed in memory (``Rows``). ``end`` comes in the write transaction that moves the
+    checkpoint (with the position it will then hold): a consumer that keeps its state in
+    memory writes it there; ``discard`` instead when that batch is not committed. ``version``
+    changes when the code changes meaning, and the consumer is then ``reset`` (its
+    ``tables`` emptied) and replayed from the start.
     """
 
     name: str
@@ -66,8 +67,10 @@ class Consumer:
     def end(self, session: Session, to: int) -> None:
         return None
 
+    def discard(self) -> None:
+        return None
+
     def reset(self, session: Session) -> None:
-        drop_held(session)
         for table in self.tables:
             session.execute(delete(table))
 
@@ -115,37 +118,59 @@ def follow_all(store: EventStore, consumers: Sequence[Consumer], batch: int = 50
     """Apply each consumer's events after its own checkpoint, reading the log once for all of
     them: the one loop that reads the log for projections and the rule evaluator alike.
 
-    Each batch is one transaction: it locks the checkpoints, reads the consumers' event types
-    up to the log head as seen at its start, and writes every checkpoint with the consumers'
-    state before committing: to that head, or, when the batch was full, to the end of the
-    last report it holds whole (a batch never ends inside an article's facts, so that rules
-    see a report whole). Events a consumer appends (alerts) are read by the next batch.
-    Returns how many events were applied, counted once per consumer.
+    A batch reads the consumers' event types up to the log head and applies them in a read
+    transaction, which never waits for nor blocks the log's writer; then one short write
+    transaction locks the checkpoints and, if no other process moved them meanwhile, writes
+    the consumers' state with every checkpoint: to that head, or, when the batch was full, to
+    the end of the last report it holds whole (a batch never ends inside an article's facts,
+    so that rules see a report whole). If one moved, the batch is forgotten and redone from
+    where it now is. Events a consumer appends (alerts) are read by the next batch. Returns
+    how many events were applied, counted once per consumer.
     """
     applied = 0
+    names = [c.name for c in consumers]
     while True:
-        with store.transaction() as session:
-            at = _lock(session, [c.name for c in consumers])
-            positions = {c.name: at[c.name][0] for c in consumers}
-            reset = {c.name: c.version for c in consumers if at[c.name][1] != c.version}
-            for consumer in consumers:
-                if consumer.name in reset and positions[consumer.name] > 0:
-                    consumer.reset(session)
-                    positions[consumer.name] = 0
-            if reset:
-                session.expunge_all()  # rows of the emptied tables may be in the session
-                _save(session, {name: positions[name] for name in reset}, reset)
-            head = store.head(session)
-            behind = [c for c in consumers if positions[c.name] < head]
-            if not behind:
-                return applied
-            applied += _Batch(session, behind, positions).run(store, head, batch)
+        with store.read_session() as session:
+            at = _positions(session, names)
+            stale = [c for c in consumers if at.get(c.name, (0, 0))[1] != c.version]
+            if not stale:
+                head = store.head(session)
+                behind = [c for c in consumers if at[c.name][0] < head]
+                if not behind:
+                    return applied
+                work = _Batch(session, behind, {c.name: at[c.name][0] for c in behind})
+                end = work.run(store, head, batch)
+                applied += work.commit(store, end, {c.name: at[c.name] for c in behind})
+                continue
+        _prepare(store, stale)
+
+
+def _positions(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    c = CHECKPOINTS.c
+    stmt = select(c.name, c.seq, c.version).where(c.name.in_(names))
+    return {name: (seq, version) for name, seq, version in session.connection().execute(stmt)}
+
+
+def _prepare(store: EventStore, consumers: Sequence[Consumer]) -> None:
+    """Create the consumers' checkpoints, and restart those whose code changed version."""
+    with store.transaction() as session:
+        at = _lock(session, [c.name for c in consumers])
+        for consumer in consumers:
+            if at[consumer.name][1] != consumer.version:
+                _restart(session, consumer)
+
+
+def _restart(session: Session, consumer: Consumer) -> None:
+    """Empty the consumer's tables and set its checkpoint to the start, at its version."""
+    consumer.reset(session)
+    session.expunge_all()  # rows of the emptied tables may be in the session
+    _save(session, {consumer.name: 0}, {consumer.name: consumer.version})
 
 
 class _Batch:
-    """One transaction of ``follow_all``: events are applied as they are read and then
-    dropped (a batch of live objects held in a list costs allocations and garbage-collector
-    passes, measurably), all but the current report's facts, held until the report ends."""
+    """One batch of ``follow_all``: events are applied as they are read and then dropped (a
+    batch of live objects held in a list costs allocations and garbage-collector passes,
+    measurably), all but the current report's facts, held until the report ends."""
 
     def __init__(self, session: Session, consumers: Sequence[Consumer], at: dict[str, int]):
         self.session = session
@@ -155,7 +180,8 @@ class _Batch:
         self.applied = 0
 
     def run(self, store: EventStore, head: int, batch: int) -> int:
-        start = min(self.at[c.name] for c in self.consumers)
+        """Apply the batch's events; returns the position it ends at."""
+        start = min(self.at.values())
         types = sorted({t for c in self.consumers for t in c.types})
         limit = batch
         while True:
@@ -177,10 +203,26 @@ class _Batch:
             if read < limit:
                 if held:
                     self._apply(held)
-                return self._finish(head)
+                return head
             if done is not None:
-                return self._finish(done)
+                return done
             limit *= 2  # all one report, maybe unfinished: read a larger batch
+
+    def commit(self, store: EventStore, end: int, expected: dict[str, tuple[int, int]]) -> int:
+        """Write the consumers' state and checkpoints at ``end``, unless another process
+        moved a checkpoint since the batch read it; returns how many events it applied."""
+        with store.transaction() as session:
+            if _lock(session, list(expected)) != expected:
+                for consumer in self.consumers:
+                    consumer.discard()
+                return 0
+            moved = [c for c in self.consumers if self.at[c.name] < end]
+            for consumer in moved:
+                self._begin(consumer)
+                consumer.end(session, end)
+            write_held(self.session, session)
+            _save(session, {c.name: end for c in moved}, {})
+        return self.applied
 
     def _apply(self, events: Sequence[StoredEvent]) -> int:
         for event in events:
@@ -195,14 +237,6 @@ class _Batch:
         if consumer.name not in self.begun:
             self.begun.add(consumer.name)
             consumer.begin(self.session, self.at[consumer.name])
-
-    def _finish(self, end: int) -> int:
-        moved = [c for c in self.consumers if self.at[c.name] < end]
-        for consumer in moved:
-            self._begin(consumer)
-            consumer.end(self.session, end)
-        _save(self.session, {c.name: end for c in moved}, {})
-        return self.applied
 
 
 def _report_of(event: StoredEvent) -> str | None:
@@ -219,9 +253,7 @@ def rebuild(store: EventStore, projection: Consumer, batch: int = 2000) -> int:
     """
     with store.transaction() as session:
         _lock(session, [projection.name])
-        projection.reset(session)
-        session.expunge_all()
-        _save(session, {projection.name: 0}, {projection.name: projection.version})
+        _restart(session, projection)
     return follow(store, projection, batch)
 
 
@@ -258,13 +290,14 @@ def _canonical(value: Any) -> Any:
 
 
 class Rows:
-    """One projection table's rows as plain dicts, each read at most once per transaction and
-    written back, changed rows only, in one upsert just before the transaction commits.
+    """One projection table's rows as plain dicts, each read at most once per batch (in its
+    read transaction) and written back, changed rows only, in one upsert by ``write_held``
+    in the batch's write transaction.
 
     A projection folds hundreds of events into a handful of rows; reading and writing each
     row once per batch instead of once per event is what makes a rebuild fast. The rows live
     in ``session.info``, so they never outlive the transaction that read them: another
-    transaction (another worker) always reads what is committed.
+    batch (another worker) always reads what is committed.
     """
 
     def __init__(self, session: Session, model: type[SQLModel]) -> None:
@@ -277,8 +310,6 @@ class Rows:
     @classmethod
     def of(cls, session: Session, model: type[SQLModel]) -> Rows:
         held: dict[type[SQLModel], Rows] = session.info.setdefault(HELD, {})
-        if not held:
-            sa_event.listen(session, "before_commit", write_held)
         rows = held.get(model)
         if rows is None:
             rows = held[model] = cls(session, model)
@@ -296,34 +327,27 @@ class Rows:
         self.rows[key] = row
         self.dirty.add(key)
 
-    def write(self) -> None:
+    def write(self, into: Session) -> None:
         changed = [row for k in sorted(self.dirty, key=repr) if (row := self.rows[k])]
         self.dirty.clear()
         if not changed:
             return
-        dialect = self.session.get_bind().dialect.name
+        dialect = into.get_bind().dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(self.table)
         others = [c.name for c in self.table.columns if c.name not in self.keys]
         stmt = stmt.on_conflict_do_update(
             index_elements=self.keys, set_={c: stmt.excluded[c] for c in others}
         )
-        self.session.connection().execute(stmt, changed)
+        into.connection().execute(stmt, changed)
 
 
 HELD = "monitor_projection_rows"
 
 
-def write_held(session: Session) -> None:
-    """Write every held row of the session's transaction (its ``before_commit`` hook)."""
+def write_held(session: Session, into: Session) -> None:
+    """Write the rows changed in ``session`` (where they were read) in ``into``'s transaction."""
     for rows in session.info.get(HELD, {}).values():
-        rows.write()
-
-
-def drop_held(session: Session) -> None:
-    """Forget held rows (their tables were just emptied)."""
-    for rows in session.info.get(HELD, {}).values():
-        rows.rows.clear()
-        rows.dirty.clear()
+        rows.write(into)
 
 
 class ConflictState(Consumer):
