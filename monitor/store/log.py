@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal, cast, get_args
@@ -45,6 +46,7 @@ from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
 from monitor.store.db import (
     READ_ONLY,
+    SQLITE_BUSY_TIMEOUT_MS,
     check_owner,
     check_sqlite_file,
     make_engine,
@@ -338,6 +340,10 @@ class EventStore:
         self.engine: Engine = make_engine(url, read_only=read_only)
         self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
         self._sql = _Sql(self.engine.dialect.name)
+        # SQLite: this process's writers queue here, handed the lock the moment it is free;
+        # on SQLite's own lock they would poll, sleeping up to 100 ms a try (other processes
+        # still queue there). Reentrant: a nested transaction fails on SQLite's lock, as before.
+        self._writers = None if self._sql.postgres else threading.RLock()
         self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         if create and not read_only:
             try:
@@ -363,13 +369,27 @@ class EventStore:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One database transaction: commits on success, rolls back on any error."""
-        with self.session() as session:
+        with self._writing(), self.session() as session:
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this process's write turn (SQLite) for one write transaction."""
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            locked = self._driver_error("database is locked (by another thread of this process)")
+            raise DBAPIError.instance(None, None, locked, self._driver_error)
+        try:
+            yield
+        finally:
+            self._writers.release()
 
     @contextmanager
     def _cursor(self, session: Session | None, *, write: bool) -> Iterator[Any]:
@@ -388,32 +408,37 @@ class EventStore:
                 finally:
                     cursor.close()
                 return
-            connection = self.engine.raw_connection()
-            autocommit = self._sql.postgres and not write
-            try:
-                if autocommit:
-                    connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-                cursor = connection.cursor()
-                try:
-                    if write and not self._sql.postgres:
-                        cursor.execute("BEGIN IMMEDIATE")
-                    yield cursor
-                finally:
-                    cursor.close()
-                if write:
-                    connection.commit()
-                else:
-                    connection.rollback()
-            except BaseException as error:
-                self._abandon(connection, error)
-                raise
-            finally:
-                if autocommit and connection.is_valid:
-                    with suppress(self._driver_error):
-                        connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
-                connection.close()  # back to the pool
+            with self._writing() if write else nullcontext():
+                yield from self._own_cursor(write)
         except self._driver_error as exc:
             raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+
+    def _own_cursor(self, write: bool) -> Iterator[Any]:
+        """A cursor in a short transaction of its own on a pooled connection (see ``_cursor``)."""
+        connection = self.engine.raw_connection()
+        autocommit = self._sql.postgres and not write
+        try:
+            if autocommit:
+                connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            cursor = connection.cursor()
+            try:
+                if write and not self._sql.postgres:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+            finally:
+                cursor.close()
+            if write:
+                connection.commit()
+            else:
+                connection.rollback()
+        except BaseException as error:
+            self._abandon(connection, error)
+            raise
+        finally:
+            if autocommit and connection.is_valid:
+                with suppress(self._driver_error):
+                    connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+            connection.close()  # back to the pool
 
     def _abandon(self, connection: Any, error: BaseException) -> None:
         """Roll back a failed transaction of the store's own. When the connection is gone
