@@ -344,6 +344,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
     except OSError as exc:  # its lock file beside the database, before the store opens it
         raise store_error(settings.db, exc) from exc
+    # Threads ask for the interpreter lock every 1 ms instead of 5: /healthz and /metrics
+    # answer within tens of milliseconds while poll and rule threads keep it busy (measured:
+    # /metrics p99 during a backlog about halved, throughput unchanged).
+    sys.setswitchinterval(0.001)
     code = daemon.run()
     if daemon.abandoned:
         # A poll outlived the stop timeout: its thread would hold up interpreter exit, and its
