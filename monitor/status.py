@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-
 from monitor.store.log import read_time
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from monitor.config import FeedConfig
     from monitor.store.log import EventStore
 
