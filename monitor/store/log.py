@@ -34,13 +34,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json, to_json
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlmodel import Session
 
 from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
@@ -52,7 +51,13 @@ from monitor.store.db import (
     make_engine,
     store_error,
 )
-from monitor.store.tables import EventRow
+
+if TYPE_CHECKING:
+    # The ORM (SQLModel, the table classes) only for types here: a command that just reads
+    # through ``read_connection`` (`monitor status`) must not pay for importing it.
+    from sqlmodel import Session
+
+    from monitor.store.tables import EventRow
 
 # Deterministic ids: the same idempotency key always yields the same event id, so a replay
 # into a fresh database reproduces the same ids.
@@ -302,9 +307,9 @@ class _Sql:
         times: dict[Any, datetime | None] = {None: None}
         for seq, id_, stream, version, type_, schema, occurred, recorded, key, data, meta in rows:
             if occurred not in times:
-                times[occurred] = _read_time(occurred)
+                times[occurred] = read_time(occurred)
             if recorded not in times:
-                times[recorded] = _read_time(recorded)
+                times[recorded] = read_time(recorded)
             yield _envelope(
                 {
                     "seq": seq,
@@ -322,7 +327,8 @@ class _Sql:
             )
 
 
-def _read_time(value: str | datetime | None) -> datetime | None:
+def read_time(value: str | datetime | None) -> datetime | None:
+    """A timestamp column as the driver returns it (SQLite: naive UTC text), in UTC."""
     if value is None:
         return None
     if isinstance(value, str):  # SQLite: naive UTC text
@@ -360,11 +366,23 @@ class EventStore:
         self.engine.dispose()
 
     def session(self) -> Session:
+        from sqlmodel import Session
+
         return Session(self.engine, expire_on_commit=False)
 
     def read_session(self) -> Session:
         """A session for reading only: on SQLite it never waits for, or blocks, a writer."""
+        from sqlmodel import Session
+
         return Session(self._reader, expire_on_commit=False)
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """One read transaction on SQLAlchemy Core alone, for fixed SQL (``exec_driver_sql``):
+        what ``read_session`` gives, without importing the ORM, for reads that must start
+        fast (`monitor status`). On SQLite it never waits for, or blocks, a writer."""
+        with self._reader.connect() as connection, connection.begin():
+            yield connection
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -392,7 +410,7 @@ class EventStore:
             self._writers.release()
 
     @contextmanager
-    def _cursor(self, session: Session | None, *, write: bool) -> Iterator[Any]:
+    def _cursor(self, session: Session | Connection | None, *, write: bool) -> Iterator[Any]:
         """The driver's cursor inside ``session``'s transaction, or inside a short transaction
         of its own on a pooled connection: a writer's begins with ``BEGIN IMMEDIATE`` on
         SQLite (as every write transaction here does) and commits when the block ends (or
@@ -401,8 +419,11 @@ class EventStore:
         errors come out as SQLAlchemy's, as from any other statement."""
         try:
             if session is not None:
-                session.flush()  # ORM changes made earlier in the session go first
-                cursor = session.connection().connection.cursor()
+                if isinstance(session, Connection):  # a transaction of ``read_connection``
+                    cursor = session.connection.cursor()
+                else:
+                    session.flush()  # ORM changes made earlier in the session go first
+                    cursor = session.connection().connection.cursor()
                 try:
                     yield cursor
                 finally:
@@ -704,7 +725,9 @@ class EventStore:
             if remaining is not None:
                 remaining -= len(rows)
 
-    def _query(self, statement: str, params: Sequence[Any], session: Session | None) -> list[Any]:
+    def _query(
+        self, statement: str, params: Sequence[Any], session: Session | Connection | None
+    ) -> list[Any]:
         with self._cursor(session, write=False) as cursor:
             cursor.execute(statement, params)
             return list(cursor.fetchall())
@@ -719,7 +742,7 @@ class EventStore:
     def get(self, event_id: str) -> StoredEvent | None:
         return next(self._sql.events(self._query(self._sql.by_id, (event_id,), None)), None)
 
-    def head(self, session: Session | None = None) -> int:
+    def head(self, session: Session | Connection | None = None) -> int:
         """The last committed position (in ``session``'s view, when given)."""
         return int(self._query(self._sql.head, (), session)[0][0])
 
