@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -24,7 +25,6 @@ from monitor.store.projections import (
     follow,
     follow_all,
     rebuild,
-    write_held,
 )
 from monitor.store.tables import CeasefireState, SeriesState, ThirdPartyState
 from monitor.store.transfer import export_jsonl, import_jsonl
@@ -139,6 +139,38 @@ def test_consumers_followed_together_read_each_event_once(
     store.close()
 
 
+def test_rows_are_read_once_while_the_checkpoint_stays_where_they_left_it(
+    sqlite_url: str,
+) -> None:
+    """A projection keeps the rows it read from one batch to the next; after another process
+    moved its checkpoint it reads them again (they may have changed)."""
+    store = EventStore(sqlite_url)
+    reads: list[tuple[object, ...]] = []
+
+    @sa_event.listens_for(store.engine, "before_cursor_execute")
+    def count(_c: object, _cur: object, statement: str, parameters: object, *_: object) -> None:
+        if statement.startswith("SELECT") and "FROM proj_series" in statement:
+            reads.append(tuple(parameters))  # type: ignore[arg-type]
+
+    projection = ConflictState()
+    for start in range(0, 30, 5):
+        fill(store, range(start, start + 5), live=False)
+        follow(store, projection, batch=3)
+    assert reads and len(reads) == len(set(reads))  # each series read once
+    kept = len(reads)
+    follow(store, ConflictState())  # nothing new: another consumer moves nothing
+    fill(store, range(30, 35), live=False)
+    follow(store, ConflictState())  # another process moves the checkpoint
+    fill(store, range(35, 40), live=False)
+    follow(store, projection)
+    again = [key for key in reads[kept:] if key in reads[:kept]]
+    assert again  # read again: the table may hold what the other process wrote
+    live = dump_state(store, [ConflictState()])
+    rebuild(store, ConflictState())
+    assert dump_state(store, [ConflictState()]) == live
+    store.close()
+
+
 def test_rebuild_command_reproduces_the_state(db_url: str) -> None:
     store = EventStore(db_url)
     fill(store, range(25), live=True)
@@ -176,6 +208,7 @@ class Exploding(ConflictState):
     """The conflict projection, failing on one chosen event."""
 
     def __init__(self, bad_seq: int) -> None:
+        super().__init__()
         self.bad_seq = bad_seq
 
     def apply(self, session: Session, event: StoredEvent) -> None:
@@ -203,10 +236,11 @@ def test_a_failing_batch_leaves_state_and_checkpoint_as_they_were(db_url: str) -
     if reference is not None:
         for i in range(10):
             reference.append(article_events(i))
+        projection = ConflictState()
         with reference.transaction() as session:
             for event in reference.read(types=["FactReported"], session=session, limit=len(taken)):
-                ConflictState().apply(session, event)
-            write_held(session, session)
+                projection.apply(session, event)
+            projection.end(session, taken[-1])
         ref_rows = [line for line in dump_state(reference, [ConflictState()]).splitlines()[:-1]]
         assert partial.splitlines()[:-1] == ref_rows
         reference.close()

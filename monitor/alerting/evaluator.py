@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from monitor.alerting.failures import Failures, forget_removed, rule_ok
@@ -115,8 +114,8 @@ class Evaluator:
 
         ``batch``: events per transaction. Each transaction rewrites the state rows its
         events changed (a busy series once per batch, however many reports it had), so a
-        backlog costs less in larger batches; the write lock is held while a batch is
-        evaluated, some tens of milliseconds at 2,000 events."""
+        backlog costs less in larger batches. A batch is evaluated in a read transaction and
+        only its writes take the log's write lock (see ``follow_all``)."""
         run = LiveRun(self, store)
         follow_all(store, [run, *also], batch)
         return run.raised
@@ -379,6 +378,7 @@ class LiveRun(Consumer):
     types = INPUT_TYPES
 
     def __init__(self, evaluator: Evaluator, store: EventStore) -> None:
+        super().__init__()
         self.evaluator = evaluator
         self.store = store
         self.state: State | None = None
@@ -399,12 +399,10 @@ class LiveRun(Consumer):
         self.evaluator.end_report()
         self.raised.extend(self.sink.flush(session))
         self.state.flush(session)
-        evaluator, state = self.evaluator, self.state
 
-        def committed(_session: Session) -> None:
-            evaluator._kept = (to, state)  # the table's content at ``to`` from now on
-
-        sa_event.listen(session, "after_commit", committed, once=True)
+    def committed(self, to: int) -> None:
+        assert self.state is not None
+        self.evaluator._kept = (to, self.state)  # the table's content at ``to`` from now on
 
     def discard(self) -> None:
         self.evaluator.report = None  # its facts are evaluated again by the next batch

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col
@@ -46,7 +46,7 @@ class Consumer:
 
     ``follow`` calls ``begin`` before a batch's first event (with the position the consumer
     starts after) and ``apply`` for each event, in a read transaction: state is read there
-    and changed in memory (``Rows``). ``end`` comes in the write transaction that moves the
+    and changed in memory (``rows``). ``end`` comes in the write transaction that moves the
     checkpoint (with the position it will then hold): a consumer that keeps its state in
     memory writes it there; ``discard`` instead when that batch is not committed. ``version``
     changes when the code changes meaning, and the consumer is then ``reset`` (its
@@ -58,19 +58,30 @@ class Consumer:
     version: int = 1
     tables: Sequence[type[SQLModel]] = ()
 
+    def __init__(self) -> None:
+        self.held = Held()
+
+    def rows(self, model: type[SQLModel]) -> Rows:
+        """The consumer's rows of one of its tables, read once and kept (see ``Held``)."""
+        return self.held.table(model)
+
     def begin(self, session: Session, at: int) -> None:
-        return None
+        self.held.begin(at)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         raise NotImplementedError
 
     def end(self, session: Session, to: int) -> None:
-        return None
+        self.held.write(session)
+
+    def committed(self, to: int) -> None:
+        self.held.committed(to)
 
     def discard(self) -> None:
-        return None
+        self.held.discard()
 
     def reset(self, session: Session) -> None:
+        self.held.discard()
         for table in self.tables:
             session.execute(delete(table))
 
@@ -217,11 +228,17 @@ class _Batch:
                     consumer.discard()
                 return 0
             moved = [c for c in self.consumers if self.at[c.name] < end]
-            for consumer in moved:
-                self._begin(consumer)
-                consumer.end(session, end)
-            write_held(self.session, session)
-            _save(session, {c.name: end for c in moved}, {})
+            try:
+                for consumer in moved:
+                    self._begin(consumer)
+                    consumer.end(session, end)
+                _save(session, {c.name: end for c in moved}, {})
+            except BaseException:
+                for consumer in self.consumers:
+                    consumer.discard()
+                raise
+        for consumer in moved:
+            consumer.committed(end)
         return self.applied
 
     def _apply(self, events: Sequence[StoredEvent]) -> int:
@@ -286,40 +303,35 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-# --- rows held for the transaction ---------------------------------------------------------------
+# --- rows held between batches ------------------------------------------------------------------
 
 
 class Rows:
-    """One projection table's rows as plain dicts, each read at most once per batch (in its
-    read transaction) and written back, changed rows only, in one upsert by ``write_held``
-    in the batch's write transaction.
+    """One projection table's rows as plain dicts, each read at most once and written back,
+    changed rows only, in one upsert when the batch commits.
 
     A projection folds hundreds of events into a handful of rows; reading and writing each
-    row once per batch instead of once per event is what makes a rebuild fast. The rows live
-    in ``session.info``, so they never outlive the transaction that read them: another
-    batch (another worker) always reads what is committed.
+    row once per batch instead of once per event is what makes a rebuild fast, and keeping
+    the rows read from one batch to the next (``Held``) is what makes following the log
+    cheap: a busy series is read once, not once per batch.
     """
 
-    def __init__(self, session: Session, model: type[SQLModel]) -> None:
-        self.session = session
+    def __init__(self, model: type[SQLModel]) -> None:
         self.table: Table = table_of(model)
         self.keys = [c.name for c in self.table.primary_key.columns]
         self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         self.dirty: set[tuple[Any, ...]] = set()
+        self.read: set[tuple[Any, ...]] = set()
+        self.by_key = select(self.table).where(
+            *(self.table.c[k] == bindparam(k) for k in self.keys)
+        )
 
-    @classmethod
-    def of(cls, session: Session, model: type[SQLModel]) -> Rows:
-        held: dict[type[SQLModel], Rows] = session.info.setdefault(HELD, {})
-        rows = held.get(model)
-        if rows is None:
-            rows = held[model] = cls(session, model)
-        return rows
-
-    def get(self, *key: Any) -> dict[str, Any] | None:
+    def get(self, session: Session, *key: Any) -> dict[str, Any] | None:
         if key not in self.rows:
-            where = [self.table.c[k] == v for k, v in zip(self.keys, key, strict=True)]
-            found = self.session.connection().execute(select(self.table).where(*where)).first()
+            values = dict(zip(self.keys, key, strict=True))
+            found = session.connection().execute(self.by_key, values).first()
             self.rows[key] = dict(found._mapping) if found is not None else None
+            self.read.add(key)
         return self.rows[key]
 
     def put(self, row: dict[str, Any]) -> None:
@@ -329,7 +341,6 @@ class Rows:
 
     def write(self, into: Session) -> None:
         changed = [row for k in sorted(self.dirty, key=repr) if (row := self.rows[k])]
-        self.dirty.clear()
         if not changed:
             return
         dialect = into.get_bind().dialect.name
@@ -340,14 +351,46 @@ class Rows:
         )
         into.connection().execute(stmt, changed)
 
+    def committed(self) -> None:
+        """Keep the rows read (what the table now holds for them); forget the rows only
+        written (an alert's row is never read again: kept, they would only pile up)."""
+        for key in self.dirty - self.read:
+            del self.rows[key]
+        self.dirty.clear()
 
-HELD = "monitor_projection_rows"
 
+class Held:
+    """A consumer's rows, kept from one batch to the next for as long as its checkpoint stays
+    where the consumer's last commit left it: they are then what the tables hold. When the
+    checkpoint has moved (another process followed the log, the consumer was reset) or a
+    batch did not commit, they are forgotten and read again."""
 
-def write_held(session: Session, into: Session) -> None:
-    """Write the rows changed in ``session`` (where they were read) in ``into``'s transaction."""
-    for rows in session.info.get(HELD, {}).values():
-        rows.write(into)
+    def __init__(self) -> None:
+        self.tables: dict[type[SQLModel], Rows] = {}
+        self.at: int | None = None
+
+    def table(self, model: type[SQLModel]) -> Rows:
+        rows = self.tables.get(model)
+        if rows is None:
+            rows = self.tables[model] = Rows(model)
+        return rows
+
+    def begin(self, at: int) -> None:
+        if at != self.at:
+            self.discard()
+
+    def write(self, into: Session) -> None:
+        for rows in self.tables.values():
+            rows.write(into)
+
+    def committed(self, at: int) -> None:
+        for rows in self.tables.values():
+            rows.committed()
+        self.at = at
+
+    def discard(self) -> None:
+        self.tables.clear()
+        self.at = None
 
 
 class ConflictState(Consumer):
@@ -370,8 +413,8 @@ class ConflictState(Consumer):
         if isinstance(fact, Casualties):
             self._casualties(session, data.watch, fact, event.id, when)
         elif isinstance(fact, Ceasefire):
-            ceasefires = Rows.of(session, CeasefireState)
-            row = ceasefires.get(data.watch)
+            ceasefires = self.rows(CeasefireState)
+            row = ceasefires.get(session, data.watch)
             if row is not None and _older(when, row["updated_at"]):
                 return
             ceasefires.put(
@@ -384,8 +427,8 @@ class ConflictState(Consumer):
                 }
             )
         elif isinstance(fact, ThirdParty):
-            parties = Rows.of(session, ThirdPartyState)
-            row = parties.get(data.watch, fact.actor)
+            parties = self.rows(ThirdPartyState)
+            row = parties.get(session, data.watch, fact.actor)
             if row is None:
                 parties.put(
                     {
@@ -399,15 +442,14 @@ class ConflictState(Consumer):
             elif fact.kind not in row["kinds"]:
                 parties.put({**row, "kinds": sorted({*row["kinds"], fact.kind})})
 
-    @staticmethod
     def _casualties(
-        session: Session, watch: str, fact: Casualties, event_id: str, when: datetime | None
+        self, session: Session, watch: str, fact: Casualties, event_id: str, when: datetime | None
     ) -> None:
         if not fact.cumulative or fact.historical or fact.count is None:
             return
-        series = Rows.of(session, SeriesState)
+        series = self.rows(SeriesState)
         key = (watch, fact.side or "-", fact.category, fact.outcome)
-        row = series.get(*key)
+        row = series.get(session, *key)
         if row is None:
             row = {
                 "watch": watch,
@@ -446,8 +488,8 @@ class FeedHealthProjection(Consumer):
     def apply(self, session: Session, event: StoredEvent) -> None:
         data = event.data
         assert isinstance(data, FeedPolled | FeedFailed)
-        feeds = Rows.of(session, FeedHealth)
-        row = dict(feeds.get(data.feed) or NEW_FEED, feed=data.feed)
+        feeds = self.rows(FeedHealth)
+        row = dict(feeds.get(session, data.feed) or NEW_FEED, feed=data.feed)
         row["url"] = row["url"] or data.url
         row["polls"] += 1
         if isinstance(data, FeedPolled):
@@ -479,7 +521,7 @@ class AlertsProjection(Consumer):
     def apply(self, session: Session, event: StoredEvent) -> None:
         data = event.data
         assert isinstance(data, AlertRaised)
-        Rows.of(session, AlertState).put(
+        self.rows(AlertState).put(
             {
                 "alert_id": data.alert_id,
                 "seq": event.seq,
