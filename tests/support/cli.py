@@ -12,6 +12,7 @@ import os
 import subprocess
 
 from monitor.cli import main
+from monitor.logs import QUIETENED
 from tests.conftest import ROOT
 
 
@@ -19,10 +20,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``monitor ARGS`` as the console script runs it: from the repository root, without
     MONITOR_CONFIG, main's return (or the SystemExit argparse raises) as the exit status, and
     stdout and stderr (the log lines included) as text. An exception main does not turn into
-    a status propagates, so the test fails with its traceback."""
+    a status propagates, so the test fails with its traceback. The logging main sets up is
+    undone on return."""
     out, err = io.StringIO(), io.StringIO()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIETENED}
     config = os.environ.pop("MONITOR_CONFIG", None)
     cwd = os.getcwd()
     os.chdir(ROOT)
@@ -38,4 +41,6 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
             os.environ["MONITOR_CONFIG"] = config
         root.handlers[:] = handlers
         root.setLevel(level)
+        for name, was in quiet.items():
+            logging.getLogger(name).setLevel(was)
     return subprocess.CompletedProcess(["monitor", *args], code, out.getvalue(), err.getvalue())
