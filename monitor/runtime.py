@@ -35,7 +35,7 @@ from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
 from monitor.sources.polling import PollOutcome
 from monitor.store.log import EventStore
-from monitor.store.projections import all_projections, follow
+from monitor.store.projections import all_projections
 from monitor.watches import Watch, load_watches
 
 log = logging.getLogger(__name__)
@@ -257,11 +257,9 @@ class Runtime:
             if not mine:
                 return []
             if now is None:
-                alerts = self.evaluator.catch_up(self.store)
+                alerts = self.evaluator.catch_up(self.store, also=self.projections)
             else:
-                alerts = self.evaluator.tick(self.store, now)
-            for projection in self.projections:  # after the rules: they see its alerts too
-                follow(self.store, projection)
+                alerts = self.evaluator.tick(self.store, now, also=self.projections)
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
 
