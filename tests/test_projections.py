@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +26,7 @@ from monitor.store.projections import (
 )
 from monitor.store.tables import CeasefireState, SeriesState, ThirdPartyState
 from monitor.store.transfer import export_jsonl, import_jsonl
-from tests.conftest import ROOT
+from tests.support.cli import run_cli
 from tests.support.crash_driver import ACTORS, article_events
 
 
@@ -175,12 +173,7 @@ def test_rebuild_command_reproduces_the_state(db_url: str) -> None:
     store = EventStore(db_url)
     fill(store, range(25), live=True)
     live = dump_state(store, all_projections())
-    proc = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "rebuild", "--db", db_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_cli("rebuild", "--db", db_url)
     assert proc.returncode == 0, proc.stderr
     assert "conflict_state: replayed" in proc.stderr
     assert dump_state(store, all_projections()) == live
