@@ -149,7 +149,7 @@ def test_a_daemon_poll_reads_its_articles_histories_once(
         assert run is not None and run.outcome.ok and len(run.results) == 2
         assert reads == [2]
         again = runtime.run_feed(feed, force=True)  # read again: the log has changed since
-        assert again is not None and [r.reason for r in again.results][0] == "already extracted"
+        assert again is not None and again.results[0].reason == "already extracted"
         assert reads == [2, 2]
     finally:
         runtime.close()

@@ -214,7 +214,8 @@ def test_a_failing_batch_leaves_state_and_checkpoint_as_they_were(db_url: str) -
     store = EventStore(db_url)
     fill(store, range(10), live=False)
     facts = [(e.seq, e.data.article.article_id) for e in store.read(types=["FactReported"])]
-    bad = Exploding(bad_seq=facts[6][0])
+    bad = Exploding(bad_seq=facts[7][0])  # the second fact of its report
+    assert facts[7][1] == facts[6][1]
     with pytest.raises(RuntimeError, match="projection bug"):
         follow(store, bad, batch=4)
     # The batches before the bad fact's committed, each ending with a whole report; the
@@ -222,7 +223,7 @@ def test_a_failing_batch_leaves_state_and_checkpoint_as_they_were(db_url: str) -
     with store.read_session() as session:
         done = checkpoint(session, bad.name)
     taken = [seq for seq, _ in facts if seq <= done]
-    assert 4 <= len(taken) < 7
+    assert 4 <= len(taken) <= 6
     assert facts[len(taken) - 1][1] != facts[len(taken)][1]  # a report is never split
     partial = dump_state(store, [ConflictState()])
     reference = EventStore(db_url.replace("events.db", "ref.db")) if "sqlite" in db_url else None
@@ -237,8 +238,10 @@ def test_a_failing_batch_leaves_state_and_checkpoint_as_they_were(db_url: str) -
         ref_rows = [line for line in dump_state(reference, [ConflictState()]).splitlines()[:-1]]
         assert partial.splitlines()[:-1] == ref_rows
         reference.close()
-    # The fixed code carries on from the checkpoint, and ends where a rebuild ends.
-    follow(store, ConflictState())
+    # The fixed code carries on from the checkpoint, and ends where a rebuild ends (the
+    # same consumer: what it changed in memory in the failed batch was dropped).
+    bad.bad_seq = -1
+    follow(store, bad)
     done = dump_state(store, [ConflictState()])
     rebuild(store, ConflictState())
     assert dump_state(store, [ConflictState()]) == done

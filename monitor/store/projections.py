@@ -150,8 +150,12 @@ def follow_all(store: EventStore, consumers: Sequence[Consumer], batch: int = 50
                 if not behind:
                     return applied
                 work = _Batch(session, behind, {c.name: at[c.name][0] for c in behind})
-                end = work.run(store, head, batch)
-                applied += work.commit(store, end, {c.name: at[c.name] for c in behind})
+                try:
+                    end = work.run(store, head, batch)
+                    applied += work.commit(store, end, {c.name: at[c.name] for c in behind})
+                except BaseException:
+                    work.discard()  # what it changed in memory was not committed
+                    raise
                 continue
         _prepare(store, stale)
 
@@ -224,22 +228,20 @@ class _Batch:
         moved a checkpoint since the batch read it; returns how many events it applied."""
         with store.transaction() as session:
             if _lock(session, list(expected)) != expected:
-                for consumer in self.consumers:
-                    consumer.discard()
+                self.discard()
                 return 0
             moved = [c for c in self.consumers if self.at[c.name] < end]
-            try:
-                for consumer in moved:
-                    self._begin(consumer)
-                    consumer.end(session, end)
-                _save(session, {c.name: end for c in moved}, {})
-            except BaseException:
-                for consumer in self.consumers:
-                    consumer.discard()
-                raise
+            for consumer in moved:
+                self._begin(consumer)
+                consumer.end(session, end)
+            _save(session, {c.name: end for c in moved}, {})
         for consumer in moved:
             consumer.committed(end)
         return self.applied
+
+    def discard(self) -> None:
+        for consumer in self.consumers:
+            consumer.discard()
 
     def _apply(self, events: Sequence[StoredEvent]) -> int:
         for event in events:
