@@ -1,11 +1,13 @@
 """The CPU half of ingest, one article at a time: page -> text -> relevant watches -> facts.
 
-``extract_article`` is pure computation on plain data (pydantic models in and out, no store,
-no network), so it can run in another process: ``ExtractPool`` runs it in worker processes
-(``cpu_workers`` of them, so that every core reads articles while the poll threads fetch and
-the one writer appends), or on the calling thread when ``cpu_workers`` is 0 or 1.
+``extract_article`` (``monitor.extract.worker``) is pure computation on plain data (the
+pydantic models here in and out, no store, no network), so it can run in another process:
+``ExtractPool`` runs it in worker processes (``cpu_workers`` of them, so that every core reads
+articles while the poll threads fetch and the one writer appends), or on the calling thread
+when ``cpu_workers`` is 0 or 1. This module is the daemon's side of it and loads no extractor.
 
-Workers start from a forkserver (never ``fork``: the daemon has threads). A worker that dies
+Workers start from a forkserver (never ``fork``: the daemon has threads), which loads and
+warms the extractors once (``monitor.extract.forkserver``). A worker that dies
 (killed, out of memory, a crash in C code) breaks the pool: the pool is rebuilt and the
 article is tried once more; if it is lost again, the outcome says so and the pipeline records
 a retryable ``ArticleFailed``. An article that runs past ``hang_after`` seconds of wall time
@@ -72,7 +74,7 @@ class ExtractOutcome(BaseModel):
 
 # The pool submits these, never ``monitor.extract.worker``'s functions themselves: pickling a
 # function imports its module in this process, and the daemon's own process must not load what
-# the workers load (trafilatura, lxml and the fact readers: ~17 MB that it never uses). In a
+# the workers load (trafilatura, lxml and the fact readers: ~10 MB that it never uses). In a
 # worker, the import finds the module that its fork server loaded already.
 
 
