@@ -81,7 +81,7 @@ class ExtractOutcome(BaseModel):
 def _read(job: ExtractJob) -> ExtractOutcome:
     from monitor.extract import worker
 
-    return worker.read(job)
+    return worker.extract_article(job)
 
 
 def _start(owner: int) -> None:

@@ -8,11 +8,10 @@ extract`` read pages in their own process and import it there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-
-from trafilatura.meta import reset_caches
 
 from monitor.extract.normalize import Budget, normalize
 from monitor.extract.pool import ExtractJob, ExtractOutcome, WatchFacts
@@ -39,24 +38,17 @@ def extract_article(job: ExtractJob) -> ExtractOutcome:
     return ExtractOutcome(text=text, found=found)
 
 
-def read(job: ExtractJob) -> ExtractOutcome:
-    """``extract_article`` in a worker, which then empties trafilatura's caches.
-
-    Those caches keep up to a thousand whole texts of page elements from page to page (a
-    worker grew by ~15 MB over a few hundred articles, for hits that come almost only within
-    one page). Emptying them ends with a full garbage collection, which costs well under a
-    millisecond here: the fork server froze everything it loaded (``gc.freeze``), so the
-    collector walks this article's objects only."""
-    try:
-        return extract_article(job)
-    finally:
-        reset_caches()
+WARM_UP = "Warm-up: 3 soldiers were killed near the border, officials said."
 
 
 def warm_up() -> None:
-    """Build the gazetteer and compile the patterns before the first article, so that no
-    article's CPU budget pays for them (once in the fork server: a no-op in its workers)."""
-    normalize("Warm-up: 3 soldiers were killed near the border, officials said.")
+    """Load trafilatura, build the gazetteer and compile the patterns before the first
+    article, so that no article pays for them (once in the fork server: its workers are
+    forked warm, and this is next to free there)."""
+    page = f"<html><body><article><p>{WARM_UP}</p></article></body></html>"
+    with contextlib.suppress(TextError):  # too short to count as an article: loaded all the same
+        article_text(page.encode(), content_type="text/html")
+    normalize(WARM_UP)
 
 
 def start(owner: int) -> None:
