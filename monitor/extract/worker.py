@@ -8,7 +8,6 @@ extract`` read pages in their own process and import it there.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -38,17 +37,11 @@ def extract_article(job: ExtractJob) -> ExtractOutcome:
     return ExtractOutcome(text=text, found=found)
 
 
-WARM_UP = "Warm-up: 3 soldiers were killed near the border, officials said."
-
-
 def warm_up() -> None:
-    """Load trafilatura, build the gazetteer and compile the patterns before the first
-    article, so that no article pays for them (once in the fork server: its workers are
-    forked warm, and this is next to free there)."""
-    page = f"<html><body><article><p>{WARM_UP}</p></article></body></html>"
-    with contextlib.suppress(TextError):  # too short to count as an article: loaded all the same
-        article_text(page.encode(), content_type="text/html")
-    normalize(WARM_UP)
+    """Build the gazetteer and compile the patterns before the first article, so that no
+    article's CPU budget pays for them (once in the fork server: its workers are forked warm,
+    and this is next to free there)."""
+    normalize("Warm-up: 3 soldiers were killed near the border, officials said.")
 
 
 def start(owner: int) -> None:
