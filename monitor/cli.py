@@ -344,6 +344,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(settings, extra_notify=args.notify, load=lambda: settings_from(args))
     except OSError as exc:  # its lock file beside the database, before the store opens it
         raise store_error(settings.db, exc) from exc
+    # Threads ask for the interpreter lock every 1 ms instead of 5: /healthz and /metrics
+    # answer within tens of milliseconds while poll and rule threads keep it busy (measured:
+    # /metrics p99 during a backlog about halved, throughput unchanged).
+    sys.setswitchinterval(0.001)
     code = daemon.run()
     if daemon.abandoned:
         # A poll outlived the stop timeout: its thread would hold up interpreter exit, and its
@@ -677,20 +681,23 @@ def db_source(args: argparse.Namespace) -> str:
     return f"from {config}" if config else "the default: no --config, $MONITOR_CONFIG or --db"
 
 
-def open_store(args: argparse.Namespace, mode: str = "read") -> EventStore:
+def open_store(
+    args: argparse.Namespace, mode: str = "read", settings: Settings | None = None
+) -> EventStore:
     """The command's database, opened as the command needs it.
 
     ``read`` (status, lists, explain, export): an existing database, opened read-only: never
     created, migrated or written. ``change`` (silence add, alerts retry, rebuild): an existing
     database. ``create`` (events import): created when missing. Every mode names the database
-    it opened in the log; a missing or empty one is said plainly.
+    it opened in the log; a missing or empty one is said plainly. A command that has loaded
+    its ``settings`` already passes them: loading them again costs start-up time.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
     from monitor.store.db import StoreError, describe, sqlite_path, store_error
     from monitor.store.log import EventStore
 
-    url = settings_from(args).db
+    url = (settings or settings_from(args)).db
     name, source = describe(url), db_source(args)
     path = sqlite_path(url)
     if mode != "create" and path is not None and not path.exists():
@@ -933,7 +940,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     watches_dir = (args.rules or settings.rules_dir) / "watches"
     names = {w.id: w.name for w in load_watches(watches_dir)} if watches_dir.is_dir() else {}
-    store = open_store(args)
+    store = open_store(args, settings=settings)
     try:
         html = report(store, names, settings.feeds, watch=args.watch, since=since)
     finally:
@@ -999,11 +1006,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     """The shared database's view (feeds, lag, outbox), plus what a local daemon says."""
     from rich.table import Table
 
-    from monitor.observability import ask_daemon, status_snapshot
+    from monitor.status import ask_daemon, status_snapshot
     from monitor.store.db import describe
 
     settings = settings_from(args)
-    store = open_store(args)
+    store = open_store(args, settings=settings)
     try:
         status = status_snapshot(store, settings.feeds)
     finally:
@@ -1059,8 +1066,8 @@ def _clock(iso: str | None) -> str:
 def cmd_poll(args: argparse.Namespace) -> int:
     """Poll one feed now. A running daemon (at ``http_listen``) does it on its own schedule's
     terms; with none answering, or ``--alone``, this process polls under the feed's lease."""
-    from monitor.observability import ask_daemon
     from monitor.runtime import Runtime
+    from monitor.status import ask_daemon
 
     settings = settings_from(args)
     feed = next((f for f in settings.feeds if f.name == args.feed), None)

@@ -39,9 +39,10 @@ from monitor.config import FeedConfig, Settings
 from monitor.extract.pool import pool_size
 from monitor.health import rules_health
 from monitor.leases import SqliteReplicaLock, poll_gap
-from monitor.observability import Endpoints, Metrics, ObservabilityServer, status_snapshot
+from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.runtime import FeedRun, Runtime
 from monitor.sources.schedule import Backlog, PollQueue, Timing, next_attempt
+from monitor.status import status_snapshot
 from monitor.store.db import is_sqlite, redact
 
 log = logging.getLogger(__name__)

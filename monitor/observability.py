@@ -1,4 +1,5 @@
-"""What the daemon tells operators: /healthz, /metrics, and the same facts for `monitor status`.
+"""What the daemon tells operators: /healthz and /metrics (`monitor status` reads the same facts
+through ``monitor.status``).
 
 Two kinds of numbers. Counters of what *this replica* did (polls by outcome, poll errors by
 kind, events it appended) live in a ``CollectorRegistry`` the daemon owns. Everything that is
@@ -13,7 +14,6 @@ the read-only dashboard (``monitor.web``) answers its pages on the same address.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import threading
@@ -27,73 +27,21 @@ from urllib.parse import unquote
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import col
 
 from monitor.config import FeedConfig
 from monitor.events import as_utc
 from monitor.leases import LAGGING_AFTER, db_now, lag
+from monitor.status import checkpoints, outbox_counts
 from monitor.store.log import EventStore
-from monitor.store.tables import Checkpoint, FeedHealth, FeedLease, OutboxRow
+from monitor.store.tables import FeedLease
 
 if TYPE_CHECKING:
     from monitor.sources.schedule import Backlog
     from monitor.web.app import WebUI
 
 log = logging.getLogger(__name__)
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = as_utc(value)
-    return value.isoformat() if value else None
-
-
-def status_snapshot(store: EventStore, feeds: Sequence[FeedConfig] = ()) -> dict[str, Any]:
-    """Log head, lag per consumer, outbox by status, and every feed's health, as plain data."""
-    with store.read_session() as session:
-        head = store.head(session)
-        checkpoints = {c.name: c.seq for c in session.execute(select(Checkpoint)).scalars()}
-        by_status = select(col(OutboxRow.status), func.count()).group_by(col(OutboxRow.status))
-        outbox = {status: int(n) for status, n in session.execute(by_status).all()}
-        health = {h.feed: h for h in session.execute(select(FeedHealth)).scalars()}
-        leases = {lease.feed: lease for lease in session.execute(select(FeedLease)).scalars()}
-    names = [f.name for f in feeds]
-    names += sorted((set(health) | set(leases)) - set(names))
-    rows = []
-    for name in names:
-        h, lease = health.get(name), leases.get(name)
-        rows.append(
-            {
-                "feed": name,
-                "url": h.url if h else next((f.url for f in feeds if f.name == name), None),
-                "last_poll": _iso(lease.last_polled_at) if lease else None,
-                "last_success": _iso(lease.last_success_at if lease else None)
-                or _iso(h.last_success if h else None),
-                "last_new": _iso(lease.last_new_at) if lease else None,
-                "next_due": _iso(lease.next_due) if lease else None,
-                "polled_by": lease.polled_by if lease else None,
-                "leased_by": lease.owner if lease and lease.owner else None,
-                "consecutive_failures": lease.consecutive_failures
-                if lease
-                else (h.consecutive_failures if h else 0),
-                "failing_since": _iso(lease.failing_since) if lease else None,
-                "last_error": (lease.last_error if lease else None)
-                or (h.last_error if h else None),
-                "last_error_kind": lease.last_error_kind if lease else None,
-                "last_items": lease.last_items if lease else (h.last_items if h else 0),
-                "changes": h.polls if h else 0,
-                "open_health_alert": lease.health_alert if lease else None,
-            }
-        )
-    polls = [r["last_poll"] for r in rows if r["last_poll"]]
-    return {
-        "head": head,
-        "lag": {name: head - seq for name, seq in sorted(checkpoints.items())},
-        "outbox": outbox,
-        "outbox_pending": int(outbox.get("pending", 0)),
-        "last_poll": max(polls) if polls else None,
-        "feeds": rows,
-    }
 
 
 class Metrics:
@@ -226,9 +174,8 @@ class ClusterMetrics:
         with self.store.read_session() as session:
             now = db_now(session)
             head = self.store.head(session)
-            checkpoints = {c.name: c.seq for c in session.execute(select(Checkpoint)).scalars()}
-            by_status = select(col(OutboxRow.status), func.count()).group_by(col(OutboxRow.status))
-            outbox = {status: int(n) for status, n in session.execute(by_status).all()}
+            positions = checkpoints(session.connection())
+            outbox = outbox_counts(session.connection())
             schedule = session.execute(
                 select(
                     col(FeedLease.feed),
@@ -248,7 +195,7 @@ class ClusterMetrics:
         behind = GaugeMetricFamily(
             "monitor_projection_lag", "Events not yet applied, per consumer", labels=["consumer"]
         )
-        for name, seq in sorted(checkpoints.items()):
+        for name, seq in sorted(positions.items()):
             behind.add_metric([name], head - seq)
         yield behind
         depth = GaugeMetricFamily(
@@ -495,27 +442,3 @@ def _handler(endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
             self._json(status, {"feed": feed, "message": message, "at": datetime.now(UTC)})
 
     return Handler
-
-
-def ask_daemon(listen: str, method: str, path: str, timeout: float = 3.0) -> tuple[int, Any] | None:
-    """Call a running daemon's endpoint; None when nothing answers there."""
-    if not listen:
-        return None
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    # The standard library's client: `monitor status` must not pay for importing httpx.
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request(method, path)
-        resp = conn.getresponse()
-        body = resp.read().decode("utf-8", errors="replace")
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
-    try:
-        return resp.status, json.loads(body)
-    except ValueError:
-        return resp.status, body

@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlmodel import col
 
 from monitor.events import (
     ArticleDiscovered,
@@ -51,7 +50,7 @@ from monitor.extract.text import ArticleText, TextHeader, decode, normalize_text
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch_link
 from monitor.store.log import IN_CHUNK, AppendResult, EventStore, NewEvent
-from monitor.store.tables import EventRow
+from monitor.store.tables import EventRow, table_of
 from monitor.watches import Watch
 
 log = logging.getLogger(__name__)
@@ -105,19 +104,15 @@ class History(BaseModel):
 def article_histories(store: EventStore, article_ids: Sequence[str]) -> dict[str, History]:
     """The history of each of these articles that has one: one query per 500 articles."""
     streams = sorted({f"article:{a}" for a in article_ids})
+    events = table_of(EventRow).c
     found: dict[str, History] = {}
-    with store.read_session() as session:
+    with store.read_connection() as connection:
         for i in range(0, len(streams), IN_CHUNK):
-            stmt = select(
-                col(EventRow.stream),
-                col(EventRow.type),
-                col(EventRow.schema_version),
-                col(EventRow.data),
-            ).where(
-                col(EventRow.stream).in_(streams[i : i + IN_CHUNK]),
-                col(EventRow.type).in_(["ArticleExtracted", "ArticleFailed"]),
+            stmt = select(events.stream, events.type, events.schema_version, events.data).where(
+                events.stream.in_(streams[i : i + IN_CHUNK]),
+                events.type.in_(["ArticleExtracted", "ArticleFailed"]),
             )
-            for stream, type_, version, data in session.execute(stmt):
+            for stream, type_, version, data in connection.execute(stmt):
                 history = found.setdefault(stream.removeprefix("article:"), History())
                 if type_ == "ArticleExtracted":
                     history.extracted = True
@@ -163,6 +158,7 @@ def ingest_items(
     pool: ExtractPool | None = None,
     writer: LogWriter | None = None,
     proceed: Callable[[], bool] = lambda: True,
+    histories: Mapping[str, History] | None = None,
 ) -> Ingested:
     """Fetch, extract and normalize ``items``, appending them in the order given.
 
@@ -171,12 +167,14 @@ def ingest_items(
     `writer`: the log's writer, shared by every poll (None: one for this call).
     `proceed` is asked before each fetch; once it says no, the articles already fetched are
     finished and appended, the rest are left for the next poll, and the result is incomplete.
+    `histories`: the items' ``article_histories``, when the caller has read them already.
     Returns when every article handed to the writer is stored.
     """
     pool = pool if pool is not None else ExtractPool(0)
     own = writer is None
     writer = writer if writer is not None else LogWriter(store)
-    histories = article_histories(store, [i.article_id for i in items])
+    if histories is None:
+        histories = article_histories(store, [i.article_id for i in items])
     articles: list[_Article] = []
     flowing: deque[_Article] = deque()  # fetched, not yet handed to the writer (oldest first)
     handed: list[_Article] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,13 +29,13 @@ from monitor.leases import FeedLeases, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.observability import Metrics
-from monitor.pipeline import Ingested, IngestResult, LogWriter, ingest_items
+from monitor.pipeline import History, Ingested, IngestResult, LogWriter, ingest_items
 from monitor.sources import polling
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import USER_AGENT, FetchLimits, new_client
 from monitor.sources.polling import PollOutcome
 from monitor.store.log import EventStore
-from monitor.store.projections import all_projections, follow
+from monitor.store.projections import all_projections
 from monitor.watches import Watch, load_watches
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class Runtime:
 
     def poll(self, feed: FeedConfig) -> tuple[list[FeedItem], PollOutcome]:
         """Read a feed once, without a lease (``monitor replay``): the daemon's poll."""
-        items, outcome = polling.poll(
+        items, outcome, _ = polling.poll(
             self.store, feed, None, limits=self.limits, client=self.client
         )
         self.metrics.events_appended.inc(outcome.appended)
@@ -174,7 +174,10 @@ class Runtime:
         return self.ingest_all([item]).results[0]
 
     def ingest_all(
-        self, items: Sequence[FeedItem], proceed: Callable[[], bool] = lambda: True
+        self,
+        items: Sequence[FeedItem],
+        proceed: Callable[[], bool] = lambda: True,
+        histories: Mapping[str, History] | None = None,
     ) -> Ingested:
         """Articles in the order given, through the one ingest path (``ingest_items``)."""
         done = ingest_items(
@@ -187,6 +190,7 @@ class Runtime:
             pool=self.extract_pool,
             writer=self.writer,
             proceed=proceed,
+            histories=histories,
         )
         self.metrics.events_appended.inc(sum(r.new_events for r in done.results))
         return done
@@ -223,11 +227,11 @@ class Runtime:
             return True
 
         try:
-            items, outcome = polling.poll(
+            items, outcome, histories = polling.poll(
                 self.store, feed, lease, limits=self.limits, client=self.client
             )
             self.metrics.events_appended.inc(outcome.appended)
-            done = self.ingest_all(sorted(items, key=publication_order), proceed)
+            done = self.ingest_all(sorted(items, key=publication_order), proceed, histories)
             outcome.complete = outcome.complete and done.complete
         except BaseException:
             self.leases.release(lease)
@@ -257,11 +261,9 @@ class Runtime:
             if not mine:
                 return []
             if now is None:
-                alerts = self.evaluator.catch_up(self.store)
+                alerts = self.evaluator.catch_up(self.store, also=self.projections)
             else:
-                alerts = self.evaluator.tick(self.store, now)
-            for projection in self.projections:  # after the rules: they see its alerts too
-                follow(self.store, projection)
+                alerts = self.evaluator.tick(self.store, now, also=self.projections)
         self.metrics.alerts_raised.inc(len(alerts))
         return alerts
 

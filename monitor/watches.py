@@ -84,11 +84,11 @@ _WATCH_KEYS = {"": sorted(Watch.model_fields), "party": sorted(Party.model_field
 
 
 def load_watch(path: Path) -> Watch:
-    from monitor.alerting.rules import position
+    from monitor.alerting.rules import parse_yaml, position
 
     try:
         text = path.read_text(encoding="utf-8")
-        node, raw = yaml.compose(text), yaml.safe_load(text)
+        node, raw = parse_yaml(text)
     except OSError as exc:
         raise WatchError([f"{path}: {exc.strerror or exc}"]) from exc
     except yaml.YAMLError as exc:

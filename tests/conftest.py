@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,14 +71,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def replayed_seeds_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seeds replayed once by the real `monitor replay`, for tests that only read."""
+    """The seeds replayed once by `monitor replay`, for tests that only read."""
+    from tests.support.cli import run_cli
+
     path = tmp_path_factory.mktemp("seeds") / "seeds.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "replay", "seeds", "--db", f"sqlite:///{path}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = run_cli("replay", "seeds", "--db", f"sqlite:///{path}")
     assert done.returncode == 0, done.stderr[-3000:]
     return path
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from tests.conftest import ROOT, RULES, SEEDS
+from tests.conftest import ROOT, RULES
 
 HOSTILE_ARTICLE = """\
 Turkey [/] pledges [bold]support[/bold] to Azerbaijan
@@ -51,14 +51,11 @@ def test_replay_and_alerts_list_print_markup_like_titles_as_text(
 # --- commands that behave as they read ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A database holding the seed feeds' log and alerts."""
-    from monitor.cli import main as run
-
-    url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'm.db'}"
-    assert run(["replay", str(SEEDS), "--db", url, "--format", "jsonl"]) == 0
-    return url
+@pytest.fixture
+def seeded(replayed_seeds_file: Path) -> str:
+    """The session's database holding the seed feeds' log and alerts: these commands only
+    read it (test_cli_database shows that readers write nothing)."""
+    return f"sqlite:///{replayed_seeds_file}"
 
 
 def test_tables_fit_80_columns_and_alerts_list_shows_when(

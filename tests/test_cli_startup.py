@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from monitor.store.log import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = [
     "rich",
     "sqlalchemy",
+    "sqlalchemy.orm",
     "sqlmodel",
+    "monitor.store.tables",
+    "prometheus_client",
     "apprise",
     "trafilatura",
     "httpx",
@@ -62,22 +66,37 @@ def test_rules_check_imports_neither_settings_nor_database() -> None:
     assert imported_after(code) == ["pydantic"]
 
 
-def test_status_imports_no_http_client_or_extractor(tmp_path: Path) -> None:
-    """`monitor status` needs the database, not httpx, apprise or trafilatura."""
-    config = tmp_path / "config.toml"
+def test_status_imports_neither_the_orm_nor_http_client_nor_extractor(tmp_path: Path) -> None:
+    """`monitor status` reads the database through SQLAlchemy Core: not SQLModel and the table
+    classes, not the daemon's metrics, not httpx, apprise or trafilatura."""
     db = tmp_path / "m.db"
-    config.write_text(f'db = "sqlite:///{db}"\nhttp_listen = "127.0.0.1:9"\n', encoding="utf-8")
-    code = (
-        "import contextlib, io\n"
-        "from monitor.store.log import EventStore\n"
-        f"EventStore('sqlite:///{db}').close()\n"
-        "from monitor.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    assert main(['status', '--config', {str(config)!r}]) == 0"
+    EventStore(f"sqlite:///{db}").close()  # here: creating the schema imports the ORM
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'db = "sqlite:///{db}"\nhttp_listen = "127.0.0.1:9"\n'
+        '[[feeds]]\nname = "a"\nurl = "http://127.0.0.1:9/feed.xml"\n',
+        encoding="utf-8",
     )
-    found = imported_after(code)
-    assert not {"httpx", "apprise", "trafilatura", "monitor.runtime"} & set(found)
-    assert "sqlalchemy" in found  # the probe sees what status really imported
+    for fmt in ("text", "jsonl"):
+        code = (
+            "import contextlib, io\n"
+            "from monitor.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['status', '--config', {str(config)!r}, '--format', {fmt!r}]) == 0"
+        )
+        found = imported_after(code)
+        assert "sqlalchemy" in found  # the probe sees what status really imported
+        heavy = {
+            "sqlalchemy.orm",
+            "sqlmodel",
+            "monitor.store.tables",
+            "prometheus_client",
+            "httpx",
+            "apprise",
+            "trafilatura",
+            "monitor.runtime",
+        }
+        assert not heavy & set(found), fmt
 
 
 def test_log_setup_does_not_import_apprise() -> None:

@@ -1,7 +1,9 @@
 """End to end: the seeds replayed through the real command and the real daemon.
 
 These tests state what the shipped rules must conclude from the three seed articles. They
-run the installed ``monitor`` command in a subprocess, exactly as a user would.
+run ``monitor replay`` and ``monitor run`` in a subprocess, exactly as a user would; the
+reads that check what those wrote (``alerts list``, ``events list``) run in this process,
+so that polling for a daemon's alerts does not start a Python every half second beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 from monitor.extract.text import article_text
 from tests.conftest import ROOT, SEEDS
+from tests.support.cli import run_cli
 from tests.support.httpserver import TestServer
 
 MONITOR = [sys.executable, "-m", "monitor.cli"]
@@ -125,9 +128,9 @@ def test_evidence_quotes_the_sentence_of_the_cited_article(seed_alerts) -> None:
 
 def test_second_replay_into_the_same_database_adds_nothing(seed_alerts) -> None:
     db, _ = seed_alerts
-    before = run_monitor("events", "list", "--db", db, "--format", "jsonl").stdout.count("\n")
+    before = run_cli("events", "list", "--db", db, "--format", "jsonl").stdout.count("\n")
     assert replay(db, "seeds") == []
-    after = run_monitor("events", "list", "--db", db, "--format", "jsonl").stdout.count("\n")
+    after = run_cli("events", "list", "--db", db, "--format", "jsonl").stdout.count("\n")
     assert after == before
 
 
@@ -167,9 +170,7 @@ def test_daemon_polls_http_feeds_prints_alerts_and_stops_cleanly(tmp_path: Path)
         done = False
         while time.monotonic() < deadline and not done:
             time.sleep(0.5)
-            status = run_monitor(
-                "alerts", "list", "--config", str(config), "--format", "jsonl"
-            ).stdout
+            status = run_cli("alerts", "list", "--config", str(config), "--format", "jsonl").stdout
             rows = [json.loads(x) for x in status.splitlines()]
             done = (
                 bool(rows)
@@ -207,7 +208,7 @@ def test_example_config_runs_on_a_fresh_checkout_and_stops_on_ctrl_c(tmp_path: P
     delivered = 0
     while time.monotonic() < deadline and delivered < 3 and proc.poll() is None:
         time.sleep(0.5)
-        rows = run_monitor("alerts", "list", "--db", db, "--format", "jsonl").stdout.splitlines()
+        rows = run_cli("alerts", "list", "--db", db, "--format", "jsonl").stdout.splitlines()
         delivered = sum(json.loads(r)["deliveries"].get("console") == "delivered" for r in rows)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=15)
@@ -222,5 +223,5 @@ def test_alerts_list_after_a_replay_shows_every_alert_it_raised(seed_alerts) -> 
     """The alerts read model is brought up after the rules, so the last article's alerts
     are listed too."""
     db, alerts = seed_alerts
-    rows = run_monitor("alerts", "list", "--db", db, "--format", "jsonl").stdout.splitlines()
+    rows = run_cli("alerts", "list", "--db", db, "--format", "jsonl").stdout.splitlines()
     assert sorted(json.loads(r)["alert_id"] for r in rows) == sorted(a["id"] for a in alerts)

@@ -31,6 +31,7 @@ from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, dump_state, rebuild
 from monitor.store.transfer import import_jsonl
 from tests.conftest import ROOT
+from tests.support.cli import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -80,13 +81,10 @@ def test_positions_are_64_bit_on_postgresql(postgres) -> None:  # type: ignore[n
 
 def test_db_upgrade_command_migrates_an_empty_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    run = [sys.executable, "-m", "monitor.cli", "db"]
-    up = subprocess.run([*run, "upgrade", "--db", url], cwd=ROOT, capture_output=True, text=True)
+    up = run_cli("db", "upgrade", "--db", url)
     assert up.returncode == 0, up.stderr
     assert f"empty -> {migrate.head_revision()}" in up.stderr
-    current = subprocess.run(
-        [*run, "current", "--db", url], cwd=ROOT, capture_output=True, text=True
-    )
+    current = run_cli("db", "current", "--db", url)
     assert current.stdout.strip() == migrate.head_revision()
 
 

@@ -1,10 +1,10 @@
 """The delivery commands as a user runs them: `monitor notify test`, `alerts list|retry`, and
-`--notify URL` on `replay` and `run`; secrets never appear in what they print."""
+`--notify URL` on `replay` and `run`; secrets never appear in what they print. The daemon runs
+in a real process; the one-shot commands run in this one."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,19 +17,13 @@ from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.store.log import EventStore
 from monitor.store.projections import all_projections, follow
 from tests.conftest import ROOT, SEEDS
+from tests.support.cli import run_cli as monitor
 from tests.support.httpserver import Reply
 from tests.support.notify_helpers import FOOTER, free_port, make_alert, queue, quick_server, rows
 
 MONITOR = [sys.executable, "-m", "monitor.cli"]
 PASSWORD = "hunter2-Secret"
 TOKEN = "mmCliToken77xq"
-
-
-def monitor(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
-    return subprocess.run(
-        [*MONITOR, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 def write_config(path: Path, db: str, host: str, dead_port: int, extra: str = "") -> Path:

@@ -14,8 +14,9 @@ from sqlalchemy import update
 from monitor.config import FeedConfig
 from monitor.leases import FeedLeases
 from monitor.observability import ClusterMetrics, Metrics
+from monitor.status import status_snapshot
 from monitor.store.log import EventStore
-from monitor.store.tables import FeedLease
+from monitor.store.tables import Checkpoint, FeedHealth, FeedLease, OutboxRow
 
 N = 500
 
@@ -106,3 +107,100 @@ def test_a_database_that_does_not_answer_is_reported_as_down(tmp_path: Path) -> 
     text = metrics.exposition().decode()
     assert value(text, "monitor_database_up") == 0
     assert "monitor_ready" in text  # this replica's own numbers still answer
+
+
+def test_status_snapshot_gives_each_column_as_written_and_times_in_utc(db_url: str) -> None:
+    """`monitor status`, /healthz and the dashboard read these tables with plain SQL, not the
+    ORM: every value comes back as the ORM wrote it, timestamps as UTC ISO text."""
+    store = EventStore(db_url)
+    try:
+        check_snapshot(store)
+    finally:
+        store.close()
+
+
+def check_snapshot(store: EventStore) -> None:
+    feeds = feeds_of(2)
+    FeedLeases(store, "a").ensure(feeds)
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    set_rows(
+        store,
+        ["feed-0000"],
+        owner="b",
+        next_due=when + hour,
+        last_polled_at=when,
+        last_success_at=when - hour,
+        last_new_at=when - 2 * hour,
+        last_items=7,
+        consecutive_failures=3,
+        failing_since=when - 3 * hour,
+        last_error="HTTP 503",
+        last_error_kind="http",
+        polled_by="a",
+        health_alert="silent:feed-0000",
+    )
+    with store.transaction() as session:
+        session.add(
+            FeedHealth(
+                feed="gone",
+                url="http://127.0.0.1:1/gone.xml",
+                last_success=when,
+                last_error="timed out",
+                consecutive_failures=1,
+                polls=4,
+                last_items=2,
+            )
+        )
+        session.add(Checkpoint(name="projections", seq=0))
+        for i, status in enumerate(["pending", "pending", "sent"]):
+            session.add(
+                OutboxRow(
+                    alert_id=f"alert-{i}",
+                    channel="ops",
+                    status=status,
+                    next_attempt_at=when,
+                    created_at=when,
+                )
+            )
+    snapshot = status_snapshot(store, feeds)
+    assert snapshot["head"] == 0 and snapshot["lag"] == {"projections": 0}
+    assert snapshot["outbox"] == {"pending": 2, "sent": 1} and snapshot["outbox_pending"] == 2
+    assert snapshot["last_poll"] == "2026-01-02T03:04:05.678901+00:00"
+    first, second, gone = snapshot["feeds"]  # configured ones in order, then the rest by name
+    assert first == {
+        "feed": "feed-0000",
+        "url": "http://127.0.0.1:1/0.xml",
+        "last_poll": "2026-01-02T03:04:05.678901+00:00",
+        "last_success": "2026-01-02T02:04:05.678901+00:00",
+        "last_new": "2026-01-02T01:04:05.678901+00:00",
+        "next_due": "2026-01-02T04:04:05.678901+00:00",
+        "polled_by": "a",
+        "leased_by": "b",
+        "consecutive_failures": 3,
+        "failing_since": "2026-01-02T00:04:05.678901+00:00",
+        "last_error": "HTTP 503",
+        "last_error_kind": "http",
+        "last_items": 7,
+        "changes": 0,
+        "open_health_alert": "silent:feed-0000",
+    }
+    assert second["feed"] == "feed-0001" and second["last_poll"] is None
+    assert second["next_due"] is not None and second["leased_by"] is None
+    assert gone == {
+        "feed": "gone",
+        "url": "http://127.0.0.1:1/gone.xml",
+        "last_poll": None,
+        "last_success": "2026-01-02T03:04:05.678901+00:00",
+        "last_new": None,
+        "next_due": None,
+        "polled_by": None,
+        "leased_by": None,
+        "consecutive_failures": 1,
+        "failing_since": None,
+        "last_error": "timed out",
+        "last_error_kind": None,
+        "last_items": 2,
+        "changes": 4,
+        "open_health_alert": None,
+    }

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from monitor import pipeline
 from monitor.cli import main
 from monitor.config import FeedConfig, Settings
+from monitor.pipeline import History, article_histories
 from monitor.runtime import Runtime
+from monitor.sources import polling
 from monitor.store.log import EventStore
 from monitor.store.tables import FeedLease
 from tests.conftest import RULES
@@ -119,3 +125,31 @@ def test_a_poll_told_to_stop_keeps_what_it_fetched_and_is_read_whole_next_time(
     assert again is not None and again.outcome.complete and not again.outcome.not_modified
     assert "if-none-match" not in {k.lower() for k in feed_asks[-1].headers}
     assert [r.status for r in again.results] == ["skipped"] + ["extracted"] * 3
+
+
+def test_a_daemon_poll_reads_its_articles_histories_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poll reads what the log says of its articles (to count the new ones) and hands
+    it to ingest, which does not read it again."""
+    feed_file = write_feed(tmp_path / "feeds")
+    feed = FeedConfig(name="wire", url=feed_file.resolve().as_uri())
+    runtime = Runtime(Settings(db=f"sqlite:///{tmp_path / 'd.db'}", rules_dir=RULES, feeds=[feed]))
+    reads: list[int] = []
+
+    def counted(store: EventStore, article_ids: Sequence[str]) -> dict[str, History]:
+        reads.append(len(article_ids))
+        return article_histories(store, article_ids)
+
+    monkeypatch.setattr(polling, "article_histories", counted)
+    monkeypatch.setattr(pipeline, "article_histories", counted)
+    try:
+        runtime.leases.ensure([feed])
+        run = runtime.run_feed(feed, force=True)
+        assert run is not None and run.outcome.ok and len(run.results) == 2
+        assert reads == [2]
+        again = runtime.run_feed(feed, force=True)  # read again: the log has changed since
+        assert again is not None and again.results[0].reason == "already extracted"
+        assert reads == [2, 2]
+    finally:
+        runtime.close()

@@ -10,7 +10,7 @@ from monitor.events import ArticleDiscovered, ArticleExtracted, FeedPolled
 from monitor.extract.text import split_header
 from monitor.store.log import EventStore
 from tests.conftest import RULES, SEEDS
-from tests.support.daemon_helpers import run_cli
+from tests.support.cli import run_cli
 from tests.support.httpserver import TestServer
 
 BODY = "The Ruritanian defence ministry said 31 soldiers had been killed since Sunday."

@@ -1,4 +1,5 @@
-"""The rule engine's commands through the real `monitor` command line (subprocess)."""
+"""The rule engine's commands through the `monitor` command line: `rules check` in a real
+subprocess (its exit codes are what CI scripts read), the rest in this process."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pytest
 
 from monitor.store.log import EventStore
 from tests.conftest import ROOT
+from tests.support.cli import run_cli as monitor
 from tests.test_alerting import ceasefire, fact_event, killed, write
 
 MONITOR = [sys.executable, "-m", "monitor.cli"]
 
 
-def monitor(*args: str) -> subprocess.CompletedProcess:
+def subprocess_monitor(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
     return subprocess.run(
         [*MONITOR, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env
@@ -40,9 +42,9 @@ def db(tmp_path: Path) -> str:
 
 
 def test_rules_check_exit_codes(tmp_path: Path) -> None:
-    assert monitor("rules", "check", "rules").returncode == 0
+    assert subprocess_monitor("rules", "check", "rules").returncode == 0
     write(tmp_path, "bad.yaml", "id: x\ntype: match\nevent: ceasefire\nchanels: [all]\n")
-    proc = monitor("rules", "check", str(tmp_path))
+    proc = subprocess_monitor("rules", "check", str(tmp_path))
     assert proc.returncode == 1
     assert f"{tmp_path / 'bad.yaml'}:4:1: chanels" in proc.stderr
     assert "did you mean 'channels'" in proc.stderr

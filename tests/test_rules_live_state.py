@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import Session
 
 from monitor.alerting import evaluator as evaluator_module
 from monitor.alerting.evaluator import Evaluator
@@ -127,7 +128,7 @@ def test_state_is_read_again_after_a_transaction_that_did_not_commit(
     store.append(events[half:])
     flush = LogSink.flush
 
-    def failing(self: LogSink) -> list[AlertRaised]:
+    def failing(self: LogSink, session: Session) -> list[AlertRaised]:
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(LogSink, "flush", failing)
@@ -137,5 +138,34 @@ def test_state_is_read_again_after_a_transaction_that_did_not_commit(
     loads = Loads(monkeypatch)
     evaluator.catch_up(store)
     assert loads.count == 1
+    assert (alert_ids(store), state_rows(store)) == expected
+    store.close()
+
+
+def test_a_batch_overtaken_by_another_process_is_evaluated_again_not_twice(
+    setting: tuple[Path, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica commits the same events while ours evaluates them (outside the write
+    lock): ours must notice at its commit, drop what it evaluated and carry on from there."""
+    tmp_path, events = setting
+    expected = reference(tmp_path, events)
+    store = EventStore(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    ours, theirs = Evaluator(load_rules(tmp_path)), Evaluator(load_rules(tmp_path))
+    half = len(events) // 2
+    store.append(events[:half])
+    ours.catch_up(store)
+    store.append(events[half:])
+    process = Evaluator.process
+    overtaken: list[bool] = []
+
+    def racing(self: Evaluator, *args: object) -> list[AlertRaised]:
+        if self is ours and not overtaken:
+            overtaken.append(True)
+            theirs.catch_up(store)  # commits while our batch is still being evaluated
+        return process(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Evaluator, "process", racing)
+    assert ours.catch_up(store) == []  # theirs raised what there was to raise
+    assert overtaken and ours.report is None
     assert (alert_ids(store), state_rows(store)) == expected
     store.close()

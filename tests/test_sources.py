@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.sources.feeds import FeedError, parse_feed
-from monitor.sources.fetch import FetchError, FetchLimits, fetch
+from monitor.sources.fetch import FetchError, FetchLimits, fetch, new_client
 from tests.conftest import SEEDS, shared_dir
 from tests.support.httpserver import LOCAL, Reply, TestServer
 
@@ -72,18 +72,20 @@ def _headers(text: str) -> dict[str, str]:
 
 
 def test_peer_feedparser_fixtures_over_http_never_crash() -> None:
-    """Every fixture of feedparser's own suite, served with its headers: items or a FeedError."""
+    """Every fixture of feedparser's own suite, served with its headers: items or a FeedError.
+    One client for them all, as the daemon has (a client each would spend most of the test
+    loading the CA bundle)."""
     root = shared_dir("peer", "feedparser", "tests")
     files = sorted(root.rglob("*.xml"))
     parsed = 0
-    with TestServer() as server:
+    with TestServer() as server, new_client() as client:
         for i, path in enumerate(files):
             raw = path.read_bytes()
             head = raw[:2000].decode("latin-1")
             headers = _headers(head) or {"Content-Type": "application/xml"}
             server.route(f"/f{i}", Reply(200, raw, headers))
             try:
-                items = parse_feed(fetch(f"{server.base}/f{i}"), path.stem).items
+                items = parse_feed(fetch(f"{server.base}/f{i}", client=client), path.stem).items
             except FeedError:
                 continue
             parsed += 1

@@ -329,31 +329,17 @@ def test_import_resumes_and_refuses_conflicts_and_gaps(db_url: str, tmp_path) ->
 
 
 def test_events_export_and_import_commands(db_url: str, tmp_path) -> None:
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
+    from tests.support.cli import run_cli
 
     source_url = f"sqlite:///{tmp_path / 'source.db'}"
     source = EventStore(source_url)
     _sample_log(source)
-    cli = [sys.executable, "-m", "monitor.cli", "events"]
-    export = subprocess.run(
-        [*cli, "export", "--format", "jsonl", "--db", source_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    export = run_cli("events", "export", "--format", "jsonl", "--db", source_url)
     assert export.returncode == 0, export.stderr
     assert export.stdout == _export(source)
     path = tmp_path / "log.jsonl"
     path.write_text(export.stdout)
-    imported = subprocess.run(
-        [*cli, "import", str(path), "--format", "jsonl", "--db", db_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    imported = run_cli("events", "import", str(path), "--format", "jsonl", "--db", db_url)
     assert imported.returncode == 0, imported.stderr
     assert f"imported {source.head()} events" in imported.stderr
     target = EventStore(db_url)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +27,7 @@ from monitor.events import (
 )
 from monitor.store.log import EventStore, NewEvent, StoredEvent
 from monitor.timeline import Fold, Folds, timeline
-from tests.conftest import ROOT
+from tests.support.cli import run_cli
 
 DAY0 = datetime(2023, 4, 15, 8, tzinfo=UTC)
 
@@ -105,15 +103,9 @@ def test_since_limits_the_listed_facts_but_not_the_state(tmp_path: Path) -> None
     store.close()
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args], cwd=ROOT, capture_output=True, text=True
-    )
-
-
 def test_monitor_timeline_on_the_replayed_seeds(replayed_seeds: str) -> None:
     db = replayed_seeds
-    done = run("timeline", "nagorno-karabakh", "--db", db, "--format", "jsonl")
+    done = run_cli("timeline", "nagorno-karabakh", "--db", db, "--format", "jsonl")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     state, facts = lines[0], lines[1:]
@@ -132,7 +124,7 @@ def test_monitor_timeline_on_the_replayed_seeds(replayed_seeds: str) -> None:
         and f["fact"]["cumulative"]
         and f["fact"]["count"] is not None
     )
-    text = run("timeline", "nagorno-karabakh", "--db", db)
+    text = run_cli("timeline", "nagorno-karabakh", "--db", db)
     assert text.returncode == 0 and text.stdout.startswith("nagorno-karabakh: ")
     assert "toll  armenian military killed: 963" in text.stdout
 
@@ -144,7 +136,7 @@ def test_text_output_never_passes_control_characters_to_the_terminal(tmp_path: P
     fact = Casualties(quote=quote, span=(0, len(quote)), category="civilian", count=5)
     store.append([fact_event(0, fact)])
     store.close()
-    done = run("timeline", "sd", "--db", db)
+    done = run_cli("timeline", "sd", "--db", db)
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout
     assert "[/] [bold]" in done.stdout

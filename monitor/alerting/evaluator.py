@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from monitor.alerting.failures import Failures, forget_removed, rule_ok
@@ -64,8 +63,8 @@ from monitor.events import (
     as_utc,
 )
 from monitor.store.log import EventStore, NewEvent, StoredEvent
-from monitor.store.projections import Consumer, checkpoint, follow
-from monitor.store.tables import Checkpoint, RuleState
+from monitor.store.projections import Consumer, follow_all
+from monitor.store.tables import RuleState
 
 CHECKPOINT = "rules"
 # Event types the evaluator consumes; everything else in the log is skipped unread.
@@ -106,22 +105,28 @@ class Evaluator:
 
     # -- driving --------------------------------------------------------------------------
 
-    def catch_up(self, store: EventStore, batch: int = 2000) -> list[AlertRaised]:
-        """Evaluate every input event after the checkpoint (see ``LiveRun``).
+    def catch_up(
+        self, store: EventStore, batch: int = 2000, also: Sequence[Consumer] = ()
+    ) -> list[AlertRaised]:
+        """Evaluate every input event after the checkpoint (see ``LiveRun``); ``also``: other
+        consumers (the projections) that follow the log in the same pass, so that each event
+        is read once for all of them.
 
         ``batch``: events per transaction. Each transaction rewrites the state rows its
         events changed (a busy series once per batch, however many reports it had), so a
-        backlog costs less in larger batches; the write lock is held while a batch is
-        evaluated, some tens of milliseconds at 2,000 events."""
+        backlog costs less in larger batches. A batch is evaluated in a read transaction and
+        only its writes take the log's write lock (see ``follow_all``)."""
         run = LiveRun(self, store)
-        follow(store, run, batch)
+        follow_all(store, [run, *also], batch)
         return run.raised
 
-    def tick(self, store: EventStore, now: datetime) -> list[AlertRaised]:
+    def tick(
+        self, store: EventStore, now: datetime, also: Sequence[Consumer] = ()
+    ) -> list[AlertRaised]:
         """Let holds whose time has come fire without waiting for a later fact. The tick is
         appended to the log as ``RulesTicked`` first, so a replay resolves them identically;
-        nothing is appended when no hold is due."""
-        raised = self.catch_up(store)
+        nothing is appended when no hold is due. ``also``: as for ``catch_up``."""
+        raised = self.catch_up(store, also=also)
         with store.read_session() as session:
             row = session.get(RuleState, (GLOBAL, HOLDS))
             ends = (row.value if row else {}).values()
@@ -134,7 +139,7 @@ class Evaluator:
         store.append(
             [NewEvent(stream="rules:clock", data=tick, idempotency_key=key, occurred_at=at)]
         )
-        return raised + self.catch_up(store)
+        return raised + self.catch_up(store, also=also)
 
     def run(
         self,
@@ -359,8 +364,8 @@ class Evaluator:
 class LiveRun(Consumer):
     """The evaluator as a consumer of the log, for one ``catch_up``: each batch's alerts,
     suppressions, outbox rows and changed state are written in the transaction that moves
-    the checkpoint. A batch never ends inside an article's facts, so that a report is
-    evaluated whole.
+    the checkpoint. A batch never ends inside an article's facts (``follow_all`` sees to
+    it), so that a report is evaluated whole.
 
     The rule state is read from ``rule_state`` once, then kept by the evaluator from one
     batch and one ``catch_up`` to the next: it is the table's content for as long as the
@@ -373,46 +378,35 @@ class LiveRun(Consumer):
     types = INPUT_TYPES
 
     def __init__(self, evaluator: Evaluator, store: EventStore) -> None:
+        super().__init__()
         self.evaluator = evaluator
         self.store = store
         self.state: State | None = None
         self.sink: LogSink | None = None
         self.raised: list[AlertRaised] = []
 
-    def begin(self, session: Session) -> None:
+    def begin(self, session: Session, at: int) -> None:
         kept, self.evaluator._kept = self.evaluator._kept, None  # changed from here on
-        row = session.get(Checkpoint, CHECKPOINT)  # read and locked by ``follow`` already
-        at = row.seq if row is not None else checkpoint(session, CHECKPOINT)
         self.state = kept[1] if kept is not None and kept[0] == at else State.load(session)
-        self.sink = LogSink(self.store, session)
-
-    def whole(self, events: Sequence[StoredEvent]) -> int:
-        return len(whole_reports(events))
+        self.sink = LogSink(self.store)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         assert self.state is not None and self.sink is not None
         self.evaluator.process(event, self.state, self.sink)
 
-    def end(self, session: Session) -> None:
+    def end(self, session: Session, to: int) -> None:
         assert self.state is not None and self.sink is not None
         self.evaluator.end_report()
-        self.raised.extend(self.sink.flush())
+        self.raised.extend(self.sink.flush(session))
         self.state.flush(session)
-        evaluator, state = self.evaluator, self.state
 
-        def committing(session: Session) -> None:
-            # ``follow`` has set the checkpoint by now: the state is the table's at that seq
-            # once the transaction commits.
-            row = session.get(Checkpoint, CHECKPOINT)
-            if row is None:
-                return
+    def committed(self, to: int) -> None:
+        assert self.state is not None
+        self.evaluator._kept = (to, self.state)  # the table's content at ``to`` from now on
 
-            def committed(_session: Session) -> None:
-                evaluator._kept = (row.seq, state)
-
-            sa_event.listen(session, "after_commit", committed, once=True)
-
-        sa_event.listen(session, "before_commit", committing, once=True)
+    def discard(self) -> None:
+        self.evaluator.report = None  # its facts are evaluated again by the next batch
+        self.state = self.sink = None
 
 
 @dataclass
@@ -461,18 +455,6 @@ def lateness(state: State, at: str) -> str | None:
 def _article_of(event: StoredEvent) -> str | None:
     data = event.data
     return data.article.article_id if isinstance(data, FactReported) else None
-
-
-def whole_reports(events: Sequence[StoredEvent]) -> list[StoredEvent]:
-    """A full batch, less the facts of its last article, which may go on in the next batch.
-    Empty when the batch is all one article (``follow`` then reads a larger batch)."""
-    last = _article_of(events[-1])
-    if last is None:
-        return list(events)
-    cut = len(events)
-    while cut > 0 and _article_of(events[cut - 1]) == last:
-        cut -= 1
-    return list(events[:cut])
 
 
 __all__ = [

@@ -501,11 +501,38 @@ def unknown_template_names(rule: RuleBase) -> list[tuple[str, str, list[Any]]]:
     return found
 
 
+# libyaml's parser when PyYAML was built with it: the pure-Python one took a tenth of
+# `monitor rules check`. Same safe constructors and resolver either way.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for positions) and the plain data of one YAML document, parsed once:
+    what ``yaml.compose`` and ``yaml.safe_load`` give, without parsing the text twice. A file
+    libyaml refuses is parsed again by the pure-Python parser, whose error says more (the
+    character or alias at fault) at the same position."""
+    try:
+        return _parse_yaml(text, _FAST_LOADER)
+    except yaml.YAMLError:
+        if _FAST_LOADER is yaml.SafeLoader:
+            raise
+    return _parse_yaml(text, yaml.SafeLoader)
+
+
+def _parse_yaml(text: str, loader_class: Any) -> tuple[yaml.Node | None, Any]:
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return node, None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
     """The composed node tree (for positions) and the plain data of a YAML file."""
     try:
         text = path.read_text(encoding="utf-8")
-        return yaml.compose(text), yaml.safe_load(text)
+        return parse_yaml(text)
     except OSError as exc:
         raise RuleError([f"{path}: {exc.strerror or exc}"]) from exc
     except UnicodeDecodeError as exc:

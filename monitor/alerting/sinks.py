@@ -28,11 +28,10 @@ class Sink(Protocol):
 class LogSink:
     """The live sink: buffers alerts, suppressions and failures, then ``flush`` appends them
     to the log in one batch and queues one outbox row per routed channel for each alert the
-    log did not hold yet, all inside the evaluator's transaction."""
+    log did not hold yet, all inside the transaction that moves the evaluator's checkpoint."""
 
-    def __init__(self, store: EventStore, session: Session) -> None:
+    def __init__(self, store: EventStore) -> None:
         self.store = store
-        self.session = session
         self.pending: list[NewEvent] = []
 
     def _add(
@@ -68,11 +67,12 @@ class LogSink:
         key = f"rule-failed:{item.rule}:{item.event_id}"
         self._add(f"rule:{item.rule}", item, key, when, cause)
 
-    def flush(self) -> list[AlertRaised]:
-        """Append what was buffered; returns the alerts that are new to the log."""
+    def flush(self, session: Session) -> list[AlertRaised]:
+        """Append what was buffered in ``session``'s transaction; returns the alerts that are
+        new to the log."""
         if not self.pending:
             return []
-        result = self.store.append(self.pending, session=self.session)
+        result = self.store.append(self.pending, session=session)
         self.pending = []
         now = datetime.now(UTC)  # delivery scheduling is wall-clock business, not rule time
         fresh: dict[str, AlertRaised] = {}
@@ -81,7 +81,7 @@ class LogSink:
             if not created or not isinstance(alert, AlertRaised) or alert.alert_id in fresh:
                 continue  # raised before: a replay must not queue it again
             fresh[alert.alert_id] = alert
-            enqueue(self.session, alert.alert_id, alert.channels, now)
+            enqueue(session, alert.alert_id, alert.channels, now)
         return list(fresh.values())
 
 

@@ -51,8 +51,9 @@ def poll(
     *,
     limits: FetchLimits,
     client: httpx.Client,
-) -> tuple[list[FeedItem], PollOutcome]:
-    """Fetch and parse ``feed``; record the outcome in the log; return items and outcome.
+) -> tuple[list[FeedItem], PollOutcome, dict[str, History]]:
+    """Fetch and parse ``feed``; record the outcome in the log; return items, outcome and
+    what the log already says of the items' articles (``article_histories``, for ingest).
 
     ``lease`` is None for a poll outside the schedule (``monitor replay``): no validators are
     sent, so the feed is read in full.
@@ -77,8 +78,16 @@ def poll(
         failed = FeedFailed(feed=feed.name, url=feed.url, reason=str(exc))
         appended = len(store.append([NewEvent(stream=stream, data=failed)]).new)
         log.warning("feed %s failed (%s): %s", feed.name, kind, exc)
-        return [], PollOutcome(
-            ok=False, error=str(exc), error_kind=kind, retry_after=retry_after, appended=appended
+        return (
+            [],
+            PollOutcome(
+                ok=False,
+                error=str(exc),
+                error_kind=kind,
+                retry_after=retry_after,
+                appended=appended,
+            ),
+            {},
         )
     last = store.last_of(stream)  # a feed's stream grows with every change and failure
     recovering = last is not None and last.type == "FeedFailed"
@@ -98,7 +107,7 @@ def poll(
                     )
                 ]
             ).created.count(True)
-        return [], outcome
+        return [], outcome, {}
     items = parsed.items
     histories = article_histories(store, [i.article_id for i in items])
     new = sum(1 for i in items if not histories.get(i.article_id, History()).extracted)
@@ -123,4 +132,4 @@ def poll(
     # FeedPolled last: the stream's last event says how the latest poll went.
     outcome.appended = store.append([*skipped, polled]).created.count(True)
     outcome.items, outcome.new_items, outcome.skipped = len(items), new, len(skipped)
-    return items, outcome
+    return items, outcome, histories

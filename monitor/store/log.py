@@ -28,29 +28,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json, to_json
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlmodel import Session
 
 from monitor.events import SCHEMA_VERSIONS, EventData, as_utc, parse_event_data
 from monitor.store import migrate
 from monitor.store.db import (
     READ_ONLY,
+    SQLITE_BUSY_TIMEOUT_MS,
     check_owner,
     check_sqlite_file,
     make_engine,
     store_error,
 )
-from monitor.store.tables import EventRow
+
+if TYPE_CHECKING:
+    # The ORM (SQLModel, the table classes) only for types here: a command that just reads
+    # through ``read_connection`` (`monitor status`) must not pay for importing it.
+    from sqlmodel import Session
+
+    from monitor.store.tables import EventRow
 
 # Deterministic ids: the same idempotency key always yields the same event id, so a replay
 # into a fresh database reproduces the same ids.
@@ -300,9 +307,9 @@ class _Sql:
         times: dict[Any, datetime | None] = {None: None}
         for seq, id_, stream, version, type_, schema, occurred, recorded, key, data, meta in rows:
             if occurred not in times:
-                times[occurred] = _read_time(occurred)
+                times[occurred] = read_time(occurred)
             if recorded not in times:
-                times[recorded] = _read_time(recorded)
+                times[recorded] = read_time(recorded)
             yield _envelope(
                 {
                     "seq": seq,
@@ -320,7 +327,8 @@ class _Sql:
             )
 
 
-def _read_time(value: str | datetime | None) -> datetime | None:
+def read_time(value: str | datetime | None) -> datetime | None:
+    """A timestamp column as the driver returns it (SQLite: naive UTC text), in UTC."""
     if value is None:
         return None
     if isinstance(value, str):  # SQLite: naive UTC text
@@ -338,6 +346,10 @@ class EventStore:
         self.engine: Engine = make_engine(url, read_only=read_only)
         self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
         self._sql = _Sql(self.engine.dialect.name)
+        # SQLite: this process's writers queue here, handed the lock the moment it is free;
+        # on SQLite's own lock they would poll, sleeping up to 100 ms a try (other processes
+        # still queue there). Reentrant: a nested transaction fails on SQLite's lock, as before.
+        self._writers = None if self._sql.postgres else threading.RLock()
         self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         if create and not read_only:
             try:
@@ -354,16 +366,28 @@ class EventStore:
         self.engine.dispose()
 
     def session(self) -> Session:
+        from sqlmodel import Session
+
         return Session(self.engine, expire_on_commit=False)
 
     def read_session(self) -> Session:
         """A session for reading only: on SQLite it never waits for, or blocks, a writer."""
+        from sqlmodel import Session
+
         return Session(self._reader, expire_on_commit=False)
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """One read transaction on SQLAlchemy Core alone, for fixed SQL (``exec_driver_sql``):
+        what ``read_session`` gives, without importing the ORM, for reads that must start
+        fast (`monitor status`). On SQLite it never waits for, or blocks, a writer."""
+        with self._reader.connect() as connection, connection.begin():
+            yield connection
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One database transaction: commits on success, rolls back on any error."""
-        with self.session() as session:
+        with self._writing(), self.session() as session:
             try:
                 yield session
                 session.commit()
@@ -372,7 +396,21 @@ class EventStore:
                 raise
 
     @contextmanager
-    def _cursor(self, session: Session | None, *, write: bool) -> Iterator[Any]:
+    def _writing(self) -> Iterator[None]:
+        """Hold this process's write turn (SQLite) for one write transaction."""
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            locked = self._driver_error("database is locked (by another thread of this process)")
+            raise DBAPIError.instance(None, None, locked, self._driver_error)
+        try:
+            yield
+        finally:
+            self._writers.release()
+
+    @contextmanager
+    def _cursor(self, session: Session | Connection | None, *, write: bool) -> Iterator[Any]:
         """The driver's cursor inside ``session``'s transaction, or inside a short transaction
         of its own on a pooled connection: a writer's begins with ``BEGIN IMMEDIATE`` on
         SQLite (as every write transaction here does) and commits when the block ends (or
@@ -381,39 +419,47 @@ class EventStore:
         errors come out as SQLAlchemy's, as from any other statement."""
         try:
             if session is not None:
-                session.flush()  # ORM changes made earlier in the session go first
-                cursor = session.connection().connection.cursor()
+                if isinstance(session, Connection):  # a transaction of ``read_connection``
+                    cursor = session.connection.cursor()
+                else:
+                    session.flush()  # ORM changes made earlier in the session go first
+                    cursor = session.connection().connection.cursor()
                 try:
                     yield cursor
                 finally:
                     cursor.close()
                 return
-            connection = self.engine.raw_connection()
-            autocommit = self._sql.postgres and not write
-            try:
-                if autocommit:
-                    connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-                cursor = connection.cursor()
-                try:
-                    if write and not self._sql.postgres:
-                        cursor.execute("BEGIN IMMEDIATE")
-                    yield cursor
-                finally:
-                    cursor.close()
-                if write:
-                    connection.commit()
-                else:
-                    connection.rollback()
-            except BaseException as error:
-                self._abandon(connection, error)
-                raise
-            finally:
-                if autocommit and connection.is_valid:
-                    with suppress(self._driver_error):
-                        connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
-                connection.close()  # back to the pool
+            with self._writing() if write else nullcontext():
+                yield from self._own_cursor(write)
         except self._driver_error as exc:
             raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+
+    def _own_cursor(self, write: bool) -> Iterator[Any]:
+        """A cursor in a short transaction of its own on a pooled connection (see ``_cursor``)."""
+        connection = self.engine.raw_connection()
+        autocommit = self._sql.postgres and not write
+        try:
+            if autocommit:
+                connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            cursor = connection.cursor()
+            try:
+                if write and not self._sql.postgres:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+            finally:
+                cursor.close()
+            if write:
+                connection.commit()
+            else:
+                connection.rollback()
+        except BaseException as error:
+            self._abandon(connection, error)
+            raise
+        finally:
+            if autocommit and connection.is_valid:
+                with suppress(self._driver_error):
+                    connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+            connection.close()  # back to the pool
 
     def _abandon(self, connection: Any, error: BaseException) -> None:
         """Roll back a failed transaction of the store's own. When the connection is gone
@@ -679,7 +725,9 @@ class EventStore:
             if remaining is not None:
                 remaining -= len(rows)
 
-    def _query(self, statement: str, params: Sequence[Any], session: Session | None) -> list[Any]:
+    def _query(
+        self, statement: str, params: Sequence[Any], session: Session | Connection | None
+    ) -> list[Any]:
         with self._cursor(session, write=False) as cursor:
             cursor.execute(statement, params)
             return list(cursor.fetchall())
@@ -694,7 +742,7 @@ class EventStore:
     def get(self, event_id: str) -> StoredEvent | None:
         return next(self._sql.events(self._query(self._sql.by_id, (event_id,), None)), None)
 
-    def head(self, session: Session | None = None) -> int:
+    def head(self, session: Session | Connection | None = None) -> int:
         """The last committed position (in ``session``'s view, when given)."""
         return int(self._query(self._sql.head, (), session)[0][0])
 

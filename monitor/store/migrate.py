@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
-from sqlmodel import SQLModel
 
-import monitor.store.tables  # noqa: F401  (every table on the metadata)
 from monitor.store.db import StoreError
 
 if TYPE_CHECKING:
@@ -98,6 +96,11 @@ def _run(engine: Engine, action: Callable[[Config], None]) -> None:
 
 def _check_complete(engine: Engine) -> None:
     """Fail clearly when tables.py has a table that no migration creates."""
+    # Imported here: reading the revision (every read-only command) needs no table class.
+    from sqlmodel import SQLModel
+
+    import monitor.store.tables  # noqa: F401  (every table on the metadata)
+
     present = set(inspect(engine).get_table_names())
     missing = sorted(set(SQLModel.metadata.tables) - present)
     if missing:

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select
-from sqlalchemy import event as sa_event
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col
@@ -45,11 +44,13 @@ from monitor.store.tables import (
 class Consumer:
     """Something that follows the log: ``apply`` folds one event of ``types`` in.
 
-    ``follow`` calls ``begin`` at the start of each batch's transaction and ``end`` before it
-    commits, so a consumer that keeps its state in memory writes it with the checkpoint.
-    ``whole`` says how many events of a full batch to take now (a consumer may keep together
-    events that belong together); ``version`` changes when the code changes meaning, and
-    the consumer is then ``reset`` (its ``tables`` emptied) and replayed from the start.
+    ``follow`` calls ``begin`` before a batch's first event (with the position the consumer
+    starts after) and ``apply`` for each event, in a read transaction: state is read there
+    and changed in memory (``rows``). ``end`` comes in the write transaction that moves the
+    checkpoint (with the position it will then hold): a consumer that keeps its state in
+    memory writes it there; ``discard`` instead when that batch is not committed. ``version``
+    changes when the code changes meaning, and the consumer is then ``reset`` (its
+    ``tables`` emptied) and replayed from the start.
     """
 
     name: str
@@ -57,126 +58,210 @@ class Consumer:
     version: int = 1
     tables: Sequence[type[SQLModel]] = ()
 
-    def begin(self, session: Session) -> None:
-        return None
+    def __init__(self) -> None:
+        self.held = Held()
+
+    def rows(self, model: type[SQLModel]) -> Rows:
+        """The consumer's rows of one of its tables, read once and kept (see ``Held``)."""
+        return self.held.table(model)
+
+    def begin(self, session: Session, at: int) -> None:
+        self.held.begin(at)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         raise NotImplementedError
 
-    def end(self, session: Session) -> None:
-        return None
+    def end(self, session: Session, to: int) -> None:
+        self.held.write(session)
 
-    def whole(self, events: Sequence[StoredEvent]) -> int:
-        return len(events)
+    def committed(self, to: int) -> None:
+        self.held.committed(to)
+
+    def discard(self) -> None:
+        self.held.discard()
 
     def reset(self, session: Session) -> None:
-        drop_held(session)
+        self.held.discard()
         for table in self.tables:
             session.execute(delete(table))
 
 
+CHECKPOINTS = table_of(Checkpoint)
+
+
 def checkpoint(session: Session, name: str) -> int:
-    """The consumer's position, locked until the transaction ends.
-
-    The row is created if missing and then locked (``FOR UPDATE`` on PostgreSQL; SQLite's
-    write transaction already excludes other writers), so two processes catching up the same
-    consumer take turns instead of both applying the same events.
-    """
-    return _lock_checkpoint(session, name).seq
+    """The consumer's position, locked until the transaction ends (see ``_lock``)."""
+    return _lock(session, [name])[name][0]
 
 
-def _lock_checkpoint(session: Session, name: str) -> Checkpoint:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(Checkpoint).values(name=name, seq=0, version=1).on_conflict_do_nothing())
-    stmt = select(Checkpoint).where(col(Checkpoint.name) == name)
-    if dialect == "postgresql":
+def _lock(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The consumers' positions and versions, each row created if missing and then locked
+    (``FOR UPDATE`` on PostgreSQL, in name order; SQLite's write transaction already excludes
+    other writers), so two processes catching up the same consumer take turns instead of both
+    applying the same events."""
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    insert = pg_insert if postgres else sqlite_insert
+    rows = [{"name": name, "seq": 0, "version": 1} for name in names]
+    connection.execute(insert(CHECKPOINTS).values(rows).on_conflict_do_nothing())
+    c = CHECKPOINTS.c
+    stmt = select(c.name, c.seq, c.version).where(c.name.in_(names)).order_by(c.name)
+    if postgres:
         stmt = stmt.with_for_update()
-    return session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
+    return {name: (seq, version) for name, seq, version in connection.execute(stmt)}
 
 
-def _save_checkpoint(session: Session, name: str, seq: int, version: int | None = None) -> None:
-    row = session.get(Checkpoint, name) or Checkpoint(name=name)
-    row.seq = seq
-    if version is not None:
-        row.version = version
-    session.add(row)
+def _save(session: Session, positions: dict[str, int], versions: dict[str, int]) -> None:
+    c = CHECKPOINTS.c
+    for name, seq in positions.items():
+        values: dict[str, int] = {"seq": seq}
+        if name in versions:
+            values["version"] = versions[name]
+        session.connection().execute(update(CHECKPOINTS).where(c.name == name).values(values))
 
 
 def follow(store: EventStore, consumer: Consumer, batch: int = 500) -> int:
-    """Apply the consumer's events after its checkpoint, a batch per transaction: the one
-    loop that reads the log for projections and the rule evaluator alike.
+    """``follow_all`` for one consumer."""
+    return follow_all(store, [consumer], batch)
 
-    Each batch locks the checkpoint, reads only the consumer's event types up to the log head
-    as seen at the start of its transaction, and writes the checkpoint with the consumer's
-    state before committing: to that head, or to the last event taken when the batch was
-    full. Returns how many events were applied.
+
+def follow_all(store: EventStore, consumers: Sequence[Consumer], batch: int = 500) -> int:
+    """Apply each consumer's events after its own checkpoint, reading the log once for all of
+    them: the one loop that reads the log for projections and the rule evaluator alike.
+
+    A batch reads the consumers' event types up to the log head and applies them in a read
+    transaction, which never waits for nor blocks the log's writer; then one short write
+    transaction locks the checkpoints and, if no other process moved them meanwhile, writes
+    the consumers' state with every checkpoint: to that head, or, when the batch was full, to
+    the end of the last report it holds whole (a batch never ends inside an article's facts,
+    so that rules see a report whole). If one moved, the batch is forgotten and redone from
+    where it now is. Events a consumer appends (alerts) are read by the next batch. Returns
+    how many events were applied, counted once per consumer.
     """
     applied = 0
+    names = [c.name for c in consumers]
     while True:
-        with store.transaction() as session:
-            row = _lock_checkpoint(session, consumer.name)
-            start = row.seq
-            if row.version != consumer.version:
-                if start > 0:
-                    _clear(session, consumer)
-                    start = 0
-                _save_checkpoint(session, consumer.name, 0, consumer.version)
-            head = store.head(session)
-            if head <= start:
-                return applied
-            if type(consumer).whole is Consumer.whole:
-                applied += _stream(store, consumer, session, start, head, batch)
+        with store.read_session() as session:
+            at = _positions(session, names)
+            stale = [c for c in consumers if at.get(c.name, (0, 0))[1] != c.version]
+            if not stale:
+                head = store.head(session)
+                behind = [c for c in consumers if at[c.name][0] < head]
+                if not behind:
+                    return applied
+                work = _Batch(session, behind, {c.name: at[c.name][0] for c in behind})
+                try:
+                    end = work.run(store, head, batch)
+                    applied += work.commit(store, end, {c.name: at[c.name] for c in behind})
+                except BaseException:
+                    work.discard()  # what it changed in memory was not committed
+                    raise
                 continue
-            limit = batch
-            while True:
-                events = list(
-                    store.read(
-                        start,
-                        types=consumer.types,
-                        until=head,
-                        limit=limit,
-                        session=session,
-                        batch=batch,
-                    )
-                )
-                full = len(events) == limit
-                taken = consumer.whole(events) if full else len(events)
-                if taken or not full:
-                    break
-                limit *= 2  # nothing whole fits in a batch: read a larger one
-            consumer.begin(session)
-            for event in events[:taken]:
-                consumer.apply(session, event)
-            consumer.end(session)
-            end = events[taken - 1].seq if full else head
-            _save_checkpoint(session, consumer.name, end)
-            applied += taken
+        _prepare(store, stale)
 
 
-def _stream(
-    store: EventStore, consumer: Consumer, session: Session, start: int, head: int, batch: int
-) -> int:
-    """One batch of ``follow`` for a consumer that takes any number of events: each event is
-    applied as it is read and then dropped, instead of a whole batch of them held in a list
-    (a batch of live objects costs allocations and garbage-collector passes, measurably)."""
-    consumer.begin(session)
-    taken, last = 0, start
-    for event in store.read(
-        start, types=consumer.types, until=head, limit=batch, session=session, batch=batch
-    ):
-        consumer.apply(session, event)
-        taken, last = taken + 1, event.seq
-    consumer.end(session)
-    _save_checkpoint(session, consumer.name, last if taken == batch else head)
-    return taken
+def _positions(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    c = CHECKPOINTS.c
+    stmt = select(c.name, c.seq, c.version).where(c.name.in_(names))
+    return {name: (seq, version) for name, seq, version in session.connection().execute(stmt)}
 
 
-def _clear(session: Session, consumer: Consumer) -> None:
+def _prepare(store: EventStore, consumers: Sequence[Consumer]) -> None:
+    """Create the consumers' checkpoints, and restart those whose code changed version."""
+    with store.transaction() as session:
+        at = _lock(session, [c.name for c in consumers])
+        for consumer in consumers:
+            if at[consumer.name][1] != consumer.version:
+                _restart(session, consumer)
+
+
+def _restart(session: Session, consumer: Consumer) -> None:
+    """Empty the consumer's tables and set its checkpoint to the start, at its version."""
     consumer.reset(session)
-    session.execute(delete(Checkpoint).where(col(Checkpoint.name) == consumer.name))
-    session.flush()
-    session.expunge_all()
+    session.expunge_all()  # rows of the emptied tables may be in the session
+    _save(session, {consumer.name: 0}, {consumer.name: consumer.version})
+
+
+class _Batch:
+    """One batch of ``follow_all``: events are applied as they are read and then dropped (a
+    batch of live objects held in a list costs allocations and garbage-collector passes,
+    measurably), all but the current report's facts, held until the report ends."""
+
+    def __init__(self, session: Session, consumers: Sequence[Consumer], at: dict[str, int]):
+        self.session = session
+        self.consumers = consumers
+        self.at = at
+        self.begun: set[str] = set()
+        self.applied = 0
+
+    def run(self, store: EventStore, head: int, batch: int) -> int:
+        """Apply the batch's events; returns the position it ends at."""
+        start = min(self.at.values())
+        types = sorted({t for c in self.consumers for t in c.types})
+        limit = batch
+        while True:
+            held: list[StoredEvent] = []
+            held_report: str | None = None
+            done: int | None = None
+            read = 0
+            events = store.read(
+                start, types=types, until=head, limit=limit, session=self.session, batch=batch
+            )
+            for event in events:
+                read += 1
+                report = _report_of(event)
+                if held and (held_report is None or report != held_report):
+                    done = self._apply(held)
+                    held = []
+                held.append(event)
+                held_report = report
+            if read < limit:
+                if held:
+                    self._apply(held)
+                return head
+            if done is not None:
+                return done
+            limit *= 2  # all one report, maybe unfinished: read a larger batch
+
+    def commit(self, store: EventStore, end: int, expected: dict[str, tuple[int, int]]) -> int:
+        """Write the consumers' state and checkpoints at ``end``, unless another process
+        moved a checkpoint since the batch read it; returns how many events it applied."""
+        with store.transaction() as session:
+            if _lock(session, list(expected)) != expected:
+                self.discard()
+                return 0
+            moved = [c for c in self.consumers if self.at[c.name] < end]
+            for consumer in moved:
+                self._begin(consumer)
+                consumer.end(session, end)
+            _save(session, {c.name: end for c in moved}, {})
+        for consumer in moved:
+            consumer.committed(end)
+        return self.applied
+
+    def discard(self) -> None:
+        for consumer in self.consumers:
+            consumer.discard()
+
+    def _apply(self, events: Sequence[StoredEvent]) -> int:
+        for event in events:
+            for consumer in self.consumers:
+                if event.seq > self.at[consumer.name] and event.type in consumer.types:
+                    self._begin(consumer)
+                    consumer.apply(self.session, event)
+                    self.applied += 1
+        return events[-1].seq
+
+    def _begin(self, consumer: Consumer) -> None:
+        if consumer.name not in self.begun:
+            self.begun.add(consumer.name)
+            consumer.begin(self.session, self.at[consumer.name])
+
+
+def _report_of(event: StoredEvent) -> str | None:
+    """The article whose facts the event reports: its facts are appended together."""
+    data = event.data
+    return data.article.article_id if isinstance(data, FactReported) else None
 
 
 def rebuild(store: EventStore, projection: Consumer, batch: int = 2000) -> int:
@@ -186,8 +271,8 @@ def rebuild(store: EventStore, projection: Consumer, batch: int = 2000) -> int:
     projection whose next ``follow`` finishes the job.
     """
     with store.transaction() as session:
-        _lock_checkpoint(session, projection.name)
-        _clear(session, projection)
+        _lock(session, [projection.name])
+        _restart(session, projection)
     return follow(store, projection, batch)
 
 
@@ -220,41 +305,35 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-# --- rows held for the transaction ---------------------------------------------------------------
+# --- rows held between batches ------------------------------------------------------------------
 
 
 class Rows:
-    """One projection table's rows as plain dicts, each read at most once per transaction and
-    written back, changed rows only, in one upsert just before the transaction commits.
+    """One projection table's rows as plain dicts, each read at most once and written back,
+    changed rows only, in one upsert when the batch commits.
 
     A projection folds hundreds of events into a handful of rows; reading and writing each
-    row once per batch instead of once per event is what makes a rebuild fast. The rows live
-    in ``session.info``, so they never outlive the transaction that read them: another
-    transaction (another worker) always reads what is committed.
+    row once per batch instead of once per event is what makes a rebuild fast, and keeping
+    the rows read from one batch to the next (``Held``) is what makes following the log
+    cheap: a busy series is read once, not once per batch.
     """
 
-    def __init__(self, session: Session, model: type[SQLModel]) -> None:
-        self.session = session
+    def __init__(self, model: type[SQLModel]) -> None:
         self.table: Table = table_of(model)
         self.keys = [c.name for c in self.table.primary_key.columns]
         self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         self.dirty: set[tuple[Any, ...]] = set()
+        self.read: set[tuple[Any, ...]] = set()
+        self.by_key = select(self.table).where(
+            *(self.table.c[k] == bindparam(k) for k in self.keys)
+        )
 
-    @classmethod
-    def of(cls, session: Session, model: type[SQLModel]) -> Rows:
-        held: dict[type[SQLModel], Rows] = session.info.setdefault(HELD, {})
-        if not held:
-            sa_event.listen(session, "before_commit", write_held)
-        rows = held.get(model)
-        if rows is None:
-            rows = held[model] = cls(session, model)
-        return rows
-
-    def get(self, *key: Any) -> dict[str, Any] | None:
+    def get(self, session: Session, *key: Any) -> dict[str, Any] | None:
         if key not in self.rows:
-            where = [self.table.c[k] == v for k, v in zip(self.keys, key, strict=True)]
-            found = self.session.connection().execute(select(self.table).where(*where)).first()
+            values = dict(zip(self.keys, key, strict=True))
+            found = session.connection().execute(self.by_key, values).first()
             self.rows[key] = dict(found._mapping) if found is not None else None
+            self.read.add(key)
         return self.rows[key]
 
     def put(self, row: dict[str, Any]) -> None:
@@ -262,34 +341,58 @@ class Rows:
         self.rows[key] = row
         self.dirty.add(key)
 
-    def write(self) -> None:
+    def write(self, into: Session) -> None:
         changed = [row for k in sorted(self.dirty, key=repr) if (row := self.rows[k])]
-        self.dirty.clear()
         if not changed:
             return
-        dialect = self.session.get_bind().dialect.name
+        dialect = into.get_bind().dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(self.table)
         others = [c.name for c in self.table.columns if c.name not in self.keys]
         stmt = stmt.on_conflict_do_update(
             index_elements=self.keys, set_={c: stmt.excluded[c] for c in others}
         )
-        self.session.connection().execute(stmt, changed)
+        into.connection().execute(stmt, changed)
+
+    def committed(self) -> None:
+        """Keep the rows read (what the table now holds for them); forget the rows only
+        written (an alert's row is never read again: kept, they would only pile up)."""
+        for key in self.dirty - self.read:
+            del self.rows[key]
+        self.dirty.clear()
 
 
-HELD = "monitor_projection_rows"
+class Held:
+    """A consumer's rows, kept from one batch to the next for as long as its checkpoint stays
+    where the consumer's last commit left it: they are then what the tables hold. When the
+    checkpoint has moved (another process followed the log, the consumer was reset) or a
+    batch did not commit, they are forgotten and read again."""
 
+    def __init__(self) -> None:
+        self.tables: dict[type[SQLModel], Rows] = {}
+        self.at: int | None = None
 
-def write_held(session: Session) -> None:
-    """Write every held row of the session's transaction (its ``before_commit`` hook)."""
-    for rows in session.info.get(HELD, {}).values():
-        rows.write()
+    def table(self, model: type[SQLModel]) -> Rows:
+        rows = self.tables.get(model)
+        if rows is None:
+            rows = self.tables[model] = Rows(model)
+        return rows
 
+    def begin(self, at: int) -> None:
+        if at != self.at:
+            self.discard()
 
-def drop_held(session: Session) -> None:
-    """Forget held rows (their tables were just emptied)."""
-    for rows in session.info.get(HELD, {}).values():
-        rows.rows.clear()
-        rows.dirty.clear()
+    def write(self, into: Session) -> None:
+        for rows in self.tables.values():
+            rows.write(into)
+
+    def committed(self, at: int) -> None:
+        for rows in self.tables.values():
+            rows.committed()
+        self.at = at
+
+    def discard(self) -> None:
+        self.tables.clear()
+        self.at = None
 
 
 class ConflictState(Consumer):
@@ -312,8 +415,8 @@ class ConflictState(Consumer):
         if isinstance(fact, Casualties):
             self._casualties(session, data.watch, fact, event.id, when)
         elif isinstance(fact, Ceasefire):
-            ceasefires = Rows.of(session, CeasefireState)
-            row = ceasefires.get(data.watch)
+            ceasefires = self.rows(CeasefireState)
+            row = ceasefires.get(session, data.watch)
             if row is not None and _older(when, row["updated_at"]):
                 return
             ceasefires.put(
@@ -326,8 +429,8 @@ class ConflictState(Consumer):
                 }
             )
         elif isinstance(fact, ThirdParty):
-            parties = Rows.of(session, ThirdPartyState)
-            row = parties.get(data.watch, fact.actor)
+            parties = self.rows(ThirdPartyState)
+            row = parties.get(session, data.watch, fact.actor)
             if row is None:
                 parties.put(
                     {
@@ -341,15 +444,14 @@ class ConflictState(Consumer):
             elif fact.kind not in row["kinds"]:
                 parties.put({**row, "kinds": sorted({*row["kinds"], fact.kind})})
 
-    @staticmethod
     def _casualties(
-        session: Session, watch: str, fact: Casualties, event_id: str, when: datetime | None
+        self, session: Session, watch: str, fact: Casualties, event_id: str, when: datetime | None
     ) -> None:
         if not fact.cumulative or fact.historical or fact.count is None:
             return
-        series = Rows.of(session, SeriesState)
+        series = self.rows(SeriesState)
         key = (watch, fact.side or "-", fact.category, fact.outcome)
-        row = series.get(*key)
+        row = series.get(session, *key)
         if row is None:
             row = {
                 "watch": watch,
@@ -388,8 +490,8 @@ class FeedHealthProjection(Consumer):
     def apply(self, session: Session, event: StoredEvent) -> None:
         data = event.data
         assert isinstance(data, FeedPolled | FeedFailed)
-        feeds = Rows.of(session, FeedHealth)
-        row = dict(feeds.get(data.feed) or NEW_FEED, feed=data.feed)
+        feeds = self.rows(FeedHealth)
+        row = dict(feeds.get(session, data.feed) or NEW_FEED, feed=data.feed)
         row["url"] = row["url"] or data.url
         row["polls"] += 1
         if isinstance(data, FeedPolled):
@@ -421,7 +523,7 @@ class AlertsProjection(Consumer):
     def apply(self, session: Session, event: StoredEvent) -> None:
         data = event.data
         assert isinstance(data, AlertRaised)
-        Rows.of(session, AlertState).put(
+        self.rows(AlertState).put(
             {
                 "alert_id": data.alert_id,
                 "seq": event.seq,

@@ -22,7 +22,7 @@ from sqlmodel import col
 from monitor.config import FeedConfig
 from monitor.events import AlertRaised, AlertSuppressed, Evidence, as_utc
 from monitor.notify.admin import DeliveryState, delivery_states
-from monitor.observability import status_snapshot
+from monitor.status import status_snapshot
 from monitor.store.log import IN_CHUNK, EventStore, StoredEvent, to_stored
 from monitor.store.tables import (
     AlertState,

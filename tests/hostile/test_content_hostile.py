@@ -16,7 +16,7 @@ from monitor.extract.text import TextError, article_text, decode
 from monitor.pipeline import ingest_item
 from monitor.sources.feeds import FeedItem
 from monitor.store.log import EventStore
-from tests.support.daemon_helpers import run_cli
+from tests.support.cli import run_cli
 from tests.support.httpserver import LOCAL_LIMITS, Reply, TestServer
 
 SENTENCE = "The mayor of Zürich met the café owners of São Paulo in Kraków on Tuesday."

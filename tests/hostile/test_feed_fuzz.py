@@ -144,7 +144,7 @@ def test_polling_and_ingesting_fuzzed_feeds_never_raises(folder: Path, data: byt
     try:
         with new_client(limits) as client:
             feed = FeedConfig(name="fuzz", url=feed_file.as_uri())
-            items, outcome = poll(store, feed, None, limits=limits, client=client)
+            items, outcome, _ = poll(store, feed, None, limits=limits, client=client)
             assert outcome.ok or outcome.error
             for item in items:
                 result = ingest_item(store, item, [], limits=limits, client=client)

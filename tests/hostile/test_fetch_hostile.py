@@ -57,7 +57,7 @@ def internal() -> Iterator[TestServer]:
 def run(store: EventStore, feed: FeedConfig, limits: FetchLimits) -> dict[str, str]:
     """The daemon's path: poll the feed, ingest every item; each item's outcome by URL."""
     with new_client(limits) as client:
-        items, outcome = poll(store, feed, None, limits=limits, client=client)
+        items, outcome, _ = poll(store, feed, None, limits=limits, client=client)
         assert outcome.ok, outcome.error
         results = [ingest_item(store, i, [], limits=limits, client=client) for i in items]
     return {r.url: r.status if r.status != "failed" else f"failed: {r.reason}" for r in results}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from monitor.store.log import EventStore
 from tests.conftest import RULES, shared_dir
-from tests.support.daemon_helpers import run_cli
+from tests.support.cli import run_cli
 
 ARTICLE = "Ruritanian officials said 9 soldiers were killed near the border on Monday."
 

@@ -89,7 +89,7 @@ def test_a_dripping_feed_fails_its_poll_in_time_and_is_recorded(tmp_path: Path) 
         with dripping(HEADERS, 0.5) as base, new_client(LIMITS) as client:
             feed = FeedConfig(name="drip", url=f"{base}/feed.xml")
             started = time.monotonic()
-            items, outcome = poll(store, feed, None, limits=LIMITS, client=client)
+            items, outcome, _ = poll(store, feed, None, limits=LIMITS, client=client)
             took = time.monotonic() - started
         assert items == [] and not outcome.ok and outcome.error_kind == "timeout"
         assert took < 3.5

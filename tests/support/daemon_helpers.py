@@ -118,14 +118,6 @@ def start(config: Path, log: Path, env: dict[str, str] | None = None) -> subproc
     )
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full = {**os.environ, **(env or {})}
-    full.pop("MONITOR_CONFIG", None)
-    return subprocess.run(
-        [*MONITOR, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=full
-    )
-
-
 def stop(proc: subprocess.Popen, timeout: float = 15) -> tuple[int, float]:
     """SIGTERM, then the exit status and how long the process took to exit."""
     started = time.monotonic()
