@@ -39,8 +39,13 @@ from monitor.events import (
     FactReported,
     parse_event_data,
 )
-from monitor.extract.normalize import DEFAULT_BUDGET
-from monitor.extract.pool import Extraction, ExtractJob, ExtractOutcome, ExtractPool
+from monitor.extract.pool import (
+    DEFAULT_BUDGET,
+    Extraction,
+    ExtractJob,
+    ExtractOutcome,
+    ExtractPool,
+)
 from monitor.extract.text import ArticleText, TextHeader, decode, normalize_text, split_header
 from monitor.sources.feeds import FeedItem
 from monitor.sources.fetch import Fetched, FetchError, FetchLimits, fetch_link

@@ -276,3 +276,62 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except OSError:
         return False
+
+
+PARENT = """
+import json, sys
+from pathlib import Path
+from monitor.extract.pool import ExtractJob, ExtractPool
+from monitor.watches import load_watch
+page, watch = Path(sys.argv[1]).read_bytes(), load_watch(Path(sys.argv[2]))
+pool = ExtractPool(2)
+outcome = pool.run(ExtractJob(body=page, url="x", watches=[watch], budget=5))
+pool.close()
+heavy = ["trafilatura", "lxml", "htmldate", "monitor.extract.html", "monitor.extract.normalize",
+         "monitor.extract.worker", "monitor.extract.gazetteer"]
+print(json.dumps([len(outcome.found[0].facts), [m for m in heavy if m in sys.modules]]))
+"""
+
+
+def test_the_process_owning_the_pool_loads_no_extractor() -> None:
+    """The daemon hands pages over and gets facts back; trafilatura, lxml and the readers stay
+    in the workers (in the daemon they cost ~10 MB and every garbage collection a walk)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", PARENT, PAGES[0], RULES / "watches" / "nagorno-karabakh.yaml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    facts, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert facts > 0 and loaded == []
+
+
+def test_workers_start_with_the_extractors_loaded_and_frozen(pool: ExtractPool) -> None:
+    """The fork server loads and warms the extractors and freezes them (the import is silent
+    when it fails: a worker would then load them itself, unshared)."""
+    import gc
+    import subprocess
+    import sys
+
+    pool.start()
+    frozen = pool._current().submit(gc.get_freeze_count).result(timeout=60)
+    probe = "import gc, monitor.extract.pool; gc.freeze(); print(gc.get_freeze_count())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    without_extractors = int(done.stdout)
+    assert frozen > without_extractors + 10_000  # the extractors' objects are frozen too
+
+
+def test_reading_a_page_leaves_no_page_text_in_trafilaturas_caches() -> None:
+    """trafilatura caches whole element texts from page to page (~20 MB a worker, measured):
+    they are let go once each page is read, in the workers and everywhere else."""
+    from trafilatura.utils import line_processing, trim
+
+    trim("some text  to fill the cache")
+    assert trim.cache_info().currsize > 0
+    text = article_text(PAGES[0].read_bytes(), url=PAGES[0].as_uri())
+    assert text.text and text.title
+    assert trim.cache_info().currsize == 0 and line_processing.cache_info().currsize == 0

@@ -735,7 +735,8 @@ def test_a_named_year_is_historical_only_before_the_articles_own(
 def test_the_daemon_path_passes_the_feed_entrys_date_to_the_reader() -> None:
     from datetime import UTC, datetime
 
-    from monitor.extract.pool import ExtractJob, extract_article
+    from monitor.extract.pool import ExtractJob
+    from monitor.extract.worker import extract_article
 
     page = (
         b"<html><body><article><p>At least 40 Varan soldiers were killed in the 2025 shelling "

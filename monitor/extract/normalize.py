@@ -30,6 +30,7 @@ from monitor.extract.analysis import (
 )
 from monitor.extract.gazetteer import Mention, find_mentions, home_states, trie_pattern, watch_key
 from monitor.extract.numbers import Quantity, find_quantities
+from monitor.extract.pool import DEFAULT_BUDGET
 from monitor.extract.reader import FactReader
 from monitor.extract.sentences import split_sentences
 from monitor.watches import Watch
@@ -58,11 +59,6 @@ _TRIGGER = re.compile(r"\b(?:" + trie_pattern(list(_STEM_TOPICS)) + ")")
 _TYPE_RANK = {r.topic: rank for rank, r in enumerate(READERS)}
 # Longer texts are cut: past this size an "article" is a dump, and the cost would be unbounded.
 MAX_TEXT = 200_000
-
-
-# CPU seconds one text may cost before its extraction is abandoned (config: extract_budget).
-# A news article takes milliseconds; only a hostile or broken text comes near this.
-DEFAULT_BUDGET = 5.0
 
 
 class BudgetExceeded(Exception):

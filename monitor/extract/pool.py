@@ -1,11 +1,13 @@
 """The CPU half of ingest, one article at a time: page -> text -> relevant watches -> facts.
 
-``extract_article`` is pure computation on plain data (pydantic models in and out, no store,
-no network), so it can run in another process: ``ExtractPool`` runs it in worker processes
-(``cpu_workers`` of them, so that every core reads articles while the poll threads fetch and
-the one writer appends), or on the calling thread when ``cpu_workers`` is 0 or 1.
+``extract_article`` (``monitor.extract.worker``) is pure computation on plain data (the
+pydantic models here in and out, no store, no network), so it can run in another process:
+``ExtractPool`` runs it in worker processes (``cpu_workers`` of them, so that every core reads
+articles while the poll threads fetch and the one writer appends), or on the calling thread
+when ``cpu_workers`` is 0 or 1. This module is the daemon's side of it and loads no extractor.
 
-Workers start from a forkserver (never ``fork``: the daemon has threads). A worker that dies
+Workers start from a forkserver (never ``fork``: the daemon has threads), which loads and
+warms the extractors once (``monitor.extract.forkserver``). A worker that dies
 (killed, out of memory, a crash in C code) breaks the pool: the pool is rebuilt and the
 article is tried once more; if it is lost again, the outcome says so and the pipeline records
 a retryable ``ArticleFailed``. An article that runs past ``hang_after`` seconds of wall time
@@ -18,7 +20,6 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -28,8 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from monitor.events import Fact
-from monitor.extract.normalize import Budget, normalize
-from monitor.extract.text import ArticleText, TextError, article_text
+from monitor.extract.text import ArticleText
 from monitor.watches import Watch
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 # worker is stopped: far above any real page (tens of milliseconds), so only a hang hits it.
 HANG_FLOOR = 60.0
 ATTEMPTS = 2  # tries of one article when its worker dies under it
+# CPU seconds one article's normalization may take, over all its watches (config:
+# extract_budget). A news article takes milliseconds; only a hostile or broken text comes near.
+DEFAULT_BUDGET = 5.0
 
 
 class ExtractJob(BaseModel):
@@ -69,61 +72,28 @@ class ExtractOutcome(BaseModel):
     retryable: bool | None = None  # None: the failure's stage decides (ArticleFailed)
 
 
-def extract_article(job: ExtractJob) -> ExtractOutcome:
-    """Text, relevance and facts of one page. Never raises for a bad page: a page without
-    text is an outcome with ``error``; a failing reader or budget is in ``problems``."""
-    try:
-        text = article_text(
-            job.body, url=job.url, content_type=job.content_type, metadata=job.metadata
-        )
-    except TextError as exc:
-        return ExtractOutcome(error=str(exc))
-    budget = Budget(job.budget)  # shared by the watches: one allowance per article
-    found = []
-    for watch in job.watches:
-        if not watch.is_relevant(text.text):
-            continue
-        result = normalize(text.text, watch, budget, job.published or text.published)
-        problems = [result.failed] if result.failed else result.problems
-        found.append(WatchFacts(watch=watch.id, facts=result.facts, problems=problems))
-    return ExtractOutcome(text=text, found=found)
+# The pool submits these, never ``monitor.extract.worker``'s functions themselves: pickling a
+# function imports its module in this process, and the daemon's own process must not load what
+# the workers load (trafilatura, lxml and the fact readers: ~10 MB that it never uses). In a
+# worker, the import finds the module that its fork server loaded already.
+
+
+def _read(job: ExtractJob) -> ExtractOutcome:
+    from monitor.extract import worker
+
+    return worker.extract_article(job)
+
+
+def _start(owner: int) -> None:
+    from monitor.extract import worker
+
+    worker.start(owner)
 
 
 def _warm_up() -> None:
-    """Build the gazetteer and compile the patterns once per worker, before its first
-    article, so that no article's CPU budget pays for them."""
-    normalize("Warm-up: 3 soldiers were killed near the border, officials said.")
+    from monitor.extract import worker
 
-
-def _worker_start(owner: int) -> None:
-    """A worker's first step: watch the process that owns the pool, then warm up.
-
-    A worker blocked on its job queue never notices that the daemon is gone (killed, say):
-    it holds both ends of that queue, and the write end of its fork server's lifeline, so
-    without the watch the workers and their server outlive the daemon for good."""
-    threading.Thread(target=_leave_with, args=(owner,), name="owner watch", daemon=True).start()
-    _warm_up()
-
-
-def _leave_with(owner: int, every: float = 1.0) -> None:
-    while _alive(owner):
-        time.sleep(every)
-    os._exit(0)
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie waiting for its parent to reap it."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True  # no /proc here: a signal 0 that reached it is all we know
+    worker.warm_up()
 
 
 def pool_size(setting: int | None) -> int:
@@ -152,6 +122,8 @@ class ExtractPool:
         """Start reading ``job`` and return at once (inline: read it now), so that a poll can
         fetch its next page while this one is read and keep every worker busy."""
         if self.inline:
+            from monitor.extract.worker import extract_article
+
             return Extraction(self, job, outcome=extract_article(job))
         return Extraction(self, job)
 
@@ -163,7 +135,7 @@ class ExtractPool:
         while True:
             executor = self._current()
             try:
-                return executor, executor.submit(extract_article, job)
+                return executor, executor.submit(_read, job)
             except BrokenProcessPool:
                 self._replace(executor)  # it broke under another thread's article
             except RuntimeError:
@@ -197,12 +169,12 @@ class ExtractPool:
                 raise RuntimeError("the extraction pool is closed")
             if self._executor is None:
                 context = multiprocessing.get_context("forkserver")
-                # Workers fork from a server that has imported the extractors once.
-                context.set_forkserver_preload([__name__])
+                # Workers fork from a server that has loaded and warmed the extractors once.
+                context.set_forkserver_preload(["monitor.extract.forkserver"])
                 self._executor = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
-                    initializer=_worker_start,
+                    initializer=_start,
                     initargs=(os.getpid(),),
                 )
             return self._executor

@@ -1,30 +1,21 @@
-"""Article text: HTML pages to clean main text with trafilatura; plain text passes through.
+"""Article text: HTML pages to clean main text (``monitor.extract.html``); plain text passes
+through.
 
-Only this module knows trafilatura. It takes bytes as fetched (any encoding), so that a
-wrongly declared charset or a binary blob becomes a clear error, never a crash upstream.
+It takes bytes as fetched (any encoding), so that a wrongly declared charset or a binary blob
+becomes a clear error, never a crash upstream. The models and the decoding here are light: the
+daemon's own process uses them, while only the extraction workers load trafilatura.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
-from html import unescape
 
 import dateparser
-import trafilatura
-from htmldate import find_date
-from lxml.html import HtmlElement
 from pydantic import BaseModel
-from trafilatura.metadata import examine_meta, extract_meta_json, extract_title, extract_url
-from trafilatura.settings import Document, set_date_params
-from trafilatura.utils import line_processing, load_html
-
-# Pages larger than this are refused before parsing: lxml would need many times as much memory.
-MAX_HTML_BYTES = 8 * 1024 * 1024
 
 
 class TextError(ValueError):
@@ -62,7 +53,7 @@ def _decode(raw: bytes, declared: str | None) -> tuple[str, str]:
     ):
         if raw.startswith(bom):
             return raw.decode(marked, errors="replace"), marked
-    charset = _codec(declared)
+    charset = charset_codec(declared)
     if charset is not None:
         try:
             return raw.decode(charset, errors="replace"), charset
@@ -76,7 +67,7 @@ def _decode(raw: bytes, declared: str | None) -> tuple[str, str]:
     return (text, "utf-8") if good > bad else (raw.decode("cp1252", errors="replace"), "cp1252")
 
 
-def _codec(name: str | None) -> str | None:
+def charset_codec(name: str | None) -> str | None:
     """The Python codec for a declared charset name, or None when it names none."""
     if not name:
         return None
@@ -121,7 +112,7 @@ def clean(text: str, what: str, raw: bytes | None = None) -> str:
     return text.replace("\x00", "") if controls else text
 
 
-def _decoded(raw: bytes | str, declared: str | None, what: str) -> str:
+def decode_checked(raw: bytes | str, declared: str | None, what: str) -> str:
     """The text of `raw`, decoded (`decode`) and cleaned (`clean`)."""
     if isinstance(raw, str):
         return clean(raw, what)
@@ -191,78 +182,11 @@ def parse_published(value: str) -> datetime | None:
 
 
 def from_plain(raw: bytes | str, declared: str | None = None) -> ArticleText:
-    text = _decoded(raw, declared, "text")
+    text = decode_checked(raw, declared, "text")
     header, text = split_header(normalize_text(text))
     if not text.strip():
         raise TextError("empty text")
     return ArticleText(text=text, title=header.title, published=header.published)
-
-
-def from_html(
-    raw: bytes | str,
-    url: str | None = None,
-    declared: str | None = None,
-    *,
-    metadata: bool = True,
-) -> ArticleText:
-    """The main text of a page; with `metadata`, also the page's own title and date (the
-    only metadata we keep: the pipeline asks for them only when the feed entry lacks them,
-    since trafilatura's full metadata pass costs a third of its extraction)."""
-    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
-    if size > MAX_HTML_BYTES:
-        raise TextError(f"page of {size} bytes exceeds the {MAX_HTML_BYTES}-byte limit")
-    if isinstance(raw, bytes) and not _codec(declared):
-        declared = sniff_charset(raw)
-    html = _decoded(raw, declared, "HTML")
-    title = published = None
-    page: str | HtmlElement = html
-    if metadata:
-        tree = load_html(html)  # parsed once: the metadata and the text read the same tree
-        if tree is None:
-            raise TextError("no main text found in page")
-        title, published, url = _title_and_date(tree, url)
-        page = tree
-    doc = trafilatura.bare_extraction(
-        page,
-        url=url,
-        include_comments=False,
-        include_tables=False,
-        include_images=False,
-        with_metadata=False,
-        deduplicate=False,
-    )
-    if not isinstance(doc, Document) or not doc.text or not doc.text.strip():
-        raise TextError("no main text found in page")
-    return ArticleText(
-        title=title,
-        text=normalize_text(doc.text),
-        published=_parse_date(published),
-    )
-
-
-def _title_and_date(
-    tree: HtmlElement, url: str | None
-) -> tuple[str | None, str | None, str | None]:
-    """Title, date and canonical URL as trafilatura's metadata pass finds them, without the
-    rest of that pass (authors, categories, tags, site name, licence), which we never use."""
-    meta = examine_meta(tree)
-    with contextlib.suppress(Exception):  # trafilatura guards its JSON-LD reader the same way
-        meta = extract_meta_json(tree, meta)
-    title = meta.title or extract_title(tree)
-    page_url = meta.url or extract_url(tree, url)
-    date = find_date(tree, **{**set_date_params(True), "url": page_url})
-    if title:
-        title = line_processing(unescape(title[:9999] + "…" if len(title) > 10000 else title))
-    return title or None, date, url or page_url
-
-
-def _parse_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def looks_like_html(raw: bytes | str, content_type: str | None = None) -> bool:
@@ -283,6 +207,10 @@ def article_text(
     `metadata`: read the page's own title and date too (a plain text's header is always read)."""
     declared = _charset(content_type)
     if looks_like_html(raw, content_type):
+        # Loaded on the first page, not with this module: the daemon's own process hands
+        # pages to the workers and never parses one, and trafilatura with lxml is ~15 MB.
+        from monitor.extract.html import from_html
+
         return from_html(raw, url=url, declared=declared, metadata=metadata)
     return from_plain(raw, declared)
 
