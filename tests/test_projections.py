@@ -16,6 +16,7 @@ from monitor.store.log import EventStore, NewEvent, StoredEvent
 from monitor.store.projections import (
     AlertsProjection,
     ConflictState,
+    Consumer,
     FeedHealthProjection,
     all_projections,
     checkpoint,
@@ -106,8 +107,21 @@ def test_live_state_is_what_the_events_say(sqlite_url: str) -> None:
 def test_consumers_followed_together_read_each_event_once(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One pass for several consumers at different positions (one just reset by a new
-    version): each event is read once, and the state is what each would reach alone."""
+    """One pass for several consumers at different positions, two of them wanting the same
+    events: each event is read once, and the state is what each would reach alone."""
+
+    class Facts(Consumer):
+        """A second consumer of the facts ConflictState reads."""
+
+        name, types = "fact_count", ("FactReported",)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[int] = []
+
+        def apply(self, session: Session, event: StoredEvent) -> None:
+            self.seen.append(event.seq)
+
     store = EventStore(sqlite_url)
     fill(store, range(12), live=False)
     follow(store, FeedHealthProjection())  # ahead of the others
@@ -122,11 +136,13 @@ def test_consumers_followed_together_read_each_event_once(
             yield event
 
     monkeypatch.setattr(store, "read", counting)
-    assert follow_all(store, all_projections()) > 0
+    facts = Facts()
+    assert follow_all(store, [*all_projections(), facts]) > 0
     monkeypatch.undo()
     assert len(yielded) == len(set(yielded))  # no event read twice
     wanted = {t for p in all_projections() for t in p.types}
     assert set(yielded) == {e.seq for e in read(types=sorted(wanted))}
+    assert facts.seen == [e.seq for e in read(types=["FactReported"])]
     fill(store, range(30, 45), live=False)
     follow_all(store, all_projections(), batch=7)  # many batches, each ending on a report
     together = dump_state(store, all_projections())

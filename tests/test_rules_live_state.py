@@ -77,6 +77,21 @@ def setting(tmp_path: Path) -> tuple[Path, list]:
     return tmp_path, events
 
 
+def half_evaluated(
+    setting: tuple[Path, list],
+) -> tuple[tuple[list[str], dict[tuple[str, str], dict]], EventStore, Evaluator]:
+    """The reference outcome, and a live log whose first half one evaluator has caught up
+    with while its second half waits."""
+    tmp_path, events = setting
+    store = EventStore(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    evaluator = Evaluator(load_rules(tmp_path))
+    half = len(events) // 2
+    store.append(events[:half])
+    evaluator.catch_up(store)
+    store.append(events[half:])
+    return reference(tmp_path, events), store, evaluator
+
+
 def test_state_is_read_once_while_only_this_evaluator_moves_the_checkpoint(
     setting: tuple[Path, list], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,14 +133,7 @@ def test_state_is_read_again_after_a_transaction_that_did_not_commit(
 ) -> None:
     """A batch evaluated (its state changed in memory) and then rolled back must not leave
     that memory in use: the retry reads the table and raises what one clean run raises."""
-    tmp_path, events = setting
-    expected = reference(tmp_path, events)
-    store = EventStore(f"sqlite:///{tmp_path / 'live.sqlite'}")
-    evaluator = Evaluator(load_rules(tmp_path))
-    half = len(events) // 2
-    store.append(events[:half])
-    evaluator.catch_up(store)
-    store.append(events[half:])
+    expected, store, evaluator = half_evaluated(setting)
     flush = LogSink.flush
 
     def failing(self: LogSink, session: Session) -> list[AlertRaised]:
@@ -147,14 +155,8 @@ def test_a_batch_overtaken_by_another_process_is_evaluated_again_not_twice(
 ) -> None:
     """Another replica commits the same events while ours evaluates them (outside the write
     lock): ours must notice at its commit, drop what it evaluated and carry on from there."""
-    tmp_path, events = setting
-    expected = reference(tmp_path, events)
-    store = EventStore(f"sqlite:///{tmp_path / 'live.sqlite'}")
-    ours, theirs = Evaluator(load_rules(tmp_path)), Evaluator(load_rules(tmp_path))
-    half = len(events) // 2
-    store.append(events[:half])
-    ours.catch_up(store)
-    store.append(events[half:])
+    expected, store, ours = half_evaluated(setting)
+    theirs = Evaluator(load_rules(setting[0]))
     process = Evaluator.process
     overtaken: list[bool] = []
 
