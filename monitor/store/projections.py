@@ -100,13 +100,18 @@ def _lock(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
     other writers), so two processes catching up the same consumer take turns instead of both
     applying the same events."""
     connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    insert = pg_insert if postgres else sqlite_insert
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     rows = [{"name": name, "seq": 0, "version": 1} for name in names]
     connection.execute(insert(CHECKPOINTS).values(rows).on_conflict_do_nothing())
+    return _locked(session, names)
+
+
+def _locked(session: Session, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``_lock`` for checkpoints known to exist (a batch's: ``follow_all`` made them)."""
+    connection = session.connection()
     c = CHECKPOINTS.c
     stmt = select(c.name, c.seq, c.version).where(c.name.in_(names)).order_by(c.name)
-    if postgres:
+    if connection.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     return {name: (seq, version) for name, seq, version in connection.execute(stmt)}
 
@@ -227,7 +232,7 @@ class _Batch:
         """Write the consumers' state and checkpoints at ``end``, unless another process
         moved a checkpoint since the batch read it; returns how many events it applied."""
         with store.transaction() as session:
-            if _lock(session, list(expected)) != expected:
+            if _locked(session, list(expected)) != expected:
                 self.discard()
                 return 0
             moved = [c for c in self.consumers if self.at[c.name] < end]
