@@ -19,6 +19,10 @@ copied into the project). Scoring follows eval/README.md:
   guided by it and the validation half stays unseen.
 - PLOVER: actor coding accuracy of actor texts with a state code, and the share of AGREE,
   CONSULT and AID sentences that yield a ceasefire, diplomacy or third-party fact.
+- pages (the text stage, HTML to main text): trafilatura's own evaluation pages in
+  SHARED_DIR/peer/trafilatura, each with snippets a good extraction holds ("with") and
+  boilerplate it must leave out ("without"), read by `article_text` as the workers read
+  pages. The dev set is text, so this is what judges a change to how pages are read.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from monitor.events import Casualties, Ceasefire, Downing, ThirdParty  # noqa: E402
 from monitor.extract.gazetteer import find_mentions  # noqa: E402
 from monitor.extract.normalize import extract  # noqa: E402
+from monitor.extract.text import TextError, article_text  # noqa: E402
 from monitor.watches import Party, Watch  # noqa: E402
 
 TYPES = ("casualties", "third_parties", "ceasefire", "downings")
@@ -281,11 +286,49 @@ def eval_plover(path: Path, show: int) -> None:
         print(line)
 
 
+# --- pages (the text stage) -------------------------------------------------------------------
+
+
+def eval_pages(folder: Path, show: int) -> None:
+    """Snippets kept and boilerplate left out by our text stage on trafilatura's news pages."""
+    data = json.loads((folder / "evaldata_news_subset.json").read_text(encoding="utf-8"))
+    files = {p.name: p for p in [*folder.glob("cache/*.html"), *folder.glob("eval/*.html")]}
+    kept = kept_of = left = left_of = pages = empty = 0
+    misses: list[str] = []
+    started = time.perf_counter()
+    for item in data.values():
+        page = files.get(item.get("file", ""))
+        if page is None:
+            continue
+        pages += 1
+        try:
+            text = article_text(page.read_bytes(), content_type="text/html", metadata=False).text
+        except TextError:
+            text = ""
+            empty += 1
+        for snippet in item.get("with", []):
+            kept_of += 1
+            kept += snippet in text
+            if snippet not in text:
+                misses.append(f"  {page.name}: lost {snippet!r}")
+        for snippet in item.get("without", []):
+            left_of += 1
+            left += snippet not in text
+            if snippet in text:
+                misses.append(f"  {page.name}: kept boilerplate {snippet!r}")
+    elapsed = (time.perf_counter() - started) * 1000 / max(1, pages)
+    print(f"pages: {pages} news pages ({elapsed:.1f} ms each), {empty} without text")
+    print(f"  main-text snippets kept {kept}/{kept_of} = {kept / max(1, kept_of):.1%}")
+    print(f"  boilerplate left out    {left}/{left_of} = {left / max(1, left_of):.1%}")
+    for line in misses[:show]:
+        print(line)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shared", nargs="?", default=str(REPO.parent / "shared"))
     parser.add_argument("--failures", type=int, default=200, help="failures to print per set")
-    parser.add_argument("--only", choices=("devset", "acled", "plover"))
+    parser.add_argument("--only", choices=("devset", "acled", "plover", "pages"))
     args = parser.parse_args(argv)
     folder = Path(args.shared) / "eval"
     if not folder.is_dir():
@@ -304,6 +347,11 @@ def main(argv: list[str] | None = None) -> None:
         eval_acled(files["acled"], args.failures)
     if args.only in (None, "plover"):
         eval_plover(files["plover"], args.failures)
+    pages = Path(args.shared) / "peer" / "trafilatura"
+    if args.only == "pages" and not (pages / "evaldata_news_subset.json").is_file():
+        die(f"missing {pages / 'evaldata_news_subset.json'}")
+    if args.only in (None, "pages") and (pages / "evaldata_news_subset.json").is_file():
+        eval_pages(pages, args.failures)
 
 
 if __name__ == "__main__":
