@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.extract import involvement, lexicon, numbers
-from monitor.extract.gazetteer import _gazetteer_regex, gazetteer, trie_pattern, word_start
+from monitor.extract.gazetteer import (
+    _form_pattern,
+    _gazetteer_regex,
+    _watch_regex,
+    gazetteer,
+    trie_pattern,
+    word_start,
+)
 from monitor.extract.sentences import _TERMINAL, lowered
 
 
@@ -169,3 +176,19 @@ ARMS = ["drones", "armoured vehicles", "air defence systems", "himars", "militar
 def test_the_weapons_gate_finds_a_weapon_where_the_weapons_pattern_does(text: str) -> None:
     plain = re.compile(rf"\b{involvement._ARMS_NOUNS}\b")
     assert bool(involvement._ARMS_RX.search(text)) == bool(plain.search(text))
+
+
+# A watch's forms of every shape: capitalised (exact), lower-case (any case), lower-first mixed.
+FORMS = ["Ruritania", "Ruritanian", "separatists", "separatist", "kreuzlinger", "eLand", "1st Army"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts([*FORMS, "Separatists", "SEPARATIST", "ſeparatist", "ELand", "Eland", "Kreuzlinger"]))
+def test_the_watch_pattern_finds_what_its_forms_without_the_first_character_gate_find(
+    text: str,
+) -> None:
+    shaped, _ = _watch_regex((("RUR", tuple(FORMS)),))
+    assert shaped is not None
+    forms = sorted(FORMS, key=len, reverse=True)
+    plain = re.compile(rf"(?<![\w])(?:{'|'.join(_form_pattern(f) for f in forms)})(?![\w])")
+    assert _spans(shaped, text) == _spans(plain, text)

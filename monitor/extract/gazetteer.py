@@ -8,6 +8,7 @@ first and win every overlap: "separatist" is the watch's NKR, whatever the gazet
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -287,7 +288,26 @@ def _watch_regex(key: WatchKey) -> tuple[re.Pattern[str] | None, dict[str, str]]
         return None, {}
     ordered = sorted(forms, key=len, reverse=True)
     body = "|".join(_form_pattern(f) for f in ordered)
-    return re.compile(_BOUNDARY_L + "(?:" + body + ")" + _BOUNDARY_R), forms
+    return re.compile(_BOUNDARY_L + _first_of(forms) + "(?:" + body + ")" + _BOUNDARY_R), forms
+
+
+def _first_of(forms: Iterable[str]) -> str:
+    """A lookahead for the characters the forms can start with, each as `_form_pattern`
+    matches it: most word starts fail it at once instead of trying every form (the names'
+    scan then takes about half the time); it never refuses a place where a form fits."""
+    exact: set[str] = set()
+    folded: set[str] = set()
+    for form in forms:
+        if form.islower():
+            folded.add(form[0])  # matched in any case, as `(?i:...)`
+        elif form[0].islower():
+            exact |= {form[0], form[0].upper()}
+        else:
+            exact.add(form[0])
+    parts = ["[" + "".join(re.escape(c) for c in sorted(exact)) + "]"] if exact else []
+    if folded:
+        parts.append("(?i:" + "|".join(re.escape(c) for c in sorted(folded)) + ")")
+    return "(?=" + "|".join(parts) + ")"
 
 
 def _watch_code(forms: dict[str, str], surface: str) -> str | None:
