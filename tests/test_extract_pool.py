@@ -14,16 +14,8 @@ from pathlib import Path
 import pytest
 
 from monitor.events import ArticleExtracted, ArticleFailed, FactReported
-from monitor.extract.pool import (
-    ExtractJob,
-    ExtractOutcome,
-    ExtractPool,
-    _outcome,
-    _sendable,
-    pool_size,
-)
-from monitor.extract.text import ArticleText, article_text
-from monitor.extract.worker import extract_article
+from monitor.extract.pool import ExtractJob, ExtractPool, pool_size
+from monitor.extract.text import article_text
 from monitor.pipeline import IngestResult, LogWriter, ingest_item, ingest_items
 from monitor.sources.feeds import FeedItem
 from monitor.store.log import EventStore
@@ -343,28 +335,3 @@ def test_reading_a_page_leaves_no_page_text_in_trafilaturas_caches() -> None:
     text = article_text(PAGES[0].read_bytes(), url=PAGES[0].as_uri())
     assert text.text and text.title
     assert trim.cache_info().currsize == 0 and line_processing.cache_info().currsize == 0
-
-
-def test_an_outcome_reaches_the_daemon_as_the_worker_made_it(pool: ExtractPool) -> None:
-    """Outcomes cross as JSON: every field (dates, spans, problems) reads back equal."""
-    published = datetime(2020, 10, 4, 9, 30, tzinfo=UTC)
-    for page in PAGES:
-        for metadata, date in ((True, None), (False, published)):
-            job = ExtractJob(
-                body=page.read_bytes(),
-                url=f"https://example.org/{page.name}",
-                content_type="text/html",
-                metadata=metadata,
-                published=date,
-                watches=[WATCH],
-                budget=5.0,
-            )
-            assert pool.run(job) == extract_article(job)
-
-
-def test_an_outcome_json_cannot_carry_crosses_as_itself() -> None:
-    outcome = ExtractOutcome(text=ArticleText(text="a lone \ud800 surrogate"))
-    assert _sendable(outcome) is outcome
-    assert _outcome(_sendable(outcome)) is outcome
-    plain = ExtractOutcome(text=ArticleText(text="Two soldiers were wounded."))
-    assert isinstance(_sendable(plain), bytes) and _outcome(_sendable(plain)) == plain

@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError
 
 from monitor.events import Fact
 from monitor.extract.text import ArticleText
@@ -79,29 +78,10 @@ class ExtractOutcome(BaseModel):
 # worker, the import finds the module that its fork server loaded already.
 
 
-def _read(job: ExtractJob) -> bytes | ExtractOutcome:
+def _read(job: ExtractJob) -> ExtractOutcome:
     from monitor.extract import worker
 
-    return _sendable(worker.extract_article(job))
-
-
-def _sendable(outcome: ExtractOutcome) -> bytes | ExtractOutcome:
-    """The outcome as the worker sends it back: as JSON, since pickle rebuilds each of an
-    article's dozens of models through ``__setstate__`` in the daemon's process (0.6 ms an
-    article), and pydantic-core reads the JSON four times faster. An outcome that JSON cannot
-    carry (a lone surrogate in a string) goes as itself."""
-    try:
-        return _OUTCOME_JSON.to_json(outcome)
-    except PydanticSerializationError:
-        return outcome
-
-
-_OUTCOME_JSON = ExtractOutcome.__pydantic_serializer__
-
-
-def _outcome(sent: bytes | ExtractOutcome) -> ExtractOutcome:
-    """What ``_sendable`` sent, as the worker made it."""
-    return ExtractOutcome.model_validate_json(sent) if isinstance(sent, bytes) else sent
+    return worker.extract_article(job)
 
 
 def _start(owner: int) -> None:
@@ -151,9 +131,7 @@ class ExtractPool:
         """The outcome of ``job``, waited for."""
         return self.submit(job).result()
 
-    def _submit(
-        self, job: ExtractJob
-    ) -> tuple[ProcessPoolExecutor, Future[bytes | ExtractOutcome]]:
+    def _submit(self, job: ExtractJob) -> tuple[ProcessPoolExecutor, Future[ExtractOutcome]]:
         while True:
             executor = self._current()
             try:
@@ -221,7 +199,7 @@ class Extraction:
     ) -> None:
         self.pool, self.job = pool, job
         self._outcome = outcome
-        self._running: tuple[ProcessPoolExecutor, Future[bytes | ExtractOutcome]] | None = None
+        self._running: tuple[ProcessPoolExecutor, Future[ExtractOutcome]] | None = None
         if outcome is None:
             self._running = pool._submit(job)
 
@@ -246,7 +224,7 @@ class Extraction:
             assert self._running is not None
             executor, future = self._running
             try:
-                sent = future.result(timeout=patience)
+                return future.result(timeout=patience)
             except BrokenProcessPool as exc:
                 lost = f"its extraction worker died ({exc})"
             except FutureTimeout:
@@ -254,8 +232,6 @@ class Extraction:
                 lost = f"extraction took longer than {patience:g} s"
                 log.warning("%s: %s; workers stopped", job.url, lost)
                 break  # a page that hangs once would hang again now: a later poll retries
-            else:
-                return _outcome(sent)
             log.warning("%s: %s; retrying on a new pool", job.url, lost)
             pool._replace(executor)
         return ExtractOutcome(error=lost, retryable=True)
