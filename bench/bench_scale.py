@@ -326,6 +326,20 @@ def cpu_and_rss(pids: list[int]) -> tuple[float, float]:
     return cpu, rss
 
 
+def own_cpu(pids: list[int]) -> float:
+    """CPU seconds of these processes themselves (user and system; no children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu += sum(int(x) for x in fields[11:13]) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu
+
+
 def _memory_kb(pid: int) -> int:
     for name, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
         try:
@@ -343,7 +357,8 @@ class Sampler:
 
     def __init__(self, roots: list[int]) -> None:
         self.roots = roots
-        self.samples: list[tuple[float, float, float]] = []  # (time, cpu s, rss MB)
+        # (time, cpu s, rss MB, cpu s of the daemons' own processes, without their workers)
+        self.samples: list[tuple[float, float, float, float]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -352,10 +367,10 @@ class Sampler:
         while not self.stop.is_set():
             pids = [p for r in self.roots for p in process_tree(r)]
             cpu, rss = cpu_and_rss(pids)
-            self.samples.append((time.monotonic(), cpu, rss))
+            self.samples.append((time.monotonic(), cpu, rss, own_cpu(self.roots)))
             self.stop.wait(1.0)
 
-    def window(self, start: float, end: float) -> list[tuple[float, float, float]]:
+    def window(self, start: float, end: float) -> list[tuple[float, float, float, float]]:
         return [s for s in self.samples if start <= s[0] <= end]
 
     def cores(self, start: float, end: float) -> tuple[float, float]:
@@ -365,6 +380,11 @@ class Sampler:
             return float("nan"), float("nan")
         cpu = inside[-1][1] - inside[0][1]
         return cpu / (inside[-1][0] - inside[0][0]), cpu
+
+    def own(self, start: float, end: float) -> float:
+        """CPU seconds of the daemons' own processes (not their workers) between two times."""
+        inside = self.window(start, end)
+        return inside[-1][3] - inside[0][3] if len(inside) >= 2 else float("nan")
 
 
 def write_config(
@@ -625,6 +645,8 @@ def measure(
         result["backlog_polls_s"] = result["backlog_polls"] / (end_cycle - run.started)
         result["backlog_cores"], cpu = sampler.cores(run.started, end_cycle)
         result["backlog_cpu_per_article_ms"] = 1000 * cpu / max(1, result["articles"])
+        own = sampler.own(run.started, end_cycle)
+        result["backlog_daemon_cpu_per_article_ms"] = 1000 * own / max(1, result["articles"])
         if steady:
             settle = time.monotonic() + args.settle
             while time.monotonic() < settle:
@@ -695,6 +717,7 @@ def show(result: dict[str, Any]) -> None:
         ("backlog: polls/s", f("backlog_polls_s")),
         ("backlog: cores used", f("backlog_cores", "{:.2f}")),
         ("backlog: CPU per article", f("backlog_cpu_per_article_ms") + " ms"),
+        ("backlog: of it in the daemon's process", f("backlog_daemon_cpu_per_article_ms") + " ms"),
     ]
     if "polls" in r:
         rows += [

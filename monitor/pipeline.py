@@ -452,26 +452,28 @@ def _fetched(item: FeedItem, page: Fetched) -> NewEvent:
 
 def _extracted(item: FeedItem, text: ArticleText, outcome: ExtractOutcome) -> list[NewEvent]:
     published = item.published or text.published
-    stream = f"article:{item.article_id}"
+    # Each a SHA-256 (of the whole text, for the hash): computed once, not once a fact.
+    article_id, text_hash = item.article_id, text.text_hash
+    stream = f"article:{article_id}"
     out = [
         NewEvent(
             stream=stream,
             data=ArticleExtracted(
-                article_id=item.article_id,
+                article_id=article_id,
                 url=item.url,
                 title=item.title or text.title,
                 text=text.text,
-                text_hash=text.text_hash,
+                text_hash=text_hash,
                 language=text.language,
                 published=published,
                 watches=[found.watch for found in outcome.found],
             ),
-            idempotency_key=f"extracted:{item.article_id}:{text.text_hash}",
+            idempotency_key=f"extracted:{article_id}:{text_hash}",
             occurred_at=published,
         )
     ]
     ref = ArticleRef(
-        article_id=item.article_id,
+        article_id=article_id,
         url=item.url,
         outlet=item.outlet,
         title=item.title or text.title,
@@ -479,7 +481,7 @@ def _extracted(item: FeedItem, text: ArticleText, outcome: ExtractOutcome) -> li
     )
     for found in outcome.found:
         if found.problems:
-            out.append(_normalize_failed(item, text, found.watch, found.problems))
+            out.append(_normalize_failed(item, text_hash, published, found.watch, found.problems))
         for index, fact in enumerate(found.facts):
             out.append(
                 NewEvent(
@@ -487,7 +489,7 @@ def _extracted(item: FeedItem, text: ArticleText, outcome: ExtractOutcome) -> li
                     data=FactReported(watch=found.watch, article=ref, fact=fact),
                     # Keyed on the text, not the URL: the same story syndicated under another
                     # address adds no facts a second time.
-                    idempotency_key=f"fact:{found.watch}:{text.text_hash}:{index}:{fact.type}",
+                    idempotency_key=f"fact:{found.watch}:{text_hash}:{index}:{fact.type}",
                     occurred_at=published,
                 )
             )
@@ -495,7 +497,7 @@ def _extracted(item: FeedItem, text: ArticleText, outcome: ExtractOutcome) -> li
 
 
 def _normalize_failed(
-    item: FeedItem, text: ArticleText, watch: str, problems: list[str]
+    item: FeedItem, text_hash: str, published: datetime | None, watch: str, problems: list[str]
 ) -> NewEvent:
     """Normalization that failed on this text, wholly (its time budget ran out) or in one
     fact reader (the article keeps the other readers' facts): the failure is a fact of its
@@ -509,8 +511,8 @@ def _normalize_failed(
             reason=f"watch {watch}: " + "; ".join(problems),
             retryable=False,
         ),
-        idempotency_key=f"failed:{item.article_id}:normalize:{watch}:{text.text_hash}",
-        occurred_at=item.published or text.published,
+        idempotency_key=f"failed:{item.article_id}:normalize:{watch}:{text_hash}",
+        occurred_at=published,
     )
 
 

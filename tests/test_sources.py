@@ -67,6 +67,37 @@ def test_garbage_is_not_a_feed(tmp_path: Path) -> None:
         parse_feed(fetch(path.as_uri()), "junk")
 
 
+ENTRY_HTML = (
+    "<item><title>Shelling near the border, report {n}</title><link>/news/{n}.html</link>"
+    "<guid>wire-{n}</guid><pubDate>Wed, 30 Sep 2020 14:32:00 GMT</pubDate>"
+    '<description>&lt;p&gt;Officials said &lt;a href="/people"&gt;two people&lt;/a&gt; were '
+    "hurt.&lt;script&gt;alert(1)&lt;/script&gt;&lt;/p&gt;</description>"
+    "<content:encoded><![CDATA[<div><p>More on <a href='/more'>the shelling</a>.</p>"
+    "<img src='/i/{n}.jpg'></div>]]></content:encoded></item>"
+)
+
+
+def test_entries_carrying_html_give_their_links_titles_and_dates(tmp_path: Path) -> None:
+    """Feedparser neither sanitizes nor rewrites the entries' HTML here (none of it is
+    used): links, titles and dates come out as they are in the feed, links resolved."""
+    path = tmp_path / "wire.xml"
+    path.write_text(
+        '<?xml version="1.0"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>Wire</title>'
+        + "".join(ENTRY_HTML.format(n=n) for n in range(3))
+        + "</channel></rss>"
+    )
+    doc = fetch(path.as_uri())
+    doc = doc.model_copy(update={"final_url": "https://wire.example/feeds/world.xml"})
+    items = parse_feed(doc, "wire").items
+    assert [i.url for i in items] == [f"https://wire.example/news/{n}.html" for n in range(3)]
+    assert [i.title for i in items] == [f"Shelling near the border, report {n}" for n in range(3)]
+    assert all(
+        i.published and i.published.isoformat() == "2020-09-30T14:32:00+00:00" for i in items
+    )
+    assert [i.guid for i in items] == [f"wire-{n}" for n in range(3)]
+
+
 def _headers(text: str) -> dict[str, str]:
     return dict(re.findall(r"^Header:\s*([\w-]+):\s*(.+?)\s*$", text, flags=re.M))
 

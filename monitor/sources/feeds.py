@@ -31,7 +31,6 @@ class FeedItem(BaseModel):
     url: str
     guid: str | None = None
     title: str | None = None
-    summary: str | None = None
     published: datetime | None = None
     outlet: str | None = None
     # Where a file: link of this item may point (set only for items of a local feed file, or
@@ -71,7 +70,13 @@ def parse_feed(
     headers = {"content-type": doc.content_type} if doc.content_type else {}
     try:
         body = _valid_char_refs(_without_internal_subset(doc.body))
-        parsed = feedparser.parse(body, response_headers=headers)
+        # No HTML sanitizing, no resolving of links inside entries' HTML: what we take from
+        # an entry (title, link, dates) is escaped wherever it is shown, and the HTML of
+        # summaries and contents is not used. Together they were 60% of parsing a feed whose
+        # entries carry HTML (1.0 -> 0.4 ms an entry), done by the daemon for every changed feed.
+        parsed = feedparser.parse(
+            body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+        )
     except Exception as exc:  # feedparser has no error contract: any failure is "not a feed"
         raise FeedError(f"{doc.url}: unreadable feed ({type(exc).__name__}: {exc})") from exc
     if not parsed.entries:
@@ -146,7 +151,6 @@ def _item(
         url=url,
         guid=guid,
         title=entry.get("title") or None,
-        summary=entry.get("summary") or None,
         published=_date(entry.get("published_parsed"))
         or _date_text(entry.get("published") or entry.get("updated")),
         outlet=outlet,
