@@ -122,6 +122,8 @@ class RuleIndex:
         self._types: dict[str, _TypeIndex] = {}
         for fact_type, rules in by_type.items():
             selectors = [_selectors(c) for c in rules]
+            for c, sel in zip(rules, selectors, strict=True):
+                c.unselected = [check for check in c.where if check[0] not in sel]
             named: dict[str, set[Hashable]] = {}
             for sel in selectors:
                 for name, cond in sel.items():
