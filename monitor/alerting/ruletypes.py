@@ -140,10 +140,13 @@ def getter(path: str) -> Callable[[dict[str, Any]], Any]:
 
 def grouper(fields: list[str]) -> Callable[[dict[str, Any]], str]:
     """``group_key`` over these fields, decided once."""
-    getters = [getter(f) for f in fields]
-    if len(getters) == 1:
-        only = getters[0]
+    if len(fields) == 1:
+        only = getter(fields[0])
         return lambda ctx: str(only(ctx))
+    if all("." not in f for f in fields):  # top-level fields: read in place
+        names = tuple(fields)
+        return lambda ctx: "|".join([str(ctx.get(name)) for name in names])
+    getters = [getter(f) for f in fields]
     return lambda ctx: "|".join([str(get(ctx)) for get in getters])
 
 
