@@ -245,13 +245,17 @@ class Evaluator:
     ) -> list[AlertRaised]:
         """One rule on one fact (``late``: why the fact counts as late data, if it does)."""
         rule = c.rule
-        note = _ignore if self.trace is None else self._noter(rule.id, seen.event_id)
-        if not rule.applies_to(data.watch):
-            note(f"not selected: watch {data.watch!r} is not in {rule.watches}")
-            return []
+        note: Note
+        if self.trace is None:  # the index chose the rule: its watches and selectors pass
+            note, where = _ignore, c.unselected if c.unselected is not None else c.where
+        else:  # explanations visit every rule of the fact's type
+            note, where = self._noter(rule.id, seen.event_id), c.where
+            if not rule.applies_to(data.watch):
+                note(f"not selected: watch {data.watch!r} is not in {rule.watches}")
+                return []
         if c.cancel_if and c.first_failure(seen.ctx, c.cancel_if) is None:
             self.holds.cancel(c, seen.ctx, state, sink, seen.time, seen.event_id)
-        failed = c.first_failure(seen.ctx, c.where)
+        failed = c.first_failure(seen.ctx, where) if where else None
         tracing = note is not _ignore  # explanations are built only when asked for
         if failed is not None:
             if tracing:

@@ -80,6 +80,9 @@ class _TypeIndex:
     watches: set[Any]  # watches some rule is scoped to
     selectors: list[dict[str, Condition]]
     cache: dict[tuple[Any, ...], tuple[Compiled, ...]] = field(default_factory=dict)
+    # The same, by the fact's own values (before they are reduced to what rules name): most
+    # facts repeat a combination seen before, and skip the reduction.
+    by_values: dict[tuple[Any, ...], tuple[Compiled, ...]] = field(default_factory=dict)
 
     def key(self, data: FactReported) -> tuple[Any, ...]:
         named, fact = self.named, data.fact
@@ -87,6 +90,19 @@ class _TypeIndex:
             _known(data.watch, self.watches),
             *(_known(_value(data, fact, name), named[name]) for name in self.fields),
         )
+
+    def lookup(self, data: FactReported) -> tuple[Compiled, ...]:
+        fact = data.fact
+        values = (data.watch, *[_value(data, fact, name) for name in self.fields])
+        try:
+            found = self.by_values.get(values)
+        except TypeError:  # an unhashable value (a list): no selector names one
+            return self.select(self.key(data))
+        if found is None:
+            if len(self.by_values) >= _CACHE_LIMIT:
+                self.by_values.clear()
+            found = self.by_values[values] = self.select(self.key(data))
+        return found
 
     def select(self, key: tuple[Any, ...]) -> tuple[Compiled, ...]:
         found = self.cache.get(key)
@@ -122,6 +138,8 @@ class RuleIndex:
         self._types: dict[str, _TypeIndex] = {}
         for fact_type, rules in by_type.items():
             selectors = [_selectors(c) for c in rules]
+            for c, sel in zip(rules, selectors, strict=True):
+                c.unselected = [check for check in c.where if check[0] not in sel]
             named: dict[str, set[Hashable]] = {}
             for sel in selectors:
                 for name, cond in sel.items():
@@ -135,4 +153,4 @@ class RuleIndex:
         """The rules on this fact's type whose static selectors it passes; the others would
         reject it before looking at anything else."""
         index = self._types.get(data.fact.type)
-        return () if index is None else index.select(index.key(data))
+        return () if index is None else index.lookup(data)

@@ -138,6 +138,9 @@ class Compiled:
     cancel_if: list[Check]
     dump: dict[str, Any]
     digest: str
+    # The ``where`` filters left to check on a fact the rule index selected for this rule
+    # (the index decided the others); all of ``where`` until an index has looked at it.
+    unselected: list[Check] | None = None
 
     @staticmethod
     def first_failure(ctx: dict[str, Any], checks: list[Check]) -> tuple[Check, Any] | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -80,19 +80,40 @@ class Observed:
         return dict(self._json)
 
 
-@dataclass
 class Verdict:
-    fire: bool
-    why: str
-    data: dict[str, Any] = field(default_factory=dict)
-    evidence: list[Evidence] = field(default_factory=list)
-    status: str = "firing"
-    # A non-firing fact that restates what an earlier hit said (the same collapse, the same
-    # figure): it confirms an alert still held by ``for``, e.g. as a second outlet.
-    restates: bool = False
-    # Verdicts on facts that arrived earlier but come after this one in event time, changed
-    # by it: a late report placed at its publication time can make a later figure a jump.
-    later: list[tuple[Observed, Verdict]] = field(default_factory=list)
+    """What a rule type says of one fact: fire or not, the alert's data and evidence, and
+    why. ``why`` may be given as a function that words it: only explanations and alerts
+    read it, and most facts fire nothing, so most verdicts are never worded."""
+
+    __slots__ = ("_why", "data", "evidence", "fire", "later", "restates", "status")
+
+    def __init__(
+        self,
+        fire: bool,
+        why: str | Callable[[], str],
+        data: dict[str, Any] | None = None,
+        evidence: list[Evidence] | None = None,
+        status: str = "firing",
+        restates: bool = False,
+    ) -> None:
+        self.fire = fire
+        self._why = why
+        self.data: dict[str, Any] = {} if data is None else data
+        self.evidence: list[Evidence] = [] if evidence is None else evidence
+        self.status = status
+        # A non-firing fact that restates what an earlier hit said (the same collapse, the
+        # same figure): it confirms an alert still held by ``for``, e.g. as a second outlet.
+        self.restates = restates
+        # Verdicts on facts that arrived earlier but come after this one in event time,
+        # changed by it: a late report placed at its publication time can make a later
+        # figure a jump.
+        self.later: list[tuple[Observed, Verdict]] = []
+
+    @property
+    def why(self) -> str:
+        if not isinstance(self._why, str):
+            self._why = self._why()
+        return self._why
 
 
 def lookup(ctx: dict[str, Any], path: str) -> Any:
@@ -119,10 +140,13 @@ def getter(path: str) -> Callable[[dict[str, Any]], Any]:
 
 def grouper(fields: list[str]) -> Callable[[dict[str, Any]], str]:
     """``group_key`` over these fields, decided once."""
-    getters = [getter(f) for f in fields]
-    if len(getters) == 1:
-        only = getters[0]
+    if len(fields) == 1:
+        only = getter(fields[0])
         return lambda ctx: str(only(ctx))
+    if all("." not in f for f in fields):  # top-level fields: read in place
+        names = tuple(fields)
+        return lambda ctx: "|".join([str(ctx.get(name)) for name in names])
+    getters = [getter(f) for f in fields]
     return lambda ctx: "|".join([str(get(ctx)) for get in getters])
 
 
@@ -186,16 +210,20 @@ class NewValue(RuleType):
         group = self.group(seen.ctx)
         key = f"seen:{group}|{value}"
         first = memory.get(key)
-        data = {**fact_data(seen.ctx), "value": value}
         when = seen.at
         if first is not None:
-            why = f"{self.rule.value}={value!r} already seen ({first['event_id']})"
+            # A restated value's data is read only to confirm a held alert (``for``).
+            data = {**fact_data(seen.ctx), "value": value} if self.rule.hold else {}
+            seen_by = first["event_id"]
             if when < first.get("at", when):
                 # A late report of an earlier sighting: it is the first one now, but the
                 # value was told already; explanations name the earliest.
                 memory.put(key, {"event_id": seen.event_id, "at": when})
-                why = f"{self.rule.value}={value!r} already told ({first['event_id']} came first)"
-            return Verdict(False, why, data, restates=True)
+                told = f"{self.rule.value}={value!r} already told ({seen_by} came first)"
+                return Verdict(False, told, data, restates=True)
+            again = lambda: f"{self.rule.value}={value!r} already seen ({seen_by})"  # noqa: E731
+            return Verdict(False, again, data, restates=True)
+        data = {**fact_data(seen.ctx), "value": value}
         memory.put(key, {"event_id": seen.event_id, "at": when})
         why = f"{self.rule.value}={value!r} seen for the first time per {'+'.join(self.rule.per)}"
         return Verdict(True, why, data, [seen.evidence])
@@ -270,9 +298,12 @@ class Jump(RuleType):
         current = self.value(seen.ctx)
         rise = current - before
         percent = (rise / before * 100) if before else None
-        pct = f"{percent:.1f}%" if percent is not None else "n/a %"
-        figures = f"series {name}: {before} -> {current} (+{rise}, {pct})"
-        thresholds = f"min_increase {rule.min_increase}, min_percent {rule.min_percent}"
+
+        def figures(verb: str) -> str:
+            pct = f"{percent:.1f}%" if percent is not None else "n/a %"
+            thresholds = f"min_increase {rule.min_increase}, min_percent {rule.min_percent}"
+            return f"series {name}: {before} -> {current} (+{rise}, {pct}) {verb} {thresholds}"
+
         big_enough = (rule.min_increase is not None and rise >= rule.min_increase) or (
             rule.min_percent is not None and percent is not None and percent >= rule.min_percent
         )
@@ -280,9 +311,9 @@ class Jump(RuleType):
             # Only a restated figure's data is read (it may confirm a held alert): most
             # reports of a series are neither, and skip building it.
             data = self._data(seen, before, current, percent) if rise == 0 else {}
-            return Verdict(False, f"{figures} is below {thresholds}", data, restates=rise == 0)
+            return Verdict(False, lambda: figures("is below"), data, restates=rise == 0)
         data = self._data(seen, before, current, percent)
-        return Verdict(True, f"{figures} meets {thresholds}", data, [_ev(earlier), seen.evidence])
+        return Verdict(True, figures("meets"), data, [_ev(earlier), seen.evidence])
 
     def _data(
         self, seen: Observed, before: Any, current: Any, percent: float | None
@@ -368,22 +399,27 @@ class Transition(RuleType):
             return [*earlier, seen.evidence]
 
         record = {"value": now, "evidence": seen.evidence_json(), "firing": firing, "at": when}
-        moved = f"{rule.field} {before!r} -> {now!r} for {name}"
+
+        def moved(how: str) -> str:  # worded when read (``Verdict.why``)
+            return f"{rule.field} {before!r} -> {now!r} for {name}{how}"
+
         if now in rule.to:
             entered = before not in rule.to and (rule.from_ is None or before in rule.from_)
             if entered:
                 memory.put(key, {**record, "firing": True})
-                return Verdict(True, f"{moved} enters {rule.to}", data(), evidence())
+                return Verdict(True, moved(f" enters {rule.to}"), data(), evidence())
             memory.put(key, record)
             already = before in rule.to
             why = "already in" if already else f"not from {rule.from_}:"
-            return Verdict(False, f"{moved}: {why} {rule.to}", data(), restates=already)
+            # A restated state's data is read only to confirm a held alert (``for``).
+            restated = data() if already and rule.hold else {}
+            return Verdict(False, lambda: moved(f": {why} {rule.to}"), restated, restates=already)
         memory.put(key, {**record, "firing": False})
         if firing and rule.resolve and rule.resolves_on(now):
             return Verdict(
-                True, f"{moved} leaves {rule.to}: resolved", data(), evidence(), "resolved"
+                True, moved(f" leaves {rule.to}: resolved"), data(), evidence(), "resolved"
             )
-        return Verdict(False, f"{moved} does not enter {rule.to}")
+        return Verdict(False, lambda: moved(f" does not enter {rule.to}"))
 
     def still_true(self, data: dict[str, Any], memory: Memory) -> str | None:
         state = memory.get(f"state:{data.get('key')}") or {}
@@ -398,6 +434,7 @@ class Frequency(RuleType):
     def __init__(self, rule: FrequencyRule) -> None:
         super().__init__(rule)
         self.group = grouper(rule.group_by)
+        self.window = fmt_duration(rule.window)
 
     def check(self, seen: Observed, memory: Memory) -> Verdict:
         rule = self.rule
@@ -406,15 +443,15 @@ class Frequency(RuleType):
         hits = (memory.get(key) or {}).get("hits", [])
         hits.append([seen.at, seen.evidence_json()])
         hits.sort(key=lambda h: h[0])
-        latest = datetime.fromisoformat(hits[-1][0])
-        hits = [h for h in hits if datetime.fromisoformat(h[0]) > latest - rule.window]
+        oldest = _parse(hits[-1][0]) - rule.window
+        hits = [h for h in hits if _parse(h[0]) > oldest]
         start = seen.time - rule.window
-        inside = [h for h in hits if start < datetime.fromisoformat(h[0]) <= seen.time]
-        window = fmt_duration(rule.window)
+        inside = [h for h in hits if start < _parse(h[0]) <= seen.time]
+        window = self.window
         counted = f"{len(inside)} facts for {name} within {window}"
         if len(inside) < rule.threshold:  # the data of a verdict that does not fire is unread
             memory.put(key, {"hits": hits})
-            return Verdict(False, f"{counted}, below {rule.threshold}")
+            return Verdict(False, lambda: f"{counted}, below {rule.threshold}")
         data = {
             **fact_data(seen.ctx),
             "count": len(inside),
@@ -482,7 +519,11 @@ class Corroborated(RuleType):
 
 
 def _near(iso: str, when: datetime, window: timedelta) -> bool:
-    return abs(datetime.fromisoformat(iso) - when) <= window
+    return abs(_parse(iso) - when) <= window
+
+
+# Times kept in state are ISO text, read again by each later fact: parse each once.
+_parse = lru_cache(maxsize=8192)(datetime.fromisoformat)
 
 
 RULE_TYPES: dict[str, type[RuleType]] = {

@@ -33,6 +33,7 @@ class State:
     def __init__(self, values: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
         self.values: dict[tuple[str, str], dict[str, Any]] = values or {}
         self.dirty: set[tuple[str, str]] = set()
+        self._memories: dict[str, RuleMemory] = {}
 
     def get(self, rule: str, key: str) -> dict[str, Any] | None:
         value = self.values.get((rule, key))
@@ -54,7 +55,10 @@ class State:
             self.delete(rule, key)
 
     def memory(self, rule: str) -> RuleMemory:
-        return RuleMemory(self, rule)
+        found = self._memories.get(rule)
+        if found is None:
+            found = self._memories[rule] = RuleMemory(self, rule)
+        return found
 
     @classmethod
     def load(cls, session: Session) -> State:
