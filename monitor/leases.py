@@ -20,14 +20,27 @@ import hashlib
 import logging
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Interval,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -43,6 +56,15 @@ if TYPE_CHECKING:
     from monitor.sources.polling import PollOutcome
 
 log = logging.getLogger(__name__)
+
+LEASES = FeedLease.__table__  # type: ignore[attr-defined]
+CLAIMED = (
+    LEASES.c.version,
+    LEASES.c.lease_until,
+    LEASES.c.etag,
+    LEASES.c.last_modified,
+    LEASES.c.consecutive_failures,
+)
 
 
 def default_replica_id() -> str:
@@ -124,6 +146,7 @@ class FeedLeases:
         # What the last claim or completion of each feed learned about its next due time, so
         # the poll queue need not ask the database again after every try (see ``told``).
         self._told: dict[str, float | None] = {}
+        self._statements: dict[tuple[Any, ...], Any] = {}
 
     def told(self, feed: str) -> tuple[bool, float | None]:
         """Seconds until ``feed`` is due (None while another replica holds it), as this
@@ -151,105 +174,215 @@ class FeedLeases:
                     .on_conflict_do_nothing()
                 )
 
+    # The statements below are built once per shape and reused with new parameters: built
+    # afresh for every poll, constructing them and their cache keys cost more CPU than
+    # running them. "now" is the database's clock on PostgreSQL (one clock for all replicas,
+    # read by the statement itself), ours on SQLite (a parameter).
+
+    def _now(self) -> Any:
+        if self.postgres:
+            return func.now().cast(LEASES.c.next_due.type)
+        return bindparam("now", type_=LEASES.c.next_due.type)
+
+    def _later(self, name: str) -> Any:
+        """``now`` plus the interval parameter ``name`` (PostgreSQL), or the time itself,
+        computed here (SQLite)."""
+        if self.postgres:
+            return self._now() + bindparam(name, type_=Interval())
+        return bindparam(name, type_=LEASES.c.next_due.type)
+
+    def _params(self, **deltas: timedelta) -> dict[str, Any]:
+        if self.postgres:
+            return dict(deltas)
+        now = datetime.now(UTC)
+        return {"now": now, **{k: now + v for k, v in deltas.items()}}
+
+    def _statement(self, shape: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        stmt = self._statements.get(shape)
+        if stmt is None:
+            stmt = self._statements[shape] = build()
+        return stmt
+
     def claim(self, feed: FeedConfig, *, force: bool = False) -> Lease | None:
-        """The lease on ``feed`` when it is due (or ``force``: made due now) and free."""
+        """The lease on ``feed`` when it is due (or ``force``: made due now) and free.
+
+        One ``UPDATE ... RETURNING``: the row is locked by the update itself, and a replica
+        that met it locked sees the winner's lease once it commits and matches nothing."""
+        stmt = self._statement(("claim", force), lambda: self._claim_statement(force))
         with self.store.transaction() as session:
-            now = db_now(session)
-            stmt = select(FeedLease).where(col(FeedLease.feed) == feed.name)
-            if self.postgres:
-                stmt = stmt.with_for_update(skip_locked=True)
-            row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
-            self._told.pop(feed.name, None)
+            conn = session.connection()
+            params = {"b_feed": feed.name, "b_owner": self.owner}
+            params.update(self._params(until=self.lease_period))
+            row = conn.execute(stmt, params).first()
             if row is None:
-                self._told[feed.name] = None  # another replica is claiming it right now
-                return None  # (or an unknown feed)
-            held = as_utc(row.lease_until)
-            if held is not None and held > now:
-                self._told[feed.name] = None
+                self._told[feed.name] = self._refused(conn, feed.name)
                 return None
-            if (as_utc(row.next_due) or now) > now:
-                if not force:
-                    self._told[feed.name] = ((as_utc(row.next_due) or now) - now).total_seconds()
-                    return None
-                # A requested poll is a due poll: if this one is abandoned mid-way, whoever
-                # takes the feed over finds it due, and lag is counted from the request.
-                row.next_due = now
-            row.owner = self.owner
-            row.lease_until = now + self.lease_period
-            row.version += 1
-            session.add(row)
-            return Lease(
-                feed=feed.name,
-                owner=self.owner,
-                version=row.version,
-                claimed_at=now,
-                until=now + self.lease_period,
-                etag=row.etag,
-                last_modified=row.last_modified,
-                failures=row.consecutive_failures,
-            )
+        self._told.pop(feed.name, None)
+        return self._lease(feed.name, row)
+
+    def _claim_statement(self, force: bool) -> Any:
+        t, now = LEASES, self._now()
+        where = and_(
+            t.c.feed == bindparam("b_feed"),
+            or_(t.c.lease_until.is_(None), t.c.lease_until <= now),
+        )
+        values: dict[str, Any] = {
+            "owner": bindparam("b_owner"),
+            "lease_until": self._later("until"),
+            "version": t.c.version + 1,
+        }
+        if force:
+            # A requested poll is a due poll: if this one is abandoned mid-way, whoever
+            # takes the feed over finds it due, and lag is counted from the request.
+            values["next_due"] = case((t.c.next_due > now, now), else_=t.c.next_due)
+        else:
+            where = and_(where, t.c.next_due <= now)
+        return update(t).where(where).values(**values).returning(*CLAIMED)
+
+    def _lease(self, feed: str, row: Any) -> Lease:
+        until = as_utc(row.lease_until) or datetime.now(UTC)
+        return Lease(
+            feed=feed,
+            owner=self.owner,
+            version=row.version,
+            claimed_at=until - self.lease_period,
+            until=until,
+            etag=row.etag,
+            last_modified=row.last_modified,
+            failures=row.consecutive_failures,
+        )
+
+    def _refused(self, conn: Connection, feed: str) -> float | None:
+        """Why a claim found nothing: seconds until the feed is due, None while held."""
+        t = LEASES
+        now_col = func.now() if self.postgres else literal(None)
+        row = conn.execute(
+            select(t.c.lease_until, t.c.next_due, now_col).where(t.c.feed == feed)
+        ).first()
+        if row is None:
+            return None  # an unknown feed
+        now = (as_utc(row[2]) if self.postgres else None) or datetime.now(UTC)
+        held = as_utc(row.lease_until)
+        if held is not None and held > now:
+            return None
+        return max(0.0, ((as_utc(row.next_due) or now) - now).total_seconds())
 
     def renew(self, lease: Lease) -> bool:
         """Extend a lease still held; False when it was lost (expired and taken over)."""
+        stmt = self._statement(
+            ("renew",),
+            lambda: (
+                update(LEASES)
+                .where(self._held())
+                .values(lease_until=self._later("until"))
+                .returning(LEASES.c.lease_until)
+            ),
+        )
         with self.store.transaction() as session:
-            now = db_now(session)
-            result = session.execute(
-                update(FeedLease)
-                .where(self._held(lease))
-                .values(lease_until=now + self.lease_period)
-            )
-            if rowcount(result):
-                lease.until = now + self.lease_period
-                return True
+            params = {**self._fence(lease), **self._params(until=self.lease_period)}
+            until = session.connection().execute(stmt, params).scalar()
+        if until is not None:
+            lease.until = as_utc(until) or lease.until
+            return True
         log.warning("lease on feed %s was lost (version %d)", lease.feed, lease.version)
         return False
 
     def complete(self, lease: Lease, feed: FeedConfig, outcome: PollOutcome) -> bool:
-        """Record a poll's outcome and schedule the next one; False when fenced out."""
+        """Record a poll's outcome and schedule the next one; False when fenced out.
+
+        One ``UPDATE ... RETURNING``, fenced by the lease's version: while it holds, nobody
+        else wrote the row's schedule, so the failures counted at the claim are still true."""
+        shape = (
+            "complete",
+            outcome.ok,
+            outcome.ok and outcome.not_modified,
+            outcome.ok and bool(outcome.new_items),
+            outcome.ok and outcome.complete,
+        )
+        stmt = self._statement(shape, lambda: self._complete_statement(*shape[1:]))
+        params: dict[str, Any] = self._fence(lease)
+        params["b_polled_by"] = self.owner
+        if outcome.ok:
+            params["items"] = outcome.items
+            if outcome.complete:
+                params.update(b_etag=outcome.etag, b_last_modified=outcome.last_modified)
+                params["due"] = lease.claimed_at + poll_gap(feed)
+            params.update(self._params())
+        else:
+            failures = lease.failures + 1
+            wait = backoff(feed, failures, self.max_backoff)
+            if outcome.retry_after is not None:
+                wait = max(wait, timedelta(seconds=outcome.retry_after))
+            params.update(
+                failures=failures,
+                claimed_at=lease.claimed_at,
+                error=outcome.error,
+                error_kind=outcome.error_kind,
+            )
+            params.update(self._params(wait=wait))
         with self.store.transaction() as session:
-            now = db_now(session)
-            stmt = select(FeedLease).where(self._held(lease))
-            if self.postgres:
-                stmt = stmt.with_for_update()
-            row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
-            if row is None:
-                log.warning("poll of %s finished after its lease was lost: not recorded", feed.name)
-                self._told[feed.name] = None
-                return False
-            row.owner, row.lease_until, row.version = None, None, row.version + 1
-            row.last_polled_at, row.polled_by = now, self.owner
-            if outcome.ok:
-                row.last_success_at = now
-                row.consecutive_failures, row.failing_since = 0, None
-                row.last_error = row.last_error_kind = None
-                if not outcome.not_modified:
-                    row.last_items = outcome.items
-                if outcome.new_items or row.last_new_at is None:
-                    row.last_new_at = now
-                if outcome.complete:
-                    row.etag, row.last_modified = outcome.etag, outcome.last_modified
-                    row.next_due = lease.claimed_at + poll_gap(feed)
-                else:
-                    row.next_due = now
+            row = session.connection().execute(stmt, params).first()
+        if row is None:
+            log.warning("poll of %s finished after its lease was lost: not recorded", feed.name)
+            self._told[feed.name] = None
+            return False
+        at = as_utc(row.last_polled_at) or datetime.now(UTC)
+        self._told[feed.name] = max(0.0, ((as_utc(row.next_due) or at) - at).total_seconds())
+        return True
+
+    def _complete_statement(self, ok: bool, not_modified: bool, new: bool, whole: bool) -> Any:
+        t, now = LEASES, self._now()
+        values: dict[str, Any] = {
+            "owner": None,
+            "lease_until": None,
+            "version": t.c.version + 1,
+            "last_polled_at": now,
+            "polled_by": bindparam("b_polled_by"),
+        }
+        if ok:
+            values.update(
+                last_success_at=now,
+                consecutive_failures=0,
+                failing_since=None,
+                last_error=None,
+                last_error_kind=None,
+                last_new_at=now if new else func.coalesce(t.c.last_new_at, now),
+            )
+            if not not_modified:
+                values["last_items"] = bindparam("items")
+            if whole:
+                values.update(
+                    etag=bindparam("b_etag"),
+                    last_modified=bindparam("b_last_modified"),
+                    next_due=bindparam("due", type_=t.c.next_due.type),
+                )
             else:
-                row.consecutive_failures += 1
-                row.failing_since = as_utc(row.failing_since) or lease.claimed_at
-                row.last_error, row.last_error_kind = outcome.error, outcome.error_kind
-                due = now + backoff(feed, row.consecutive_failures, self.max_backoff)
-                if outcome.retry_after is not None:
-                    due = max(due, now + timedelta(seconds=outcome.retry_after))
-                row.next_due = due
-            session.add(row)
-            self._told[feed.name] = max(0.0, ((as_utc(row.next_due) or now) - now).total_seconds())
-            return True
+                values["next_due"] = now
+        else:
+            values.update(
+                consecutive_failures=bindparam("failures"),
+                failing_since=func.coalesce(
+                    t.c.failing_since, bindparam("claimed_at", type_=t.c.next_due.type)
+                ),
+                last_error=bindparam("error"),
+                last_error_kind=bindparam("error_kind"),
+                next_due=self._later("wait"),
+            )
+        return (
+            update(t)
+            .where(self._held())
+            .values(**values)
+            .returning(t.c.next_due, t.c.last_polled_at)
+        )
 
     def release(self, lease: Lease) -> None:
         """Give a lease back unused: the feed stays due, another replica may take it now."""
         with self.store.transaction() as session:
-            session.execute(
-                update(FeedLease)
-                .where(self._held(lease))
-                .values(owner=None, lease_until=None, version=col(FeedLease.version) + 1)
+            session.connection().execute(
+                update(LEASES)
+                .where(self._held())
+                .values(owner=None, lease_until=None, version=LEASES.c.version + 1),
+                self._fence(lease),
             )
 
     def release_all(self) -> int:
@@ -295,12 +428,22 @@ class FeedLeases:
         with self.store.read_session() as session:
             return list(session.execute(select(FeedLease).order_by(col(FeedLease.feed))).scalars())
 
-    def _held(self, lease: Lease) -> ColumnElement[bool]:
+    @staticmethod
+    def _held() -> ColumnElement[bool]:
+        """The row as a lease left it (parameters from ``_fence``): still that holder's."""
         return and_(
-            col(FeedLease.feed) == lease.feed,
-            col(FeedLease.version) == lease.version,
-            col(FeedLease.owner) == lease.owner,
+            LEASES.c.feed == bindparam("lease_feed"),
+            LEASES.c.version == bindparam("lease_version"),
+            LEASES.c.owner == bindparam("lease_owner"),
         )
+
+    @staticmethod
+    def _fence(lease: Lease) -> dict[str, Any]:
+        return {
+            "lease_feed": lease.feed,
+            "lease_version": lease.version,
+            "lease_owner": lease.owner,
+        }
 
 
 def lock_key(name: str) -> int:
