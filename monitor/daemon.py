@@ -113,9 +113,8 @@ class Daemon:
         self._heartbeat = time.monotonic()
         self._status = ""
         self.delivering = threading.Thread(target=self._deliver_loop, name="deliver", daemon=True)
-        self.queue = DueQueue(
-            self.runtime.leases, lambda: {f.name: f for f in self.runtime.settings.feeds}
-        )
+        self._feeds: tuple[list[FeedConfig], dict[str, FeedConfig]] = ([], {})
+        self.queue = DueQueue(self.runtime.leases, self._feeds_by_name)
         self.metrics.watch_queue(self.backlog)
         self.workers = [
             threading.Thread(target=self._work, name=f"poll-{i + 1}", daemon=True)
@@ -133,6 +132,14 @@ class Daemon:
     @property
     def settings(self) -> Settings:
         return self.runtime.settings
+
+    def _feeds_by_name(self) -> dict[str, FeedConfig]:
+        """The configured feeds by name, built again only when a reload changed them: the
+        queue asks at every claim, and a config may hold thousands of feeds."""
+        feeds = self.runtime.settings.feeds
+        if feeds is not self._feeds[0]:
+            self._feeds = (feeds, {f.name: f for f in feeds})
+        return self._feeds[1]
 
     # --- life cycle ------------------------------------------------------------------------
 

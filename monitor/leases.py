@@ -147,22 +147,23 @@ class FeedLeases:
         self._statements: dict[tuple[Any, ...], Any] = {}
 
     def ensure(self, feeds: Sequence[FeedConfig]) -> None:
-        """A row for every configured feed, due at once when new."""
+        """A row for every configured feed, due at once when new (one statement for all)."""
+        if not feeds:
+            return
         insert = pg_insert if self.postgres else sqlite_insert
         with self.store.transaction() as session:
             now = db_now(session)
-            for feed in feeds:
-                session.execute(
-                    insert(FeedLease)
-                    .values(
-                        feed=feed.name,
-                        version=0,
-                        next_due=now,
-                        last_items=0,
-                        consecutive_failures=0,
-                    )
-                    .on_conflict_do_nothing()
-                )
+            rows = [
+                {
+                    "feed": feed.name,
+                    "version": 0,
+                    "next_due": now,
+                    "last_items": 0,
+                    "consecutive_failures": 0,
+                }
+                for feed in feeds
+            ]
+            session.connection().execute(insert(LEASES).on_conflict_do_nothing(), rows)
 
     # The statements below are built once per shape and reused with new parameters: built
     # afresh for every poll, constructing them and their cache keys cost more CPU than
