@@ -6,9 +6,9 @@ all but one of those tries lost the claim, so a poll cost one claim per replica.
 worker claims the earliest due feed nobody holds (``SKIP LOCKED`` on PostgreSQL), so each
 claim is a poll, a late feed is simply the head of the queue (nothing due is skipped), and a
 dead replica's abandoned poll, whose lease ran out, is the most overdue feed there: whoever
-claims next takes it over. When nothing is due, one idle worker of the replica waits for the
-next due time (at most ``idle`` seconds, so that others' changes are seen) while the other
-idle workers wait for it.
+claims next takes it over. While feeds are due, a replica's workers claim side by side; when
+none is, one idle worker of the replica waits for the next due time (at most ``idle`` seconds,
+so that others' changes are seen) while the other idle workers wait for it.
 
 ``monitor poll FEED`` is a request in the database (the feed made due now, kept due past a
 poll in flight) and a local one: this replica's next free worker tries it first, ahead of
@@ -52,7 +52,7 @@ class DueQueue:
         self.feeds = feeds
         self.idle = idle
         self._requests: deque[str] = deque()
-        self._claiming = threading.Lock()  # one idle worker at a time watches the queue
+        self._claiming = threading.Lock()  # one idle worker at a time waits for the queue
         self._wake = threading.Event()
         self._closed = False
         self._backlog = Backlog(0, 0.0)
@@ -60,21 +60,21 @@ class DueQueue:
     def take(self, timeout: float | None = None) -> tuple[FeedConfig, Lease] | None:
         """Wait for a due feed (or a request), claim it and return it with its lease; None
         on timeout or close. A claimed feed this replica does not know (removed from its
-        config) is parked for another replica, or a later config, to take."""
+        config) is parked for another replica, or a later config, to take.
+
+        While feeds are due, workers claim side by side (the database keeps their claims
+        apart); when none is, one worker at a time waits for the next due time and the
+        others wait for it, so an idle replica does not ask the database once per worker."""
+        got = self._claim()
+        if not isinstance(got, float):
+            return got
         with self._claiming:
             waited = 0.0
             while not self._closed:
-                got = self._requested()
-                if got is not None:
+                got = self._claim()  # again: the worker that waited before may have left some
+                if not isinstance(got, float):
                     return got
-                lease, due_in = self.leases.claim_next()
-                if lease is not None:
-                    feed = self.feeds().get(lease.feed)
-                    if feed is not None:
-                        return feed, lease
-                    self.leases.park(lease)
-                    continue
-                wait = min(due_in, self.idle)
+                wait = min(got, self.idle)
                 if timeout is not None:
                     if waited >= timeout:
                         return None
@@ -83,6 +83,22 @@ class DueQueue:
                 self._wake.clear()
                 waited += wait
             return None
+
+    def _claim(self) -> tuple[FeedConfig, Lease] | float | None:
+        """A requested or due feed with its lease; else the seconds until the next falls
+        due (float); None once closed."""
+        while not self._closed:
+            got = self._requested()
+            if got is not None:
+                return got
+            lease, due_in = self.leases.claim_next()
+            if lease is None:
+                return due_in
+            feed = self.feeds().get(lease.feed)
+            if feed is not None:
+                return feed, lease
+            self.leases.park(lease)
+        return None
 
     def _requested(self) -> tuple[FeedConfig, Lease] | None:
         """A feed ``request``ed here, claimed even if not due; a request whose feed another
