@@ -1,15 +1,14 @@
-"""The long-running service: the poll queue and its workers, service jobs, signals, systemd.
+"""The long-running service: the poll workers, service jobs, signals, systemd.
 
-Feeds wait in one queue ordered by when each is next due (``monitor.sources.schedule``);
-``poll_workers`` threads take the earliest-due feed as they free up, so a late feed is polled as
-soon as a worker is free, never skipped. Every replica queues every feed and each try first
-claims the feed's lease (``monitor.leases``): whoever comes first after the feed is due polls
-it, the others skip, and the lease's due time (interval, backoff, Retry-After) sets the next
-try. Rule evaluation and delivery run in a thread of their own, paced by ``deliver_interval``
-and woken at once by a poll that appended something (so a poll thread never waits for rules,
-and the polls that finish during one evaluation are evaluated together by the next);
-APScheduler 3 runs the other service jobs: source health, digests, takeover of abandoned feeds,
-and the heartbeat that the systemd watchdog ping depends on.
+Feeds wait in one queue shared by every replica, in the database, ordered by when each is next
+due (``monitor.leases``, ``monitor.sources.schedule``): ``poll_workers`` threads claim the
+earliest due feed nobody holds as they free up, so a late feed is polled as soon as a worker is
+free, never skipped, each due poll is claimed once, and the lease's due time (interval and
+jitter, backoff, Retry-After) sets the next poll. Rule evaluation and delivery run in a thread
+of their own, paced by ``deliver_interval`` and woken at once by a poll that appended
+something (so a poll thread never waits for rules, and the polls that finish during one
+evaluation are evaluated together by the next); APScheduler 3 runs the other service jobs:
+source health, digests, and the heartbeat that the systemd watchdog ping depends on.
 
 Signals: SIGTERM/SIGINT stop intake, let in-flight polls end once the articles they fetched
 are stored, flush the outbox and exit 0 within ``stop_timeout``; SIGHUP reloads the config
@@ -26,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -38,10 +37,10 @@ from monitor.alerting.reload import Snapshot, snapshot
 from monitor.config import FeedConfig, Settings
 from monitor.extract.pool import pool_size
 from monitor.health import rules_health
-from monitor.leases import SqliteReplicaLock, poll_gap
+from monitor.leases import Lease, SqliteReplicaLock
 from monitor.observability import Endpoints, Metrics, ObservabilityServer
 from monitor.runtime import FeedRun, Runtime
-from monitor.sources.schedule import Backlog, PollQueue, Timing, next_attempt
+from monitor.sources.schedule import Backlog, DueQueue
 from monitor.status import status_snapshot
 from monitor.store.db import is_sqlite, redact
 
@@ -76,16 +75,6 @@ def watchdog_interval() -> float | None:
     if not usec or not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2_000_000
-
-
-def timing(feed: FeedConfig) -> Timing:
-    return Timing(feed.interval.total_seconds(), feed.jitter_seconds())
-
-
-def takeover_every(lease_period: timedelta) -> float:
-    """How often to look for feeds abandoned mid-poll: an eighth of the lease, 0.5 to 15 s, so a
-    dead replica's feed is polled again at most that long after its lease expires."""
-    return min(15.0, max(0.5, lease_period.total_seconds() / 8))
 
 
 class Daemon:
@@ -124,7 +113,8 @@ class Daemon:
         self._heartbeat = time.monotonic()
         self._status = ""
         self.delivering = threading.Thread(target=self._deliver_loop, name="deliver", daemon=True)
-        self.queue = PollQueue(patience=2 * settings.lease_period.total_seconds())
+        self._feeds: tuple[list[FeedConfig], dict[str, FeedConfig]] = ([], {})
+        self.queue = DueQueue(self.runtime.leases, self._feeds_by_name)
         self.metrics.watch_queue(self.backlog)
         self.workers = [
             threading.Thread(target=self._work, name=f"poll-{i + 1}", daemon=True)
@@ -143,6 +133,14 @@ class Daemon:
     def settings(self) -> Settings:
         return self.runtime.settings
 
+    def _feeds_by_name(self) -> dict[str, FeedConfig]:
+        """The configured feeds by name, built again only when a reload changed them: the
+        queue asks at every claim, and a config may hold thousands of feeds."""
+        feeds = self.runtime.settings.feeds
+        if feeds is not self._feeds[0]:
+            self._feeds = (feeds, {f.name: f for f in feeds})
+        return self._feeds[1]
+
     # --- life cycle ------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -150,7 +148,6 @@ class Daemon:
         settings = self.settings
         self.runtime.leases.ensure(settings.feeds)
         self._start_server()
-        self._schedule_feeds(first=True)
         self.runtime.extract_pool.start()
         for worker in self.workers:
             worker.start()
@@ -170,13 +167,6 @@ class Daemon:
             name="daily digests",
             executor=SERVICE,
             next_run_time=datetime.now(UTC),
-        )
-        self.scheduler.add_job(
-            self._takeover_job,
-            IntervalTrigger(seconds=takeover_every(settings.lease_period), timezone=UTC),
-            id="takeover",
-            name="take over abandoned feeds",
-            executor=SERVICE,
         )
         watchdog = watchdog_interval()
         self.scheduler.add_job(
@@ -295,7 +285,7 @@ class Daemon:
             sd_notify("READY=1\nSTATUS=reload failed; running on the previous configuration")
             return False
         logging.getLogger().setLevel(self.settings.log_level.upper())
-        self._schedule_feeds()
+        self.queue.wake()  # new feeds are due at once
         if restart:
             log.warning("changed settings take effect after a restart: %s", ", ".join(restart))
         log.info(
@@ -307,18 +297,6 @@ class Daemon:
         )
         sd_notify(f"READY=1\nSTATUS=polling {len(self.settings.feeds)} feeds (reloaded)")
         return True
-
-    def _schedule_feeds(self, *, first: bool = False) -> None:
-        """The queue holds exactly the configured feeds. At start-up each is first tried when
-        its lease says it is due (at once for new feeds and after a long stop); on reload new
-        feeds are tried at once and changed intervals apply from the last try."""
-        feeds = {f.name: timing(f) for f in self.settings.feeds}
-        first_in: dict[str, float] = {}
-        if first:
-            for name, due_in in self.runtime.leases.due_in().items():
-                if name in feeds:
-                    first_in[name] = feeds[name].interval if due_in is None else due_in
-        self.queue.sync(feeds, first_in)
 
     def backlog(self) -> Backlog:
         return self.queue.backlog()
@@ -337,75 +315,28 @@ class Daemon:
                 self._idle.notify_all()
 
     def _work(self) -> None:
-        """One poll worker: the earliest-due feed, polled, then queued for its next try."""
+        """One poll worker: the next due feed claimed from the shared queue, then polled."""
         while not self.stopping.is_set():
-            name = self.queue.take(timeout=1.0)
-            if name is None:
+            taken = self.queue.take(timeout=1.0)
+            if taken is None:
                 continue
-            started = time.monotonic()
-            delay: float | None = None
-            run: FeedRun | None = None
-            try:
-                run = self._poll_job(name, force=self.queue.requested(name))
-                delay = self._next_try(name, run is not None, time.monotonic() - started)
-            finally:
-                self.queue.done(name, delay, served=run is not None)
+            feed, lease = taken
+            self._poll_job(feed, lease)
 
-    def _next_try(self, name: str, polled: bool, elapsed: float) -> float | None:
-        """Seconds to this replica's next try of a feed, from what its lease now says; None
-        (an interval plus jitter) when the database cannot say."""
-        feed = next((f for f in self.settings.feeds if f.name == name), None)
-        if feed is None:
-            return None
-        found, due_in = self.runtime.leases.told(name)  # what this try learned, if anything
-        try:
-            if not found:
-                due_in = self.runtime.leases.due_in([name]).get(name)
-        except Exception:
-            log.exception("reading when %s is due failed", name)
-            return None
-        t = timing(feed)
-        return next_attempt(
-            t,
-            polled=polled,
-            elapsed=elapsed,
-            due_in=due_in,
-            spread=self.queue.spread(),
-            early=max(0.0, t.interval - poll_gap(feed).total_seconds()),
-        )
-
-    def _poll_job(self, name: str, force: bool = False) -> FeedRun | None:
-        if self.stopping.is_set():
-            return None
-        feed = next((f for f in self.settings.feeds if f.name == name), None)
-        if feed is None:
-            return None
+    def _poll_job(self, feed: FeedConfig, lease: Lease) -> FeedRun | None:
         try:
             with self._in_flight():
-                run = self.runtime.run_feed(feed, force=force, stopping=self.stopping.is_set)
-                if run is None:
-                    return None  # not due, or another replica has it
+                if self.stopping.is_set():
+                    self.runtime.leases.release(lease)  # still due: for whoever runs next
+                    return None
+                run = self.runtime.run_feed(feed, lease=lease, stopping=self.stopping.is_set)
                 self._report(run)
                 if any(r.new_events for r in run.results):
                     self.news.set()
                 return run
         except Exception:  # one bad poll must never take the daemon down
-            log.exception("poll of %s failed", name)
+            log.exception("poll of %s failed", feed.name)
             return None
-
-    def _takeover_job(self) -> None:
-        """A replica that died mid-poll leaves its lease to expire; rather than wait for this
-        replica's next try of that feed (up to an interval away), make it due now. Every
-        replica may try; the claim lets exactly one through."""
-        if self.stopping.is_set():
-            return
-        try:
-            feeds = self.runtime.leases.abandoned()
-        except Exception:
-            log.exception("looking for abandoned feeds failed")
-            return
-        for name in feeds:
-            self.queue.poll_now(name, front=False)  # False: a feed no longer configured
 
     def _report(self, run: FeedRun) -> None:
         o = run.outcome
@@ -464,6 +395,10 @@ class Daemon:
         only copies them (fast at any number of feeds)."""
         while not self.stopping.is_set():
             self.cluster_metrics.refresh()
+            try:
+                self.queue.refresh_backlog()
+            except Exception:
+                log.exception("reading the poll queue's backlog failed")
             self.stopping.wait(METRICS_EVERY)
 
     def _beat(self) -> None:
@@ -521,7 +456,7 @@ class Daemon:
         )
         backlog = self.queue.backlog()
         payload["queue"] = {
-            "feeds": len(self.queue),
+            "feeds": len(self.settings.feeds),
             "due": backlog.depth,
             "oldest_due_age": round(backlog.oldest_age, 3),
         }
@@ -529,13 +464,14 @@ class Daemon:
         return bool(payload["ready"]) and rules_ok, payload
 
     def request_poll(self, name: str) -> tuple[int, str]:
-        """``monitor poll FEED`` through the daemon: the feed goes to the front of the queue and
-        is polled even if not due. A request for a feed in flight here runs right after that
-        poll; one whose feed another replica holds is retried until that lease ends."""
+        """``monitor poll FEED`` through the daemon: the feed is made due now in the shared
+        queue and this replica's next free worker polls it, ahead of feeds merely due. A
+        feed being polled (here or on another replica) stays due and is polled again right
+        after that poll."""
         if self.stopping.is_set():
             return 503, "stopping"
         if not any(f.name == name for f in self.settings.feeds):
             return 404, f"no feed named {name!r} in the configuration"
-        if not self.queue.poll_now(name):
+        if not self.queue.request(name):
             return 404, f"feed {name!r} is not in the poll queue"
         return 202, f"poll of {name} requested from replica {self.runtime.replica_id}"

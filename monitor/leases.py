@@ -1,13 +1,17 @@
-"""Coordination between replicas: feed leases, singleton locks, and the SQLite one-replica rule.
+"""Coordination between replicas: the shared queue of due feeds, singleton locks, and the
+SQLite one-replica rule.
 
-Every replica keeps every feed in its own poll queue (``monitor.sources.schedule``), and each
-try first *claims* its feed here. A claim succeeds only when the feed is due and nobody holds
-its lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer anyway), so each
-due poll is made by exactly one replica. The lease's ``version`` is a fencing token: a replica
-that stalled past its lease cannot record an outcome over the replica that took over.
+The ``feed_leases`` table is the poll schedule of every replica: one row per feed with its
+next due time. A replica's idle poll worker *claims* the earliest due feed that nobody holds
+(``claim_next``: one ``UPDATE ... RETURNING`` whose subquery takes the row with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer and one replica), so each due
+poll is made by exactly one replica and no replica tries a feed another one is polling. A lease
+whose replica died expires and its feed, never moved on, is the most overdue in the queue:
+the next claim anywhere takes it. The lease's ``version`` is a fencing token: a replica that
+stalled past its lease cannot record an outcome over the replica that took over.
 
 Times come from the database clock on PostgreSQL, so replicas on machines whose clocks
-disagree still agree on who holds what.
+disagree still agree on who holds what and what is due.
 
 Work that must run on one replica at a time (rule evaluation, health checks) takes a
 PostgreSQL advisory lock with ``singleton``; others skip their turn instead of waiting.
@@ -19,15 +23,27 @@ import fcntl
 import hashlib
 import logging
 import os
+import random
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Interval,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -43,6 +59,16 @@ if TYPE_CHECKING:
     from monitor.sources.polling import PollOutcome
 
 log = logging.getLogger(__name__)
+
+LEASES = FeedLease.__table__  # type: ignore[attr-defined]
+CLAIMED = (
+    LEASES.c.feed,
+    LEASES.c.version,
+    LEASES.c.lease_until,
+    LEASES.c.etag,
+    LEASES.c.last_modified,
+    LEASES.c.consecutive_failures,
+)
 
 
 def default_replica_id() -> str:
@@ -86,16 +112,10 @@ def lag(due: datetime | None, now: datetime) -> float:
     return max(0.0, (now - due).total_seconds())
 
 
-def poll_gap(feed: FeedConfig) -> timedelta:
-    """Time from one claim to the feed being due again.
-
-    A little less than the interval (less the jitter and 5 %, at most 5 s), so that the
-    polling replica's own next scheduled run, which comes one interval later plus up to the
-    jitter, always finds the feed due; other replicas can take it no sooner than this gap.
-    """
-    interval = feed.interval.total_seconds()
-    slack = min(5.0, interval * 0.05)
-    return timedelta(seconds=max(interval - feed.jitter_seconds() - slack, interval / 2))
+def poll_gap(feed: FeedConfig, spread: float = 0.0) -> timedelta:
+    """Time from one poll's claim to the feed being due again: its interval plus ``spread``
+    (in [0, 1)) of its jitter, so that feeds of one host do not stay in lockstep."""
+    return feed.interval + timedelta(seconds=feed.jitter_seconds() * spread)
 
 
 def backoff(feed: FeedConfig, failures: int, cap: timedelta) -> timedelta:
@@ -115,141 +135,309 @@ class FeedLeases:
         owner: str,
         lease_period: timedelta = timedelta(minutes=2),
         max_backoff: timedelta = timedelta(hours=6),
+        spread: Callable[[], float] = random.random,
     ) -> None:
+        """``spread``: picks each poll's share of its feed's jitter (``poll_gap``)."""
         self.store = store
         self.owner = owner
         self.lease_period = lease_period
         self.max_backoff = max_backoff
+        self.spread = spread
         self.postgres = store.engine.dialect.name == "postgresql"
-        # What the last claim or completion of each feed learned about its next due time, so
-        # the poll queue need not ask the database again after every try (see ``told``).
-        self._told: dict[str, float | None] = {}
-
-    def told(self, feed: str) -> tuple[bool, float | None]:
-        """Seconds until ``feed`` is due (None while another replica holds it), as this
-        replica's last refused claim or completed poll of it saw, given once; (False, None)
-        when nothing was learned since (then ask ``due_in``)."""
-        if feed in self._told:
-            return True, self._told.pop(feed)
-        return False, None
+        self._statements: dict[tuple[Any, ...], Any] = {}
 
     def ensure(self, feeds: Sequence[FeedConfig]) -> None:
-        """A row for every configured feed, due at once when new."""
+        """A row for every configured feed, due at once when new (one statement for all)."""
+        if not feeds:
+            return
         insert = pg_insert if self.postgres else sqlite_insert
         with self.store.transaction() as session:
             now = db_now(session)
-            for feed in feeds:
-                session.execute(
-                    insert(FeedLease)
-                    .values(
-                        feed=feed.name,
-                        version=0,
-                        next_due=now,
-                        last_items=0,
-                        consecutive_failures=0,
-                    )
-                    .on_conflict_do_nothing()
-                )
+            rows = [
+                {
+                    "feed": feed.name,
+                    "version": 0,
+                    "next_due": now,
+                    "last_items": 0,
+                    "consecutive_failures": 0,
+                }
+                for feed in feeds
+            ]
+            session.connection().execute(insert(LEASES).on_conflict_do_nothing(), rows)
+
+    # The statements below are built once per shape and reused with new parameters: built
+    # afresh for every poll, constructing them and their cache keys cost more CPU than
+    # running them. "now" is the database's clock on PostgreSQL (one clock for all replicas,
+    # read by the statement itself), ours on SQLite (a parameter).
+
+    def _now(self) -> Any:
+        if self.postgres:
+            return func.now().cast(LEASES.c.next_due.type)
+        return bindparam("now", type_=LEASES.c.next_due.type)
+
+    def _later(self, name: str) -> Any:
+        """``now`` plus the interval parameter ``name`` (PostgreSQL), or the time itself,
+        computed here (SQLite)."""
+        if self.postgres:
+            return self._now() + bindparam(name, type_=Interval())
+        return bindparam(name, type_=LEASES.c.next_due.type)
+
+    def _params(self, **deltas: timedelta) -> dict[str, Any]:
+        if self.postgres:
+            return dict(deltas)
+        now = datetime.now(UTC)
+        return {"now": now, **{k: now + v for k, v in deltas.items()}}
+
+    def _statement(self, shape: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        stmt = self._statements.get(shape)
+        if stmt is None:
+            stmt = self._statements[shape] = build()
+        return stmt
 
     def claim(self, feed: FeedConfig, *, force: bool = False) -> Lease | None:
-        """The lease on ``feed`` when it is due (or ``force``: made due now) and free."""
+        """The lease on ``feed`` when it is due (or ``force``: made due now) and free.
+
+        One ``UPDATE ... RETURNING``: the row is locked by the update itself, and a replica
+        that met it locked sees the winner's lease once it commits and matches nothing."""
+        stmt = self._statement(("claim", force), lambda: self._claim_statement(force))
         with self.store.transaction() as session:
-            now = db_now(session)
-            stmt = select(FeedLease).where(col(FeedLease.feed) == feed.name)
-            if self.postgres:
-                stmt = stmt.with_for_update(skip_locked=True)
-            row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
-            self._told.pop(feed.name, None)
-            if row is None:
-                self._told[feed.name] = None  # another replica is claiming it right now
-                return None  # (or an unknown feed)
-            held = as_utc(row.lease_until)
-            if held is not None and held > now:
-                self._told[feed.name] = None
-                return None
-            if (as_utc(row.next_due) or now) > now:
-                if not force:
-                    self._told[feed.name] = ((as_utc(row.next_due) or now) - now).total_seconds()
-                    return None
-                # A requested poll is a due poll: if this one is abandoned mid-way, whoever
-                # takes the feed over finds it due, and lag is counted from the request.
-                row.next_due = now
-            row.owner = self.owner
-            row.lease_until = now + self.lease_period
-            row.version += 1
-            session.add(row)
-            return Lease(
-                feed=feed.name,
-                owner=self.owner,
-                version=row.version,
-                claimed_at=now,
-                until=now + self.lease_period,
-                etag=row.etag,
-                last_modified=row.last_modified,
-                failures=row.consecutive_failures,
+            conn = session.connection()
+            params = {"b_feed": feed.name, "b_owner": self.owner}
+            params.update(self._params(until=self.lease_period))
+            row = conn.execute(stmt, params).first()
+        return None if row is None else self._lease(row)
+
+    def claim_next(self) -> tuple[Lease | None, float]:
+        """The lease on the earliest due feed nobody holds (an abandoned poll's feed, whose
+        lease expired, included), or None and the seconds until the next feed falls due as
+        things stand (another replica may take it first; a lease may expire sooner)."""
+        stmt = self._statement(("next",), self._next_statement)
+        with self.store.transaction() as session:
+            conn = session.connection()
+            params = {"b_owner": self.owner, **self._params(until=self.lease_period)}
+            row = conn.execute(stmt, params).first()
+            if row is not None:
+                return self._lease(row), 0.0
+            wait = self._statement(("wait",), self._wait_statement)
+            seconds = conn.execute(wait, self._params()).scalar()
+        return None, float("inf") if seconds is None else max(0.0, float(seconds))
+
+    def _free(self, now: Any) -> ColumnElement[bool]:
+        return or_(LEASES.c.lease_until.is_(None), LEASES.c.lease_until <= now)
+
+    def _next_statement(self) -> Any:
+        t, now = LEASES, self._now()
+        head = (
+            select(t.c.feed)
+            .where(t.c.next_due <= now, self._free(now))
+            .order_by(t.c.next_due)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        return (
+            update(t)
+            .where(t.c.feed == head)
+            .values(owner=bindparam("b_owner"), lease_until=self._later("until"))
+            .values(version=t.c.version + 1)
+            .returning(*CLAIMED)
+        )
+
+    def _wait_statement(self) -> Any:
+        t, now = LEASES, self._now()
+        if self.postgres:
+            seconds = func.extract("epoch", func.min(t.c.next_due) - now)
+        else:
+            seconds = (func.julianday(func.min(t.c.next_due)) - func.julianday(now)) * 86400.0
+        return select(seconds).where(self._free(now))
+
+    def request(self, feed: str) -> bool:
+        """``monitor poll``: make ``feed`` due now, for whichever replica claims next. A
+        feed being polled stays due after that poll (``complete`` sees the request), so the
+        request is served even when another replica held the feed. False: unknown feed."""
+        stmt = self._statement(
+            ("request",),
+            lambda: (
+                update(LEASES)
+                .where(LEASES.c.feed == bindparam("b_feed"))
+                .values(next_due=self._now())
+            ),
+        )
+        with self.store.transaction() as session:
+            result = session.connection().execute(stmt, {"b_feed": feed, **self._params()})
+            return bool(result.rowcount)
+
+    def park(self, lease: Lease) -> None:
+        """Give back a claimed feed this replica does not poll (removed from its config): due
+        again one lease period from now, so the queue does not hand it out in a loop."""
+        with self.store.transaction() as session:
+            session.connection().execute(
+                update(LEASES)
+                .where(self._held())
+                .values(owner=None, lease_until=None, version=LEASES.c.version + 1)
+                .values(next_due=self._later("until")),
+                {**self._fence(lease), **self._params(until=self.lease_period)},
             )
+
+    def backlog(self) -> tuple[int, float]:
+        """Feeds due now that nobody holds, and how long the oldest of them has been due:
+        the shared queue's backlog, the same for every replica."""
+        stmt = self._statement(("backlog",), self._backlog_statement)
+        with self.store.transaction() as session:
+            depth, oldest = session.connection().execute(stmt, self._params()).one()
+        return int(depth or 0), max(0.0, float(oldest or 0.0))
+
+    def _backlog_statement(self) -> Any:
+        t, now = LEASES, self._now()
+        if self.postgres:
+            age = func.extract("epoch", now - func.min(t.c.next_due))
+        else:
+            age = (func.julianday(now) - func.julianday(func.min(t.c.next_due))) * 86400.0
+        return select(func.count(), age).where(t.c.next_due <= now, self._free(now))
+
+    def _claim_statement(self, force: bool) -> Any:
+        t, now = LEASES, self._now()
+        where = and_(
+            t.c.feed == bindparam("b_feed"),
+            or_(t.c.lease_until.is_(None), t.c.lease_until <= now),
+        )
+        values: dict[str, Any] = {
+            "owner": bindparam("b_owner"),
+            "lease_until": self._later("until"),
+            "version": t.c.version + 1,
+        }
+        if force:
+            # A requested poll is a due poll: if this one is abandoned mid-way, whoever
+            # takes the feed over finds it due, and lag is counted from the request.
+            values["next_due"] = case((t.c.next_due > now, now), else_=t.c.next_due)
+        else:
+            where = and_(where, t.c.next_due <= now)
+        return update(t).where(where).values(**values).returning(*CLAIMED)
+
+    def _lease(self, row: Any) -> Lease:
+        until = as_utc(row.lease_until) or datetime.now(UTC)
+        return Lease(
+            feed=row.feed,
+            owner=self.owner,
+            version=row.version,
+            claimed_at=until - self.lease_period,
+            until=until,
+            etag=row.etag,
+            last_modified=row.last_modified,
+            failures=row.consecutive_failures,
+        )
 
     def renew(self, lease: Lease) -> bool:
         """Extend a lease still held; False when it was lost (expired and taken over)."""
+        stmt = self._statement(
+            ("renew",),
+            lambda: (
+                update(LEASES)
+                .where(self._held())
+                .values(lease_until=self._later("until"))
+                .returning(LEASES.c.lease_until)
+            ),
+        )
         with self.store.transaction() as session:
-            now = db_now(session)
-            result = session.execute(
-                update(FeedLease)
-                .where(self._held(lease))
-                .values(lease_until=now + self.lease_period)
-            )
-            if rowcount(result):
-                lease.until = now + self.lease_period
-                return True
+            params = {**self._fence(lease), **self._params(until=self.lease_period)}
+            until = session.connection().execute(stmt, params).scalar()
+        if until is not None:
+            lease.until = as_utc(until) or lease.until
+            return True
         log.warning("lease on feed %s was lost (version %d)", lease.feed, lease.version)
         return False
 
     def complete(self, lease: Lease, feed: FeedConfig, outcome: PollOutcome) -> bool:
-        """Record a poll's outcome and schedule the next one; False when fenced out."""
+        """Record a poll's outcome and schedule the next one; False when fenced out.
+
+        One ``UPDATE ... RETURNING``, fenced by the lease's version: while it holds, nobody
+        else wrote the row's schedule, so the failures counted at the claim are still true."""
+        shape = (
+            "complete",
+            outcome.ok,
+            outcome.ok and outcome.not_modified,
+            outcome.ok and bool(outcome.new_items),
+            outcome.ok and outcome.complete,
+        )
+        stmt = self._statement(shape, lambda: self._complete_statement(*shape[1:]))
+        params: dict[str, Any] = self._fence(lease)
+        params.update(b_polled_by=self.owner, claimed_at=lease.claimed_at)
+        if outcome.ok:
+            params["items"] = outcome.items
+            if outcome.complete:
+                params.update(b_etag=outcome.etag, b_last_modified=outcome.last_modified)
+                params["due"] = lease.claimed_at + poll_gap(feed, self.spread())
+            params.update(self._params())
+        else:
+            failures = lease.failures + 1
+            wait = backoff(feed, failures, self.max_backoff)
+            if outcome.retry_after is not None:
+                wait = max(wait, timedelta(seconds=outcome.retry_after))
+            params.update(
+                failures=failures,
+                error=outcome.error,
+                error_kind=outcome.error_kind,
+            )
+            params.update(self._params(wait=wait))
         with self.store.transaction() as session:
-            now = db_now(session)
-            stmt = select(FeedLease).where(self._held(lease))
-            if self.postgres:
-                stmt = stmt.with_for_update()
-            row = session.execute(stmt.execution_options(populate_existing=True)).scalar()
-            if row is None:
-                log.warning("poll of %s finished after its lease was lost: not recorded", feed.name)
-                self._told[feed.name] = None
-                return False
-            row.owner, row.lease_until, row.version = None, None, row.version + 1
-            row.last_polled_at, row.polled_by = now, self.owner
-            if outcome.ok:
-                row.last_success_at = now
-                row.consecutive_failures, row.failing_since = 0, None
-                row.last_error = row.last_error_kind = None
-                if not outcome.not_modified:
-                    row.last_items = outcome.items
-                if outcome.new_items or row.last_new_at is None:
-                    row.last_new_at = now
-                if outcome.complete:
-                    row.etag, row.last_modified = outcome.etag, outcome.last_modified
-                    row.next_due = lease.claimed_at + poll_gap(feed)
-                else:
-                    row.next_due = now
+            row = session.connection().execute(stmt, params).first()
+        if row is None:
+            log.warning("poll of %s finished after its lease was lost: not recorded", feed.name)
+            return False
+        return True
+
+    def _complete_statement(self, ok: bool, not_modified: bool, new: bool, whole: bool) -> Any:
+        t, now = LEASES, self._now()
+        claimed_at = bindparam("claimed_at", type_=t.c.next_due.type)
+        values: dict[str, Any] = {
+            "owner": None,
+            "lease_until": None,
+            "version": t.c.version + 1,
+            "last_polled_at": now,
+            "polled_by": bindparam("b_polled_by"),
+        }
+        if ok:
+            values.update(
+                last_success_at=now,
+                consecutive_failures=0,
+                failing_since=None,
+                last_error=None,
+                last_error_kind=None,
+                last_new_at=now if new else func.coalesce(t.c.last_new_at, now),
+            )
+            if not not_modified:
+                values["last_items"] = bindparam("items")
+            if whole:
+                values.update(
+                    etag=bindparam("b_etag"),
+                    last_modified=bindparam("b_last_modified"),
+                    next_due=bindparam("due", type_=t.c.next_due.type),
+                )
             else:
-                row.consecutive_failures += 1
-                row.failing_since = as_utc(row.failing_since) or lease.claimed_at
-                row.last_error, row.last_error_kind = outcome.error, outcome.error_kind
-                due = now + backoff(feed, row.consecutive_failures, self.max_backoff)
-                if outcome.retry_after is not None:
-                    due = max(due, now + timedelta(seconds=outcome.retry_after))
-                row.next_due = due
-            session.add(row)
-            self._told[feed.name] = max(0.0, ((as_utc(row.next_due) or now) - now).total_seconds())
-            return True
+                values["next_due"] = now
+        else:
+            values.update(
+                consecutive_failures=bindparam("failures"),
+                failing_since=func.coalesce(t.c.failing_since, claimed_at),
+                last_error=bindparam("error"),
+                last_error_kind=bindparam("error_kind"),
+                next_due=self._later("wait"),
+            )
+        # ``monitor poll`` asked for this feed while it was being polled (``request`` moved
+        # its due time past this claim): it stays due, to be polled again at once.
+        values["next_due"] = case(
+            (t.c.next_due > claimed_at, t.c.next_due), else_=values["next_due"]
+        )
+        return update(t).where(self._held()).values(**values).returning(t.c.next_due)
 
     def release(self, lease: Lease) -> None:
         """Give a lease back unused: the feed stays due, another replica may take it now."""
         with self.store.transaction() as session:
-            session.execute(
-                update(FeedLease)
-                .where(self._held(lease))
-                .values(owner=None, lease_until=None, version=col(FeedLease.version) + 1)
+            session.connection().execute(
+                update(LEASES)
+                .where(self._held())
+                .values(owner=None, lease_until=None, version=LEASES.c.version + 1),
+                self._fence(lease),
             )
 
     def release_all(self) -> int:
@@ -262,45 +450,26 @@ class FeedLeases:
             )
             return rowcount(result)
 
-    def abandoned(self) -> list[str]:
-        """Feeds whose poll was claimed and never completed, with the lease now expired: the
-        replica died or stalled mid-poll. Their ``next_due`` was never moved on, so whoever
-        claims them next polls at once."""
-        with self.store.read_session() as session:
-            now = db_now(session)
-            stmt = select(col(FeedLease.feed)).where(
-                col(FeedLease.owner).is_not(None), col(FeedLease.lease_until) < now
-            )
-            return list(session.execute(stmt).scalars())
-
-    def due_in(self, feeds: Sequence[str] | None = None) -> dict[str, float | None]:
-        """Seconds until each feed (all when None) is due by the database clock (0 when due),
-        or None while a live lease holds it; the poll queue times this replica's tries by it."""
-        with self.store.read_session() as session:
-            now = db_now(session)
-            stmt = select(FeedLease)
-            if feeds is not None:
-                stmt = stmt.where(col(FeedLease.feed).in_(list(feeds)))
-            answer: dict[str, float | None] = {}
-            for row in session.execute(stmt).scalars():
-                held = as_utc(row.lease_until)
-                if held is not None and held > now:
-                    answer[row.feed] = None
-                else:
-                    due = as_utc(row.next_due) or now
-                    answer[row.feed] = max(0.0, (due - now).total_seconds())
-            return answer
-
     def states(self) -> list[FeedLease]:
         with self.store.read_session() as session:
             return list(session.execute(select(FeedLease).order_by(col(FeedLease.feed))).scalars())
 
-    def _held(self, lease: Lease) -> ColumnElement[bool]:
+    @staticmethod
+    def _held() -> ColumnElement[bool]:
+        """The row as a lease left it (parameters from ``_fence``): still that holder's."""
         return and_(
-            col(FeedLease.feed) == lease.feed,
-            col(FeedLease.version) == lease.version,
-            col(FeedLease.owner) == lease.owner,
+            LEASES.c.feed == bindparam("lease_feed"),
+            LEASES.c.version == bindparam("lease_version"),
+            LEASES.c.owner == bindparam("lease_owner"),
         )
+
+    @staticmethod
+    def _fence(lease: Lease) -> dict[str, Any]:
+        return {
+            "lease_feed": lease.feed,
+            "lease_version": lease.version,
+            "lease_owner": lease.owner,
+        }
 
 
 def lock_key(name: str) -> int:

@@ -25,7 +25,7 @@ from monitor.config import FeedConfig, Settings
 from monitor.events import AlertRaised
 from monitor.extract.pool import ExtractPool
 from monitor.health import HealthChecker
-from monitor.leases import FeedLeases, default_replica_id, singleton
+from monitor.leases import FeedLeases, Lease, default_replica_id, singleton
 from monitor.notify.channels import Channel, build_channels
 from monitor.notify.outbox import Deliverer, RetryPolicy
 from monitor.observability import Metrics
@@ -200,9 +200,11 @@ class Runtime:
         feed: FeedConfig,
         *,
         force: bool = False,
+        lease: Lease | None = None,
         stopping: Callable[[], bool] = lambda: False,
     ) -> FeedRun | None:
-        """Poll ``feed`` if this replica can claim it (due and free, or ``force``d and free).
+        """Poll ``feed`` under ``lease`` (the daemon's workers claim from the shared queue),
+        or if this replica can claim it now (due and free, or ``force``d and free).
 
         Items are ingested oldest first; the lease is renewed as the poll goes on. When asked
         to stop, or when the lease is lost, no further article is fetched: the ones already
@@ -210,7 +212,7 @@ class Runtime:
         poll (on any replica) fetches the feed in full. Returns None when the feed was not
         ours to poll.
         """
-        lease = self.leases.claim(feed, force=force)
+        lease = lease or self.leases.claim(feed, force=force)
         if lease is None:
             return None
         renewed = time.monotonic()

@@ -23,6 +23,7 @@ from monitor.leases import (
     singleton,
 )
 from monitor.sources.polling import PollOutcome
+from monitor.sources.schedule import DueQueue
 from monitor.store.log import EventStore
 from monitor.store.tables import FeedLease, OutboxRow
 
@@ -58,26 +59,28 @@ def test_a_due_feed_is_claimed_once_and_due_again_after_the_gap(store: EventStor
     assert b.claim(FEED) is None  # polled just now: not due
     [row] = b.states()
     due = row.next_due.replace(tzinfo=UTC) - lease.claimed_at
-    assert due == poll_gap(FEED) and timedelta(seconds=48) < due < timedelta(seconds=60)
+    assert FEED.interval <= due <= FEED.interval + timedelta(seconds=6)  # interval + jitter
     assert (row.etag, row.last_items, row.polled_by, row.owner) == ('"e1"', 3, "a", None)
     shift(store, FEED.name, next_due=due)
     again = b.claim(FEED)
     assert again is not None and again.etag == '"e1"'  # validators travel with the lease
 
 
-def test_a_poll_abandoned_mid_way_is_listed_once_its_lease_expires(store: EventStore) -> None:
+def test_a_poll_abandoned_mid_way_heads_the_queue_once_its_lease_expires(
+    store: EventStore,
+) -> None:
     other = FeedConfig(name="other", url="http://127.0.0.1:1/o.xml", interval="60s")
     a = FeedLeases(store, "a", lease_period=timedelta(seconds=30))
+    b = FeedLeases(store, "b", lease_period=timedelta(seconds=30))
     a.ensure([FEED, other])
     done = a.claim(other)
     assert done is not None and a.complete(done, other, PollOutcome(ok=True))
     assert a.claim(FEED) is not None  # ... and then replica "a" dies mid-poll
-    assert a.abandoned() == []  # the lease still runs
+    lease, wait = b.claim_next()
+    assert lease is None and 55 < wait <= 66  # the lease still runs; "other" is due next
     shift(store, FEED.name, lease_until=timedelta(seconds=31))
-    assert a.abandoned() == [FEED.name]  # completed polls never show up
-    taken = FeedLeases(store, "b").claim(FEED)
-    assert taken is not None  # due at once: the abandoned poll never moved next_due on
-    assert FeedLeases(store, "b").abandoned() == []
+    taken, _ = b.claim_next()  # due all along: the abandoned poll never moved next_due on
+    assert taken is not None and taken.feed == FEED.name and taken.owner == "b"
 
 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: EventStore) -> None:
@@ -127,7 +130,7 @@ def test_failures_back_off_exponentially_and_retry_after_is_honoured(store: Even
     assert row.consecutive_failures == 5 and row.last_error_kind == "connect"
     assert row.failing_since is not None
     rounded = [round(g.total_seconds() / 60, 1) for g in gaps]
-    assert rounded[0] < 1 < rounded[1] < rounded[2] < rounded[3]  # ~0.8, 1.8, 3.8, 7.8 min
+    assert rounded[0] <= 1 < rounded[1] < rounded[2] < rounded[3]  # ~1, 2, 4, 8 min
     assert gaps[4] <= timedelta(minutes=10)  # capped
     shift(store, FEED.name, next_due=timedelta(days=1))
     lease = leases.claim(FEED)
@@ -258,26 +261,99 @@ def test_health_alerts_go_through_silences_like_any_alert(store: EventStore) -> 
     assert alert.status == "firing" and alert.channels == ["ops"]
 
 
-def test_due_in_tells_the_poll_queue_about_backoff_and_held_leases(store: EventStore) -> None:
+def test_the_queue_hands_out_the_earliest_due_free_feed_and_says_when_the_next_is_due(
+    store: EventStore,
+) -> None:
+    feeds = [FeedConfig(name=f"q{i}", url=f"http://127.0.0.1:1/{i}.xml") for i in range(3)]
     leases = FeedLeases(store, "me")
-    held = FeedConfig(name="held", url="http://127.0.0.1:1/h.xml", interval="60s")
-    leases.ensure([FEED, held])
-    assert leases.due_in() == {"wire": 0.0, "held": 0.0}
-    lease = leases.claim(FEED)
-    assert lease is not None
+    leases.ensure(feeds)
+    shift(store, "q2", next_due=timedelta(seconds=30))  # the most overdue
+    shift(store, "q0", next_due=timedelta(seconds=20))
+    assert leases.backlog()[0] == 3 and 29 < leases.backlog()[1] < 40
+    first, _ = leases.claim_next()
+    second, _ = leases.claim_next()
+    assert first is not None and second is not None and (first.feed, second.feed) == ("q2", "q0")
     failed = PollOutcome(ok=False, error="503", error_kind="http", retry_after=600)
-    leases.complete(lease, FEED, failed)
-    assert leases.claim(held) is not None
-    due = leases.due_in(["wire", "held"])
-    assert due["held"] is None  # another poll holds it
-    assert due["wire"] is not None and 590 < due["wire"] <= 600  # Retry-After honoured
+    assert leases.complete(first, feeds[2], failed)  # Retry-After: due in 10 minutes
+    third, _ = leases.claim_next()
+    assert third is not None and third.feed == "q1"
+    assert leases.complete(third, feeds[1], PollOutcome(ok=True))
+    nothing, wait = leases.claim_next()  # q0 is held, q1 an interval away, q2 ten minutes
+    assert nothing is None and 590 < wait <= 600 + 60
+    assert leases.backlog() == (0, 0.0)
+
+
+def test_a_poll_requested_while_in_flight_is_due_again_when_it_ends(store: EventStore) -> None:
+    a, b = FeedLeases(store, "a"), FeedLeases(store, "b")
+    a.ensure([FEED])
+    lease, _ = a.claim_next()
+    assert lease is not None
+    assert b.request(FEED.name) and not b.request("no-such-feed")  # `monitor poll` on "b"
+    assert b.claim_next()[0] is None  # still "a"'s
+    assert a.complete(lease, FEED, PollOutcome(ok=True))
+    again, _ = b.claim_next()
+    assert again is not None and again.feed == FEED.name  # due at once, not an interval away
+    assert b.complete(again, FEED, PollOutcome(ok=True))
+    assert a.claim_next()[0] is None  # that request is served: due an interval on
+
+
+def test_a_feed_this_replica_does_not_know_is_parked_not_handed_out(store: EventStore) -> None:
+    gone = FeedConfig(name="gone", url="http://127.0.0.1:1/g.xml")
+    leases = FeedLeases(store, "a", lease_period=timedelta(seconds=30))
+    leases.ensure([FEED, gone])
+    queue = DueQueue(leases, lambda: {FEED.name: FEED}, idle=0.05)
+    taken = queue.take(timeout=1)
+    assert taken is not None and taken[0] == FEED
+    assert queue.take(timeout=0.2) is None  # "gone" was claimed once and parked
+    row = next(r for r in leases.states() if r.feed == "gone")
+    ahead = row.next_due.replace(tzinfo=UTC) - datetime.now(UTC)
+    assert row.owner is None and timedelta(seconds=25) < ahead <= timedelta(seconds=30)
+
+
+def test_a_requested_feed_goes_ahead_of_feeds_merely_due(store: EventStore) -> None:
+    feeds = {f"r{i}": FeedConfig(name=f"r{i}", url=f"http://127.0.0.1:1/{i}.xml") for i in range(3)}
+    leases = FeedLeases(store, "a")
+    leases.ensure(list(feeds.values()))
+    lease = leases.claim(feeds["r2"])
+    assert lease is not None and leases.complete(lease, feeds["r2"], PollOutcome(ok=True))
+    queue = DueQueue(leases, lambda: feeds)
+    assert queue.request("r2") and not queue.request("nope")
+    taken = queue.take(timeout=1)
+    assert taken is not None and taken[0].name == "r2"  # not due, but asked for
+    assert {queue.take(timeout=1)[0].name for _ in range(2)} == {"r0", "r1"}  # type: ignore[index]
+
+
+def test_many_replicas_claiming_at_once_take_each_due_feed_once(store: EventStore) -> None:
+    feeds = [FeedConfig(name=f"m{i:02d}", url=f"http://127.0.0.1:1/{i}.xml") for i in range(40)]
+    FeedLeases(store, "setup").ensure(feeds)
+    taken: list[str] = []
+    tries = [0]
+    barrier = threading.Barrier(6)
+
+    def work(name: str) -> None:
+        leases = FeedLeases(store, name)
+        barrier.wait()
+        while True:
+            lease, _ = leases.claim_next()
+            tries[0] += 1
+            if lease is None:
+                return
+            taken.append(lease.feed)
+
+    threads = [threading.Thread(target=work, args=(f"r{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == [f.name for f in feeds]  # every due feed once, none twice
+    assert tries[0] == len(feeds) + 6  # no losing tries: each claim but the last is a poll
 
 
 def test_a_feed_whose_due_poll_waits_two_intervals_alerts_once_then_recovers(
     store: EventStore,
 ) -> None:
     feed = FeedConfig(name="behind", url="http://x/b.xml", interval="60s")
-    leases, checker = FeedLeases(store, "a"), HealthChecker(store, ["ops"])
+    leases, checker = FeedLeases(store, "a", spread=lambda: 0.0), HealthChecker(store, ["ops"])
     leases.ensure([feed])
     lease = leases.claim(feed)
     assert lease is not None
@@ -332,25 +408,6 @@ def test_a_requested_poll_is_a_due_poll(store: EventStore) -> None:
     # Abandoned mid-way: whoever takes it over finds it due, not an interval away.
     shift(store, FEED.name, lease_until=timedelta(seconds=31))
     assert FeedLeases(store, "b").claim(FEED) is not None
-
-
-def test_a_try_tells_the_queue_when_the_feed_is_due_without_asking_again(
-    store: EventStore,
-) -> None:
-    a, b = FeedLeases(store, "a"), FeedLeases(store, "b")
-    a.ensure([FEED])
-    assert a.told(FEED.name) == (False, None)  # nothing tried yet: ask the database
-    lease = a.claim(FEED)
-    assert lease is not None and a.told(FEED.name) == (False, None)
-    assert b.claim(FEED) is None and b.told(FEED.name) == (True, None)  # held by "a"
-    assert a.complete(lease, FEED, PollOutcome(ok=True))
-    found, due = a.told(FEED.name)
-    database = a.due_in([FEED.name])[FEED.name]
-    assert found and due is not None and database is not None and abs(due - database) < 1
-    assert a.told(FEED.name) == (False, None)  # told once
-    assert b.claim(FEED) is None  # polled just now: not due
-    found, due = b.told(FEED.name)
-    assert found and due is not None and 45 < due <= poll_gap(FEED).total_seconds()
 
 
 def test_many_feeds_lagging_at_once_raise_one_backlog_alert_not_one_each(

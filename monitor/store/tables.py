@@ -228,7 +228,7 @@ class FeedLease(SQLModel, table=True):
     owner: str | None = Field(default=None, max_length=200)
     lease_until: datetime | None = _ts()
     version: int = 0
-    next_due: datetime = _ts(nullable=False)
+    next_due: datetime = _ts(nullable=False, index=True)  # the shared queue of due polls
     etag: str | None = Field(default=None, max_length=500)
     last_modified: str | None = Field(default=None, max_length=100)
     last_polled_at: datetime | None = _ts()
