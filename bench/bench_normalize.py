@@ -13,11 +13,17 @@ watch). Target: < 5 ms.
 script runs for it and for this one by turns, in fresh processes, `--runs` times each, and
 prints each text's best CPU time on both sides and their ratio. Machines shared with other
 work make single figures noisy; runs side by side and by turns are what can be compared.
+It then compares every fact both sides read (all fields, quote and span included) from the
+seed articles (whole and cut), every dev-set passage (with its watch and with none), the
+behavioural suite's generated sentences and the tuning half of the ACLED notes, and prints
+"every fact unchanged" or each text that differs: a change made for speed must not change
+what is read. `--runs 0` compares the facts alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import subprocess
@@ -29,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 WATCH = REPO / "rules" / "watches" / "nagorno-karabakh.yaml"
 DEVSET = REPO.parent / "shared" / "eval" / "devset.jsonl"
+ACLED = REPO.parent / "shared" / "eval" / "acled-2020-05.csv"
 SIZE = 5 * 1024
 
 
@@ -67,6 +74,80 @@ def dev_passages() -> list[tuple[str, dict]]:
         return []
     items = [json.loads(line) for line in DEVSET.read_text(encoding="utf-8").splitlines() if line]
     return [(item["text"], item) for item in items]
+
+
+def fact_texts() -> list[tuple[str, str, object, object]]:
+    """(key, text, watch, published) of every text whose facts must not change: the seeds
+    whole and cut to 5 KB, the dev set with its watch, with none and with the article's
+    date, the behavioural suite's sentences with their watches, and the ACLED notes of the
+    tuning half (the validation half stays unread here too)."""
+    from datetime import datetime
+
+    from monitor.watches import load_watch
+
+    sys.path.insert(1, str(REPO))  # the suite and the split rule: this checkout's, on both sides
+    from bench.eval_extract import half_of, watch_for
+    from tests.behaviour.suite import build, watch_of
+
+    watch = load_watch(WATCH) if WATCH.is_file() else None
+    out: list[tuple[str, str, object, object]] = []
+    for p in sorted(SEEDS.glob("*.txt")):
+        text = p.read_text(encoding="utf-8")
+        out += [(f"seed {p.stem}", text, watch, None), (f"seed {p.stem} bare", text, None, None)]
+    out += [(f"5 KB {name}", text, watch, None) for name, text in articles().items()]
+    for text, item in dev_passages():
+        when = datetime.fromisoformat(item["published"]) if item.get("published") else None
+        out += [
+            (f"dev {item['id']}", text, watch_for(item), None),
+            (f"dev {item['id']} dated", text, watch_for(item), when),
+            (f"dev {item['id']} bare", text, None, None),
+        ]
+    for n, case in enumerate(build()):
+        w = watch_of(case.watch) if case.watch is not None else None
+        out.append((f"suite {n} {case.capability}", case.text, w, None))
+    if ACLED.is_file():
+        with ACLED.open(encoding="utf-8", newline="") as fh:
+            notes = {r["notes"]: r.get("country") or "" for r in csv.DictReader(fh)}
+        out += [
+            (f"acled {n}", note, None, None)
+            for n, (note, country) in enumerate(notes.items())
+            if half_of(country) == "tuning"
+        ]
+    return out
+
+
+def fact_dump(repo: Path) -> dict[str, list]:
+    """Every fact of every text of `fact_texts`, as JSON, read by the `monitor` of `repo`."""
+    sys.path.insert(0, str(repo))
+    from monitor.extract.normalize import extract
+
+    return {
+        key: [f.model_dump(mode="json") for f in extract(text, w, published)]  # type: ignore[arg-type]
+        for key, text, w, published in fact_texts()
+    }
+
+
+def compare_facts(other: Path) -> None:
+    """Print whether this checkout reads exactly the facts `other` reads."""
+    dumps = {}
+    for side, repo in (("this", REPO), ("other", other)):
+        done = subprocess.run(
+            [sys.executable, __file__, "--repo", str(repo), "--facts"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dumps[side] = json.loads(done.stdout)
+    ours, theirs = dumps["this"], dumps["other"]
+    differ = [key for key in theirs if ours.get(key) != theirs[key]]
+    facts = sum(len(v) for v in theirs.values())
+    if not differ and ours.keys() == theirs.keys():
+        print(f"every fact unchanged: {len(theirs)} texts, {facts} facts")
+        return
+    print(f"FACTS CHANGED in {len(differ)} of {len(theirs)} texts ({facts} facts before):")
+    for key in differ[:20]:
+        print(f"  {key}:\n    before {theirs[key]}\n    after  {ours.get(key)}")
+    raise SystemExit(1)
 
 
 def measure(repo: Path, rounds: int) -> dict[str, dict[str, float]]:
@@ -132,11 +213,13 @@ def compare(other: Path, runs: int, rounds: int) -> None:
             )
             for name, row in json.loads(done.stdout).items():
                 best[side][name] = min(best[side].get(name, float("inf")), row["cpu_best"])
-    print(f"best CPU ms over {runs} runs each, by turns: this checkout against {other}")
+    if runs:
+        print(f"best CPU ms over {runs} runs each, by turns: this checkout against {other}")
     for name, ours in best["this"].items():
         theirs = best["other"].get(name)
         if theirs:
             print(f"{name:<24} {theirs:7.3f} ms -> {ours:7.3f} ms   ratio {ours / theirs:.2f}")
+    compare_facts(other)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,12 +229,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=7, help="runs of each side (--against)")
     parser.add_argument("--repo", type=Path, default=REPO, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--facts", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.against:
         compare(args.against.resolve(), args.runs, args.rounds)
         return
     if args.json:
         print(json.dumps(measure(args.repo, args.rounds)))
+        return
+    if args.facts:
+        print(json.dumps(fact_dump(args.repo)))
         return
     sys.path.insert(0, str(args.repo))
     from monitor.extract.normalize import normalize

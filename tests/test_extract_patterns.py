@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from functools import cache
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.extract import lexicon, numbers
-from monitor.extract.gazetteer import _gazetteer_regex, gazetteer, trie_pattern
+from monitor.extract import involvement, lexicon, numbers
+from monitor.extract.gazetteer import _gazetteer_regex, gazetteer, trie_pattern, word_start
 from monitor.extract.sentences import _TERMINAL, lowered
 
 
@@ -135,3 +136,36 @@ VERB_WORDS = sorted({f for v in VERBS for f in lexicon.verb_forms(v.split()[0])}
 def test_verb_patterns_find_what_a_flat_list_of_forms_finds(text: str) -> None:
     shaped = re.compile(lexicon.verb_pattern(VERBS))
     assert _spans(shaped, text) == _spans(re.compile(_plain_verbs(VERBS)), text)
+
+
+# Branches that share a first character, one that begins another, groups, classes and `\w*`.
+ALTERNATION = r"kill\w*|killed|struck|strikes?|us(?:e|es|ed|ing)|defen[cs]e|claims? no role|a|ab"
+ALT_WORDS = ["kill", "killed", "killers", "struck", "strike", "strikes", "use", "using", "used"]
+ALT_WORDS += ["defense", "defence", "claim no role", "claims no role", "a", "ab", "abc"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts(ALT_WORDS))
+def test_a_word_start_alternation_finds_what_the_plain_one_finds(text: str) -> None:
+    plain = re.compile(rf"\b(?:{ALTERNATION})\b")
+    shaped = re.compile(word_start(ALTERNATION) + r"\b")
+    assert _spans(shaped, text) == _spans(plain, text)
+    assert [m.span() for m in shaped.finditer(text, 1)] == [
+        m.span() for m in plain.finditer(text, 1)
+    ]
+
+
+def test_a_word_start_branch_must_open_on_a_literal_character() -> None:
+    for bad in ("(?:a|b)c", "s?ee", "[ab]c", "\\wx", "-x"):
+        with pytest.raises(ValueError):
+            word_start(f"abc|{bad}")
+
+
+ARMS = ["drones", "armoured vehicles", "air defence systems", "himars", "military aid", "arms"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts([*ARMS, "armoured", "vehicle", "system", "the", "E1", "N2"]))
+def test_the_weapons_gate_finds_a_weapon_where_the_weapons_pattern_does(text: str) -> None:
+    plain = re.compile(rf"\b{involvement._ARMS_NOUNS}\b")
+    assert bool(involvement._ARMS_RX.search(text)) == bool(plain.search(text))

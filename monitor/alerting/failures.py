@@ -10,12 +10,11 @@ channels, through the operator's silences like any alert.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.alerting.pending import ALERT_NAMESPACE, Compiled, Route
+from monitor.alerting.pending import Compiled, Route, alert_uuid
 from monitor.alerting.silences import active_silences, silencing
 from monitor.alerting.sinks import Sink
 from monitor.alerting.state import FAILING, GLOBAL, State
@@ -100,7 +99,7 @@ def _failure_alert(c: Compiled, entry: dict[str, str], routes: Sequence[Route]) 
         f"{entry['error']}. The rule is skipped for such events; the other rules go on."
     )
     return AlertRaised(
-        alert_id=str(uuid.uuid5(ALERT_NAMESPACE, key)),
+        alert_id=alert_uuid(key),
         rule=HEALTH_RULE,
         rule_hash=c.digest,
         severity="warning",

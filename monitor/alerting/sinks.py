@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from monitor.alerting.pending import Pending
 from monitor.events import AlertRaised, AlertSuppressed, RuleFailed
-from monitor.notify.outbox import enqueue
+from monitor.notify.outbox import enqueue_many
 from monitor.store.log import EventStore, NewEvent
 
 
@@ -81,7 +81,7 @@ class LogSink:
             if not created or not isinstance(alert, AlertRaised) or alert.alert_id in fresh:
                 continue  # raised before: a replay must not queue it again
             fresh[alert.alert_id] = alert
-            enqueue(session, alert.alert_id, alert.channels, now)
+        enqueue_many(session, [(a.alert_id, a.channels) for a in fresh.values()], now)
         return list(fresh.values())
 
 

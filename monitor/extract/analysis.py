@@ -31,12 +31,17 @@ def contains_any(text: str, needles: Iterable[str]) -> bool:
     return any(map(text.__contains__, needles))
 
 
-# Possessive quantifiers: a token ends where its run of letters or digits ends, so nothing is
-# ever given back, and the regex engine keeps no state to give it back (twice as fast).
-_WORD = re.compile(r"['’]s\b|[A-Za-z]++(?:(?:-|['’](?!s\b))[A-Za-z]++)*+|\d++(?:[.,]\d++)*+|\S")
-# Every character is either space or part of a token, so the spaces before each token and
-# the token itself tile the text.
-_SPACED_WORD = re.compile(r"(\s*+)(" + _WORD.pattern + ")")
+# A token: "'s", a word, a figure, or any other single character. Possessive quantifiers: a
+# token ends where its run of letters or digits ends, so nothing is ever given back, and the
+# regex engine keeps no state to give it back (twice as fast). Every character is either
+# space or part of a token, so the spaces before each token and the token itself tile the
+# text. A word or figure falls in the second group (so does any other single letter or digit:
+# `[^\W_]` is exactly `str.isalnum` of one character), punctuation in the third: `findall`
+# then tells words from punctuation with no Python call per token.
+_SPACED_WORD = re.compile(
+    r"(\s*+)(?:(['’]s\b|[A-Za-z]++(?:(?:-|['’](?!s\b))[A-Za-z]++)*+|\d++(?:[.,]\d++)*+|[^\W_])"
+    r"|(\S))"
+)
 MONTHS = frozenset(
     words(
         "january february march april may june july august september october november december "
@@ -246,19 +251,20 @@ def _tokenise(sent: Sentence, folded: str) -> None:
 def _plain_tokens(folded: str, start: int, end: int, out: list[Token]) -> None:
     """Words and punctuation between actor names and counts, from the folded text (a hot
     loop, kept flat: `findall` with the spaces before each token gives the offsets at a
-    fraction of the cost of match objects)."""
+    fraction of the cost of match objects, and each token is made by `tuple.__new__` rather
+    than the named tuple's own constructor, a Python function)."""
     append = out.append
     punct = _PUNCT_MAP
+    new = tuple.__new__
     pos = start
-    for space, word in _SPACED_WORD.findall(folded, start, end):
+    for space, word, mark in _SPACED_WORD.findall(folded, start, end):
         a = pos + len(space)
-        pos = a + len(word)
-        if word[0].isalnum():
-            append(Token("W", word, a, pos))
-        elif len(word) == 2:
-            append(Token("W", "'s", a, pos))
+        if word:
+            pos = a + len(word)
+            append(new(Token, ("W", word, a, pos, -1)))
         else:
-            append(Token("P", punct.get(word, word), a, pos))
+            pos = a + 1  # punctuation is one character
+            append(new(Token, ("P", punct.get(mark, mark), a, pos, -1)))
 
 
 _PUNCT_MAP = {"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-"}

@@ -122,6 +122,51 @@ def trie_pattern(words: list[str], after_first: str = "") -> str:
     return emit(trie)
 
 
+def word_start(alternation: str) -> str:
+    r"""The regex `\b(?:alternation)`, for an alternation whose every branch opens on a literal
+    letter or digit, in a shape that starts on a literal: the branches grouped by that first
+    character, each group then checking the boundary as a lookbehind (no word character
+    before the first one). A scan then skips straight to the next character that can start a
+    branch instead of trying every position (several times faster). Branches with different
+    first characters never match at one place and the order within a group is kept, so every
+    match is the one the plain alternation finds."""
+    groups: dict[str, list[str]] = {}
+    for branch in _top_branches(alternation):
+        first, rest = branch[:1], branch[1:]
+        if not (first.isascii() and first.isalnum()) or rest[:1] in ("?", "*", "+", "{"):
+            raise ValueError(f"word_start: {branch!r} does not open on a literal character")
+        groups.setdefault(first, []).append(rest)
+    parts = [f"{ch}(?<!\\w.)(?:{'|'.join(rests)})" for ch, rests in groups.items()]
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def _top_branches(alternation: str) -> list[str]:
+    """The branches of a regex alternation: split at each `|` outside groups and classes."""
+    out: list[str] = []
+    depth, start, i, in_class = 0, 0, 0, False
+    while i < len(alternation):
+        ch = alternation[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if alternation[i + 1 : i + 2] == "]":
+                i += 1  # "[]...]": a leading "]" is a member
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            out.append(alternation[start:i])
+            start = i + 1
+        i += 1
+    out.append(alternation[start:])
+    return out
+
+
 @cache
 def gazetteer() -> dict[str, Entry]:
     """Every surface form of the gazetteer; organisations override clashing country forms."""

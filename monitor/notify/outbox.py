@@ -32,13 +32,14 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlmodel import Session, col
 
 from monitor.events import AlertRaised, DeliveryAttempted, DeliveryOutcome, as_utc
@@ -68,26 +69,35 @@ def enqueue(
     last_error: str | None = None,
 ) -> None:
     """Queue one delivery of ``alert_id`` per channel, due at ``at``, in the caller's
-    transaction (the one that appended the alert): the only place an outbox row is made.
+    transaction (the one that appended the alert).
 
     ``kind="report"`` queues a health report about the given-up delivery in row ``ref``;
     ``status``, ``attempts`` and ``last_error`` let ``monitor outbox rebuild`` restore rows
     as the log last saw them.
     """
-    for channel in channels:
-        session.add(
-            OutboxRow(
-                alert_id=alert_id,
-                channel=channel,
-                kind=kind,
-                ref=ref,
-                status=status,
-                attempts=attempts,
-                last_error=last_error,
-                next_attempt_at=at,
-                created_at=at,
-            )
-        )
+    row = {"kind": kind, "ref": ref, "status": status, "attempts": attempts}
+    enqueue_many(session, [(alert_id, channels)], at, **row, last_error=last_error)
+
+
+def enqueue_many(
+    session: Session,
+    alerts: Iterable[tuple[str, Sequence[str]]],
+    at: datetime,
+    **fields: Any,
+) -> None:
+    """Queue ``(alert id, channels)`` deliveries (``enqueue``'s ``fields``) in one statement:
+    the only place an outbox row is made. Rows are inserted as plain values, in order (the
+    evaluator queues a batch's alerts at once: one model object a row cost more than the
+    alert)."""
+    base = {"next_attempt_at": at, "created_at": at, "kind": "alert", "ref": None}
+    base |= {"status": "pending", "attempts": 0, "last_error": None, **fields}
+    rows = [
+        {**base, "alert_id": alert_id, "channel": channel}
+        for alert_id, channels in alerts
+        for channel in channels
+    ]
+    if rows:
+        session.execute(insert(OutboxRow), rows)
 
 
 class RetryPolicy(BaseModel):
