@@ -229,7 +229,7 @@ class _Article:
         self.events: list[NewEvent] = []
         self.result: IngestResult | None = None
         self.failed_at: str | None = None  # the stage that failed, before any text was read
-        self.stored_yet = False  # set by the writer, under its lock, once appended or refused
+        self.stored_yet = threading.Event()  # set by the writer once appended or refused
         self.refused: Exception | None = None  # why the log refused it, even alone
         self.error: BaseException | None = None  # the writer failed: the poll fails with it
 
@@ -336,7 +336,12 @@ class LogWriter:
 
     Polls hand articles over with ``submit`` and ``wait`` for them at the end of the poll,
     so fetching and reading go on while the log is busy (with another group, or with the
-    projections' transactions). Thread-safe; the thread starts with the first article."""
+    projections' transactions). Thread-safe; the thread starts with the first article.
+
+    Each wake-up goes to whom it concerns: the writer when articles arrive, the polls
+    waiting for room when a group leaves the queue, a poll when its own articles are stored
+    (one condition for all of them woke every poll thread at each of those, several times an
+    article)."""
 
     def __init__(
         self, store: EventStore, *, group: int = GROUP_ARTICLES, queue: int = WRITER_QUEUE
@@ -345,56 +350,57 @@ class LogWriter:
         self.group = max(1, group)
         self.limit = max(self.group, queue)
         self._waiting: deque[_Article] = deque()
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer waits here for articles
+        self._room = threading.Condition(self._lock)  # submitters wait here for room
         self._thread: threading.Thread | None = None
         self._closed = False
 
     def submit(self, article: _Article) -> _Article:
         """Queue ``article`` (waiting while the queue is full); returns it."""
-        with self._changed:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("the log writer is closed")
             while len(self._waiting) >= self.limit:
-                self._changed.wait()
+                self._room.wait()
             self._waiting.append(article)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="log writer", daemon=True)
                 self._thread.start()
-            self._changed.notify_all()
+            self._work.notify()
         return article
 
     def wait(self, articles: Sequence[_Article]) -> None:
         """Until each of ``articles`` is stored or refused."""
-        with self._changed:
-            self._changed.wait_for(lambda: all(a.stored_yet for a in articles))
+        for article in articles:
+            article.stored_yet.wait()
 
     def close(self) -> None:
         """Store what is queued, then stop the thread."""
-        with self._changed:
+        with self._lock:
             self._closed = True
-            self._changed.notify_all()
+            self._work.notify()
             thread = self._thread
         if thread is not None:
             thread.join()
 
     def _run(self) -> None:
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._waiting or self._closed)
+            with self._lock:
+                while not self._waiting and not self._closed:
+                    self._work.wait()
                 if not self._waiting:
                     return  # closed, and nothing left
                 n = min(self.group, len(self._waiting))
                 group = [self._waiting.popleft() for _ in range(n)]
-                self._changed.notify_all()  # room in the queue
+                self._room.notify(n)  # room in the queue for as many
             try:
                 self._append(group)
             except BaseException as exc:  # never leave a poll waiting for a dead writer
                 for article in group:
                     article.error = article.error or exc
-            with self._changed:
-                for article in group:
-                    article.stored_yet = True
-                self._changed.notify_all()
+            for article in group:
+                article.stored_yet.set()
 
     def _append(self, group: list[_Article]) -> None:
         try:

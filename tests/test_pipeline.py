@@ -252,6 +252,33 @@ def test_group_size_changes_the_transactions_not_the_log(tmp_path: Path) -> None
     assert logs[0] == logs[1] == logs[2]
 
 
+def test_polls_sharing_a_full_writer_queue_each_get_their_own_articles_stored(
+    store: EventStore,
+) -> None:
+    """Three polls at once through a writer whose queue holds two articles: submitters wait
+    for room, and each poll returns once its own articles are stored, all of them whole."""
+    writer = LogWriter(store, group=2, queue=2)
+    done: dict[int, bool] = {}
+    with TestServer() as server:
+        items = serve_articles(server, 12)
+
+        def run(k: int) -> None:
+            polled = ingest_items(store, items[k::3], [WATCH], limits=LOCAL_LIMITS, writer=writer)
+            stored = {e.stream for e in store.read() if isinstance(e.data, ArticleExtracted)}
+            done[k] = polled.complete and all(
+                f"article:{i.article_id}" in stored for i in items[k::3]
+            )
+
+        polls = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+        for poll in polls:
+            poll.start()
+        for poll in polls:
+            poll.join(120)
+    writer.close()
+    assert done == {0: True, 1: True, 2: True}
+    assert len({e.stream for e in store.read()}) == 12
+
+
 def test_an_article_is_not_held_back_for_a_group(store: EventStore) -> None:
     """Nothing waits for a group to fill: with the log free, an article is stored as soon
     as it is read, while the poll still waits for its next page."""

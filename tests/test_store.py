@@ -427,12 +427,18 @@ def test_effects_in_a_later_batch_inherit_a_cause_from_an_earlier_one(db_url: st
 
 
 def test_event_ids_are_name_based_uuids_of_the_keys() -> None:
+    import hashlib
     import uuid
 
     from monitor.store.log import EVENT_NAMESPACE, event_id_for
 
     for key in ("discovered:a1", "", "ü" * 300, "fact:nk:t1:0:casualties"):
         assert event_id_for(key) == str(uuid.uuid5(EVENT_NAMESPACE, key))
+    # Enough keys that the digit carrying the variant bits takes each of its 16 values.
+    keys = [f"fact:nk:{n:x}:{n % 7}:casualties" for n in range(500)]
+    digits = {hashlib.sha1(EVENT_NAMESPACE.bytes + k.encode()).hexdigest()[16] for k in keys}
+    assert len(digits) == 16
+    assert all(event_id_for(k) == str(uuid.uuid5(EVENT_NAMESPACE, k)) for k in keys)
 
 
 def test_rows_written_by_the_orm_read_back_the_same(db_url: str) -> None:

@@ -120,17 +120,18 @@ class AppendResult(BaseModel):
 
 
 def event_id_for(idempotency_key: str | None) -> str:
-    """``str(uuid5(EVENT_NAMESPACE, key))``, computed without building UUID objects (twice as
-    fast, and appends compute one per event); a random id for an event without a key."""
+    """``str(uuid5(EVENT_NAMESPACE, key))``, computed on the SHA-1's hex digits (appends
+    compute one per event: 2.5 us, against 5 us through the digest's bytes and 10 us through
+    UUID objects); a random id for an event without a key. The version digit is 5, and the
+    variant bits (10) replace the top two of the first digit of the fourth group."""
     if idempotency_key is None:
         return str(uuid.uuid4())
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + idempotency_key.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NAMESPACE_BYTES + idempotency_key.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
+# A hex digit with its top two bits set to the RFC 4122 variant (10).
+_VARIANT = {d: format(int(d, 16) & 0x3 | 0x8, "x") for d in "0123456789abcdef"}
 _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 
 
