@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from hashlib import sha1
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,21 +29,15 @@ from monitor.alerting.templates import (
     render,
 )
 from monitor.events import AlertRaised, AlertSuppressed, Evidence, FactReported, RulesTicked, as_utc
-from monitor.store.log import StoredEvent
+from monitor.store.log import StoredEvent, uuid5_text
 
 ALERT_NAMESPACE = uuid.UUID("a7c3e0d2-5f4b-4e8a-8d2c-1b9e6f3a0c55")
 _NAMESPACE_BYTES = ALERT_NAMESPACE.bytes
 
 
 def alert_uuid(text: str) -> str:
-    """``str(uuid.uuid5(ALERT_NAMESPACE, text))``, the same bits and text, without building a
-    ``UUID`` (its checks and its ``str`` cost twice the hash; every alert and suppression
-    has an id)."""
-    n = int.from_bytes(sha1(_NAMESPACE_BYTES + text.encode()).digest()[:16], "big")
-    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
-    n = (n & ~(0xF000 << 64)) | (5 << 76)  # version 5
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """``str(uuid.uuid5(ALERT_NAMESPACE, text))``: every alert and suppression has one."""
+    return uuid5_text(_NAMESPACE_BYTES, text)
 
 
 class Route(BaseModel):

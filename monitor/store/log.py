@@ -119,20 +119,25 @@ class AppendResult(BaseModel):
         return [e for e, c in zip(self.events, self.created, strict=True) if c]
 
 
-def event_id_for(idempotency_key: str | None) -> str:
-    """``str(uuid5(EVENT_NAMESPACE, key))``, computed on the SHA-1's hex digits (appends
-    compute one per event: 2.5 us, against 5 us through the digest's bytes and 10 us through
-    UUID objects); a random id for an event without a key. The version digit is 5, and the
-    variant bits (10) replace the top two of the first digit of the fourth group."""
-    if idempotency_key is None:
-        return str(uuid.uuid4())
-    h = hashlib.sha1(_NAMESPACE_BYTES + idempotency_key.encode()).hexdigest()
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """``str(uuid.uuid5(UUID(bytes=namespace), name))``, computed on the SHA-1's hex digits
+    (2.5 us, against 5 us through the digest's bytes and 10 us through UUID objects): every
+    appended event and every alert has such an id. The version digit is 5, and the variant
+    bits (10) replace the top two of the first digit of the fourth group."""
+    h = hashlib.sha1(namespace + name.encode()).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 # A hex digit with its top two bits set to the RFC 4122 variant (10).
 _VARIANT = {d: format(int(d, 16) & 0x3 | 0x8, "x") for d in "0123456789abcdef"}
 _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
+def event_id_for(idempotency_key: str | None) -> str:
+    """The event id an idempotency key derives (uuid5), or a random one for an event without."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return uuid5_text(_NAMESPACE_BYTES, idempotency_key)
 
 
 def row_fields(row: EventRow) -> dict[str, Any]:
