@@ -330,6 +330,8 @@ class Daemon:
                     self.runtime.leases.release(lease)  # still due: for whoever runs next
                     return None
                 run = self.runtime.run_feed(feed, lease=lease, stopping=self.stopping.is_set)
+                if run is None:  # not with a lease given; the type allows it
+                    return None
                 self._report(run)
                 if any(r.new_events for r in run.results):
                     self.news.set()

@@ -246,7 +246,7 @@ class FeedLeases:
     def _wait_statement(self) -> Any:
         t, now = LEASES, self._now()
         if self.postgres:
-            seconds = func.extract("epoch", func.min(t.c.next_due) - now)
+            seconds: ColumnElement[Any] = func.extract("epoch", func.min(t.c.next_due) - now)
         else:
             seconds = (func.julianday(func.min(t.c.next_due)) - func.julianday(now)) * 86400.0
         return select(seconds).where(self._free(now))
@@ -290,7 +290,7 @@ class FeedLeases:
     def _backlog_statement(self) -> Any:
         t, now = LEASES, self._now()
         if self.postgres:
-            age = func.extract("epoch", now - func.min(t.c.next_due))
+            age: ColumnElement[Any] = func.extract("epoch", now - func.min(t.c.next_due))
         else:
             age = (func.julianday(now) - func.julianday(func.min(t.c.next_due))) * 86400.0
         return select(func.count(), age).where(t.c.next_due <= now, self._free(now))
