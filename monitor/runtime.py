@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -235,7 +236,17 @@ class Runtime:
             self.metrics.events_appended.inc(outcome.appended)
             done = self.ingest_all(sorted(items, key=publication_order), proceed, histories)
             outcome.complete = outcome.complete and done.complete
-        except BaseException:
+        except Exception as exc:
+            # A bug or a database error: recorded as the poll's failure, so the feed backs off
+            # like any failing one. Released instead, it would be due at once, and the shared
+            # queue would hand the same feed out again in a loop.
+            failed = PollOutcome(
+                ok=False, error=f"{type(exc).__name__}: {exc}", error_kind="internal"
+            )
+            with suppress(Exception):  # the database itself may be what failed
+                self.leases.complete(lease, feed, failed)
+            raise
+        except BaseException:  # asked to exit: still due, for whoever runs next
             self.leases.release(lease)
             raise
         recorded = self.leases.complete(lease, feed, outcome)

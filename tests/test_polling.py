@@ -153,3 +153,31 @@ def test_a_daemon_poll_reads_its_articles_histories_once(
         assert reads == [2, 2]
     finally:
         runtime.close()
+
+
+def test_a_poll_that_raises_backs_off_instead_of_being_due_again_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error inside a poll counts as the feed's failure: released still due,
+    the shared queue would hand the same feed out again and again."""
+    feed = FeedConfig(name="wire", url=write_feed(tmp_path / "feeds").resolve().as_uri())
+    runtime = Runtime(Settings(db=f"sqlite:///{tmp_path / 'd.db'}", rules_dir=RULES, feeds=[feed]))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the poll")
+
+    monkeypatch.setattr(polling, "poll", broken)
+    try:
+        runtime.leases.ensure([feed])
+        lease = runtime.leases.claim(feed)
+        assert lease is not None
+        with pytest.raises(RuntimeError, match="a bug in the poll"):
+            runtime.run_feed(feed, lease=lease)
+        assert runtime.leases.claim(feed) is None  # not due again at once
+        with runtime.store.read_session() as session:
+            row = session.get(FeedLease, feed.name)
+        assert row is not None and row.owner is None
+        assert row.consecutive_failures == 1 and row.last_error_kind == "internal"
+        assert "a bug in the poll" in (row.last_error or "")
+    finally:
+        runtime.close()
