@@ -84,10 +84,11 @@ class Metrics:
         )
 
     def watch_queue(self, backlog: Callable[[], Backlog]) -> None:
-        """The poll queue's backlog, read at scrape time: this replica's own numbers."""
+        """The shared poll queue's backlog as this replica last read it (the same queue for every
+        replica, so each reports the same numbers)."""
         Gauge(
             "monitor_poll_queue_due",
-            "Feeds due for a poll on this replica and not yet started",
+            "Feeds due for a poll and not yet started (the queue all replicas share)",
             registry=self.registry,
         ).set_function(lambda: backlog().depth)
         Gauge(
