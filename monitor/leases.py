@@ -283,8 +283,8 @@ class FeedLeases:
         """Feeds due now that nobody holds, and how long the oldest of them has been due:
         the shared queue's backlog, the same for every replica."""
         stmt = self._statement(("backlog",), self._backlog_statement)
-        with self.store.transaction() as session:
-            depth, oldest = session.connection().execute(stmt, self._params()).one()
+        with self.store.read_connection() as connection:  # a read: no write turn taken
+            depth, oldest = connection.execute(stmt, self._params()).one()
         return int(depth or 0), max(0.0, float(oldest or 0.0))
 
     def _backlog_statement(self) -> Any:

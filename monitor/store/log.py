@@ -384,7 +384,7 @@ class EventStore:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """One read transaction on SQLAlchemy Core alone, for fixed SQL (``exec_driver_sql``):
+        """One read transaction on SQLAlchemy Core alone, for Core statements and fixed SQL:
         what ``read_session`` gives, without importing the ORM, for reads that must start
         fast (`monitor status`). On SQLite it never waits for, or blocks, a writer."""
         with self._reader.connect() as connection, connection.begin():
